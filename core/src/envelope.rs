@@ -1,0 +1,472 @@
+//! The event envelope: what a client sends ([`NewEvent`], after validation) and what is
+//! stored and delivered ([`EventEnvelope`]).
+//!
+//! A client sets eventType, aggregateType/Id, payload and optionally eventId, eventVersion,
+//! occurredAt, metadata and expectedSequence. The server sets domain (from the catalog),
+//! sequence (from the store), recordedAt, metadata.tenantId (from the caller's identity) and
+//! defaults correlationId to the eventId. Follow-on events of handlers are built through the
+//! same path ([`NewEvent::follow_on`]), so they are validated like anything a client sends.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::catalog;
+use crate::error::{CoreError, ErrorCode};
+use crate::schema::{is_safe_id, validate_object};
+
+/// Longest aggregate type and id, tenant and metadata ids: they all go into table keys.
+pub const MAX_ID_LEN: usize = 128;
+pub const MAX_TYPE_LEN: usize = 64;
+
+/// A stored event, exactly as it is written to the history table and delivered to handlers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: u32,
+    pub domain: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: u64,
+    #[serde(with = "rfc3339")]
+    pub occurred_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub recorded_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub correlation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub tenant_id: String,
+}
+
+impl EventEnvelope {
+    /// The key of this event's stream: one tenant's one aggregate.
+    pub fn stream(&self) -> StreamId<'_> {
+        StreamId {
+            tenant_id: &self.metadata.tenant_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+        }
+    }
+
+    pub fn payload_str(&self, field: &str) -> Option<&str> {
+        self.payload.get(field).and_then(Value::as_str)
+    }
+}
+
+/// Identifies one aggregate's stream within a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId<'a> {
+    pub tenant_id: &'a str,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+}
+
+impl StreamId<'_> {
+    /// `tenant#Type#id`; unambiguous because none of the parts may contain `#`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}#{}#{}",
+            self.tenant_id, self.aggregate_type, self.aggregate_id
+        )
+    }
+
+    /// An SQS FIFO MessageGroupId (at most 128 characters): the key itself when it fits,
+    /// else a hash of it. One group per aggregate keeps delivery in sequence order.
+    pub fn message_group(&self) -> String {
+        let key = self.key();
+        if key.len() <= 128 {
+            key
+        } else {
+            format!("h:{}", hex(&Sha256::digest(key.as_bytes())))
+        }
+    }
+}
+
+/// A validated event that is not stored yet: everything but `sequence` and `recordedAt`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    /// The client chose the eventId, so a resend must be recognised as one.
+    pub client_event_id: bool,
+    pub event_type: String,
+    pub event_version: u32,
+    pub domain: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Metadata,
+    /// The aggregate's last sequence the client expects before this event (0: new aggregate).
+    pub expected_sequence: Option<u64>,
+    /// SHA-256 of the client-supplied content: equal fingerprints mean "the same event".
+    pub fingerprint: String,
+}
+
+/// Who is writing, and when: the server's part of every new event.
+#[derive(Debug, Clone)]
+pub struct WriteContext<'a> {
+    pub tenant_id: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// Validate one client event (a JSON object). `new_id` supplies an eventId when the
+    /// client gave none. Errors carry the field path relative to the event.
+    pub fn from_json(
+        raw: &Value,
+        ctx: &WriteContext<'_>,
+        new_id: &mut dyn FnMut() -> Uuid,
+    ) -> Result<NewEvent, CoreError> {
+        let obj = raw.as_object().ok_or_else(|| {
+            CoreError::with_code(
+                ErrorCode::MalformedJson,
+                None,
+                "an event must be a JSON object",
+            )
+        })?;
+        const ALLOWED: &[&str] = &[
+            "eventId",
+            "eventType",
+            "eventVersion",
+            "aggregateType",
+            "aggregateId",
+            "occurredAt",
+            "payload",
+            "metadata",
+            "expectedSequence",
+        ];
+        const SERVER_SET: &[&str] = &["domain", "sequence", "recordedAt"];
+        if let Some(k) = obj.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
+            let why = if SERVER_SET.contains(&k.as_str()) {
+                "is set by the server and must not be sent".to_string()
+            } else {
+                format!("unknown field; allowed: {}", ALLOWED.join(", "))
+            };
+            return Err(CoreError::invalid(k.clone(), why));
+        }
+
+        let event_type_raw = req_str(obj, "eventType")?;
+        if !catalog::is_event_type_name(event_type_raw) {
+            return Err(CoreError::invalid(
+                "eventType",
+                "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
+            ));
+        }
+        let spec = catalog::lookup(event_type_raw).ok_or_else(|| {
+            CoreError::with_code(
+                ErrorCode::UnknownEventType,
+                Some("eventType".into()),
+                format!("{event_type_raw} is not in the event catalog"),
+            )
+        })?;
+
+        let (event_id, client_event_id) = match obj.get("eventId") {
+            None | Some(Value::Null) => (new_id(), false),
+            Some(Value::String(s)) => (
+                Uuid::parse_str(s).map_err(|_| CoreError::invalid("eventId", "must be a UUID"))?,
+                true,
+            ),
+            Some(_) => return Err(CoreError::invalid("eventId", "must be a UUID string")),
+        };
+        let event_version = match obj.get("eventVersion") {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    CoreError::invalid("eventVersion", "must be an integer from 1 to 1000")
+                })? as u32,
+        };
+
+        let aggregate_type = req_str(obj, "aggregateType")?;
+        if !is_safe_id(aggregate_type, MAX_TYPE_LEN) {
+            return Err(CoreError::invalid(
+                "aggregateType",
+                "must be 1-64 characters from A-Z a-z 0-9 . _ : -",
+            ));
+        }
+        let aggregate_id = req_str(obj, "aggregateId")?;
+        if !is_safe_id(aggregate_id, MAX_ID_LEN) {
+            return Err(CoreError::invalid(
+                "aggregateId",
+                "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
+            ));
+        }
+        if aggregate_type != spec.aggregate_type {
+            return Err(CoreError::with_code(
+                ErrorCode::AggregateMismatch,
+                Some("aggregateType".into()),
+                format!(
+                    "{} events belong to aggregateType {}",
+                    spec.event_type, spec.aggregate_type
+                ),
+            ));
+        }
+
+        let occurred_at = match obj.get("occurredAt") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|d| d.with_timezone(&Utc))
+                    .ok_or_else(|| {
+                        CoreError::invalid("occurredAt", "must be an RFC 3339 timestamp")
+                    })?,
+            ),
+        };
+
+        let payload = validate_object(
+            obj.get("payload").unwrap_or(&Value::Null),
+            spec.fields,
+            "payload",
+        )
+        .map_err(|e| match obj.get("payload") {
+            None | Some(Value::Null) => CoreError::invalid("payload", "is required"),
+            _ => e,
+        })?;
+        if payload.get(spec.aggregate_id_field).and_then(Value::as_str) != Some(aggregate_id) {
+            return Err(CoreError::with_code(
+                ErrorCode::AggregateMismatch,
+                Some("aggregateId".into()),
+                format!(
+                    "must equal payload.{} for {} events",
+                    spec.aggregate_id_field, spec.event_type
+                ),
+            ));
+        }
+
+        let client_meta = parse_metadata(obj.get("metadata"))?;
+        let expected_sequence = match obj.get("expectedSequence") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                CoreError::invalid("expectedSequence", "must be a non-negative integer")
+            })?),
+        };
+
+        let payload = Value::Object(payload);
+        let fingerprint = fingerprint(&json!({
+            "eventId": event_id,
+            "eventType": spec.event_type,
+            "eventVersion": event_version,
+            "aggregateType": aggregate_type,
+            "aggregateId": aggregate_id,
+            "occurredAt": occurred_at.map(|d| format_time(&d)),
+            "payload": payload,
+            "metadata": client_meta,
+        }));
+        let metadata = Metadata {
+            user_id: client_meta
+                .get("userId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            correlation_id: client_meta
+                .get("correlationId")
+                .and_then(Value::as_str)
+                .map_or_else(|| event_id.to_string(), str::to_string),
+            causation_id: client_meta
+                .get("causationId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            source: client_meta
+                .get("source")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            tenant_id: ctx.tenant_id.to_string(),
+        };
+        Ok(NewEvent {
+            event_id,
+            client_event_id,
+            event_type: spec.event_type.to_string(),
+            event_version,
+            domain: spec.domain.to_string(),
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            occurred_at: occurred_at.unwrap_or(ctx.now),
+            payload,
+            metadata,
+            expected_sequence,
+            fingerprint,
+        })
+    }
+
+    /// Build a handler's follow-on event. Its eventId is derived from the handler, the
+    /// source event and the follow-on's position, so a handler that runs twice for the same
+    /// event produces the same ids and the store keeps one copy. Correlation is inherited,
+    /// causation is the source event.
+    pub fn follow_on(
+        source: &EventEnvelope,
+        handler: &str,
+        index: usize,
+        follow: &FollowOn,
+        now: DateTime<Utc>,
+    ) -> Result<NewEvent, CoreError> {
+        let event_id = follow_on_id(handler, source.event_id, index);
+        let mut meta = Map::new();
+        meta.insert(
+            "correlationId".into(),
+            source.metadata.correlation_id.clone().into(),
+        );
+        meta.insert("causationId".into(), source.event_id.to_string().into());
+        meta.insert("source".into(), handler.into());
+        if let Some(u) = &source.metadata.user_id {
+            meta.insert("userId".into(), u.clone().into());
+        }
+        let raw = json!({
+            "eventId": event_id,
+            "eventType": follow.event_type,
+            "aggregateType": follow.aggregate_type,
+            "aggregateId": follow.aggregate_id,
+            // Derived from the source, not the clock, so a re-run is byte-identical.
+            "occurredAt": format_time(&source.occurred_at),
+            "payload": follow.payload,
+            "metadata": meta,
+        });
+        let ctx = WriteContext {
+            tenant_id: &source.metadata.tenant_id,
+            now,
+        };
+        NewEvent::from_json(&raw, &ctx, &mut || event_id)
+            .map_err(|e| e.at(&format!("followOn[{}:{}]", handler, follow.event_type)))
+    }
+
+    /// The stored form, once the store has assigned a sequence.
+    pub fn into_envelope(self, sequence: u64, recorded_at: DateTime<Utc>) -> EventEnvelope {
+        EventEnvelope {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            domain: self.domain,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence,
+            occurred_at: self.occurred_at,
+            recorded_at,
+            payload: self.payload,
+            metadata: self.metadata,
+        }
+    }
+
+    pub fn stream(&self) -> StreamId<'_> {
+        StreamId {
+            tenant_id: &self.metadata.tenant_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+        }
+    }
+}
+
+/// What a domain handler asks to be appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowOn {
+    pub event_type: &'static str,
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub payload: Value,
+}
+
+/// Namespace for name-based (v5) ids of follow-on events and derived entities.
+pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6e64_696e_676f_7320_6576_656e_7473);
+
+/// Deterministic id for the `index`-th follow-on of `handler` on `source`.
+pub fn follow_on_id(handler: &str, source: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("{handler}/{source}/{index}").as_bytes(),
+    )
+}
+
+/// Deterministic id for a derived entity (a schedule, a document) named by `parts`.
+pub fn derived_id(parts: &[&str]) -> Uuid {
+    Uuid::new_v5(&ID_NAMESPACE, parts.join("/").as_bytes())
+}
+
+fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, CoreError> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(CoreError::invalid(field, "is required")),
+        Some(_) => Err(CoreError::invalid(field, "must be a string")),
+    }
+}
+
+fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
+    const FIELDS: &[&str] = &["userId", "correlationId", "causationId", "source"];
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(CoreError::invalid("metadata", "must be a JSON object")),
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        let at = format!("metadata.{k}");
+        if k == "tenantId" {
+            return Err(CoreError::invalid(
+                at,
+                "is set by the server from the caller's identity",
+            ));
+        }
+        if !FIELDS.contains(&k.as_str()) {
+            return Err(CoreError::invalid(
+                at,
+                format!("unknown field; allowed: {}", FIELDS.join(", ")),
+            ));
+        }
+        match v {
+            Value::Null => {}
+            Value::String(s) if is_safe_id(s, MAX_ID_LEN) => {
+                out.insert(k.clone(), v.clone());
+            }
+            _ => {
+                return Err(CoreError::invalid(
+                    at,
+                    "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn fingerprint(v: &Value) -> String {
+    // serde_json's Map is ordered by key, so this serialisation is canonical.
+    hex(&Sha256::digest(v.to_string().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 3339 in UTC with as many fraction digits as needed, so parse and print round-trip.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,37 @@
+//! Domain handlers: pure functions from an event and its aggregate's history to follow-on
+//! events, or a [`CoreError::Rejected`] when a business rule refuses the event.
+//!
+//! A handler never sees SQS, DynamoDB or a clock it did not get as an argument. The generic
+//! SQS batch runner in the adapters decodes messages, loads the history, calls
+//! [`DomainHandler::handle`] and appends what it returns.
+
+pub mod payment;
+
+use crate::envelope::{EventEnvelope, FollowOn};
+use crate::error::CoreError;
+
+pub trait DomainHandler: Send + Sync {
+    /// Unique name, used for idempotency records and follow-on ids.
+    fn name(&self) -> &'static str;
+    /// The domain whose queue feeds this handler.
+    fn domain(&self) -> &'static str;
+    /// Event types this handler receives.
+    fn subscriptions(&self) -> &'static [&'static str];
+    /// React to `event`. `history` is the event's own aggregate stream up to and including
+    /// the event, so a re-run sees exactly what the first run saw.
+    fn handle(
+        &self,
+        event: &EventEnvelope,
+        history: &[EventEnvelope],
+    ) -> Result<Vec<FollowOn>, CoreError>;
+}
+
+/// Every built-in handler.
+pub fn all() -> Vec<&'static dyn DomainHandler> {
+    vec![&payment::PaymentHandler]
+}
+
+/// Handlers of one domain.
+pub fn for_domain(domain: &str) -> Vec<&'static dyn DomainHandler> {
+    all().into_iter().filter(|h| h.domain() == domain).collect()
+}

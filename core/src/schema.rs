@@ -1,0 +1,295 @@
+//! Declarative payload schemas.
+//!
+//! Each event type lists its payload fields with a [`FieldKind`]. One generic validator
+//! checks them, reports the exact JSON path of the first problem, and returns the payload
+//! normalised (money as `"123.45"`, rates as exact decimal strings), so what is stored is
+//! canonical and handlers read it back without re-validating. The same description is
+//! exported as JSON Schema for documentation.
+
+use chrono::{DateTime, NaiveDate};
+use serde_json::{json, Map, Value};
+
+use crate::error::CoreError;
+use crate::money::{decimal_from_json, round_cents, Rate};
+
+/// What a payload field may hold.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldKind {
+    /// Non-empty text up to `max` characters.
+    Text {
+        max: usize,
+    },
+    /// An identifier: 1-128 characters of `A-Z a-z 0-9 . _ : -`.
+    Id,
+    /// Money, at most two decimals; `positive` refuses zero and negatives, otherwise only
+    /// negatives are refused.
+    Money {
+        positive: bool,
+    },
+    /// An annual percentage rate, 0 to 100, at most six decimals.
+    Rate,
+    /// A whole number in `min..=max`.
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    /// One of a fixed set of strings.
+    OneOf(&'static [&'static str]),
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An RFC 3339 timestamp.
+    DateTime,
+    Bool,
+    /// Any JSON object (free-form details).
+    Object,
+    /// A list of objects, each with the given fields; at most `max` items.
+    List {
+        item: &'static [FieldSpec],
+        max: usize,
+    },
+}
+
+/// One payload field.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub kind: FieldKind,
+    pub required: bool,
+}
+
+/// A required field.
+pub const fn req(name: &'static str, kind: FieldKind) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+/// An optional field (absent or null).
+pub const fn opt(name: &'static str, kind: FieldKind) -> FieldSpec {
+    FieldSpec {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+pub const ID: FieldKind = FieldKind::Id;
+pub const TEXT: FieldKind = FieldKind::Text { max: 1000 };
+pub const MONEY: FieldKind = FieldKind::Money { positive: false };
+pub const POSITIVE_MONEY: FieldKind = FieldKind::Money { positive: true };
+pub const DATETIME: FieldKind = FieldKind::DateTime;
+pub const DATE: FieldKind = FieldKind::Date;
+
+/// True for identifiers that are safe in keys, queue group ids and URLs.
+pub fn is_safe_id(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Validate `value` as an object with `fields`; unknown fields are refused so typos surface.
+/// Returns the normalised object. `path` is the JSON path used in errors (e.g. `payload`).
+pub fn validate_object(
+    value: &Value,
+    fields: &[FieldSpec],
+    path: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| CoreError::invalid(path, "must be a JSON object"))?;
+    if let Some(unknown) = obj.keys().find(|k| !fields.iter().any(|f| f.name == *k)) {
+        let allowed: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        return Err(CoreError::invalid(
+            format!("{path}.{unknown}"),
+            format!("unknown field; allowed: {}", allowed.join(", ")),
+        ));
+    }
+    let mut out = Map::new();
+    for f in fields {
+        let at = format!("{path}.{}", f.name);
+        match obj.get(f.name) {
+            None | Some(Value::Null) if f.required => {
+                return Err(CoreError::invalid(at, "is required"))
+            }
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                out.insert(f.name.to_string(), validate_field(v, f.kind, &at)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn validate_field(v: &Value, kind: FieldKind, at: &str) -> Result<Value, CoreError> {
+    let bad = |msg: String| CoreError::invalid(at, msg);
+    match kind {
+        FieldKind::Text { max } => match v.as_str() {
+            Some(s) if !s.trim().is_empty() && s.chars().count() <= max => Ok(v.clone()),
+            Some(_) => Err(bad(format!(
+                "must be non-empty text of at most {max} characters"
+            ))),
+            None => Err(bad("must be a string".into())),
+        },
+        FieldKind::Id => match v.as_str() {
+            Some(s) if is_safe_id(s, 128) => Ok(v.clone()),
+            _ => Err(bad(
+                "must be an identifier of 1-128 characters from A-Z a-z 0-9 . _ : -".into(),
+            )),
+        },
+        FieldKind::Money { positive } => {
+            let d = decimal_from_json(v, 2).map_err(bad)?;
+            if d.is_sign_negative() && !d.is_zero() {
+                return Err(bad("must not be negative".into()));
+            }
+            if positive && d.is_zero() {
+                return Err(bad("must be greater than zero".into()));
+            }
+            Ok(Value::String(round_cents(d).to_string()))
+        }
+        FieldKind::Rate => {
+            let d = decimal_from_json(v, Rate::MAX_DECIMALS).map_err(bad)?;
+            if d.is_sign_negative() || d > rust_decimal::Decimal::from(100) {
+                return Err(bad("must be a percentage between 0 and 100".into()));
+            }
+            Ok(Value::String(d.normalize().to_string()))
+        }
+        FieldKind::Integer { min, max } => match v.as_i64() {
+            Some(i) if (min..=max).contains(&i) => Ok(v.clone()),
+            _ => Err(bad(format!("must be a whole number from {min} to {max}"))),
+        },
+        FieldKind::OneOf(options) => match v.as_str() {
+            Some(s) if options.contains(&s) => Ok(v.clone()),
+            _ => Err(bad(format!("must be one of: {}", options.join(", ")))),
+        },
+        FieldKind::Date => match v.as_str().map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
+            Some(Ok(_)) => Ok(v.clone()),
+            _ => Err(bad("must be a date YYYY-MM-DD".into())),
+        },
+        FieldKind::DateTime => match v.as_str().map(DateTime::parse_from_rfc3339) {
+            Some(Ok(_)) => Ok(v.clone()),
+            _ => Err(bad("must be an RFC 3339 timestamp".into())),
+        },
+        FieldKind::Bool => match v {
+            Value::Bool(_) => Ok(v.clone()),
+            _ => Err(bad("must be true or false".into())),
+        },
+        FieldKind::Object => match v {
+            Value::Object(_) => Ok(v.clone()),
+            _ => Err(bad("must be a JSON object".into())),
+        },
+        FieldKind::List { item, max } => {
+            let items = v.as_array().ok_or_else(|| bad("must be a list".into()))?;
+            if items.len() > max {
+                return Err(bad(format!("must have at most {max} items")));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| validate_object(it, item, &format!("{at}[{i}]")).map(Value::Object))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+    }
+}
+
+/// JSON Schema (draft 2020-12) of an object with these fields.
+pub fn json_schema(fields: &[FieldSpec]) -> Value {
+    let props: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.name.to_string(), kind_schema(f.kind)))
+        .collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+fn kind_schema(kind: FieldKind) -> Value {
+    match kind {
+        FieldKind::Text { max } => json!({"type": "string", "minLength": 1, "maxLength": max}),
+        FieldKind::Id => json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}),
+        FieldKind::Money { .. } => {
+            json!({"type": ["string", "number"], "pattern": "^-?[0-9]+(\\.[0-9]{1,2})?$", "description": "exact decimal, stored as a string with two decimals"})
+        }
+        FieldKind::Rate => {
+            json!({"type": ["string", "number"], "description": "annual percent, 0-100"})
+        }
+        FieldKind::Integer { min, max } => {
+            json!({"type": "integer", "minimum": min, "maximum": max})
+        }
+        FieldKind::OneOf(options) => json!({"type": "string", "enum": options}),
+        FieldKind::Date => json!({"type": "string", "format": "date"}),
+        FieldKind::DateTime => json!({"type": "string", "format": "date-time"}),
+        FieldKind::Bool => json!({"type": "boolean"}),
+        FieldKind::Object => json!({"type": "object"}),
+        FieldKind::List { item, max } => {
+            json!({"type": "array", "maxItems": max, "items": json_schema(item)})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIELDS: &[FieldSpec] = &[
+        req("loanId", ID),
+        req("amount", POSITIVE_MONEY),
+        opt("note", TEXT),
+        req(
+            "items",
+            FieldKind::List {
+                item: &[req("n", FieldKind::Integer { min: 1, max: 9 })],
+                max: 3,
+            },
+        ),
+    ];
+
+    #[test]
+    fn normalises_money_and_keeps_valid_fields() {
+        let v = json!({"loanId": "L-1", "amount": 12.5, "items": [{"n": 1}]});
+        let out = validate_object(&v, FIELDS, "payload").unwrap();
+        assert_eq!(out["amount"], json!("12.50"));
+        assert!(!out.contains_key("note"));
+    }
+
+    #[test]
+    fn reports_the_path_of_the_first_problem() {
+        let field_of = |v: Value| match validate_object(&v, FIELDS, "payload") {
+            Err(CoreError::Invalid { field, .. }) => field.unwrap(),
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            field_of(json!({"amount": "1", "items": []})),
+            "payload.loanId"
+        );
+        assert_eq!(
+            field_of(json!({"loanId": "L", "amount": "0", "items": []})),
+            "payload.amount"
+        );
+        assert_eq!(
+            field_of(json!({"loanId": "L", "amount": "1", "items": [{"n": 1}, {"n": 10}]})),
+            "payload.items[1].n"
+        );
+        assert_eq!(
+            field_of(json!({"loanId": "L", "amount": "1", "items": [], "typo": 1})),
+            "payload.typo"
+        );
+        assert_eq!(
+            field_of(json!({"loanId": "a b", "amount": "1", "items": []})),
+            "payload.loanId"
+        );
+    }
+
+    #[test]
+    fn schema_export_lists_required_fields() {
+        let s = json_schema(FIELDS);
+        assert_eq!(s["required"], json!(["loanId", "amount", "items"]));
+        assert_eq!(s["properties"]["items"]["maxItems"], json!(3));
+    }
+}
