@@ -1,0 +1,108 @@
+//! Dispatch: DynamoDB stream records to the domain queues that subscribe to them.
+//!
+//! Records arrive in stream order per aggregate. For each inserted event item, the routing
+//! table names the domains; messages are grouped per queue and sent ten at a time. If some
+//! message cannot be sent, the response names the first record that is not fully delivered,
+//! and the event source mapping retries from there (FIFO deduplication on the eventId and
+//! handler idempotency absorb the resends).
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lending_events::routing::RoutingTable;
+use lending_events::EventEnvelope;
+
+use crate::config::Config;
+use crate::publisher::{OutgoingMessage, QueuePublisher};
+
+pub struct Dispatcher {
+    publisher: QueuePublisher,
+    routing: RoutingTable,
+    config: Config,
+}
+
+/// The event carried by a stream record, if it is a newly inserted event item.
+pub fn event_of(record: &EventRecord) -> Option<Result<(String, EventEnvelope), String>> {
+    if record.event_name != "INSERT" {
+        return None;
+    }
+    let image = &record.change.new_image;
+    match image.get("kind") {
+        Some(serde_dynamo::AttributeValue::S(k)) if k == "event" => {}
+        _ => return None,
+    }
+    Some(match image.get("envelope") {
+        Some(serde_dynamo::AttributeValue::S(body)) => serde_json::from_str(body)
+            .map(|e| (body.clone(), e))
+            .map_err(|e| format!("undecodable envelope: {e}")),
+        _ => Err("event item without envelope".to_string()),
+    })
+}
+
+impl Dispatcher {
+    pub fn new(publisher: QueuePublisher, routing: RoutingTable, config: Config) -> Self {
+        Dispatcher {
+            publisher,
+            routing,
+            config,
+        }
+    }
+
+    pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
+        // queue url -> (message, index of the record it came from)
+        let mut per_queue: BTreeMap<&str, Vec<(OutgoingMessage, usize)>> = BTreeMap::new();
+        let mut first_failed: Option<usize> = None;
+        for (i, record) in event.records.iter().enumerate() {
+            let (body, env) = match event_of(record) {
+                None => continue,
+                Some(Ok(x)) => x,
+                Some(Err(why)) => {
+                    // A bad item can never be delivered; skipping it keeps the shard moving.
+                    tracing::error!(record = %record.event_id, %why, "skipping undecodable stream record");
+                    continue;
+                }
+            };
+            for domain in self.routing.domains_for(&env.event_type) {
+                let Some(url) = self.config.queue_url(domain) else {
+                    tracing::error!(domain, event_type = %env.event_type, "no queue configured for domain");
+                    first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
+                    continue;
+                };
+                per_queue.entry(url).or_default().push((
+                    OutgoingMessage {
+                        body: body.clone(),
+                        group: env.stream().message_group(),
+                        dedup: env.event_id.to_string(),
+                        event_type: env.event_type.clone(),
+                    },
+                    i,
+                ));
+            }
+            tracing::info!(event_id = %env.event_id, event_type = %env.event_type,
+                correlation_id = %env.metadata.correlation_id, "dispatching");
+        }
+        for (url, msgs) in &per_queue {
+            let (messages, origins): (Vec<OutgoingMessage>, Vec<usize>) =
+                msgs.iter().cloned().unzip();
+            let failed = match self.publisher.send(url, &messages).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, queue = url, "dispatch failed");
+                    (0..messages.len()).collect()
+                }
+            };
+            if let Some(&f) = failed.first() {
+                let rec = origins[f];
+                first_failed = Some(first_failed.map_or(rec, |x| x.min(rec)));
+            }
+        }
+        let mut resp = DynamoDbEventResponse::default();
+        if let Some(i) = first_failed {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = event.records[i].change.sequence_number.clone();
+            resp.batch_item_failures.push(failure);
+        }
+        resp
+    }
+}

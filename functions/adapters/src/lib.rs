@@ -1,0 +1,25 @@
+//! # event-adapters: the AWS side of the backbone
+//!
+//! Thin adapters around the pure `lending-events` core, shared by every Lambda function and
+//! by the local runner:
+//! - [`store`]: the DynamoDB event-history table (append with per-aggregate sequence and
+//!   idempotent eventIds; reads).
+//! - [`publisher`]: SQS FIFO publishing, batched.
+//! - [`dispatch`]: DynamoDB stream records to domain queues (the routing table from core).
+//! - [`runner`]: the generic SQS batch runner every domain function uses.
+//! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
+//!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
+//! - [`config`] and [`telemetry`]: environment, AWS clients and JSON logs.
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod functions;
+pub mod publisher;
+pub mod runner;
+pub mod store;
+pub mod telemetry;
+pub mod topology;
+
+pub use error::AdapterError;

@@ -1,0 +1,538 @@
+//! The event-history table.
+//!
+//! Item layout (one table, `pk` string + `sk` number):
+//!
+//! | item | pk | sk | other attributes |
+//! |---|---|---|---|
+//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `typeKey`, `corrKey`, `recordedAt` |
+//! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
+//!
+//! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
+//! its (stream, sequence) being free, and a put of its eventId guard conditioned on the id
+//! being new. So sequences have no gaps or duplicates under concurrency, an eventId is
+//! stored once per tenant, and a request is all or nothing. The stream (NEW_IMAGE) of the
+//! table is the outbox: dispatch reads event items from it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use lending_events::envelope::{format_time, StreamId};
+use lending_events::{EventEnvelope, NewEvent};
+use uuid::Uuid;
+
+use crate::error::{classify, AdapterError};
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Newly stored, in request order.
+    Stored(Vec<EventEnvelope>),
+    /// Every event was stored before with the same content: the original envelopes.
+    AlreadyStored(Vec<EventEnvelope>),
+}
+
+impl Appended {
+    pub fn events(&self) -> &[EventEnvelope] {
+        match self {
+            Appended::Stored(e) | Appended::AlreadyStored(e) => e,
+        }
+    }
+}
+
+/// A page of one aggregate's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub events: Vec<EventEnvelope>,
+    /// The `after` value for the next page, when there may be more.
+    pub next: Option<u64>,
+}
+
+/// The event store port. The DynamoDB implementation is [`DynamoStore`].
+pub trait EventStore: Send + Sync {
+    /// Append new events (all or nothing), assigning per-aggregate sequences.
+    fn append(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Appended, AdapterError>> + Send;
+
+    /// Events of a stream with `after < sequence <= upto`, at most `limit`, in order.
+    fn read_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+        upto: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, AdapterError>> + Send;
+
+    /// The whole history up to and including `upto`.
+    fn history_until(
+        &self,
+        stream: StreamId<'_>,
+        upto: u64,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, AdapterError>> + Send {
+        async move {
+            let mut out = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = self.read_stream(stream, after, Some(upto), 1000).await?;
+                out.extend(page.events);
+                match page.next {
+                    Some(n) => after = n,
+                    None => return Ok(out),
+                }
+            }
+        }
+    }
+}
+
+/// How many times an append without `expectedSequence` re-reads the head and tries again
+/// when another writer took its sequence.
+const APPEND_ATTEMPTS: u32 = 8;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+pub fn stream_pk(s: &StreamId<'_>) -> String {
+    format!("A#{}", s.key())
+}
+
+pub fn guard_pk(tenant: &str, event_id: &Uuid) -> String {
+    format!("E#{tenant}#{event_id}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The last sequence of a stream (0 for a new aggregate), read consistently.
+    async fn head(&self, pk: &str) -> Result<u64, AdapterError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .projection_expression("sk")
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("Query(head)", e))?;
+        Ok(out.items().first().and_then(|i| num(i, "sk")).unwrap_or(0))
+    }
+
+    fn event_item(e: &EventEnvelope, body: String) -> Item {
+        let tenant = &e.metadata.tenant_id;
+        HashMap::from([
+            ("pk".into(), s(stream_pk(&e.stream()))),
+            ("sk".into(), n(e.sequence)),
+            ("kind".into(), s("event")),
+            ("envelope".into(), s(body)),
+            ("eventId".into(), s(e.event_id.to_string())),
+            ("eventType".into(), s(&e.event_type)),
+            ("tenantId".into(), s(tenant)),
+            ("recordedAt".into(), s(format_time(&e.recorded_at))),
+            ("typeKey".into(), s(format!("{tenant}#{}", e.event_type))),
+            (
+                "corrKey".into(),
+                s(format!("{tenant}#{}", e.metadata.correlation_id)),
+            ),
+        ])
+    }
+
+    fn guard_item(e: &EventEnvelope, fingerprint: &str) -> Item {
+        HashMap::from([
+            ("pk".into(), s(guard_pk(&e.metadata.tenant_id, &e.event_id))),
+            ("sk".into(), n(0)),
+            ("kind".into(), s("eventId")),
+            ("streamPk".into(), s(stream_pk(&e.stream()))),
+            ("seq".into(), n(e.sequence)),
+            ("fingerprint".into(), s(fingerprint)),
+        ])
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, AdapterError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| AdapterError::Aws(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One attempt: read heads, assign sequences, write everything in one transaction.
+    async fn try_append(
+        &self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
+        let mut heads: HashMap<String, u64> = HashMap::new();
+        let mut stored = Vec::with_capacity(events.len());
+        for e in events {
+            let pk = stream_pk(&e.stream());
+            let head = match heads.get(&pk) {
+                Some(h) => *h,
+                None => self.head(&pk).await?,
+            };
+            if let Some(expected) = e.expected_sequence {
+                if expected != head {
+                    return Ok(Err(Cancelled::Sequence {
+                        stream: e.stream().key(),
+                        expected,
+                        actual: head,
+                    }));
+                }
+            }
+            heads.insert(pk, head + 1);
+            stored.push(e.clone().into_envelope(head + 1, now));
+        }
+        let mut items = Vec::with_capacity(events.len() * 2);
+        for (e, new) in stored.iter().zip(events) {
+            let body =
+                serde_json::to_string(e).map_err(|err| AdapterError::Decode(err.to_string()))?;
+            items.push(self.put(Self::event_item(e, body))?);
+            items.push(self.put(Self::guard_item(e, &new.fingerprint))?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(stored)),
+            Err(err) => match err.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let reasons: Vec<&str> = tc
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or(""))
+                        .collect();
+                    // Items alternate: event (even index), guard (odd index).
+                    let guard_hit = reasons
+                        .iter()
+                        .enumerate()
+                        .any(|(i, c)| i % 2 == 1 && *c == "ConditionalCheckFailed");
+                    let seq_hit = reasons
+                        .iter()
+                        .enumerate()
+                        .any(|(i, c)| i % 2 == 0 && *c == "ConditionalCheckFailed");
+                    if guard_hit || reasons.is_empty() {
+                        Ok(Err(Cancelled::EventId))
+                    } else if seq_hit {
+                        let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
+                        Ok(Err(Cancelled::Race { stream: first }))
+                    } else {
+                        // TransactionConflict and friends: another transaction on these items.
+                        Ok(Err(Cancelled::Race {
+                            stream: String::new(),
+                        }))
+                    }
+                }
+                other => Err(classify_service("TransactWriteItems", other)),
+            },
+        }
+    }
+
+    /// After a cancelled write: are all these events already stored with the same content?
+    async fn resolve_duplicates(
+        &self,
+        events: &[NewEvent],
+    ) -> Result<Option<Vec<EventEnvelope>>, AdapterError> {
+        if !events.iter().any(|e| e.client_event_id) {
+            return Ok(None);
+        }
+        let keys: Vec<Item> = events
+            .iter()
+            .map(|e| {
+                HashMap::from([
+                    ("pk".into(), s(guard_pk(&e.metadata.tenant_id, &e.event_id))),
+                    ("sk".into(), n(0)),
+                ])
+            })
+            .collect();
+        let guards = self.batch_get(keys).await?;
+        let mut found = 0;
+        let mut event_keys = Vec::new();
+        for e in events {
+            let pk = guard_pk(&e.metadata.tenant_id, &e.event_id);
+            if let Some(g) = guards
+                .iter()
+                .find(|g| str_attr(g, "pk") == Some(pk.as_str()))
+            {
+                found += 1;
+                if str_attr(g, "fingerprint") != Some(e.fingerprint.as_str()) {
+                    return Err(AdapterError::EventIdConflict(format!(
+                        "eventId {} was already used for an event with different content",
+                        e.event_id
+                    )));
+                }
+                let stream = str_attr(g, "streamPk").unwrap_or_default().to_string();
+                event_keys.push(HashMap::from([
+                    ("pk".into(), s(stream)),
+                    ("sk".into(), n(num(g, "seq").unwrap_or(0))),
+                ]));
+            }
+        }
+        if found == 0 {
+            return Ok(None);
+        }
+        if found < events.len() {
+            return Err(AdapterError::EventIdConflict(format!(
+                "{found} of the {} events in this request are already stored; resend exactly the original request, or only new events",
+                events.len()
+            )));
+        }
+        let items = self.batch_get(event_keys).await?;
+        let mut envelopes: Vec<EventEnvelope> =
+            items.iter().map(decode_event).collect::<Result<_, _>>()?;
+        // Back in request order.
+        envelopes.sort_by_key(|env| events.iter().position(|e| e.event_id == env.event_id));
+        Ok(Some(envelopes))
+    }
+
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, AdapterError> {
+        let mut out = Vec::new();
+        let mut pending = keys;
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))?;
+            let res = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", e))?;
+            if let Some(items) = res.responses().and_then(|r| r.get(&self.table)) {
+                out.extend(items.iter().cloned());
+            }
+            pending = res
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            attempt += 1;
+            if !pending.is_empty() {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One event by id (tenant-scoped).
+    pub async fn get_event(
+        &self,
+        tenant: &str,
+        event_id: &Uuid,
+    ) -> Result<Option<EventEnvelope>, AdapterError> {
+        let guard = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(guard_pk(tenant, event_id)))
+            .key("sk", n(0))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(guard)", e))?;
+        let Some(g) = guard.item() else {
+            return Ok(None);
+        };
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(str_attr(g, "streamPk").unwrap_or_default()))
+            .key("sk", n(num(g, "seq").unwrap_or(0)))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(event)", e))?;
+        item.item().map(decode_event).transpose()
+    }
+}
+
+enum Cancelled {
+    Sequence {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    Race {
+        stream: String,
+    },
+    EventId,
+}
+
+impl EventStore for DynamoStore {
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, AdapterError> {
+        if events.is_empty() {
+            return Ok(Appended::Stored(Vec::new()));
+        }
+        // Millisecond precision keeps recordedAt identical across JSON and sort keys.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.try_append(&events, now).await?;
+            let cancelled = match outcome {
+                Ok(stored) => return Ok(Appended::Stored(stored)),
+                Err(c) => c,
+            };
+            // A resend of stored events wins over any other conflict.
+            if let Some(existing) = self.resolve_duplicates(&events).await? {
+                return Ok(Appended::AlreadyStored(existing));
+            }
+            match cancelled {
+                Cancelled::Sequence {
+                    stream,
+                    expected,
+                    actual,
+                } => {
+                    return Err(AdapterError::SequenceConflict {
+                        stream,
+                        expected,
+                        actual,
+                    })
+                }
+                Cancelled::EventId => {
+                    return Err(AdapterError::EventIdConflict(
+                        "an eventId of this request is already stored".into(),
+                    ))
+                }
+                // Another writer took the sequence: re-read the head and try again. With an
+                // expectedSequence the next attempt reports the conflict precisely.
+                Cancelled::Race { stream } if attempt >= APPEND_ATTEMPTS => {
+                    return Err(AdapterError::SequenceConflict {
+                        stream,
+                        expected: 0,
+                        actual: 0,
+                    });
+                }
+                Cancelled::Race { .. } => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+        upto: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, AdapterError> {
+        let limit = limit.clamp(1, 1000);
+        let upto = upto.unwrap_or(u64::MAX / 2);
+        if upto <= after {
+            return Ok(Page {
+                events: Vec::new(),
+                next: None,
+            });
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(stream_pk(&stream)))
+            .expression_attribute_values(":lo", n(after + 1))
+            .expression_attribute_values(":hi", n(upto))
+            .scan_index_forward(true)
+            .limit(limit as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("Query(stream)", e))?;
+        let events: Vec<EventEnvelope> = out
+            .items()
+            .iter()
+            .map(decode_event)
+            .collect::<Result<_, _>>()?;
+        let next = match (out.last_evaluated_key(), events.last()) {
+            (Some(_), Some(last)) if last.sequence < upto => Some(last.sequence),
+            _ => None,
+        };
+        Ok(Page { events, next })
+    }
+}
+
+fn classify_service(op: &str, e: TransactWriteItemsError) -> AdapterError {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let code = e.code().unwrap_or("Unknown").to_string();
+    let msg = format!("{op}: {code}: {}", e.message().unwrap_or(""));
+    match e {
+        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+        | TransactWriteItemsError::ThrottlingException(_)
+        | TransactWriteItemsError::RequestLimitExceeded(_)
+        | TransactWriteItemsError::InternalServerError(_)
+        | TransactWriteItemsError::TransactionInProgressException(_) => {
+            AdapterError::Transient(msg)
+        }
+        _ => AdapterError::Aws(msg),
+    }
+}
+
+/// Decode an event item back into its envelope.
+pub fn decode_event(item: &Item) -> Result<EventEnvelope, AdapterError> {
+    let body = str_attr(item, "envelope")
+        .ok_or_else(|| AdapterError::Decode("event item without envelope".into()))?;
+    serde_json::from_str(body).map_err(|e| AdapterError::Decode(format!("stored envelope: {e}")))
+}
+
+fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn num(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Exponential backoff with full jitter, 20 ms base, 1 s cap.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
+    let jitter = Uuid::new_v4().as_u128() as u64 % (cap + 1);
+    Duration::from_millis(jitter.max(5))
+}

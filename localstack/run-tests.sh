@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command (README "Test"): from a clean clone, installs what is missing, checks
+# formatting, lints and the purity of core, builds once, starts LocalStack and the local
+# runner, runs every test (unit and integration), and stops everything it started.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/.."
+. localstack/env.sh
+state=localstack/.state
+mkdir -p "$state"
+
+step() { printf '\n== %s\n' "$*"; }
+runner_pid=""
+cleanup() {
+    if [[ -n "$runner_pid" ]]; then kill "$runner_pid" 2>/dev/null || true; wait "$runner_pid" 2>/dev/null || true; fi
+    bash localstack/stop.sh || true
+}
+trap cleanup EXIT
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "core is pure (no AWS, Lambda, tokio or hyper crates)"
+impure=$(cargo tree -p lending-events -e normal --prefix none | grep -E '^(aws-|lambda_|lambda-|tokio |hyper )' || true)
+if [[ -n "$impure" ]]; then echo "core depends on: $impure"; exit 1; fi
+echo "ok"
+
+step "build"
+cargo build --workspace --all-targets --quiet
+
+step "LocalStack"
+bash localstack/start.sh
+
+step "local runner"
+target/debug/local-runner serve </dev/null >"$state/runner.log" 2>&1 &
+runner_pid=$!
+for _ in $(seq 1 120); do
+    if curl -fsS -m 2 -o /dev/null -H 'X-Tenant-Id: ci' http://127.0.0.1:3000/aggregates/Probe/p/events 2>/dev/null; then break; fi
+    if ! kill -0 "$runner_pid" 2>/dev/null; then echo "runner died:"; tail -n 40 "$state/runner.log"; exit 1; fi
+    sleep 0.5
+done
+echo "ready"
+
+step "tests"
+status=0
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast || status=$?
+else
+    cargo test --workspace --no-fail-fast || status=$?
+fi
+if [[ $status -ne 0 ]]; then
+    echo "--- last lines of the local runner log"
+    tail -n 60 "$state/runner.log"
+fi
+exit $status

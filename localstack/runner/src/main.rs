@@ -1,0 +1,123 @@
+//! # local-runner: API Gateway and the Lambda event source mappings, played locally
+//!
+//! LocalStack's community build runs no Lambda here (its executor needs Docker), so this
+//! process stands in for the AWS glue around the functions, calling the *same* handler code
+//! with the *same* `aws_lambda_events` types:
+//! - the HTTP API: the ingest function's axum router on 127.0.0.1:3000;
+//! - the DynamoDB stream mapping: polls the table's stream and feeds `Dispatcher::handle`;
+//! - the SQS mappings: polls each domain queue and feeds `BatchRunner::handle`, deleting
+//!   what succeeded and leaving reported failures for redelivery and redrive.
+//!
+//! Subcommands: `provision` (create table and queues, idempotent, print their names) and
+//! `serve` (provision, then run everything until Ctrl-C or SIGTERM).
+
+mod pollers;
+mod provision;
+
+use std::net::SocketAddr;
+
+use event_adapters::config::{Clients, Config, DomainQueues};
+use event_adapters::functions;
+
+const TABLE: &str = "lendingos-events";
+const QUEUE_PREFIX: &str = "lendingos";
+
+#[tokio::main]
+async fn main() {
+    event_adapters::telemetry::init_pretty();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.first().map(String::as_str).unwrap_or("serve");
+    let port: u16 = flag(&args, "--port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        eprintln!("AWS_ENDPOINT_URL is not set; source localstack/env.sh first");
+        std::process::exit(2);
+    }
+    let clients = Clients::from_env().await;
+    let result = match cmd {
+        "provision" => provision::provision(&clients, TABLE, QUEUE_PREFIX)
+            .await
+            .map(|r| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.describe()).unwrap_or_default()
+                );
+            }),
+        "serve" => serve(&clients, port).await,
+        other => Err(format!("unknown command {other:?}; use provision or serve")),
+    };
+    if let Err(e) = result {
+        eprintln!("local-runner: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+async fn serve(clients: &Clients, port: u16) -> Result<(), String> {
+    let resources = provision::provision(clients, TABLE, QUEUE_PREFIX).await?;
+    let config = Config {
+        table: TABLE.to_string(),
+        queues: resources
+            .queues
+            .iter()
+            .map(|q| {
+                (
+                    q.domain.to_string(),
+                    DomainQueues {
+                        queue_url: q.queue_url.clone(),
+                        dlq_url: q.dlq_url.clone(),
+                    },
+                )
+            })
+            .collect(),
+        tenant_from_header: true,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("bind {addr}: {e}"))?;
+    let router = functions::ingest_router(&config, clients);
+
+    let stream_arn = resources.stream_arn.clone();
+    let dispatcher = functions::dispatcher(&config, clients);
+    let mut tasks = tokio::task::JoinSet::new();
+    let streams = aws_sdk_dynamodbstreams::Client::new(&event_adapters::config::aws_config().await);
+    tasks.spawn(async move { pollers::poll_stream(streams, stream_arn, dispatcher).await });
+    for q in &resources.queues {
+        let runner = functions::domain_runner(q.domain, &config, clients);
+        let (sqs, url, arn) = (
+            clients.sqs.clone(),
+            q.queue_url.clone(),
+            q.queue_arn.clone(),
+        );
+        tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+    }
+    tracing::info!(%addr, table = TABLE, domains = resources.queues.len(), "local runner ready");
+    println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tasks.abort_all();
+    tracing::info!("local runner stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

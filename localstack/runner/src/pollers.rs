@@ -1,0 +1,307 @@
+//! The event source mappings, played locally: build the exact Lambda event JSON from what
+//! the AWS APIs return, deserialise it into the `aws_lambda_events` type, and hand it to the
+//! same handler the Lambda function runs.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use event_adapters::dispatch::Dispatcher;
+use event_adapters::runner::BatchRunner;
+use event_adapters::store::DynamoStore;
+use serde_json::{json, Map, Value};
+
+const IDLE: Duration = Duration::from_millis(150);
+
+/// Poll every shard of the table's stream from its start (nothing written before the
+/// runner started is missed; re-dispatched events are absorbed by FIFO deduplication and
+/// handler idempotency).
+pub async fn poll_stream(
+    client: aws_sdk_dynamodbstreams::Client,
+    arn: String,
+    dispatcher: Dispatcher,
+) {
+    let mut iterators: HashMap<String, Option<String>> = HashMap::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut last_refresh = std::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        if last_refresh.elapsed() > Duration::from_secs(2) {
+            last_refresh = std::time::Instant::now();
+            match client.describe_stream().stream_arn(&arn).send().await {
+                Ok(d) => {
+                    for shard in d
+                        .stream_description()
+                        .map(|s| s.shards())
+                        .unwrap_or_default()
+                    {
+                        let Some(id) = shard.shard_id() else { continue };
+                        if iterators.contains_key(id) || finished.contains(id) {
+                            continue;
+                        }
+                        match iterator(&client, &arn, id, ShardIteratorType::TrimHorizon, None)
+                            .await
+                        {
+                            Ok(it) => {
+                                iterators.insert(id.to_string(), it);
+                            }
+                            Err(e) => tracing::warn!(shard = id, error = %e, "no shard iterator"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "DescribeStream failed")
+                }
+            }
+        }
+        let mut busy = false;
+        for (shard, it) in iterators.iter_mut() {
+            let Some(current) = it.clone() else { continue };
+            let out = match client
+                .get_records()
+                .shard_iterator(&current)
+                .limit(100)
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords failed");
+                    *it = iterator(&client, &arn, shard, ShardIteratorType::TrimHorizon, None)
+                        .await
+                        .ok()
+                        .flatten();
+                    continue;
+                }
+            };
+            let records = out.records();
+            *it = out.next_shard_iterator().map(str::to_string);
+            if records.is_empty() {
+                continue;
+            }
+            busy = true;
+            let event_json = json!({"Records": records.iter().map(|r| record_json(r, &arn)).collect::<Vec<_>>()});
+            let event: aws_lambda_events::dynamodb::Event = match serde_json::from_value(event_json)
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "stream records do not decode as a Lambda event");
+                    continue;
+                }
+            };
+            let resp = dispatcher.handle(event).await;
+            if let Some(seq) = resp
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone())
+            {
+                // As Lambda does: retry the batch from the first failed record.
+                tracing::warn!(shard, seq, "dispatch reported a failure; retrying from it");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                *it = iterator(
+                    &client,
+                    &arn,
+                    shard,
+                    ShardIteratorType::AtSequenceNumber,
+                    Some(&seq),
+                )
+                .await
+                .ok()
+                .flatten();
+            }
+        }
+        iterators.retain(|shard, it| {
+            if it.is_none() {
+                finished.insert(shard.clone());
+            }
+            it.is_some()
+        });
+        if !busy {
+            tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+async fn iterator(
+    client: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    shard: &str,
+    kind: ShardIteratorType,
+    seq: Option<&str>,
+) -> Result<Option<String>, String> {
+    client
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .set_sequence_number(seq.map(str::to_string))
+        .send()
+        .await
+        .map(|o| o.shard_iterator().map(str::to_string))
+        .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())
+}
+
+fn record_json(r: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> Value {
+    let change = r.dynamodb();
+    let image = |m: Option<&HashMap<String, AttributeValue>>| -> Value {
+        Value::Object(
+            m.map(|m| m.iter().map(|(k, v)| (k.clone(), attr_json(v))).collect())
+                .unwrap_or_default(),
+        )
+    };
+    json!({
+        "eventID": r.event_id().unwrap_or_default(),
+        "eventName": r.event_name().map(|n| n.as_str()).unwrap_or_default(),
+        "eventVersion": r.event_version().unwrap_or("1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": r.aws_region().unwrap_or("us-east-1"),
+        "eventSourceARN": arn,
+        "dynamodb": {
+            "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time()).map(|t| t.secs()).unwrap_or(0),
+            "Keys": image(change.and_then(|c| c.keys.as_ref())),
+            "NewImage": image(change.and_then(|c| c.new_image.as_ref())),
+            "SequenceNumber": change.and_then(|c| c.sequence_number()).unwrap_or_default(),
+            "SizeBytes": change.and_then(|c| c.size_bytes()).unwrap_or(0),
+            "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str()).unwrap_or("NEW_IMAGE"),
+        }
+    })
+}
+
+/// DynamoDB JSON of one attribute value, as Lambda puts it in stream events.
+fn attr_json(v: &AttributeValue) -> Value {
+    use aws_sdk_dynamodbstreams::primitives::Blob;
+    let b64 = |b: &Blob| Value::String(base64(b.as_ref()));
+    match v {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::B(b) => json!({"B": b64(b)}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(b) => json!({"NULL": b}),
+        AttributeValue::Ss(v) => json!({"SS": v}),
+        AttributeValue::Ns(v) => json!({"NS": v}),
+        AttributeValue::Bs(v) => json!({"BS": v.iter().map(b64).collect::<Vec<_>>()}),
+        AttributeValue::L(l) => json!({"L": l.iter().map(attr_json).collect::<Vec<_>>()}),
+        AttributeValue::M(m) => {
+            json!({"M": m.iter().map(|(k, v)| (k.clone(), attr_json(v))).collect::<Map<_, _>>()})
+        }
+        _ => json!({"NULL": true}),
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Poll one domain queue and feed the batch runner, deleting what it did not report failed.
+pub async fn poll_queue(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+    runner: BatchRunner<DynamoStore>,
+) {
+    loop {
+        let out = match sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ReceiveMessage failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let messages = out.messages();
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: Map<String, Value> = m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect())
+                    .unwrap_or_default();
+                let message_attributes: Map<String, Value> = m
+                    .message_attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                (k.clone(), json!({"stringValue": v.string_value(), "dataType": v.data_type(), "stringListValues": [], "binaryListValues": []}))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "md5OfBody": m.md5_of_body(),
+                    "attributes": attributes,
+                    "messageAttributes": message_attributes,
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event: aws_lambda_events::sqs::SqsEvent =
+            match serde_json::from_value(json!({ "Records": records })) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "messages do not decode as a Lambda SQS event");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+        let resp = runner.handle(event).await;
+        let failed: HashSet<&str> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed.contains(m.message_id().unwrap_or_default()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            if let Err(e) = sqs
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Create the table and the queues described by `event_adapters::topology`, idempotently.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use event_adapters::config::Clients;
+use event_adapters::topology::{
+    self, GSIS, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
+};
+use serde_json::json;
+
+pub struct ProvisionedQueue {
+    pub domain: &'static str,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+}
+
+pub struct Provisioned {
+    pub table: String,
+    pub stream_arn: String,
+    pub queues: Vec<ProvisionedQueue>,
+}
+
+impl Provisioned {
+    pub fn describe(&self) -> serde_json::Value {
+        json!({
+            "table": self.table,
+            "streamArn": self.stream_arn,
+            "queues": self.queues.iter().map(|q| json!({"domain": q.domain, "queueUrl": q.queue_url, "dlqUrl": q.dlq_url})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub async fn provision(
+    clients: &Clients,
+    table: &str,
+    prefix: &str,
+) -> Result<Provisioned, String> {
+    let stream_arn = ensure_table(&clients.dynamodb, table).await?;
+    let mut queues = Vec::new();
+    for pair in topology::queues(prefix) {
+        queues.push(ensure_queues(&clients.sqs, &pair).await?);
+    }
+    Ok(Provisioned {
+        table: table.to_string(),
+        stream_arn,
+        queues,
+    })
+}
+
+fn key(name: &str, kt: KeyType) -> Result<KeySchemaElement, String> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kt)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, String> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(t)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
+    let exists = ddb.describe_table().table_name(table).send().await.is_ok();
+    if !exists {
+        let mut req = ddb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(TABLE_KEYS.0, KeyType::Hash)?)
+            .key_schema(key(TABLE_KEYS.1, KeyType::Range)?)
+            .attribute_definitions(attr(TABLE_KEYS.0, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(TABLE_KEYS.1, ScalarAttributeType::N)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(STREAM_VIEW))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        let mut defined = vec![];
+        for (name, pk, sk) in GSIS {
+            for a in [pk, sk] {
+                if !defined.contains(a) {
+                    req = req.attribute_definitions(attr(a, ScalarAttributeType::S)?);
+                    defined.push(a);
+                }
+            }
+            req = req.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*name)
+                    .key_schema(key(pk, KeyType::Hash)?)
+                    .key_schema(key(sk, KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        match req.send().await {
+            Ok(_) => tracing::info!(table, "created table"),
+            Err(e) => {
+                let msg = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+                if !msg.contains("ResourceInUse") {
+                    return Err(format!("CreateTable {table}: {msg}"));
+                }
+            }
+        }
+    }
+    // Wait until the table is active and its stream enabled; earlier writes are not streamed.
+    for _ in 0..120 {
+        let d = ddb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "DescribeTable: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let t = d.table().ok_or("DescribeTable returned no table")?;
+        if t.table_status() == Some(&TableStatus::Active) {
+            if let Some(arn) = t.latest_stream_arn() {
+                return Ok(arn.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!("table {table} did not become active with a stream"))
+}
+
+async fn ensure_queues(
+    sqs: &aws_sdk_sqs::Client,
+    pair: &topology::QueuePair,
+) -> Result<ProvisionedQueue, String> {
+    let err = |op: &str, e: String| format!("{op} {}: {e}", pair.queue);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(&pair.dlq)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| {
+            err(
+                "CreateQueue",
+                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
+    let redrive =
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&pair.queue)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            VISIBILITY_TIMEOUT_SECS.to_string(),
+        )
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| {
+            err(
+                "CreateQueue",
+                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            )
+        })?
+        .queue_url
+        .ok_or("CreateQueue returned no URL")?;
+    let queue_arn = queue_arn(sqs, &queue_url).await?;
+    Ok(ProvisionedQueue {
+        domain: pair.domain,
+        queue_url,
+        queue_arn,
+        dlq_url,
+    })
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "GetQueueAttributes {url}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            )
+        })?;
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| format!("no QueueArn for {url}"))
+}
