@@ -8,9 +8,11 @@
 //! - the SQS mappings: polls each domain queue and feeds `BatchRunner::handle`, deleting
 //!   what succeeded and leaving reported failures for redelivery and redrive.
 //!
-//! Subcommands: `provision` (create table and queues, idempotent, print their names) and
-//! `serve` (provision, then run everything until Ctrl-C or SIGTERM).
+//! Subcommands: `provision` (create table and queues, idempotent, print their names),
+//! `serve` (provision, then run everything until Ctrl-C or SIGTERM) and `demo` (serve, play
+//! the LendingOS story through the HTTP API, print what happened, stop).
 
+mod demo;
 mod pollers;
 mod provision;
 
@@ -44,8 +46,11 @@ async fn main() {
                     serde_json::to_string_pretty(&r.describe()).unwrap_or_default()
                 );
             }),
-        "serve" => serve(&clients, port).await,
-        other => Err(format!("unknown command {other:?}; use provision or serve")),
+        "serve" => serve(&clients, port, false).await,
+        "demo" => serve(&clients, port, true).await,
+        other => Err(format!(
+            "unknown command {other:?}; use provision, serve or demo"
+        )),
     };
     if let Err(e) = result {
         eprintln!("local-runner: {e}");
@@ -60,7 +65,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
-async fn serve(clients: &Clients, port: u16) -> Result<(), String> {
+/// Serve the API and the event source mappings; with `demo`, play the story against them
+/// and stop when it is done.
+async fn serve(clients: &Clients, port: u16, demo: bool) -> Result<(), String> {
     let resources = provision::provision(clients, TABLE, QUEUE_PREFIX).await?;
     let config = Config {
         table: TABLE.to_string(),
@@ -101,11 +108,18 @@ async fn serve(clients: &Clients, port: u16) -> Result<(), String> {
     }
     tracing::info!(%addr, table = TABLE, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    let base = format!("http://{addr}");
+    let outcome = if demo {
+        tokio::select! {
+            r = server => r.map_err(|e| e.to_string()),
+            r = demo::play(&base) => r,
+        }
+    } else {
+        server.await.map_err(|e| e.to_string())
+    };
     tasks.abort_all();
+    outcome?;
     tracing::info!("local runner stopped");
     Ok(())
 }
