@@ -10,6 +10,16 @@ pub mod payment;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
 
+/// What a handler sees: the event, its own aggregate's history up to and including the
+/// event (so a re-run sees exactly what the first run saw), and the current history of one
+/// related aggregate when the handler asks for it (e.g. a draw's loan).
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerInput<'a> {
+    pub event: &'a EventEnvelope,
+    pub history: &'a [EventEnvelope],
+    pub related: &'a [EventEnvelope],
+}
+
 pub trait DomainHandler: Send + Sync {
     /// Unique name, used for idempotency records and follow-on ids.
     fn name(&self) -> &'static str;

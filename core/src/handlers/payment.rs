@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::DomainHandler;
+use super::{DomainHandler, HandlerInput};
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::money::Money;
@@ -24,13 +24,9 @@ impl DomainHandler for PaymentHandler {
         &["Loan.Funded"]
     }
 
-    fn handle(
-        &self,
-        event: &EventEnvelope,
-        history: &[EventEnvelope],
-    ) -> Result<Vec<FollowOn>, CoreError> {
-        match event.event_type.as_str() {
-            "Loan.Funded" => on_funded(self.name(), event, history),
+    fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
+        match input.event.event_type.as_str() {
+            "Loan.Funded" => on_funded(self.name(), input.event, input.history),
             _ => Ok(Vec::new()),
         }
     }
@@ -103,7 +99,13 @@ mod tests {
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
             "payload": {"loanId": "L1", "fundedAmount": "100000.00", "fundedAt": "2026-01-31T09:00:00Z"}}),
         );
-        let out = PaymentHandler.handle(&funded, &h).unwrap();
+        let out = PaymentHandler
+            .handle(&HandlerInput {
+                event: &funded,
+                history: &h,
+                related: &[],
+            })
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload["totalPayments"], json!(12));
         assert_eq!(out[0].payload["payments"][0]["total"], json!("8675.74"));
@@ -117,7 +119,13 @@ mod tests {
         assert_eq!(f.metadata.causation_id, Some(funded.event_id.to_string()));
         assert_eq!(f.metadata.correlation_id, funded.metadata.correlation_id);
         // Running again gives the same event id and content.
-        let again = PaymentHandler.handle(&funded, &h).unwrap();
+        let again = PaymentHandler
+            .handle(&HandlerInput {
+                event: &funded,
+                history: &h,
+                related: &[],
+            })
+            .unwrap();
         let g =
             NewEvent::follow_on(&funded, PaymentHandler.name(), 0, &again[0], Utc::now()).unwrap();
         assert_eq!((f.event_id, &f.fingerprint), (g.event_id, &g.fingerprint));
@@ -132,7 +140,11 @@ mod tests {
             "payload": {"loanId": "L2", "fundedAmount": "10.00", "fundedAt": "2026-01-31T09:00:00Z"}}),
         );
         assert!(matches!(
-            PaymentHandler.handle(&funded, &h),
+            PaymentHandler.handle(&HandlerInput {
+                event: &funded,
+                history: &h,
+                related: &[]
+            }),
             Err(CoreError::Rejected(_))
         ));
     }

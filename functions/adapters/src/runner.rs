@@ -17,7 +17,8 @@ use std::collections::HashSet;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::Utc;
-use lending_events::handlers::DomainHandler;
+use lending_events::envelope::StreamId;
+use lending_events::handlers::{DomainHandler, HandlerInput};
 use lending_events::{CoreError, EventEnvelope, NewEvent};
 
 use crate::error::{classify, AdapterError};
@@ -133,7 +134,23 @@ impl<S: EventStore> BatchRunner<S> {
         let now = Utc::now();
         for h in subscribed {
             let started = std::time::Instant::now();
-            let follow_ons = h.handle(event, &history).map_err(AdapterError::Core)?;
+            let related = match h.related(event) {
+                Some((aggregate_type, aggregate_id)) => {
+                    let stream = StreamId {
+                        tenant_id: &event.metadata.tenant_id,
+                        aggregate_type,
+                        aggregate_id: &aggregate_id,
+                    };
+                    self.store.history_until(stream, u64::MAX / 2).await?
+                }
+                None => Vec::new(),
+            };
+            let input = HandlerInput {
+                event,
+                history: &history,
+                related: &related,
+            };
+            let follow_ons = h.handle(&input).map_err(AdapterError::Core)?;
             let new_events = follow_ons
                 .iter()
                 .enumerate()
