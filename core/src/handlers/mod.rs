@@ -27,13 +27,12 @@ pub trait DomainHandler: Send + Sync {
     fn domain(&self) -> &'static str;
     /// Event types this handler receives.
     fn subscriptions(&self) -> &'static [&'static str];
-    /// React to `event`. `history` is the event's own aggregate stream up to and including
-    /// the event, so a re-run sees exactly what the first run saw.
-    fn handle(
-        &self,
-        event: &EventEnvelope,
-        history: &[EventEnvelope],
-    ) -> Result<Vec<FollowOn>, CoreError>;
+    /// Another aggregate (type, id) whose current history this handler reads for `event`.
+    fn related(&self, _event: &EventEnvelope) -> Option<(&'static str, String)> {
+        None
+    }
+    /// React to an event: follow-on events to append, or a rejection (not retried).
+    fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError>;
 }
 
 /// Every built-in handler.
