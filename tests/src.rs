@@ -15,8 +15,11 @@ pub fn api_url() -> String {
     std::env::var("API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into())
 }
 
-/// The table the local runner provisions.
-pub const TABLE: &str = "lendingos-events";
+/// The table the local runner provisions (`EVENTS_TABLE`, default `lendingos-events`;
+/// a runner started with `--prefix p` uses `p-events`).
+pub fn table() -> String {
+    std::env::var("EVENTS_TABLE").unwrap_or_else(|_| "lendingos-events".into())
+}
 
 /// A response: status and JSON body (Null when the body is not JSON).
 #[derive(Debug, Clone)]

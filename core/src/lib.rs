@@ -26,6 +26,7 @@ pub mod routing;
 pub mod schedule;
 pub mod schema;
 pub mod state;
+pub mod upcast;
 
 pub use envelope::{EventEnvelope, Metadata, NewEvent};
 pub use error::{CoreError, ErrorCode};

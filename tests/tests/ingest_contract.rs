@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{aws, Api, TABLE};
+use integration_tests::{aws, table, Api};
 use serde_json::{json, Value};
 
 fn flagged(b: &str, reason: &str) -> Value {
@@ -48,7 +48,7 @@ async fn a_bad_batch_stores_nothing() {
     let guard = clients
         .dynamodb
         .get_item()
-        .table_name(TABLE)
+        .table_name(table())
         .set_key(Some(HashMap::from([
             (
                 "pk".to_string(),
@@ -64,7 +64,7 @@ async fn a_bad_batch_stores_nothing() {
     let stream_items = clients
         .dynamodb
         .query()
-        .table_name(TABLE)
+        .table_name(table())
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(
             ":pk",

@@ -19,6 +19,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::Utc;
 use lending_events::envelope::StreamId;
 use lending_events::handlers::{DomainHandler, HandlerInput};
+use lending_events::upcast::upcast;
 use lending_events::{CoreError, EventEnvelope, NewEvent};
 
 use crate::error::{classify, AdapterError};
@@ -93,7 +94,7 @@ impl<S: EventStore> BatchRunner<S> {
     pub async fn process(&self, msg: &SqsMessage) -> Outcome {
         let body = msg.body.as_deref().unwrap_or("");
         let result = match serde_json::from_str::<EventEnvelope>(body) {
-            Ok(event) => self.run_handlers(&event).await,
+            Ok(event) => self.run_handlers(&upcast(event)).await,
             Err(e) => Err(AdapterError::Decode(format!(
                 "message body is not an event envelope: {e}"
             ))),
@@ -141,7 +142,8 @@ impl<S: EventStore> BatchRunner<S> {
                         aggregate_type,
                         aggregate_id: &aggregate_id,
                     };
-                    self.store.history_until(stream, u64::MAX / 2).await?
+                    let related = self.store.history_until(stream, u64::MAX / 2).await?;
+                    related.into_iter().map(upcast).collect()
                 }
                 None => Vec::new(),
             };

@@ -21,9 +21,6 @@ use std::net::SocketAddr;
 use event_adapters::config::{Clients, Config, DomainQueues};
 use event_adapters::functions;
 
-const TABLE: &str = "lendingos-events";
-const QUEUE_PREFIX: &str = "lendingos";
-
 #[tokio::main]
 async fn main() {
     event_adapters::telemetry::init_pretty();
@@ -32,22 +29,22 @@ async fn main() {
     let port: u16 = flag(&args, "--port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
+    // A separate prefix gives a separate table and queues, so two runners never share work.
+    let prefix = flag(&args, "--prefix").unwrap_or_else(|| "lendingos".to_string());
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
         eprintln!("AWS_ENDPOINT_URL is not set; source localstack/env.sh first");
         std::process::exit(2);
     }
     let clients = Clients::from_env().await;
     let result = match cmd {
-        "provision" => provision::provision(&clients, TABLE, QUEUE_PREFIX)
-            .await
-            .map(|r| {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&r.describe()).unwrap_or_default()
-                );
-            }),
-        "serve" => serve(&clients, port, false).await,
-        "demo" => serve(&clients, port, true).await,
+        "provision" => provision::provision(&clients, &prefix).await.map(|r| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r.describe()).unwrap_or_default()
+            );
+        }),
+        "serve" => serve(&clients, &prefix, port, false).await,
+        "demo" => serve(&clients, &prefix, port, true).await,
         other => Err(format!(
             "unknown command {other:?}; use provision, serve or demo"
         )),
@@ -67,10 +64,10 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 
 /// Serve the API and the event source mappings; with `demo`, play the story against them
 /// and stop when it is done.
-async fn serve(clients: &Clients, port: u16, demo: bool) -> Result<(), String> {
-    let resources = provision::provision(clients, TABLE, QUEUE_PREFIX).await?;
+async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
+    let resources = provision::provision(clients, prefix).await?;
     let config = Config {
-        table: TABLE.to_string(),
+        table: resources.table.clone(),
         queues: resources
             .queues
             .iter()
@@ -106,7 +103,7 @@ async fn serve(clients: &Clients, port: u16, demo: bool) -> Result<(), String> {
         );
         tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
     }
-    tracing::info!(%addr, table = TABLE, domains = resources.queues.len(), "local runner ready");
+    tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
     let base = format!("http://{addr}");

@@ -36,11 +36,11 @@ impl Provisioned {
     }
 }
 
-pub async fn provision(
-    clients: &Clients,
-    table: &str,
-    prefix: &str,
-) -> Result<Provisioned, String> {
+/// The table is `<prefix>-events`, the queues `<prefix>-<domain>.fifo` and
+/// `<prefix>-<domain>-dlq.fifo`.
+pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, String> {
+    let table = format!("{prefix}-events");
+    let table = table.as_str();
     let stream_arn = ensure_table(&clients.dynamodb, table).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
