@@ -27,6 +27,10 @@ pub trait DomainHandler: Send + Sync {
     fn domain(&self) -> &'static str;
     /// Event types this handler receives.
     fn subscriptions(&self) -> &'static [&'static str];
+    /// Order among the handlers of one domain that receive the same event (lower first).
+    fn priority(&self) -> u32 {
+        100
+    }
     /// Another aggregate (type, id) whose current history this handler reads for `event`.
     fn related(&self, _event: &EventEnvelope) -> Option<(&'static str, String)> {
         None

@@ -10,7 +10,8 @@ use crate::api::{self, Api, TenantSource};
 use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::publisher::QueuePublisher;
-use crate::runner::{BatchRunner, DeadLetters};
+use crate::ledger::DynamoLedger;
+use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
 
 pub fn ingest_router(config: &Config, clients: &Clients) -> axum::Router {
@@ -33,15 +34,25 @@ pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
     )
 }
 
-pub fn domain_runner(domain: &str, config: &Config, clients: &Clients) -> BatchRunner<DynamoStore> {
-    let dead_letters = config.dlq_url(domain).map(|url| DeadLetters {
+/// The domain runner with its DynamoDB store and ledger, queues, and retry policy and
+/// fault hooks from the environment.
+pub fn domain_runner(
+    domain: &str,
+    config: &Config,
+    clients: &Clients,
+) -> BatchRunner<DynamoStore, DynamoLedger> {
+    let queues = DomainQueueOps {
         client: clients.sqs.clone(),
-        dlq_url: url.to_string(),
-    });
+        queue_url: config.queue_url(domain).map(str::to_string),
+        dlq_url: config.dlq_url(domain).map(str::to_string),
+    };
     BatchRunner::new(
         DynamoStore::new(clients.dynamodb.clone(), &config.table),
+        DynamoLedger::new(clients.dynamodb.clone(), &config.table),
         handlers::for_domain(domain),
-        dead_letters,
+        Some(queues),
+        RetryPolicy::from_env(),
+        Faults::from_env(),
     )
 }
 
@@ -72,7 +83,13 @@ pub async fn run_domain(domain: &str) -> Result<(), Error> {
     let runner = &runner;
     lambda_runtime::run(service_fn(
         move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
-            Ok::<_, Error>(runner.handle(e.payload).await)
+            // Processing leases end when this invocation must have answered.
+            let lease = e
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            Ok::<_, Error>(runner.handle(e.payload, lease).await)
         },
     ))
     .await

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod functions;
+pub mod ledger;
 pub mod publisher;
 pub mod runner;
 pub mod store;

@@ -9,10 +9,13 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use event_adapters::dispatch::Dispatcher;
 use event_adapters::runner::BatchRunner;
+use event_adapters::ledger::DynamoLedger;
 use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
 const IDLE: Duration = Duration::from_millis(150);
+/// The processing lease of one local batch, as a Lambda timeout would give it.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// Poll every shard of the table's stream from its start (nothing written before the
 /// runner started is missed; re-dispatched events are absorbed by FIFO deduplication and
@@ -211,9 +214,15 @@ pub async fn poll_queue(
     sqs: aws_sdk_sqs::Client,
     url: String,
     arn: String,
-    runner: BatchRunner<DynamoStore>,
+    runner: BatchRunner<DynamoStore, DynamoLedger>,
 ) {
     loop {
+        // As disabling an event source mapping does: while every handler of the domain is
+        // switched off, receive nothing, so messages wait without using up receives.
+        if !any_enabled(&runner).await {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let out = match sqs
             .receive_message()
             .queue_url(&url)
@@ -274,7 +283,7 @@ pub async fn poll_queue(
                     continue;
                 }
             };
-        let resp = runner.handle(event).await;
+        let resp = runner.handle(event, LEASE).await;
         let failed: HashSet<&str> = resp
             .batch_item_failures
             .iter()
@@ -304,4 +313,14 @@ pub async fn poll_queue(
             }
         }
     }
+}
+
+async fn any_enabled(runner: &BatchRunner<DynamoStore, DynamoLedger>) -> bool {
+    use event_adapters::ledger::Ledger;
+    for h in runner.handlers() {
+        if runner.ledger().enabled(h.name()).await.unwrap_or(true) {
+            return true;
+        }
+    }
+    runner.handlers().is_empty()
 }
