@@ -145,3 +145,248 @@ pub fn types(events: &[Value]) -> Vec<&str> {
         .map(|e| e["eventType"].as_str().unwrap_or("?"))
         .collect()
 }
+
+/// A local runner of the test's own (own table and queues via `--prefix`, own port), for
+/// tests that inject faults or switch handlers off without disturbing other tests.
+/// Killed when dropped.
+pub struct RunnerProcess {
+    child: Option<std::process::Child>,
+    pub prefix: String,
+    pub port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl RunnerProcess {
+    pub fn binary() -> std::path::PathBuf {
+        std::env::var("LOCAL_RUNNER_BIN").map(Into::into).unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/local-runner")
+        })
+    }
+
+    /// Start on a free port with a fresh prefix and extra environment; waits until ready.
+    pub async fn start(name: &str, env: &[(&str, &str)]) -> RunnerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut r = RunnerProcess {
+            child: None,
+            prefix: format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            port,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        r.spawn(&[]).await;
+        r
+    }
+
+    /// (Re)start the process, with `extra` environment on top of the original.
+    pub async fn spawn(&mut self, extra: &[(&str, &str)]) {
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.prefix))).expect("log file");
+        let mut cmd = std::process::Command::new(Self::binary());
+        cmd.args(["serve", "--prefix", &self.prefix, "--port", &self.port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start local-runner (build it first)"));
+        let api = self.api("probe");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Ok(_)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                api.client.request(
+                    http::Request::get(format!("{}/aggregates/Probe/p/events", api.base))
+                        .header("x-tenant-id", "probe")
+                        .body(Full::new(Bytes::new()))
+                        .expect("request"),
+                ),
+            )
+            .await
+            {
+                return;
+            }
+            if self.exited() {
+                panic!("local-runner {} exited at start", self.prefix);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("local-runner {} did not become ready", self.prefix);
+    }
+
+    /// An API client for a tenant on this runner.
+    pub fn api(&self, tenant: &str) -> Api {
+        let mut a = Api::for_tenant(tenant);
+        a.base = format!("http://127.0.0.1:{}", self.port);
+        a
+    }
+
+    pub fn table(&self) -> String {
+        format!("{}-events", self.prefix)
+    }
+
+    pub fn queue_name(&self, domain: &str, dlq: bool) -> String {
+        if dlq {
+            format!("{}-{domain}-dlq.fifo", self.prefix)
+        } else {
+            format!("{}-{domain}.fifo", self.prefix)
+        }
+    }
+
+    /// True once the process has ended (e.g. after an injected crash).
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// DynamoDB items by key, 100 per call, in any order.
+pub async fn batch_get(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pks: &[String],
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+    let mut out = Vec::new();
+    for chunk in pks.chunks(100) {
+        let mut keys: Vec<_> = chunk
+            .iter()
+            .map(|pk| {
+                std::collections::HashMap::from([
+                    ("pk".to_string(), AttributeValue::S(pk.clone())),
+                    ("sk".to_string(), AttributeValue::N("0".into())),
+                ])
+            })
+            .collect();
+        while !keys.is_empty() {
+            let ka = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys");
+            let res = ddb.batch_get_item().request_items(table, ka).send().await.expect("BatchGetItem");
+            if let Some(items) = res.responses().and_then(|r| r.get(table)) {
+                out.extend(items.iter().cloned());
+            }
+            keys = res.unprocessed_keys().and_then(|u| u.get(table)).map(|k| k.keys().to_vec()).unwrap_or_default();
+        }
+    }
+    out
+}
+
+/// Every event of one correlation, from the byCorrelation index.
+pub async fn correlation_events(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str, correlation: &str) -> Vec<Value> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let res = ddb
+            .query()
+            .table_name(table)
+            .index_name("byCorrelation")
+            .key_condition_expression("corrKey = :c")
+            .expression_attribute_values(":c", AttributeValue::S(format!("{tenant}#{correlation}")))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Query byCorrelation");
+        for item in res.items() {
+            if let Some(Ok(body)) = item.get("envelope").map(|v| v.as_s()) {
+                out.push(serde_json::from_str(body).expect("stored envelope"));
+            }
+        }
+        start = res.last_evaluated_key().cloned();
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Messages waiting or in flight on a queue.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let get = |k: A| out.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (get(A::ApproximateNumberOfMessages), get(A::ApproximateNumberOfMessagesNotVisible))
+}
+
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.get_queue_url().queue_name(name).send().await.expect("GetQueueUrl").queue_url().unwrap_or_default().to_string()
+}
+
+/// The resource prefix of the runner under test: `QUEUE_PREFIX`, else `EVENTS_TABLE` without
+/// its `-events` suffix (a runner started with `--prefix p` uses `p-events`, `p-<domain>.fifo`).
+pub fn prefix() -> String {
+    std::env::var("QUEUE_PREFIX").unwrap_or_else(|_| {
+        let t = table();
+        t.strip_suffix("-events").unwrap_or(&t).to_string()
+    })
+}
+
+/// Wait for the dead letter of one event on a queue (by the envelope's eventId in the
+/// body), delete it, and return its body and its message attributes (`failureReason`, ...).
+/// Other messages are left on the queue (they reappear after a short visibility timeout).
+pub async fn take_dead_letter(
+    sqs: &aws_sdk_sqs::Client,
+    queue_name: &str,
+    event_id: &str,
+    timeout: Duration,
+) -> Option<(Value, std::collections::HashMap<String, String>)> {
+    let url = queue_url(sqs, queue_name).await;
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(2)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        for m in out.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
+            if body["eventId"] != event_id {
+                continue;
+            }
+            let attrs = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(h) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(h)
+                    .send()
+                    .await;
+            }
+            return Some((body, attrs));
+        }
+    }
+    None
+}

@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use lending_events::catalog::Catalog;
 use lending_events::envelope::{StreamId, WriteContext, MAX_ID_LEN, MAX_TYPE_LEN};
-use lending_events::ingest::{parse_body, Limits};
+use lending_events::ingest::{parse_body_in, Limits};
 use lending_events::schema::is_safe_id;
 use lending_events::{CoreError, ErrorCode};
 use serde_json::{json, Value};
@@ -37,6 +38,8 @@ pub struct Api<S> {
     pub store: S,
     pub limits: Limits,
     pub tenant_source: TenantSource,
+    /// The event types ingest accepts: built-in plus custom ones.
+    pub catalog: Catalog,
 }
 
 /// Build the router over any event store.
@@ -46,6 +49,10 @@ pub fn router<S: EventStore + 'static>(api: Api<S>) -> Router {
         .route(
             "/aggregates/{aggregate_type}/{aggregate_id}/events",
             get(get_history::<S>),
+        )
+        .route(
+            "/aggregates/{aggregate_type}/{aggregate_id}/state",
+            get(get_state::<S>),
         )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
@@ -250,7 +257,7 @@ async fn post_events<S: EventStore + 'static>(
         tenant_id: &tenant,
         now,
     };
-    let events = parse_body(&bytes, &api.limits, &ctx, &mut Uuid::new_v4)?;
+    let events = parse_body_in(&api.catalog, &bytes, &api.limits, &ctx, &mut Uuid::new_v4)?;
     let appended = api.store.append(events, now).await?;
     let status = match appended {
         Appended::Stored(_) => StatusCode::CREATED,
@@ -279,6 +286,27 @@ async fn get_history<S: EventStore + 'static>(
     }
     let page = api.store.read_stream(stream, after, None, limit).await?;
     Ok(Json(json!({"events": page.events, "next": page.next})).into_response())
+}
+
+/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
+/// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
+async fn get_state<S: EventStore + 'static>(
+    State(api): State<Arc<Api<S>>>,
+    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
+    let history = api.store.history_until(stream, u64::MAX / 2).await?;
+    let doc = lending_events::state::document(history).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{aggregate_type} {aggregate_id} has no events"),
+            None,
+        )
+    })?;
+    Ok(Json(doc).into_response())
 }
 
 pub fn stream_of<'a>(

@@ -2,19 +2,23 @@
 //! are used by the local runner, which is why they take a [`Config`] and [`Clients`].
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lending_events::handlers;
+use lending_events::catalog::Catalog;
+use lending_events::handlers::{self, HandlerConfig};
 use lending_events::ingest::Limits;
 use lending_events::routing::RoutingTable;
 
 use crate::api::{self, Api, TenantSource};
 use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
-use crate::publisher::QueuePublisher;
+use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
+use crate::publisher::QueuePublisher;
 use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
 
-pub fn ingest_router(config: &Config, clients: &Clients) -> axum::Router {
+/// The HTTP API over the events table; `catalog` is what ingest accepts (see
+/// [`catalog_from_env`]).
+pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
     api::router(Api {
         store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
         limits: Limits::default(),
@@ -23,7 +27,47 @@ pub fn ingest_router(config: &Config, clients: &Clients) -> axum::Router {
         } else {
             TenantSource::Authorizer
         },
+        catalog,
     })
+}
+
+/// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting
+/// with `{`), or the path of a file holding it. `None` when the variable is unset or empty.
+/// A document that does not parse is an error: the function must not start without the
+/// types its clients rely on.
+pub fn catalog_from_env() -> Result<Option<Catalog>, AdapterError> {
+    let Some(value) = std::env::var("CUSTOM_EVENT_TYPES")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let text = if value.trim_start().starts_with('{') {
+        value
+    } else {
+        std::fs::read_to_string(value.trim()).map_err(|e| {
+            AdapterError::Config(format!("CUSTOM_EVENT_TYPES: cannot read {value}: {e}"))
+        })?
+    };
+    let catalog = Catalog::with_custom_json(&text)
+        .map_err(|e| AdapterError::Config(format!("CUSTOM_EVENT_TYPES: {e} ({e:?})")))?;
+    tracing::info!(
+        custom_types = catalog.custom().len(),
+        "custom event types loaded"
+    );
+    Ok(Some(catalog))
+}
+
+/// Handler settings from the environment: `CLOSING_DOCUMENTS` (comma-separated document
+/// types the compliance handler generates on funding).
+pub fn handler_config_from_env() -> Result<HandlerConfig, AdapterError> {
+    let config = HandlerConfig::default();
+    match std::env::var("CLOSING_DOCUMENTS") {
+        Ok(list) if !list.trim().is_empty() => config
+            .with_closing_documents(&list)
+            .map_err(|e| AdapterError::Config(e.to_string())),
+        _ => Ok(config),
+    }
 }
 
 pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
@@ -49,7 +93,8 @@ pub fn domain_runner(
     BatchRunner::new(
         DynamoStore::new(clients.dynamodb.clone(), &config.table),
         DynamoLedger::new(clients.dynamodb.clone(), &config.table),
-        handlers::for_domain(domain),
+        // Validated at start by run_domain and the local runner; the defaults otherwise.
+        handlers::for_domain_with(domain, &handler_config_from_env().unwrap_or_default()),
         Some(queues),
         RetryPolicy::from_env(),
         Faults::from_env(),
@@ -59,7 +104,8 @@ pub fn domain_runner(
 /// `main` of the ingest function.
 pub async fn run_ingest() -> Result<(), Error> {
     crate::telemetry::init();
-    let router = ingest_router(&Config::from_env()?, &Clients::from_env().await);
+    let catalog = catalog_from_env()?.unwrap_or_default();
+    let router = ingest_router(&Config::from_env()?, &Clients::from_env().await, catalog);
     lambda_http::run(router).await
 }
 
@@ -79,6 +125,7 @@ pub async fn run_dispatch() -> Result<(), Error> {
 /// `main` of a domain function (SQS event source with ReportBatchItemFailures).
 pub async fn run_domain(domain: &str) -> Result<(), Error> {
     crate::telemetry::init();
+    handler_config_from_env()?;
     let runner = domain_runner(domain, &Config::from_env()?, &Clients::from_env().await);
     let runner = &runner;
     lambda_runtime::run(service_fn(

@@ -96,31 +96,99 @@ impl DemoClient {
         id: &str,
         event_type: &str,
     ) -> Result<Vec<Value>, String> {
+        self.wait_for_n(aggregate_type, id, event_type, 1).await
+    }
+
+    /// Wait until the aggregate holds `n` events of `event_type`.
+    async fn wait_for_n(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        event_type: &str,
+        n: usize,
+    ) -> Result<Vec<Value>, String> {
         let start = Instant::now();
         loop {
             let h = self.history(aggregate_type, id).await?;
-            if h.iter().any(|e| e["eventType"] == event_type) {
+            if h.iter().filter(|e| e["eventType"] == event_type).count() >= n {
                 println!(
                     "  ✓ {event_type} arrived after {} ms",
                     start.elapsed().as_millis()
                 );
                 return Ok(h);
             }
-            if start.elapsed() > Duration::from_secs(60) {
+            if start.elapsed() > Duration::from_secs(120) {
                 return Err(format!(
-                    "{event_type} did not arrive on {aggregate_type}#{id} within 60 s"
+                    "{event_type} did not arrive on {aggregate_type}#{id} within 120 s"
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    async fn state(&self, aggregate_type: &str, id: &str) -> Result<Value, String> {
+        let (status, body) = self
+            .call(
+                "GET",
+                &format!("/aggregates/{aggregate_type}/{id}/state"),
+                None,
+            )
+            .await?;
+        if status != 200 {
+            return Err(format!("state of {aggregate_type} {id}: {status} {body}"));
+        }
+        Ok(body["state"].clone())
+    }
 }
 
-pub async fn play(base: &str) -> Result<(), String> {
+/// Every event of one correlation (the table's byCorrelation index), until `n` are there.
+async fn by_correlation(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    corr: &str,
+    n: usize,
+) -> Result<Vec<Value>, String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let start = Instant::now();
+    loop {
+        let out = ddb
+            .query()
+            .table_name(table)
+            .index_name("byCorrelation")
+            .key_condition_expression("corrKey = :c")
+            .expression_attribute_values(":c", AttributeValue::S(format!("{tenant}#{corr}")))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
+        let evs: Vec<Value> = out
+            .items()
+            .iter()
+            .filter_map(|i| i.get("envelope").and_then(|v| v.as_s().ok()))
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect();
+        if evs.len() >= n || start.elapsed() > Duration::from_secs(120) {
+            return Ok(evs);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn s(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+pub async fn play(base: &str, ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let short = &run[..8];
     let api = DemoClient::new(base, &format!("demo-{short}"));
-    let (borrower, loan) = (format!("B-{short}"), format!("L-{short}"));
+    let (borrower, loan, fund) = (
+        format!("B-{short}"),
+        format!("L-{short}"),
+        format!("F-{short}"),
+    );
     let correlation = format!("onboarding-{short}");
     let meta = json!({"userId": "officer-7", "correlationId": correlation, "source": "demo"});
 
@@ -133,7 +201,8 @@ pub async fn play(base: &str) -> Result<(), String> {
     println!("\n▶ 2. Loan created, approved and funded: $100,000 at 7.5 % over 12 months");
     api.publish(json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
         "payload": {"loanId": loan, "borrowerId": borrower, "amount": "100000.00", "interestRate": "7.5",
-            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}, "metadata": meta})).await?;
+            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": fund},
+        "metadata": meta})).await?;
     api.publish(json!({"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": loan,
         "payload": {"loanId": loan, "approvedBy": "officer-7", "approvedAt": "2026-01-30T12:00:00Z"}, "metadata": meta})).await?;
     let funded = api.publish(json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": loan,
@@ -195,6 +264,173 @@ pub async fn play(base: &str) -> Result<(), String> {
             );
         }
     }
+
+    println!("\n▶ 6. Everything Loan.Funded set off (one correlation, causation = Loan.Funded)");
+    let caused = by_correlation(ddb, table, &api.tenant, &correlation_id(&funded), 10).await?;
+    for e in caused
+        .iter()
+        .filter(|e| e["metadata"]["causationId"] == funded["eventId"])
+    {
+        let p = &e["payload"];
+        let what = match e["eventType"].as_str().unwrap_or("") {
+            "PaymentSchedule.Generated" => format!("{} payments", p["totalPayments"]),
+            "Document.Generated" => s(&p["type"]),
+            "Fund.CapitalAllocated" => format!("{} from fund {}", s(&p["amount"]), s(&p["fundId"])),
+            "Notification.Sent" => format!(
+                "{} to {} by {}",
+                s(&p["template"]),
+                s(&p["recipient"]),
+                s(&p["channel"])
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<26} {:<18} {:<24} {}",
+            s(&e["eventType"]),
+            s(&e["metadata"]["source"]),
+            format!(
+                "{}#{}",
+                s(&e["aggregateType"]),
+                short_id(&s(&e["aggregateId"]))
+            ),
+            what
+        );
+    }
+
+    println!("\n▶ 7. The borrower pays installment 1 (a v1 event: free-text method \"ACH\")");
+    api.publish(
+        json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": "PAY-1", "loanId": loan, "amount": "8675.74", "method": "ACH",
+            "receivedAt": "2026-02-27T15:00:00Z"}, "metadata": meta}),
+    )
+    .await?;
+    let h = api.wait_for("Loan", &loan, "Payment.Applied").await?;
+    if let Some(a) = h.iter().rev().find(|e| e["eventType"] == "Payment.Applied") {
+        let p = &a["payload"];
+        println!(
+            "  Payment.Applied: interest {}, principal {}, remaining principal {} (method read as v2: {})",
+            s(&p["allocation"]["interest"]),
+            s(&p["allocation"]["principal"]),
+            s(&p["remainingPrincipal"]),
+            s(&p["paymentMethod"])
+        );
+    }
+
+    println!(
+        "\n▶ 8. The daily late-payment job, as of 2026-04-10 (POST /admin/late-payments), twice"
+    );
+    for run in 1..=2 {
+        let (status, report) = api
+            .call(
+                "POST",
+                "/admin/late-payments",
+                Some(&json!({"asOf": "2026-04-10"})),
+            )
+            .await?;
+        if status != 200 {
+            return Err(format!("late-payment job: {status} {report}"));
+        }
+        println!(
+            "  run {run}: {} funded loan(s), {} Payment.Late emitted, {} already stored",
+            report["loans"], report["emitted"], report["alreadyStored"]
+        );
+    }
+    let h = api.history("Loan", &loan).await?;
+    for e in h.iter().filter(|e| e["eventType"] == "Payment.Late") {
+        let p = &e["payload"];
+        println!(
+            "  Payment.Late: installment {} due {}, {} days late, {} due",
+            p["installment"],
+            s(&p["dueDate"]),
+            p["daysLate"],
+            s(&p["amountDue"])
+        );
+    }
+
+    println!("\n▶ 9. A construction draw: request → inspection → approval on the loan → disbursal");
+    let draw = format!("D-{short}");
+    let requested = api
+        .publish(
+            json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": draw,
+        "payload": {"drawId": draw, "loanId": loan, "amount": "25000.00"}, "metadata": meta}),
+        )
+        .await?;
+    let h = api.wait_for("Draw", &draw, "Inspection.Scheduled").await?;
+    let scheduled = h
+        .iter()
+        .find(|e| e["eventType"] == "Inspection.Scheduled")
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "  inspection {} scheduled for {}",
+        &s(&scheduled["payload"]["inspectionId"])[..8],
+        s(&scheduled["payload"]["scheduledFor"])
+    );
+    api.publish(json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": draw,
+        "payload": {"inspectionId": scheduled["payload"]["inspectionId"], "drawId": draw, "result": "passed",
+            "notes": "foundation poured"},
+        "metadata": {"userId": "inspector-3", "correlationId": correlation_id(&requested), "source": "demo"}})).await?;
+    let h = api.wait_for("Draw", &draw, "Draw.Disbursed").await?;
+    println!("  {:>3}  {:<22} {:<16} detail", "seq", "event", "source");
+    for e in &h {
+        let p = &e["payload"];
+        let detail = match e["eventType"].as_str().unwrap_or("") {
+            "Draw.Requested" => format!("{} requested", s(&p["amount"])),
+            "Inspection.Scheduled" => format!("for {}", s(&p["scheduledFor"])),
+            "Inspection.Completed" | "Draw.Inspected" => s(&p["result"]),
+            "Draw.Approved" => format!("{} approved", s(&p["approvedAmount"])),
+            "Draw.Disbursed" => format!("{} disbursed", s(&p["amount"])),
+            _ => String::new(),
+        };
+        println!(
+            "  {:>3}  {:<22} {:<16} {}",
+            e["sequence"].to_string(),
+            s(&e["eventType"]),
+            s(&e["metadata"]["source"]),
+            detail
+        );
+    }
+
+    println!(
+        "\n▶ 10. The loan's state (GET /aggregates/Loan/{loan}/state), folded from its history"
+    );
+    let st = api.state("Loan", &loan).await?;
+    let next = &st["nextDue"];
+    for (k, v) in [
+        ("status", s(&st["status"])),
+        ("outstanding principal", s(&st["outstandingPrincipal"])),
+        (
+            "paid principal / interest",
+            format!("{} / {}", s(&st["paidPrincipal"]), s(&st["paidInterest"])),
+        ),
+        (
+            "next due",
+            format!(
+                "#{} on {}: {}",
+                next["installment"],
+                s(&next["dueDate"]),
+                s(&next["amount"])
+            ),
+        ),
+        ("late installments", st["lateInstallments"].to_string()),
+        ("draws disbursed", s(&st["disbursedDrawsTotal"])),
+        ("undrawn", s(&st["draws"]["undrawn"])),
+    ] {
+        println!("  {k:<26} {v}");
+    }
     println!("\n✔ demo complete");
     Ok(())
+}
+
+/// Derived ids are UUIDs: their first 8 characters are enough on screen.
+fn short_id(id: &str) -> &str {
+    if id.len() == 36 {
+        &id[..8]
+    } else {
+        id
+    }
+}
+
+fn correlation_id(e: &Value) -> String {
+    s(&e["metadata"]["correlationId"])
 }

@@ -9,9 +9,15 @@
 //!   what succeeded and leaving reported failures for redelivery and redrive.
 //!
 //! Subcommands: `provision` (create table and queues, idempotent, print their names),
-//! `serve` (provision, then run everything until Ctrl-C or SIGTERM) and `demo` (serve, play
-//! the LendingOS story through the HTTP API, print what happened, stop).
+//! `serve` (provision, then run everything until Ctrl-C or SIGTERM), `demo` (serve, play
+//! the LendingOS story through the HTTP API, print what happened, stop),
+//! `late-payments --as-of YYYY-MM-DD [--tenant t]` (run the daily job once) and
+//! `catalog [--markdown]` (print the event catalog; needs no AWS).
+//!
+//! Custom event types: `CUSTOM_EVENT_TYPES` (a file or the JSON itself), else the bundled
+//! example `localstack/runner/custom-event-types.json`.
 
+mod admin;
 mod demo;
 mod pollers;
 mod provision;
@@ -31,6 +37,13 @@ async fn main() {
         .unwrap_or(3000);
     // A separate prefix gives a separate table and queues, so two runners never share work.
     let prefix = flag(&args, "--prefix").unwrap_or_else(|| "lendingos".to_string());
+    if cmd == "catalog" {
+        if let Err(e) = admin::print_catalog(args.iter().any(|a| a == "--markdown")) {
+            eprintln!("local-runner: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
         eprintln!("AWS_ENDPOINT_URL is not set; source localstack/env.sh first");
         std::process::exit(2);
@@ -45,8 +58,17 @@ async fn main() {
         }),
         "serve" => serve(&clients, &prefix, port, false).await,
         "demo" => serve(&clients, &prefix, port, true).await,
+        "late-payments" => {
+            admin::run_cli(
+                &clients,
+                &prefix,
+                flag(&args, "--as-of"),
+                flag(&args, "--tenant"),
+            )
+            .await
+        }
         other => Err(format!(
-            "unknown command {other:?}; use provision, serve or demo"
+            "unknown command {other:?}; use provision, serve, demo, late-payments or catalog"
         )),
     };
     if let Err(e) = result {
@@ -87,21 +109,32 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("bind {addr}: {e}"))?;
-    let router = functions::ingest_router(&config, clients);
+    functions::handler_config_from_env().map_err(|e| e.to_string())?;
+    let admin = admin::router(late_payments::Job::new(clients, &config.table));
+    let router = functions::ingest_router(&config, clients, admin::catalog()?).merge(admin);
 
     let stream_arn = resources.stream_arn.clone();
     let dispatcher = functions::dispatcher(&config, clients);
     let mut tasks = tokio::task::JoinSet::new();
     let streams = aws_sdk_dynamodbstreams::Client::new(&event_adapters::config::aws_config().await);
     tasks.spawn(async move { pollers::poll_stream(streams, stream_arn, dispatcher).await });
+    // Like Lambda's concurrent invocations per queue: FIFO never hands one message group to
+    // two receivers at once, so order per aggregate holds.
+    let concurrency: usize = std::env::var("LOCAL_QUEUE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     for q in &resources.queues {
-        let runner = functions::domain_runner(q.domain, &config, clients);
-        let (sqs, url, arn) = (
-            clients.sqs.clone(),
-            q.queue_url.clone(),
-            q.queue_arn.clone(),
-        );
-        tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+        let runner = std::sync::Arc::new(functions::domain_runner(q.domain, &config, clients));
+        for _ in 0..concurrency.max(1) {
+            let (sqs, url, arn) = (
+                clients.sqs.clone(),
+                q.queue_url.clone(),
+                q.queue_arn.clone(),
+            );
+            let runner = runner.clone();
+            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+        }
     }
     tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
@@ -110,7 +143,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     let outcome = if demo {
         tokio::select! {
             r = server => r.map_err(|e| e.to_string()),
-            r = demo::play(&base) => r,
+            r = demo::play(&base, &clients.dynamodb, &config.table) => r,
         }
     } else {
         server.await.map_err(|e| e.to_string())

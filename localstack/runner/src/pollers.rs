@@ -14,8 +14,13 @@ use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
 const IDLE: Duration = Duration::from_millis(150);
-/// The processing lease of one local batch, as a Lambda timeout would give it.
-const LEASE: Duration = Duration::from_secs(30);
+/// What a Lambda timeout gives a batch: the processing lease and, as the receive's
+/// visibility timeout, how long a crashed batch stays invisible (`LOCAL_BATCH_TIMEOUT_SECS`,
+/// default 30).
+fn batch_timeout() -> Duration {
+    let secs = std::env::var("LOCAL_BATCH_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    Duration::from_secs(secs)
+}
 
 /// Poll every shard of the table's stream from its start (nothing written before the
 /// runner started is missed; re-dispatched events are absorbed by FIFO deduplication and
@@ -214,7 +219,7 @@ pub async fn poll_queue(
     sqs: aws_sdk_sqs::Client,
     url: String,
     arn: String,
-    runner: BatchRunner<DynamoStore, DynamoLedger>,
+    runner: std::sync::Arc<BatchRunner<DynamoStore, DynamoLedger>>,
 ) {
     loop {
         // As disabling an event source mapping does: while every handler of the domain is
@@ -228,6 +233,7 @@ pub async fn poll_queue(
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
+            .visibility_timeout(batch_timeout().as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
@@ -283,7 +289,7 @@ pub async fn poll_queue(
                     continue;
                 }
             };
-        let resp = runner.handle(event, LEASE).await;
+        let resp = runner.handle(event, batch_timeout()).await;
         let failed: HashSet<&str> = resp
             .batch_item_failures
             .iter()
