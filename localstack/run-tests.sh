@@ -26,6 +26,9 @@ impure=$(cargo tree -p lending-events -e normal --prefix none | grep -E '^(aws-|
 if [[ -n "$impure" ]]; then echo "core depends on: $impure"; exit 1; fi
 echo "ok"
 
+step "infrastructure template"
+bash infra/check.sh
+
 step "build"
 cargo build --workspace --all-targets --quiet
 

@@ -158,9 +158,12 @@ pub struct RunnerProcess {
 
 impl RunnerProcess {
     pub fn binary() -> std::path::PathBuf {
-        std::env::var("LOCAL_RUNNER_BIN").map(Into::into).unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/local-runner")
-        })
+        std::env::var("LOCAL_RUNNER_BIN")
+            .map(Into::into)
+            .unwrap_or_else(|_| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target/debug/local-runner")
+            })
     }
 
     /// Start on a free port with a fresh prefix and extra environment; waits until ready.
@@ -173,7 +176,10 @@ impl RunnerProcess {
             child: None,
             prefix: format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
             port,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         r.spawn(&[]).await;
         r
@@ -181,12 +187,19 @@ impl RunnerProcess {
 
     /// (Re)start the process, with `extra` environment on top of the original.
     pub async fn spawn(&mut self, extra: &[(&str, &str)]) {
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.prefix))).expect("log file");
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.prefix)))
+            .expect("log file");
         let mut cmd = std::process::Command::new(Self::binary());
-        cmd.args(["serve", "--prefix", &self.prefix, "--port", &self.port.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+        cmd.args([
+            "serve",
+            "--prefix",
+            &self.prefix,
+            "--port",
+            &self.port.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -239,7 +252,9 @@ impl RunnerProcess {
 
     /// True once the process has ended (e.g. after an injected crash).
     pub fn exited(&mut self) -> bool {
-        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     pub fn stop(&mut self) {
@@ -251,8 +266,18 @@ impl RunnerProcess {
 }
 
 impl Drop for RunnerProcess {
+    /// Stop the process and delete its table and queues (kept when `KEEP_TEST_RESOURCES`
+    /// is set, for a post-mortem).
     fn drop(&mut self) {
         self.stop();
+        if std::env::var_os("KEEP_TEST_RESOURCES").is_none() {
+            let _ = std::process::Command::new(Self::binary())
+                .args(["teardown", "--prefix", &self.prefix])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -275,19 +300,37 @@ pub async fn batch_get(
             })
             .collect();
         while !keys.is_empty() {
-            let ka = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys");
-            let res = ddb.batch_get_item().request_items(table, ka).send().await.expect("BatchGetItem");
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .expect("keys");
+            let res = ddb
+                .batch_get_item()
+                .request_items(table, ka)
+                .send()
+                .await
+                .expect("BatchGetItem");
             if let Some(items) = res.responses().and_then(|r| r.get(table)) {
                 out.extend(items.iter().cloned());
             }
-            keys = res.unprocessed_keys().and_then(|u| u.get(table)).map(|k| k.keys().to_vec()).unwrap_or_default();
+            keys = res
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
         }
     }
     out
 }
 
 /// Every event of one correlation, from the byCorrelation index.
-pub async fn correlation_events(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str, correlation: &str) -> Vec<Value> {
+pub async fn correlation_events(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    correlation: &str,
+) -> Vec<Value> {
     use aws_sdk_dynamodb::types::AttributeValue;
     let mut out = Vec::new();
     let mut start = None;
@@ -325,12 +368,27 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
         .send()
         .await
         .expect("GetQueueAttributes");
-    let get = |k: A| out.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (get(A::ApproximateNumberOfMessages), get(A::ApproximateNumberOfMessagesNotVisible))
+    let get = |k: A| {
+        out.attributes()
+            .and_then(|a| a.get(&k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get(A::ApproximateNumberOfMessages),
+        get(A::ApproximateNumberOfMessagesNotVisible),
+    )
 }
 
 pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.get_queue_url().queue_name(name).send().await.expect("GetQueueUrl").queue_url().unwrap_or_default().to_string()
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("GetQueueUrl")
+        .queue_url()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The resource prefix of the runner under test: `QUEUE_PREFIX`, else `EVENTS_TABLE` without

@@ -1,15 +1,57 @@
 //! The event catalog: every event type the backbone accepts, with its domain, the aggregate
-//! whose stream it belongs to, and its payload schema.
+//! whose stream it belongs to, and its payload schema per version.
 //!
-//! Aggregates: loan, payment and schedule events live on the loan's stream (`Loan`,
-//! aggregateId = loanId) so they are ordered with the loan's other events; draw and
-//! inspection events on the draw's stream (`Draw`); borrower events on `Borrower`; fund-level
-//! money movements on `Fund`; compliance documents on `Document`, filings on `Filing`,
-//! licenses on `License`; notifications on `Notification`.
+//! # Aggregates (whose stream an event is appended to)
+//!
+//! | aggregateType (id field) | event types |
+//! |---|---|
+//! | `Loan` (loanId) | `Loan.*`, `PaymentSchedule.*`, `Payment.*`: one ordered stream per loan, so a payment is always folded after the funding and schedule it depends on |
+//! | `Draw` (drawId) | `Draw.*`, `Inspection.*` |
+//! | `Borrower` (borrowerId) | `Borrower.*` |
+//! | `Fund` (fundId) | `Fund.*`, `CapitalCall.*`, `Distribution.*` |
+//! | `Commitment` (commitmentId) | `Commitment.*` |
+//! | `Document`, `Filing`, `License`, `ComplianceReview` | compliance records, one stream each |
+//! | `Notification` (notificationId) | `Notification.*` |
+//!
+//! Handlers write their own records on their own aggregates (a compliance review on
+//! `ComplianceReview`, not on the borrower's stream), so a client's stream only changes when
+//! the client or the aggregate's own domain writes to it.
+//!
+//! # Draws against a loan
+//!
+//! Approving a draw needs "loan amount minus what is already drawn", a fact of the *loan*.
+//! To decide it without races and deterministically, the decision is taken on the loan's
+//! stream: when a draw passes inspection the draw handler appends `Loan.DrawSubmitted` to the
+//! loan; the draw handler receives that event in the loan's message group (so one loan's draw
+//! decisions are serialized) with the loan's history up to it, and approves
+//! `min(requested, amount - committed)` or rejects. "Committed" is the sum of earlier approved
+//! draws of the loan, replayed from the earlier `Loan.DrawSubmitted` events, so two draws
+//! approved moments apart never over-commit the loan, and a re-run decides the same. When
+//! the approved draw is disbursed, `Loan.DrawDisbursed` records it on the loan as well (the
+//! loan state's disbursed draws total).
+//!
+//! # Versions
+//!
+//! `eventVersion` selects the payload schema ([`EventSpec::schema`]); ingest validates a v2
+//! payload against the v2 schema. Stored events are never rewritten: readers see every event
+//! in its latest version through [`crate::upcast`]. Versioned today: `Payment.Received` v2
+//! (`paymentMethod` from a fixed list instead of the free-text `method`).
+//!
+//! # Custom types
+//!
+//! Teams add types without editing this file: [`Catalog::with_custom_json`] parses a JSON
+//! document (see [`crate::custom`]) into a catalog instance that ingest uses; custom payloads
+//! are validated by the same validator as the built-in ones.
 
+use serde_json::{json, Map, Value};
+
+use crate::error::CoreError;
 use crate::schema::{
-    opt, req, FieldKind, FieldSpec, DATE, DATETIME, ID, MONEY, POSITIVE_MONEY, TEXT,
+    fields_summary, opt, req, FieldKind, FieldSpec, DATE, DATETIME, ID, MONEY, POSITIVE_MONEY, TEXT,
 };
+
+/// A rule across fields that the field schema cannot express (checked after it).
+pub type PayloadCheck = fn(&Map<String, Value>) -> Result<(), CoreError>;
 
 /// One event type.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +62,28 @@ pub struct EventSpec {
     /// The payload field that must equal the envelope's aggregateId.
     pub aggregate_id_field: &'static str,
     pub description: &'static str,
+    /// The payload schema of version 1.
     pub fields: &'static [FieldSpec],
+    /// The payload schemas of versions 2, 3, ... in order; empty when only v1 exists.
+    pub later_versions: &'static [&'static [FieldSpec]],
+    /// Cross-field rules, checked on every version.
+    pub check: Option<PayloadCheck>,
+}
+
+impl EventSpec {
+    /// The newest payload version of this type.
+    pub fn latest_version(&self) -> u32 {
+        1 + self.later_versions.len() as u32
+    }
+
+    /// The payload schema of `version`, if it exists.
+    pub fn schema(&self, version: u32) -> Option<&'static [FieldSpec]> {
+        match version {
+            0 => None,
+            1 => Some(self.fields),
+            v => self.later_versions.get(v as usize - 2).copied(),
+        }
+    }
 }
 
 /// Names the seeds use for the same thing; the canonical name is stored.
@@ -33,10 +96,14 @@ pub const ALIASES: &[(&str, &str)] = &[
 const AMORTIZATION: FieldKind = FieldKind::OneOf(&["amortized", "interest_only"]);
 const FREQUENCY: FieldKind = FieldKind::OneOf(&["monthly", "quarterly", "maturity"]);
 const TERM: FieldKind = FieldKind::Integer { min: 1, max: 600 };
+const INSTALLMENT_NO: FieldKind = FieldKind::Integer { min: 1, max: 600 };
+const INSPECTION_RESULT: FieldKind = FieldKind::OneOf(&["passed", "failed"]);
+/// Payment methods of `Payment.Received` v2.
+pub const PAYMENT_METHODS: &[&str] = &["ach", "wire", "check", "card", "cash", "other"];
 
 /// One installment of a payment schedule.
 pub const INSTALLMENT: &[FieldSpec] = &[
-    req("number", FieldKind::Integer { min: 1, max: 600 }),
+    req("number", INSTALLMENT_NO),
     req("dueDate", DATE),
     req("principal", MONEY),
     req("interest", MONEY),
@@ -44,8 +111,23 @@ pub const INSTALLMENT: &[FieldSpec] = &[
     req("balance", MONEY),
 ];
 
+/// How a payment was split.
+pub const ALLOCATION: &[FieldSpec] = &[req("interest", MONEY), req("principal", MONEY)];
+
+/// What a payment paid on one installment.
+pub const INSTALLMENT_PAID: &[FieldSpec] = &[
+    req("number", INSTALLMENT_NO),
+    req("interest", MONEY),
+    req("principal", MONEY),
+];
+
 macro_rules! spec {
-    ($ty:literal, $domain:literal, $agg:literal, $id:literal, $desc:literal, [$($f:expr),* $(,)?]) => {
+    (@later) => { &[] };
+    (@later $e:expr) => { $e };
+    (@check) => { None };
+    (@check $e:expr) => { Some($e) };
+    ($ty:literal, $domain:literal, $agg:literal, $id:literal, $desc:literal, [$($f:expr),* $(,)?]
+        $(, later = $later:expr)? $(, check = $check:expr)? $(,)?) => {
         EventSpec {
             event_type: $ty,
             domain: $domain,
@@ -53,6 +135,8 @@ macro_rules! spec {
             aggregate_id_field: $id,
             description: $desc,
             fields: &[$($f),*],
+            later_versions: spec!(@later $($later)?),
+            check: spec!(@check $($check)?),
         }
     };
 }
@@ -74,7 +158,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("amortization", AMORTIZATION),
             req("paymentFrequency", FREQUENCY),
             opt("fundId", ID),
-        ]
+        ],
+        check = quarterly_term_divides_by_three,
     ),
     spec!(
         "Loan.Approved",
@@ -105,7 +190,7 @@ pub const CATALOG: &[EventSpec] = &[
         "loan",
         "Loan",
         "loanId",
-        "Loan terms changed",
+        "Loan terms changed; a new rate or term regenerates the schedule",
         [
             req("loanId", ID),
             opt("interestRate", FieldKind::Rate),
@@ -113,7 +198,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("changes", FieldKind::Object),
             req("modifiedBy", ID),
             opt("modifiedAt", DATETIME),
-        ]
+        ],
+        check = modification_changes_something,
     ),
     spec!(
         "Loan.StatusChanged",
@@ -152,17 +238,43 @@ pub const CATALOG: &[EventSpec] = &[
             req("defaultedAt", DATETIME),
         ]
     ),
+    spec!(
+        "Loan.DrawSubmitted",
+        "draw",
+        "Loan",
+        "loanId",
+        "A draw that passed inspection asks for funds of the loan (decided on the loan's stream)",
+        [
+            req("loanId", ID),
+            req("drawId", ID),
+            req("amount", POSITIVE_MONEY),
+            opt("inspectionId", ID),
+        ]
+    ),
+    spec!(
+        "Loan.DrawDisbursed",
+        "draw",
+        "Loan",
+        "loanId",
+        "A draw's funds were released (the loan's disbursed draws)",
+        [
+            req("loanId", ID),
+            req("drawId", ID),
+            req("amount", POSITIVE_MONEY),
+            req("disbursedAt", DATETIME),
+        ]
+    ),
     // Payment (on the loan's stream)
     spec!(
         "PaymentSchedule.Generated",
         "payment",
         "Loan",
         "loanId",
-        "Amortization schedule created",
+        "Amortization schedule created (on funding) or regenerated (on Loan.Modified)",
         [
             req("loanId", ID),
             req("scheduleId", ID),
-            req("totalPayments", FieldKind::Integer { min: 1, max: 600 }),
+            req("totalPayments", INSTALLMENT_NO),
             req(
                 "payments",
                 FieldKind::List {
@@ -198,7 +310,15 @@ pub const CATALOG: &[EventSpec] = &[
             req("amount", POSITIVE_MONEY),
             req("method", TEXT),
             req("receivedAt", DATETIME),
-        ]
+        ],
+        later = &[&[
+            req("paymentId", ID),
+            req("loanId", ID),
+            req("amount", POSITIVE_MONEY),
+            req("paymentMethod", FieldKind::OneOf(PAYMENT_METHODS)),
+            opt("methodDetail", TEXT),
+            req("receivedAt", DATETIME),
+        ]],
     ),
     spec!(
         "Payment.Processed",
@@ -218,12 +338,21 @@ pub const CATALOG: &[EventSpec] = &[
         "payment",
         "Loan",
         "loanId",
-        "Payment allocated to principal/interest",
+        "Payment allocated to interest, then principal, of the oldest unpaid installments",
         [
             req("paymentId", ID),
             req("loanId", ID),
-            req("allocation", FieldKind::Object),
+            req("allocation", FieldKind::Record(ALLOCATION)),
+            opt(
+                "installments",
+                FieldKind::List {
+                    item: INSTALLMENT_PAID,
+                    max: 600
+                }
+            ),
+            opt("prepaidPrincipal", MONEY),
             req("remainingPrincipal", MONEY),
+            opt("paymentMethod", FieldKind::OneOf(PAYMENT_METHODS)),
         ]
     ),
     spec!(
@@ -231,10 +360,10 @@ pub const CATALOG: &[EventSpec] = &[
         "payment",
         "Loan",
         "loanId",
-        "Payment past due",
+        "Installment past due (daily job)",
         [
             req("loanId", ID),
-            req("installment", FieldKind::Integer { min: 1, max: 600 }),
+            req("installment", INSTALLMENT_NO),
             req(
                 "daysLate",
                 FieldKind::Integer {
@@ -243,6 +372,9 @@ pub const CATALOG: &[EventSpec] = &[
                 }
             ),
             req("amountDue", MONEY),
+            opt("scheduleId", ID),
+            opt("dueDate", DATE),
+            opt("asOf", DATE),
         ]
     ),
     spec!(
@@ -250,7 +382,7 @@ pub const CATALOG: &[EventSpec] = &[
         "payment",
         "Loan",
         "loanId",
-        "Payment reversed",
+        "Payment reversed (undoes its application)",
         [req("paymentId", ID), req("loanId", ID), req("reason", TEXT),]
     ),
     // Draw and inspection (on the draw's stream)
@@ -287,7 +419,7 @@ pub const CATALOG: &[EventSpec] = &[
         [
             req("inspectionId", ID),
             req("drawId", ID),
-            req("result", FieldKind::OneOf(&["passed", "failed"])),
+            req("result", INSPECTION_RESULT),
             opt("notes", TEXT),
         ]
     ),
@@ -300,7 +432,8 @@ pub const CATALOG: &[EventSpec] = &[
         [
             req("drawId", ID),
             req("inspectionId", ID),
-            req("result", FieldKind::OneOf(&["passed", "failed"])),
+            req("result", INSPECTION_RESULT),
+            opt("loanId", ID),
         ]
     ),
     spec!(
@@ -337,6 +470,7 @@ pub const CATALOG: &[EventSpec] = &[
         "Draw request denied",
         [
             req("drawId", ID),
+            opt("loanId", ID),
             req("reason", TEXT),
             req("rejectedBy", ID),
         ]
@@ -482,13 +616,14 @@ pub const CATALOG: &[EventSpec] = &[
     spec!(
         "Compliance.ReviewOpened",
         "compliance",
-        "Borrower",
-        "borrowerId",
-        "Compliance review opened for a borrower",
+        "ComplianceReview",
+        "reviewId",
+        "Compliance review opened (KYC failure, flag)",
         [
-            req("borrowerId", ID),
             req("reviewId", ID),
+            req("borrowerId", ID),
             req("reason", TEXT),
+            opt("trigger", ID),
         ]
     ),
     // Notification
@@ -511,6 +646,31 @@ pub const CATALOG: &[EventSpec] = &[
     ),
 ];
 
+fn quarterly_term_divides_by_three(p: &Map<String, Value>) -> Result<(), CoreError> {
+    let quarterly = p.get("paymentFrequency").and_then(Value::as_str) == Some("quarterly");
+    let term = p.get("termMonths").and_then(Value::as_i64).unwrap_or(0);
+    if quarterly && term % 3 != 0 {
+        return Err(CoreError::invalid(
+            "payload.termMonths",
+            "must be a multiple of 3 for quarterly payments",
+        ));
+    }
+    Ok(())
+}
+
+fn modification_changes_something(p: &Map<String, Value>) -> Result<(), CoreError> {
+    if ["interestRate", "termMonths", "changes"]
+        .iter()
+        .all(|k| !p.contains_key(*k))
+    {
+        return Err(CoreError::invalid(
+            "payload",
+            "needs at least one of interestRate, termMonths, changes",
+        ));
+    }
+    Ok(())
+}
+
 /// The canonical name of an event type (resolving aliases).
 pub fn canonical(event_type: &str) -> &str {
     ALIASES
@@ -520,7 +680,7 @@ pub fn canonical(event_type: &str) -> &str {
         .unwrap_or(event_type)
 }
 
-/// Look up an event type (or one of its aliases).
+/// Look up a built-in event type (or one of its aliases).
 pub fn lookup(event_type: &str) -> Option<&'static EventSpec> {
     let name = canonical(event_type);
     CATALOG.iter().find(|s| s.event_type == name)
@@ -539,39 +699,131 @@ pub fn is_event_type_name(s: &str) -> bool {
     pascal(parts.next()) && pascal(parts.next()) && parts.next().is_none()
 }
 
-/// The catalog as JSON: one entry per type with its JSON Schema.
-pub fn export() -> serde_json::Value {
-    let types: Vec<serde_json::Value> = CATALOG
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "eventType": s.event_type,
-                "domain": s.domain,
-                "aggregateType": s.aggregate_type,
-                "aggregateIdField": s.aggregate_id_field,
-                "description": s.description,
-                "payloadSchema": crate::schema::json_schema(s.fields),
-            })
+/// A catalog instance: the built-in types plus a team's custom types. Ingest validates
+/// against one; handlers and folds only know the built-in ones.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    custom: Vec<&'static EventSpec>,
+}
+
+static BUILTIN: Catalog = Catalog { custom: Vec::new() };
+
+impl Catalog {
+    /// The built-in types only.
+    pub fn builtin() -> &'static Catalog {
+        &BUILTIN
+    }
+
+    /// The built-in types plus the custom types described by `json` (see [`crate::custom`]).
+    /// The custom specs live for the rest of the process: build a catalog once at start.
+    pub fn with_custom_json(json: &str) -> Result<Catalog, CoreError> {
+        Ok(Catalog {
+            custom: crate::custom::parse(json)?,
         })
-        .collect();
-    serde_json::json!({ "eventTypes": types, "aliases": ALIASES })
+    }
+
+    /// Look up a type (or alias) among built-in and custom types.
+    pub fn lookup(&self, event_type: &str) -> Option<&'static EventSpec> {
+        lookup(event_type).or_else(|| {
+            self.custom
+                .iter()
+                .copied()
+                .find(|s| s.event_type == event_type)
+        })
+    }
+
+    /// Every type, built-in first.
+    pub fn specs(&self) -> impl Iterator<Item = &'static EventSpec> + '_ {
+        CATALOG.iter().chain(self.custom.iter().copied())
+    }
+
+    /// The custom types of this catalog.
+    pub fn custom(&self) -> &[&'static EventSpec] {
+        &self.custom
+    }
+
+    /// The catalog as JSON: one entry per type with a JSON Schema per payload version.
+    pub fn export(&self) -> Value {
+        let types: Vec<Value> = self
+            .specs()
+            .map(|s| {
+                let versions: Vec<Value> = (1..=s.latest_version())
+                    .filter_map(|v| s.schema(v).map(|f| (v, f)))
+                    .map(|(v, f)| {
+                        json!({"version": v, "payloadSchema": crate::schema::json_schema(f)})
+                    })
+                    .collect();
+                json!({
+                    "eventType": s.event_type,
+                    "domain": s.domain,
+                    "aggregateType": s.aggregate_type,
+                    "aggregateIdField": s.aggregate_id_field,
+                    "description": s.description,
+                    "latestVersion": s.latest_version(),
+                    "payloadSchema": crate::schema::json_schema(s.fields),
+                    "versions": versions,
+                    "custom": !CATALOG.iter().any(|b| b.event_type == s.event_type),
+                })
+            })
+            .collect();
+        json!({ "eventTypes": types, "aliases": ALIASES })
+    }
+
+    /// The catalog as a Markdown table (for the README): type, domain, aggregate, versions
+    /// and the latest payload's fields (`?` marks optional ones).
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::from(
+            "| event type | domain | aggregate (id) | v | payload (latest version; `?` optional) | description |\n|---|---|---|---|---|---|\n",
+        );
+        for s in self.specs() {
+            let latest = s.schema(s.latest_version()).unwrap_or(s.fields);
+            out.push_str(&format!(
+                "| `{}` | {} | {} ({}) | {} | {} | {} |\n",
+                s.event_type,
+                s.domain,
+                s.aggregate_type,
+                s.aggregate_id_field,
+                s.latest_version(),
+                fields_summary(latest),
+                s.description
+            ));
+        }
+        out.push_str("\nAliases (accepted, stored under the canonical name): ");
+        let aliases: Vec<String> = ALIASES
+            .iter()
+            .map(|(a, c)| format!("`{a}` → `{c}`"))
+            .collect();
+        out.push_str(&aliases.join(", "));
+        out.push('\n');
+        out
+    }
+}
+
+/// The built-in catalog as JSON (see [`Catalog::export`]).
+pub fn export() -> Value {
+    Catalog::builtin().export()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::validate_object;
 
     #[test]
     fn every_entry_is_well_formed() {
         for s in CATALOG {
             assert!(is_event_type_name(s.event_type), "{}", s.event_type);
-            assert!(
-                s.fields
-                    .iter()
-                    .any(|f| f.name == s.aggregate_id_field && f.required),
-                "{} must require its aggregate id field",
-                s.event_type
-            );
+            for v in 1..=s.latest_version() {
+                let fields = s.schema(v).unwrap();
+                assert!(
+                    fields
+                        .iter()
+                        .any(|f| f.name == s.aggregate_id_field && f.required),
+                    "{} v{v} must require its aggregate id field",
+                    s.event_type
+                );
+            }
+            assert!(s.schema(0).is_none() && s.schema(s.latest_version() + 1).is_none());
             assert_eq!(
                 CATALOG
                     .iter()
@@ -581,6 +833,54 @@ mod tests {
                 "{} is listed twice",
                 s.event_type
             );
+        }
+    }
+
+    #[test]
+    fn the_seed_catalog_is_covered() {
+        // Seed 000's catalog and flow patterns, seed 001's list (aliases included).
+        let seeds = [
+            "Loan.Created",
+            "Loan.Approved",
+            "Loan.Funded",
+            "Loan.Modified",
+            "Loan.PaidOff",
+            "Loan.Defaulted",
+            "Loan.StatusChanged",
+            "Payment.Received",
+            "Payment.Applied",
+            "Payment.Late",
+            "Payment.Reversed",
+            "Payment.Scheduled",
+            "Payment.Processed",
+            "Payment.ScheduleCreated",
+            "PaymentSchedule.Generated",
+            "Draw.Requested",
+            "Draw.Approved",
+            "Draw.Inspected",
+            "Draw.Disbursed",
+            "Draw.Rejected",
+            "Inspection.Scheduled",
+            "Inspection.Completed",
+            "Borrower.Created",
+            "Borrower.KYCApproved",
+            "Borrower.KYCFailed",
+            "Borrower.Flagged",
+            "Fund.Created",
+            "Fund.CapitalAllocated",
+            "Commitment.Activated",
+            "CapitalCall.Issued",
+            "Distribution.Calculated",
+            "Filing.Due",
+            "Document.Generated",
+            "Document.Signed",
+            "License.Expiring",
+            "Compliance.DocGenerated",
+            "Compliance.DocumentGenerated",
+            "Notification.Sent",
+        ];
+        for t in seeds {
+            assert!(lookup(t).is_some(), "{t} is missing");
         }
     }
 
@@ -602,5 +902,56 @@ mod tests {
         assert!(!is_event_type_name("Loan.Funded.Twice"));
         assert!(!is_event_type_name("LOAN_CREATED"));
         assert!(!is_event_type_name("Loan."));
+    }
+
+    #[test]
+    fn payment_received_has_two_versions() {
+        let s = lookup("Payment.Received").unwrap();
+        assert_eq!(s.latest_version(), 2);
+        let v1 = json!({"paymentId": "P1", "loanId": "L1", "amount": "10", "method": "ACH",
+            "receivedAt": "2026-02-01T00:00:00Z"});
+        let v2 = json!({"paymentId": "P1", "loanId": "L1", "amount": "10", "paymentMethod": "ach",
+            "receivedAt": "2026-02-01T00:00:00Z"});
+        assert!(validate_object(&v1, s.schema(1).unwrap(), "payload").is_ok());
+        assert!(validate_object(&v2, s.schema(1).unwrap(), "payload").is_err());
+        assert!(validate_object(&v2, s.schema(2).unwrap(), "payload").is_ok());
+        assert!(validate_object(&v1, s.schema(2).unwrap(), "payload").is_err());
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let created = lookup("Loan.Created").unwrap();
+        let mut p = json!({"loanId": "L", "borrowerId": "B", "amount": "1", "interestRate": "1",
+            "termMonths": 10, "amortization": "amortized", "paymentFrequency": "quarterly"});
+        let check = created.check.unwrap();
+        assert!(check(p.as_object().unwrap()).is_err());
+        p["termMonths"] = json!(12);
+        assert!(check(p.as_object().unwrap()).is_ok());
+        let modified = lookup("Loan.Modified").unwrap().check.unwrap();
+        assert!(modified(
+            json!({"loanId": "L", "modifiedBy": "U"})
+                .as_object()
+                .unwrap()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn export_and_table_list_every_type() {
+        let e = export();
+        assert_eq!(e["eventTypes"].as_array().unwrap().len(), CATALOG.len());
+        let received = e["eventTypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["eventType"] == "Payment.Received")
+            .unwrap();
+        assert_eq!(received["versions"].as_array().unwrap().len(), 2);
+        let table = Catalog::builtin().markdown_table();
+        assert_eq!(
+            table.lines().filter(|l| l.starts_with("| `")).count(),
+            CATALOG.len()
+        );
+        assert!(table.contains("paymentMethod: ach\\|wire"));
     }
 }

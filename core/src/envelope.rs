@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::catalog;
+use crate::catalog::{self, Catalog};
 use crate::error::{CoreError, ErrorCode};
 use crate::schema::{is_safe_id, validate_object};
 
@@ -132,6 +132,16 @@ impl NewEvent {
         ctx: &WriteContext<'_>,
         new_id: &mut dyn FnMut() -> Uuid,
     ) -> Result<NewEvent, CoreError> {
+        Self::from_json_in(Catalog::builtin(), raw, ctx, new_id)
+    }
+
+    /// [`NewEvent::from_json`] against a catalog instance (built-in plus custom types).
+    pub fn from_json_in(
+        catalog: &Catalog,
+        raw: &Value,
+        ctx: &WriteContext<'_>,
+        new_id: &mut dyn FnMut() -> Uuid,
+    ) -> Result<NewEvent, CoreError> {
         let obj = raw.as_object().ok_or_else(|| {
             CoreError::with_code(
                 ErrorCode::MalformedJson,
@@ -167,7 +177,7 @@ impl NewEvent {
                 "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
             ));
         }
-        let spec = catalog::lookup(event_type_raw).ok_or_else(|| {
+        let spec = catalog.lookup(event_type_raw).ok_or_else(|| {
             CoreError::with_code(
                 ErrorCode::UnknownEventType,
                 Some("eventType".into()),
@@ -183,15 +193,27 @@ impl NewEvent {
             ),
             Some(_) => return Err(CoreError::invalid("eventId", "must be a UUID string")),
         };
+        let latest = spec.latest_version();
         let event_version = match obj.get("eventVersion") {
             None | Some(Value::Null) => 1,
             Some(v) => v
                 .as_u64()
-                .filter(|n| (1..=1000).contains(n))
+                .filter(|n| (1..=latest as u64).contains(n))
                 .ok_or_else(|| {
-                    CoreError::invalid("eventVersion", "must be an integer from 1 to 1000")
+                    CoreError::invalid(
+                        "eventVersion",
+                        if latest == 1 {
+                            format!("{} has only version 1", spec.event_type)
+                        } else {
+                            format!(
+                                "{} has versions 1 to {latest}: an integer in that range",
+                                spec.event_type
+                            )
+                        },
+                    )
                 })? as u32,
         };
+        let schema = spec.schema(event_version).unwrap_or(spec.fields);
 
         let aggregate_type = req_str(obj, "aggregateType")?;
         if !is_safe_id(aggregate_type, MAX_TYPE_LEN) {
@@ -232,13 +254,16 @@ impl NewEvent {
 
         let payload = validate_object(
             obj.get("payload").unwrap_or(&Value::Null),
-            spec.fields,
+            schema,
             "payload",
         )
         .map_err(|e| match obj.get("payload") {
             None | Some(Value::Null) => CoreError::invalid("payload", "is required"),
             _ => e,
         })?;
+        if let Some(check) = spec.check {
+            check(&payload)?;
+        }
         if payload.get(spec.aggregate_id_field).and_then(Value::as_str) != Some(aggregate_id) {
             return Err(CoreError::with_code(
                 ErrorCode::AggregateMismatch,

@@ -79,6 +79,7 @@ impl CoreError {
                 code,
                 message,
                 field: Some(match field {
+                    Some(f) if f.is_empty() => prefix.to_string(),
                     Some(f) if f.starts_with('[') => format!("{prefix}{f}"),
                     Some(f) => format!("{prefix}.{f}"),
                     None => prefix.to_string(),

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::catalog::Catalog;
 use crate::envelope::{NewEvent, WriteContext};
 use crate::error::{CoreError, ErrorCode};
 
@@ -30,6 +31,17 @@ impl Default for Limits {
 
 /// Validate a request body into new events, in request order.
 pub fn parse_body(
+    body: &[u8],
+    limits: &Limits,
+    ctx: &WriteContext<'_>,
+    new_id: &mut dyn FnMut() -> Uuid,
+) -> Result<Vec<NewEvent>, CoreError> {
+    parse_body_in(Catalog::builtin(), body, limits, ctx, new_id)
+}
+
+/// [`parse_body`] against a catalog instance (built-in plus custom types).
+pub fn parse_body_in(
+    catalog: &Catalog,
     body: &[u8],
     limits: &Limits,
     ctx: &WriteContext<'_>,
@@ -99,7 +111,7 @@ pub fn parse_body(
                 format!("event is larger than {} bytes", limits.max_event_bytes),
             )));
         }
-        let ev = NewEvent::from_json(raw, ctx, new_id).map_err(at)?;
+        let ev = NewEvent::from_json_in(catalog, raw, ctx, new_id).map_err(at)?;
         if !seen.insert(ev.event_id) {
             return Err(at(CoreError::invalid(
                 "eventId",
@@ -238,6 +250,56 @@ mod tests {
             &mut Uuid::new_v4,
         );
         assert_eq!(error_of(r).0, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn event_versions_select_the_payload_schema() {
+        let received = |version: Value, payload: Value| {
+            json!({"eventType": "Payment.Received", "eventVersion": version, "aggregateType": "Loan",
+                "aggregateId": "L-1", "payload": payload})
+        };
+        let v1 = json!({"paymentId": "P1", "loanId": "L-1", "amount": 100, "method": "ACH",
+            "receivedAt": "2026-02-28T12:00:00Z"});
+        let v2 = json!({"paymentId": "P1", "loanId": "L-1", "amount": 100, "paymentMethod": "ach",
+            "receivedAt": "2026-02-28T12:00:00Z"});
+        assert_eq!(
+            parse(received(json!(1), v1.clone())).unwrap()[0].event_version,
+            1
+        );
+        let e = parse(received(json!(2), v2.clone())).unwrap().remove(0);
+        assert_eq!(
+            (e.event_version, &e.payload["amount"]),
+            (2, &json!("100.00"))
+        );
+        // A v1 payload sent as v2 is checked against v2, and the other way round.
+        assert_eq!(
+            error_of(parse(received(json!(2), v1.clone()))).1.as_deref(),
+            Some("payload.method")
+        );
+        assert_eq!(
+            error_of(parse(received(json!(1), v2))).1.as_deref(),
+            Some("payload.paymentMethod")
+        );
+        let (code, field) = error_of(parse(received(json!(3), v1.clone())));
+        assert_eq!(
+            (code, field.as_deref()),
+            (ErrorCode::ValidationFailed, Some("eventVersion"))
+        );
+        let mut f = funded("L-1");
+        f["eventVersion"] = json!(2);
+        assert_eq!(error_of(parse(f)).1.as_deref(), Some("eventVersion"));
+    }
+
+    #[test]
+    fn cross_field_rules_are_validation_errors() {
+        let loan = json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L-1",
+            "payload": {"loanId": "L-1", "borrowerId": "B-1", "amount": "1000", "interestRate": "5",
+                "termMonths": 10, "amortization": "amortized", "paymentFrequency": "quarterly"}});
+        let (code, field) = error_of(parse(loan));
+        assert_eq!(
+            (code, field.as_deref()),
+            (ErrorCode::ValidationFailed, Some("payload.termMonths"))
+        );
     }
 
     #[test]

@@ -17,10 +17,12 @@
 //! - [`schedule`] and [`state`]: payment schedules and event-sourced aggregate state.
 
 pub mod catalog;
+pub mod custom;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
 pub mod ingest;
+pub mod late;
 pub mod money;
 pub mod routing;
 pub mod schedule;

@@ -80,6 +80,27 @@ mod tests {
     }
 
     #[test]
+    fn each_domain_has_its_queue_and_the_chain_reaction_fans_out() {
+        let t = RoutingTable::standard();
+        let domains: Vec<_> = t.domains().collect();
+        assert_eq!(
+            domains,
+            ["payment", "draw", "compliance", "fund", "notification"]
+        );
+        let to = |ty: &str| t.domains_for(ty).collect::<Vec<_>>();
+        assert_eq!(
+            to("Loan.Funded"),
+            ["payment", "compliance", "fund", "notification"]
+        );
+        assert_eq!(to("Borrower.KYCFailed"), ["compliance", "notification"]);
+        assert_eq!(to("Borrower.Flagged"), ["compliance", "notification"]);
+        assert_eq!(to("Loan.DrawSubmitted"), ["draw"]);
+        assert_eq!(to("Payment.Received"), ["payment"]);
+        // Records nobody reacts to are stored and not queued.
+        assert!(to("Payment.Applied").is_empty());
+    }
+
+    #[test]
     fn every_subscribed_type_is_in_the_catalog() {
         for r in RoutingTable::standard().routes() {
             for t in &r.event_types {

@@ -59,6 +59,35 @@ pub struct Installment {
 
 /// Compute the installments of a loan starting on `start` (the funding date).
 pub fn generate(terms: &LoanTerms, start: NaiveDate) -> Result<Vec<Installment>, CoreError> {
+    generate_tail(terms, start, 0)
+}
+
+/// Months per period and number of periods of a term.
+pub fn periods(frequency: Frequency, term_months: u32) -> Result<(u32, u32), CoreError> {
+    if !(1..=600).contains(&term_months) {
+        return Err(CoreError::invalid("termMonths", "must be from 1 to 600"));
+    }
+    match frequency {
+        Frequency::Monthly => Ok((1, term_months)),
+        Frequency::Quarterly if term_months.is_multiple_of(3) => Ok((3, term_months / 3)),
+        Frequency::Quarterly => Err(CoreError::invalid(
+            "termMonths",
+            "must be a multiple of 3 for quarterly payments",
+        )),
+        Frequency::Maturity => Ok((term_months, 1)),
+    }
+}
+
+/// The installments after the first `skip` periods of a loan anchored on `anchor` (its
+/// funding date), for `terms.principal` still to amortize over the remaining periods of
+/// `terms.term_months`: installment numbers continue at `skip + 1` and due dates stay
+/// `anchor + k periods`, so a regenerated schedule (Loan.Modified) keeps the loan's due
+/// day. `skip = 0` is the schedule at funding.
+pub fn generate_tail(
+    terms: &LoanTerms,
+    anchor: NaiveDate,
+    skip: u32,
+) -> Result<Vec<Installment>, CoreError> {
     let LoanTerms {
         principal,
         rate,
@@ -69,18 +98,17 @@ pub fn generate(terms: &LoanTerms, start: NaiveDate) -> Result<Vec<Installment>,
     if principal.is_negative() || principal.is_zero() {
         return Err(CoreError::invalid("principal", "must be greater than zero"));
     }
-    if !(1..=600).contains(&term_months) {
-        return Err(CoreError::invalid("termMonths", "must be from 1 to 600"));
+    let (months_per_period, total) = periods(frequency, term_months)?;
+    if skip >= total {
+        return Err(CoreError::invalid(
+            "termMonths",
+            format!("a term of {term_months} months has no installment after number {skip}"),
+        ));
     }
-    let (months_per_period, periods, i) = match frequency {
-        Frequency::Monthly => (1, term_months, rate.periodic(12)),
-        Frequency::Quarterly if term_months % 3 == 0 => (3, term_months / 3, rate.periodic(4)),
-        Frequency::Quarterly => {
-            return Err(CoreError::invalid(
-                "termMonths",
-                "must be a multiple of 3 for quarterly payments",
-            ))
-        }
+    let periods = total - skip;
+    let i = match frequency {
+        Frequency::Monthly => rate.periodic(12),
+        Frequency::Quarterly => rate.periodic(4),
         Frequency::Maturity => {
             let interest = Money::round(
                 principal.amount() * rate.percent() / Decimal::from(100)
@@ -89,7 +117,7 @@ pub fn generate(terms: &LoanTerms, start: NaiveDate) -> Result<Vec<Installment>,
             );
             return Ok(vec![Installment {
                 number: 1,
-                due_date: due_date(start, term_months)?,
+                due_date: due_date(anchor, term_months)?,
                 principal,
                 interest,
                 total: principal + interest,
@@ -117,8 +145,8 @@ pub fn generate(terms: &LoanTerms, start: NaiveDate) -> Result<Vec<Installment>,
         };
         balance -= principal_part;
         out.push(Installment {
-            number: k,
-            due_date: due_date(start, k * months_per_period)?,
+            number: skip + k,
+            due_date: due_date(anchor, (skip + k) * months_per_period)?,
             principal: principal_part,
             interest,
             total: principal_part + interest,
@@ -145,7 +173,36 @@ pub fn level_payment(principal: Money, i: Decimal, n: u32) -> Result<Money, Core
     Ok(Money::round(a))
 }
 
-fn due_date(start: NaiveDate, months: u32) -> Result<NaiveDate, CoreError> {
+/// A schedule as a plain-text table (for logs, the demo and notes).
+pub fn render(installments: &[Installment]) -> String {
+    let mut out = format!(
+        "{:>3}  {:<10} {:>12} {:>12} {:>12} {:>12}\n",
+        "#", "due", "principal", "interest", "total", "balance"
+    );
+    for i in installments {
+        out.push_str(&format!(
+            "{:>3}  {:<10} {:>12} {:>12} {:>12} {:>12}\n",
+            i.number,
+            i.due_date.to_string(),
+            i.principal.to_string(),
+            i.interest.to_string(),
+            i.total.to_string(),
+            i.balance.to_string()
+        ));
+    }
+    let sum = |f: fn(&Installment) -> Money| installments.iter().map(f).sum::<Money>().to_string();
+    out.push_str(&format!(
+        "{:>3}  {:<10} {:>12} {:>12} {:>12}\n",
+        "",
+        "sum",
+        sum(|i| i.principal),
+        sum(|i| i.interest),
+        sum(|i| i.total)
+    ));
+    out
+}
+
+pub fn due_date(start: NaiveDate, months: u32) -> Result<NaiveDate, CoreError> {
     // chrono clamps to the last day of the target month.
     start
         .checked_add_months(Months::new(months))
@@ -239,6 +296,84 @@ mod tests {
             Frequency::Quarterly,
         );
         assert!(generate(&t, date("2026-01-01")).is_err());
+    }
+
+    #[test]
+    fn the_printed_seed_schedule() {
+        let t = terms(
+            "100000",
+            "7.5",
+            12,
+            Amortization::Amortized,
+            Frequency::Monthly,
+        );
+        let table = render(&generate(&t, date("2026-01-31")).unwrap());
+        println!("$100,000 at 7.5 % over 12 months, funded 2026-01-31:\n{table}");
+        assert!(
+            table.contains("  1  2026-02-28      8050.74       625.00      8675.74     91949.26")
+        );
+        assert!(table.contains("sum           100000.00"));
+    }
+
+    #[test]
+    fn regenerated_tails_continue_the_schedule() {
+        let mut seed: u64 = 0x1234_5678_9abc_def1;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for _ in 0..1000 {
+            let freq = [Frequency::Monthly, Frequency::Quarterly][next(2) as usize];
+            let amort = [Amortization::Amortized, Amortization::InterestOnly][next(2) as usize];
+            let n = 3 * (1 + next(120) as u32);
+            let t = LoanTerms {
+                principal: Money::from_cents(1 + next(10_000_000_000) as i64),
+                rate: Rate::from_str(&format!("{}.{}", next(30), next(1000))).unwrap(),
+                term_months: n,
+                amortization: amort,
+                frequency: freq,
+            };
+            let start = date("2024-01-31") + chrono::Days::new(next(1500));
+            let full = generate(&t, start).unwrap();
+            let skip = next(full.len() as u64) as u32;
+            // The rest of the loan after `skip` installments, at a new rate.
+            let rest = if skip == 0 {
+                t.principal
+            } else {
+                full[skip as usize - 1].balance
+            };
+            if rest.is_zero() {
+                continue;
+            }
+            let tail_terms = LoanTerms {
+                principal: rest,
+                rate: Rate::from_str(&format!("{}.{}", next(30), next(100))).unwrap(),
+                ..t
+            };
+            let tail = generate_tail(&tail_terms, start, skip).unwrap();
+            assert_eq!(tail.len(), full.len() - skip as usize, "{t:?} skip {skip}");
+            for (a, b) in tail.iter().zip(&full[skip as usize..]) {
+                assert_eq!((a.number, a.due_date), (b.number, b.due_date));
+            }
+            assert_eq!(tail.iter().map(|x| x.principal).sum::<Money>(), rest);
+            assert!(tail
+                .iter()
+                .all(|x| !x.balance.is_negative() && !x.principal.is_negative()));
+            assert!(tail.last().unwrap().balance.is_zero());
+        }
+        // Nothing left after the last installment; maturity loans have one installment.
+        let t = terms("1000", "5", 12, Amortization::Amortized, Frequency::Monthly);
+        assert!(generate_tail(&t, date("2026-01-31"), 12).is_err());
+        let t = terms(
+            "1000",
+            "5",
+            12,
+            Amortization::Amortized,
+            Frequency::Maturity,
+        );
+        assert!(generate_tail(&t, date("2026-01-31"), 1).is_err());
     }
 
     /// A small deterministic generator instead of a property-testing crate: thousands of

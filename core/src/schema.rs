@@ -47,6 +47,8 @@ pub enum FieldKind {
         item: &'static [FieldSpec],
         max: usize,
     },
+    /// A nested object with exactly these fields.
+    Record(&'static [FieldSpec]),
 }
 
 /// One payload field.
@@ -192,6 +194,7 @@ fn validate_field(v: &Value, kind: FieldKind, at: &str) -> Result<Value, CoreErr
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
+        FieldKind::Record(fields) => validate_object(v, fields, at).map(Value::Object),
     }
 }
 
@@ -230,7 +233,43 @@ fn kind_schema(kind: FieldKind) -> Value {
         FieldKind::List { item, max } => {
             json!({"type": "array", "maxItems": max, "items": json_schema(item)})
         }
+        FieldKind::Record(fields) => json_schema(fields),
     }
+}
+
+/// A short human name of a field kind, for the catalog table.
+pub fn kind_name(kind: FieldKind) -> String {
+    match kind {
+        FieldKind::Text { .. } => "text".into(),
+        FieldKind::Id => "id".into(),
+        FieldKind::Money { positive: true } => "money>0".into(),
+        FieldKind::Money { positive: false } => "money".into(),
+        FieldKind::Rate => "rate %".into(),
+        FieldKind::Integer { min, max } => format!("int {min}..{max}"),
+        FieldKind::OneOf(options) => options.join("\\|"),
+        FieldKind::Date => "date".into(),
+        FieldKind::DateTime => "datetime".into(),
+        FieldKind::Bool => "bool".into(),
+        FieldKind::Object => "object".into(),
+        FieldKind::List { item, .. } => format!("[{}]", fields_summary(item)),
+        FieldKind::Record(fields) => format!("{{{}}}", fields_summary(fields)),
+    }
+}
+
+/// `name: kind` for each field, optional ones with `?`.
+pub fn fields_summary(fields: &[FieldSpec]) -> String {
+    fields
+        .iter()
+        .map(|f| {
+            format!(
+                "{}{}: {}",
+                f.name,
+                if f.required { "" } else { "?" },
+                kind_name(f.kind)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

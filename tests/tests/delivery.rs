@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{aws, batch_get, correlation_events, queue_depth, queue_url, Api, RunnerProcess};
+use integration_tests::{
+    aws, batch_get, correlation_events, queue_depth, queue_url, Api, RunnerProcess,
+};
 use serde_json::{json, Value};
 
 fn loan_created(loan: &str) -> Value {
@@ -23,8 +25,15 @@ fn loan_funded(loan: &str) -> Value {
 }
 
 fn domain_of(handler: &str) -> &'static str {
-    lending_events::handlers::all().into_iter().find(|h| h.name() == handler).map(|h| h.domain()).unwrap_or("?")
+    lending_events::handlers::all()
+        .into_iter()
+        .find(|h| h.name() == handler)
+        .map(|h| h.domain())
+        .unwrap_or("?")
 }
+
+/// (sequence, completedAt) of one processing record.
+type Completion = (u64, chrono::DateTime<chrono::Utc>);
 
 /// Handlers subscribed to an event type, by name.
 fn subscribers(event_type: &str) -> Vec<&'static str> {
@@ -40,13 +49,23 @@ fn attr<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a st
 }
 
 fn num(item: &HashMap<String, AttributeValue>, k: &str) -> u64 {
-    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Processing records of (event, handler) pairs, keyed by pk.
-async fn records(table: &str, tenant: &str, pairs: &[(String, &'static str)]) -> HashMap<String, HashMap<String, AttributeValue>> {
+async fn records(
+    table: &str,
+    tenant: &str,
+    pairs: &[(String, &'static str)],
+) -> HashMap<String, HashMap<String, AttributeValue>> {
     let clients = aws().await;
-    let pks: Vec<String> = pairs.iter().map(|(e, h)| format!("P#{tenant}#{e}#{h}")).collect();
+    let pks: Vec<String> = pairs
+        .iter()
+        .map(|(e, h)| format!("P#{tenant}#{e}#{h}"))
+        .collect();
     batch_get(&clients.dynamodb, table, &pks)
         .await
         .into_iter()
@@ -55,46 +74,79 @@ async fn records(table: &str, tenant: &str, pairs: &[(String, &'static str)]) ->
 }
 
 async fn schedules(api: &Api, loan: &str) -> usize {
-    api.history("Loan", loan).await.iter().filter(|e| e["eventType"] == "PaymentSchedule.Generated").count()
+    api.history("Loan", loan)
+        .await
+        .iter()
+        .filter(|e| e["eventType"] == "PaymentSchedule.Generated")
+        .count()
 }
 
 #[tokio::test]
 async fn a_handler_killed_mid_batch_and_restarted_leaves_the_same_end_state() {
     // Crash after the second follow-on append: effects stored, record not completed, batch
     // not acknowledged. The restarted process must finish the work without duplicates.
-    let mut runner = RunnerProcess::start("crash", &[("LOCAL_BATCH_TIMEOUT_SECS", "4"), ("FAULT_CRASH_AFTER_APPENDS", "2")]).await;
+    let mut runner = RunnerProcess::start(
+        "crash",
+        &[
+            ("LOCAL_BATCH_TIMEOUT_SECS", "4"),
+            ("FAULT_CRASH_AFTER_APPENDS", "2"),
+        ],
+    )
+    .await;
     let api = runner.api("crash-tenant");
     let loans: Vec<String> = (0..6).map(|i| format!("L{i}-{}", runner.prefix)).collect();
-    for loan in &loans {
-        let r = api.post("/events", &json!({"events": [loan_created(loan), loan_funded(loan)]})).await;
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    // One request: the process is about to die, its API with it.
+    let events: Vec<Value> = loans
+        .iter()
+        .flat_map(|l| [loan_created(l), loan_funded(l)])
+        .collect();
+    let r = api.post("/events", &json!({ "events": events })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let start = Instant::now();
     while !runner.exited() {
-        assert!(start.elapsed() < Duration::from_secs(90), "the injected crash never happened");
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the injected crash never happened"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     runner.spawn(&[("FAULT_CRASH_AFTER_APPENDS", "")]).await;
     let api = runner.api("crash-tenant");
     for loan in &loans {
-        let h = api.wait_history("Loan", loan, Duration::from_secs(120), |h| h.len() >= 3).await;
+        let h = api
+            .wait_history("Loan", loan, Duration::from_secs(120), |h| h.len() >= 3)
+            .await;
         assert_eq!(h.len(), 3, "{loan}: {:?}", integration_tests::types(&h));
-        assert_eq!(schedules(&api, loan).await, 1, "{loan} has exactly one schedule");
+        assert_eq!(
+            schedules(&api, loan).await,
+            1,
+            "{loan} has exactly one schedule"
+        );
     }
     // Every Loan.Funded ends with one COMPLETED record of the payment handler.
     let mut pairs = Vec::new();
     for loan in &loans {
-        let funded = api.history("Loan", loan).await[1]["eventId"].as_str().unwrap().to_string();
+        let funded = api.history("Loan", loan).await[1]["eventId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         pairs.push((funded, "payment-schedule"));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let recs = records(&runner.table(), &api.tenant, &pairs).await;
-        let done = recs.values().filter(|r| attr(r, "status") == Some("COMPLETED")).count();
+        let done = recs
+            .values()
+            .filter(|r| attr(r, "status") == Some("COMPLETED"))
+            .count();
         if done == pairs.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "{done} of {} records completed", pairs.len());
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {} records completed",
+            pairs.len()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let clients = aws().await;
@@ -110,29 +162,52 @@ async fn a_handler_killed_mid_batch_and_restarted_leaves_the_same_end_state() {
 async fn a_switched_off_handler_keeps_its_messages_until_switched_on() {
     let runner = RunnerProcess::start("switch", &[]).await;
     let clients = aws().await;
-    let ledger = event_adapters::ledger::DynamoLedger::new(clients.dynamodb.clone(), runner.table());
-    ledger.set_enabled("payment-schedule", false).await.expect("switch off");
+    let ledger =
+        event_adapters::ledger::DynamoLedger::new(clients.dynamodb.clone(), runner.table());
+    ledger
+        .set_enabled("payment-schedule", false)
+        .await
+        .expect("switch off");
     // Switches are cached for 2 s by each function instance.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let api = runner.api("switch-tenant");
     let loan = format!("L-{}", runner.prefix);
-    assert_eq!(api.post("/events", &json!({"events": [loan_created(&loan), loan_funded(&loan)]})).await.status, 201);
+    assert_eq!(
+        api.post(
+            "/events",
+            &json!({"events": [loan_created(&loan), loan_funded(&loan)]})
+        )
+        .await
+        .status,
+        201
+    );
 
     // Dispatched to the payment queue, but not handled while off.
     let url = queue_url(&clients.sqs, &runner.queue_name("payment", false)).await;
     let start = Instant::now();
     let depth = |d: (u64, u64)| d.0 + d.1;
     while depth(queue_depth(&clients.sqs, &url).await) == 0 {
-        assert!(start.elapsed() < Duration::from_secs(30), "Loan.Funded never reached the payment queue");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Loan.Funded never reached the payment queue"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(schedules(&api, &loan).await, 0);
     // Other payment handlers ran; the message stays on the queue (waiting or in flight).
-    assert!(depth(queue_depth(&clients.sqs, &url).await) >= 1, "the message waits on the queue");
+    assert!(
+        depth(queue_depth(&clients.sqs, &url).await) >= 1,
+        "the message waits on the queue"
+    );
 
-    ledger.set_enabled("payment-schedule", true).await.expect("switch on");
-    let h = api.wait_history("Loan", &loan, Duration::from_secs(60), |h| h.len() >= 3).await;
+    ledger
+        .set_enabled("payment-schedule", true)
+        .await
+        .expect("switch on");
+    let h = api
+        .wait_history("Loan", &loan, Duration::from_secs(60), |h| h.len() >= 3)
+        .await;
     assert_eq!(integration_tests::types(&h)[2], "PaymentSchedule.Generated");
 }
 
@@ -142,7 +217,12 @@ async fn a_switched_off_handler_keeps_its_messages_until_switched_on() {
 async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and_poison() {
     let runner = RunnerProcess::start(
         "storm",
-        &[("FAULT_TRANSIENT_PERCENT", "10"), ("RETRY_BASE_MS", "500"), ("RETRY_CAP_MS", "2000"), ("LOCAL_BATCH_TIMEOUT_SECS", "10")],
+        &[
+            ("FAULT_TRANSIENT_PERCENT", "10"),
+            ("RETRY_BASE_MS", "500"),
+            ("RETRY_CAP_MS", "2000"),
+            ("LOCAL_BATCH_TIMEOUT_SECS", "10"),
+        ],
     )
     .await;
     let api = runner.api("storm-tenant");
@@ -168,8 +248,10 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
 
         let b = format!("B{i}");
         let corr = json!({"correlationId": format!("c-{b}")});
-        let mut evs = vec![json!({"eventType": "Borrower.Created", "aggregateType": "Borrower", "aggregateId": b,
-            "payload": {"borrowerId": b, "type": "individual"}, "metadata": corr})];
+        let mut evs = vec![
+            json!({"eventType": "Borrower.Created", "aggregateType": "Borrower", "aggregateId": b,
+            "payload": {"borrowerId": b, "type": "individual"}, "metadata": corr}),
+        ];
         for k in 0..19 {
             evs.push(json!({"eventType": "Borrower.Flagged", "aggregateType": "Borrower", "aggregateId": b,
                 "payload": {"borrowerId": b, "reason": format!("review {k}")}, "metadata": corr}));
@@ -202,12 +284,16 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             .iter()
             .flat_map(|e| {
                 let id = e["eventId"].as_str().unwrap_or_default().to_string();
-                subscribers(e["eventType"].as_str().unwrap_or_default()).into_iter().map(move |h| (id.clone(), h))
+                subscribers(e["eventType"].as_str().unwrap_or_default())
+                    .into_iter()
+                    .map(move |h| (id.clone(), h))
             })
             .collect();
         let recs = records(&table, &api.tenant, &pairs).await;
         let settled = pairs.iter().filter(|(e, h)| {
-            let status = recs.get(&format!("P#{}#{e}#{h}", api.tenant)).and_then(|r| attr(r, "status"));
+            let status = recs
+                .get(&format!("P#{}#{e}#{h}", api.tenant))
+                .and_then(|r| attr(r, "status"));
             match (poison.contains(e), *h, domain_of(h)) {
                 (true, "payment-schedule", _) => status != Some("FAILED"),
                 // The rest of the payment domain waits with the message in the DLQ.
@@ -220,15 +306,27 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             println!("storm settled after {} s", started.elapsed().as_secs());
             break (all_events, recs, pairs);
         }
-        assert!(Instant::now() < deadline, "not settled: {pending} of {} pairs pending", pairs.len());
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {pending} of {} pairs pending",
+            pairs.len()
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
     };
 
     // No follow-on twice: the same content from the same cause would be a duplicate.
     let mut seen = HashSet::new();
     let mut duplicated = 0;
-    for e in all_events.iter().filter(|e| e["metadata"]["causationId"].is_string()) {
-        let key = (e["metadata"]["causationId"].to_string(), e["eventType"].to_string(), e["aggregateId"].to_string(), e["payload"].to_string());
+    for e in all_events
+        .iter()
+        .filter(|e| e["metadata"]["causationId"].is_string())
+    {
+        let key = (
+            e["metadata"]["causationId"].to_string(),
+            e["eventType"].to_string(),
+            e["aggregateId"].to_string(),
+            e["payload"].to_string(),
+        );
         if !seen.insert(key) {
             duplicated += 1;
         }
@@ -236,46 +334,89 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     assert_eq!(duplicated, 0);
 
     // Per aggregate and handler, completion order equals sequence order.
-    let mut by_stream: HashMap<(String, &str), Vec<(u64, chrono::DateTime<chrono::Utc>)>> = HashMap::new();
+    let mut by_stream: HashMap<(String, &str), Vec<Completion>> = HashMap::new();
     for (e, h) in &pairs {
         if poison.contains(e) {
             continue;
         }
         let r = &recs[&format!("P#{}#{e}#{h}", api.tenant)];
-        let at = chrono::DateTime::parse_from_rfc3339(attr(r, "completedAt").unwrap()).unwrap().to_utc();
-        by_stream.entry((attr(r, "streamKey").unwrap().to_string(), *h)).or_default().push((num(r, "sequence"), at));
+        let at = chrono::DateTime::parse_from_rfc3339(attr(r, "completedAt").unwrap())
+            .unwrap()
+            .to_utc();
+        by_stream
+            .entry((attr(r, "streamKey").unwrap().to_string(), *h))
+            .or_default()
+            .push((num(r, "sequence"), at));
     }
     for ((stream, h), mut v) in by_stream {
         v.sort_by_key(|(seq, _)| *seq);
-        assert!(v.windows(2).all(|w| w[0].1 <= w[1].1), "{h} handled {stream} out of order: {v:?}");
+        assert!(
+            v.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{h} handled {stream} out of order: {v:?}"
+        );
     }
 
     // Poison events are in the payment DLQ with their reason; every other queue is empty.
     let dlq = queue_url(&clients.sqs, &runner.queue_name("payment", true)).await;
     let mut dead = HashMap::new();
     for _ in 0..10 {
-        let out = clients.sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).message_attribute_names("All").visibility_timeout(30).send().await.unwrap();
+        let out = clients
+            .sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .visibility_timeout(30)
+            .send()
+            .await
+            .unwrap();
         for m in out.messages() {
             let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap();
-            let reason = m.message_attributes().and_then(|a| a.get("failureReason")).and_then(|v| v.string_value()).unwrap_or("").to_string();
+            let reason = m
+                .message_attributes()
+                .and_then(|a| a.get("failureReason"))
+                .and_then(|v| v.string_value())
+                .unwrap_or("")
+                .to_string();
             dead.insert(body["eventId"].as_str().unwrap_or("").to_string(), reason);
         }
         if dead.len() >= poison.len() {
             break;
         }
     }
-    assert_eq!(dead.keys().cloned().collect::<HashSet<_>>(), poison, "exactly the poison events are dead-lettered");
-    assert!(dead.values().all(|r| r.contains("never created")), "{dead:?}");
+    assert_eq!(
+        dead.keys().cloned().collect::<HashSet<_>>(),
+        poison,
+        "exactly the poison events are dead-lettered"
+    );
+    assert!(
+        dead.values().all(|r| r.contains("never created")),
+        "{dead:?}"
+    );
     for pair in event_adapters::topology::queues(&runner.prefix) {
         let url = queue_url(&clients.sqs, &pair.queue).await;
-        assert_eq!(queue_depth(&clients.sqs, &url).await, (0, 0), "{} drained", pair.queue);
+        assert_eq!(
+            queue_depth(&clients.sqs, &url).await,
+            (0, 0),
+            "{} drained",
+            pair.queue
+        );
         if pair.domain != "payment" {
             let url = queue_url(&clients.sqs, &pair.dlq).await;
-            assert_eq!(queue_depth(&clients.sqs, &url).await.0, 0, "{} empty", pair.dlq);
+            assert_eq!(
+                queue_depth(&clients.sqs, &url).await.0,
+                0,
+                "{} empty",
+                pair.dlq
+            );
         }
     }
 
-    let injected: u64 = recs.values().filter(|r| attr(r, "lastError").is_some_and(|e| e.contains("injected"))).map(|r| num(r, "failures")).sum();
+    let injected: u64 = recs
+        .values()
+        .filter(|r| attr(r, "lastError").is_some_and(|e| e.contains("injected")))
+        .map(|r| num(r, "failures"))
+        .sum();
     let attempts: u64 = recs.values().map(|r| num(r, "attempts")).sum();
     println!(
         "storm: {} events ({} published, {} follow-ons), {} handler executions, {} attempts, {} injected transient failures, {} dead-lettered, lost 0, duplicated {duplicated}",

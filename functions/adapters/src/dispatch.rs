@@ -97,6 +97,10 @@ impl Dispatcher {
                 first_failed = Some(first_failed.map_or(rec, |x| x.min(rec)));
             }
         }
+        let sent: usize = per_queue.values().map(Vec::len).sum();
+        crate::metrics::Emf::new(&[("Function", "dispatch")])
+            .count("EventsDispatched", sent as u64)
+            .emit();
         let mut resp = DynamoDbEventResponse::default();
         if let Some(i) = first_failed {
             let mut failure = DynamoDbBatchItemFailure::default();

@@ -10,6 +10,7 @@
 //!   retried later, never run twice at once;
 //! - every execution appends an entry to the record's `log` (outcome, duration, attempt),
 //!   and failures keep class, message, count, first and last time.
+//!
 //! Records carry `expiresAt` (TTL, 30 days): housekeeping only, events never expire.
 //!
 //! Handler switches live at `pk = H#<handler>`; daily statistics at
@@ -70,7 +71,11 @@ pub struct Work<'a> {
 
 impl Work<'_> {
     pub fn pk(&self) -> String {
-        record_pk(&self.event.metadata.tenant_id, &self.event.event_id.to_string(), self.handler)
+        record_pk(
+            &self.event.metadata.tenant_id,
+            &self.event.event_id.to_string(),
+            self.handler,
+        )
     }
 }
 
@@ -80,8 +85,19 @@ pub fn record_pk(tenant: &str, event_id: &str, handler: &str) -> String {
 
 /// The housekeeping port. [`DynamoLedger`] is the real one.
 pub trait Ledger: Send + Sync {
-    fn claim(&self, work: Work<'_>, lease: Duration, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, AdapterError>> + Send;
-    fn complete(&self, work: Work<'_>, attempt: u32, duration: Duration, now: DateTime<Utc>) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    fn claim(
+        &self,
+        work: Work<'_>,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, AdapterError>> + Send;
+    fn complete(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
     fn fail(
         &self,
         work: Work<'_>,
@@ -93,7 +109,11 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
     /// Whether a handler is switched on (default: on).
     fn enabled(&self, handler: &str) -> impl Future<Output = Result<bool, AdapterError>> + Send;
-    fn flush_stats(&self, stats: &BatchStats, now: DateTime<Utc>) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    fn flush_stats(
+        &self,
+        stats: &BatchStats,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
 }
 
 /// Per-handler counters gathered over one batch, written once at its end.
@@ -110,12 +130,25 @@ pub struct HandlerCounters {
     pub dead_lettered: u64,
     pub last_error: Option<String>,
     pub buckets: Vec<u64>,
+    pub durations_ms: Vec<f64>,
+    pub lags_ms: Vec<f64>,
 }
 
 impl BatchStats {
-    pub fn record(&self, handler: &'static str, outcome: Option<FailureClass>, duration: Duration, error: Option<&str>) {
+    pub fn record(
+        &self,
+        handler: &'static str,
+        outcome: Option<FailureClass>,
+        duration: Duration,
+        lag_ms: i64,
+        error: Option<&str>,
+    ) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let c = map.entry(handler).or_default();
+        c.durations_ms.push(duration.as_secs_f64() * 1000.0);
+        if outcome.is_none() {
+            c.lags_ms.push(lag_ms.max(0) as f64);
+        }
         match outcome {
             None => c.successes += 1,
             Some(FailureClass::Transient) => c.retries += 1,
@@ -131,12 +164,30 @@ impl BatchStats {
             c.buckets = vec![0; DURATION_BUCKETS_MS.len() + 1];
         }
         let ms = duration.as_millis() as u64;
-        let i = DURATION_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(DURATION_BUCKETS_MS.len());
+        let i = DURATION_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(DURATION_BUCKETS_MS.len());
         c.buckets[i] += 1;
     }
 
     pub fn take(&self) -> HashMap<&'static str, HandlerCounters> {
         std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The batch's metrics, one EMF line per handler.
+    pub fn emit_metrics(&self) {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (handler, c) in map.iter() {
+            crate::metrics::Emf::new(&[("Handler", handler)])
+                .count("EventsProcessed", c.successes)
+                .count("HandlerFailures", c.failures)
+                .count("HandlerRetries", c.retries)
+                .count("EventsDeadLettered", c.dead_lettered)
+                .millis("HandlerDuration", &c.durations_ms)
+                .millis("HandlerLag", &c.lags_ms)
+                .emit();
+        }
     }
 }
 
@@ -159,15 +210,29 @@ pub struct DynamoLedger {
 
 impl DynamoLedger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoLedger { client, table: table.into(), switches: Mutex::new(None), switch_cache: Duration::from_secs(2) }
+        DynamoLedger {
+            client,
+            table: table.into(),
+            switches: Mutex::new(None),
+            switch_cache: Duration::from_secs(2),
+        }
     }
 
-    fn log_entry(outcome: &str, attempt: u32, duration: Duration, now: DateTime<Utc>, error: Option<&str>) -> AttributeValue {
+    fn log_entry(
+        outcome: &str,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> AttributeValue {
         let mut m = HashMap::from([
             ("outcome".to_string(), s(outcome)),
             ("attempt".to_string(), n(attempt)),
             ("durationMs".to_string(), n(duration.as_millis())),
-            ("at".to_string(), s(lending_events::envelope::format_time(&now))),
+            (
+                "at".to_string(),
+                s(lending_events::envelope::format_time(&now)),
+            ),
         ]);
         if let Some(e) = error {
             m.insert("error".into(), s(e.chars().take(500).collect::<String>()));
@@ -201,12 +266,22 @@ impl DynamoLedger {
             .send()
             .await
             .map_err(|e| classify("GetItem(switch)", e))?;
-        Ok(out.item().and_then(|i| i.get("enabled")).and_then(|v| v.as_bool().ok()).copied().unwrap_or(true))
+        Ok(out
+            .item()
+            .and_then(|i| i.get("enabled"))
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true))
     }
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, work: Work<'_>, lease: Duration, now: DateTime<Utc>) -> Result<Claim, AdapterError> {
+    async fn claim(
+        &self,
+        work: Work<'_>,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, AdapterError> {
         let now_ms = now.timestamp_millis();
         let e = work.event;
         let res = self
@@ -272,13 +347,27 @@ impl Ledger for DynamoLedger {
                     .send()
                     .await
                     .map_err(|e| classify("GetItem(claim)", e))?;
-                let status = cur.item().and_then(|i| i.get("status")).and_then(|v| v.as_s().ok()).map(String::as_str);
-                Ok(if status == Some("COMPLETED") { Claim::AlreadyDone } else { Claim::Busy })
+                let status = cur
+                    .item()
+                    .and_then(|i| i.get("status"))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str);
+                Ok(if status == Some("COMPLETED") {
+                    Claim::AlreadyDone
+                } else {
+                    Claim::Busy
+                })
             }
         }
     }
 
-    async fn complete(&self, work: Work<'_>, attempt: u32, duration: Duration, now: DateTime<Utc>) -> Result<(), AdapterError> {
+    async fn complete(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -295,7 +384,10 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":d", n(duration.as_millis()))
             .expression_attribute_values(":a", n(attempt))
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":entry", Self::log_entry("completed", attempt, duration, now, None))
+            .expression_attribute_values(
+                ":entry",
+                Self::log_entry("completed", attempt, duration, now, None),
+            )
             .send()
             .await
             .map_err(|e| classify("UpdateItem(complete)", e))?;
@@ -331,7 +423,10 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", s(at))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":entry", Self::log_entry(class.as_str(), attempt, duration, now, Some(message)))
+            .expression_attribute_values(
+                ":entry",
+                Self::log_entry(class.as_str(), attempt, duration, now, Some(message)),
+            )
             .send()
             .await
             .map_err(|e| classify("UpdateItem(fail)", e))?;
@@ -357,14 +452,24 @@ impl Ledger for DynamoLedger {
         Ok(v)
     }
 
-    async fn flush_stats(&self, stats: &BatchStats, now: DateTime<Utc>) -> Result<(), AdapterError> {
+    async fn flush_stats(
+        &self,
+        stats: &BatchStats,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
         let day = now.format("%Y-%m-%d").to_string();
         for (handler, c) in stats.take() {
-            let mut expr = "SET #kind = :kind, #handler = :h, #day = :day, expiresAt = :exp".to_string();
+            let mut expr =
+                "SET #kind = :kind, #handler = :h, #day = :day, expiresAt = :exp".to_string();
             if c.last_error.is_some() {
                 expr.push_str(", lastError = :le, lastErrorAt = :now");
             }
-            let mut adds = vec!["successes :s".to_string(), "failures :f".into(), "retries :r".into(), "deadLettered :dl".into()];
+            let mut adds = vec![
+                "successes :s".to_string(),
+                "failures :f".into(),
+                "retries :r".into(),
+                "deadLettered :dl".into(),
+            ];
             for (i, count) in c.buckets.iter().enumerate() {
                 if *count > 0 {
                     adds.push(format!("b{i} :b{i}"));
@@ -398,9 +503,14 @@ impl Ledger for DynamoLedger {
             if let Some(le) = &c.last_error {
                 req = req
                     .expression_attribute_values(":le", s(le))
-                    .expression_attribute_values(":now", s(lending_events::envelope::format_time(&now)));
+                    .expression_attribute_values(
+                        ":now",
+                        s(lending_events::envelope::format_time(&now)),
+                    );
             }
-            req.send().await.map_err(|e| classify("UpdateItem(stats)", e))?;
+            req.send()
+                .await
+                .map_err(|e| classify("UpdateItem(stats)", e))?;
         }
         Ok(())
     }

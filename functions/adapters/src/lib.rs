@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod error;
 pub mod functions;
 pub mod ledger;
+pub mod metrics;
 pub mod publisher;
 pub mod runner;
 pub mod store;

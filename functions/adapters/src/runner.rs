@@ -45,7 +45,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(2), cap: Duration::from_secs(300), paused: Duration::from_secs(30) }
+        RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(300),
+            paused: Duration::from_secs(30),
+        }
     }
 }
 
@@ -54,15 +58,25 @@ impl RetryPolicy {
     pub fn from_env() -> Self {
         let d = RetryPolicy::default();
         let ms = |k: &str, default: Duration| {
-            std::env::var(k).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(default)
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(default)
         };
-        RetryPolicy { base: ms("RETRY_BASE_MS", d.base), cap: ms("RETRY_CAP_MS", d.cap), paused: ms("RETRY_PAUSED_MS", d.paused) }
+        RetryPolicy {
+            base: ms("RETRY_BASE_MS", d.base),
+            cap: ms("RETRY_CAP_MS", d.cap),
+            paused: ms("RETRY_PAUSED_MS", d.paused),
+        }
     }
 
     /// Visibility before the next attempt, after `receives` receives: base·2^(receives-1),
     /// capped, with full jitter (at least a quarter of it, so retries never stampede).
     pub fn delay(&self, receives: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << receives.saturating_sub(1).min(16));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << receives.saturating_sub(1).min(16));
         let ceiling = exp.min(self.cap).as_millis() as u64;
         let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (ceiling / 4 * 3 + 1);
         Duration::from_millis(ceiling / 4 + jitter)
@@ -101,7 +115,9 @@ impl Faults {
     }
 
     fn inject_transient(&self) -> Result<(), AdapterError> {
-        if self.transient_percent > 0 && (uuid::Uuid::new_v4().as_u128() % 100) < self.transient_percent as u128 {
+        if self.transient_percent > 0
+            && (uuid::Uuid::new_v4().as_u128() % 100) < self.transient_percent as u128
+        {
             return Err(AdapterError::Transient("injected fault".into()));
         }
         Ok(())
@@ -130,7 +146,10 @@ pub struct BatchRunner<S, L> {
 pub enum Outcome {
     Done,
     /// Left on the queue; visible again after the delay.
-    Retry { reason: String, delay: Duration },
+    Retry {
+        reason: String,
+        delay: Duration,
+    },
     /// Moved to the DLQ with this reason.
     DeadLettered(String),
 }
@@ -151,7 +170,14 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         retry: RetryPolicy,
         faults: Faults,
     ) -> Self {
-        BatchRunner { store, ledger, handlers, queues, retry, faults }
+        BatchRunner {
+            store,
+            ledger,
+            handlers,
+            queues,
+            retry,
+            faults,
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -177,7 +203,10 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             let id = msg.message_id.clone().unwrap_or_default();
             let group = msg.attributes.get("MessageGroupId").cloned();
             let outcome = match group.as_ref().and_then(|g| failed_groups.get(g)) {
-                Some(delay) => Outcome::Retry { reason: "an earlier message of its group failed".into(), delay: *delay },
+                Some(delay) => Outcome::Retry {
+                    reason: "an earlier message of its group failed".into(),
+                    delay: *delay,
+                },
                 None => self.process(msg, lease, &stats).await,
             };
             if let Outcome::Retry { reason, delay } = &outcome {
@@ -194,6 +223,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             }
         }
         self.set_visibility(&visibility).await;
+        stats.emit_metrics();
         if let Err(e) = self.ledger.flush_stats(&stats, Utc::now()).await {
             tracing::warn!(error = %e, "could not write handler statistics");
         }
@@ -202,14 +232,28 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
 
     /// Process one message to an outcome; never panics, never loses the message.
     pub async fn process(&self, msg: &SqsMessage, lease: Duration, stats: &BatchStats) -> Outcome {
-        let receives: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let receives: u32 = msg
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
         let body = msg.body.as_deref().unwrap_or("");
         let event = match serde_json::from_str::<EventEnvelope>(body) {
             Ok(e) => upcast(e),
-            Err(e) => return self.give_up(msg, &format!("undecodable: message body is not an event envelope: {e}")).await,
+            Err(e) => {
+                return self
+                    .give_up(
+                        msg,
+                        &format!("undecodable: message body is not an event envelope: {e}"),
+                    )
+                    .await
+            }
         };
-        let mut subscribed: Vec<_> =
-            self.handlers.iter().filter(|h| h.subscriptions().contains(&event.event_type.as_str())).collect();
+        let mut subscribed: Vec<_> = self
+            .handlers
+            .iter()
+            .filter(|h| h.subscriptions().contains(&event.event_type.as_str()))
+            .collect();
         subscribed.sort_by_key(|h| h.priority());
         let mut history: Option<Vec<EventEnvelope>> = None;
         let mut paused = false;
@@ -218,13 +262,19 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                 Step::Done => {}
                 Step::Paused => paused = true,
                 Step::Failed(e) if e.is_transient() => {
-                    return Outcome::Retry { reason: format!("{}: {e}", h.name()), delay: self.retry.delay(receives) }
+                    return Outcome::Retry {
+                        reason: format!("{}: {e}", h.name()),
+                        delay: self.retry.delay(receives),
+                    }
                 }
                 Step::Failed(e) => return self.give_up(msg, &format!("{}: {e}", h.name())).await,
             }
         }
         if paused {
-            return Outcome::Retry { reason: "a subscribed handler is switched off".into(), delay: self.retry.paused };
+            return Outcome::Retry {
+                reason: "a subscribed handler is switched off".into(),
+                delay: self.retry.paused,
+            };
         }
         Outcome::Done
     }
@@ -242,7 +292,10 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             Ok(false) => return Step::Paused,
             Err(e) => return Step::Failed(e),
         }
-        let work = Work { handler: h.name(), event };
+        let work = Work {
+            handler: h.name(),
+            event,
+        };
         let attempt = match self.ledger.claim(work, lease, Utc::now()).await {
             Ok(Claim::Acquired { attempt }) => attempt,
             Ok(Claim::AlreadyDone) => {
@@ -250,7 +303,9 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                 return Step::Done;
             }
             Ok(Claim::Busy) => {
-                return Step::Failed(AdapterError::Transient("another execution holds this event".into()))
+                return Step::Failed(AdapterError::Transient(
+                    "another execution holds this event".into(),
+                ))
             }
             Err(e) => return Step::Failed(e),
         };
@@ -265,17 +320,25 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                     // The effects are stored; the retry will find them and complete.
                     return Step::Failed(e);
                 }
-                stats.record(h.name(), None, elapsed, None);
+                stats.record(h.name(), None, elapsed, lag_ms, None);
                 tracing::info!(handler = h.name(), event_id = %event.event_id, event_type = %event.event_type,
                     correlation_id = %event.metadata.correlation_id, attempt, follow_ons,
                     duration_ms = elapsed.as_secs_f64() * 1000.0, lag_ms, "handled");
                 Step::Done
             }
             Err(e) => {
-                let class = if e.is_transient() { FailureClass::Transient } else { FailureClass::Permanent };
+                let class = if e.is_transient() {
+                    FailureClass::Transient
+                } else {
+                    FailureClass::Permanent
+                };
                 let message = e.to_string();
-                stats.record(h.name(), Some(class), elapsed, Some(&message));
-                if let Err(le) = self.ledger.fail(work, attempt, class, &message, elapsed, now).await {
+                stats.record(h.name(), Some(class), elapsed, lag_ms, Some(&message));
+                if let Err(le) = self
+                    .ledger
+                    .fail(work, attempt, class, &message, elapsed, now)
+                    .await
+                {
                     tracing::warn!(error = %le, "could not record the failure");
                 }
                 tracing::warn!(handler = h.name(), event_id = %event.event_id, event_type = %event.event_type,
@@ -294,8 +357,13 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     ) -> Result<usize, AdapterError> {
         self.faults.inject_transient()?;
         if history.is_none() {
-            let loaded: Vec<EventEnvelope> =
-                self.store.history_until(event.stream(), event.sequence).await?.into_iter().map(upcast).collect();
+            let loaded: Vec<EventEnvelope> = self
+                .store
+                .history_until(event.stream(), event.sequence)
+                .await?
+                .into_iter()
+                .map(upcast)
+                .collect();
             if loaded.last().map(|e| e.event_id) != Some(event.event_id) {
                 // The store must hold what the stream delivered; if not, wait for it.
                 return Err(AdapterError::Transient(format!(
@@ -308,12 +376,25 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         let history = history.as_deref().unwrap_or_default();
         let related = match h.related(event) {
             Some((aggregate_type, aggregate_id)) => {
-                let stream = StreamId { tenant_id: &event.metadata.tenant_id, aggregate_type, aggregate_id: &aggregate_id };
-                self.store.history_until(stream, u64::MAX / 2).await?.into_iter().map(upcast).collect()
+                let stream = StreamId {
+                    tenant_id: &event.metadata.tenant_id,
+                    aggregate_type,
+                    aggregate_id: &aggregate_id,
+                };
+                self.store
+                    .history_until(stream, u64::MAX / 2)
+                    .await?
+                    .into_iter()
+                    .map(upcast)
+                    .collect()
             }
             None => Vec::new(),
         };
-        let input = HandlerInput { event, history, related: &related };
+        let input = HandlerInput {
+            event,
+            history,
+            related: &related,
+        };
         let follow_ons = h.handle(&input)?;
         let now = Utc::now();
         let new_events = follow_ons
@@ -347,18 +428,40 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     }
 
     async fn dead_letter(&self, msg: &SqsMessage, reason: &str) -> Result<(), AdapterError> {
-        let (Some(q), Some(dlq)) = (&self.queues, self.queues.as_ref().and_then(|q| q.dlq_url.as_deref())) else {
+        let (Some(q), Some(dlq)) = (
+            &self.queues,
+            self.queues.as_ref().and_then(|q| q.dlq_url.as_deref()),
+        ) else {
             return Err(AdapterError::Config("no DLQ configured".into()));
         };
         tracing::error!(message_id = ?msg.message_id, %reason, "dead-lettering message");
         let attr = |v: &str| {
-            MessageAttributeValue::builder().data_type("String").string_value(v).build().map_err(|e| AdapterError::Aws(e.to_string()))
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))
         };
-        let group = msg.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| "unknown".into());
-        let dedup = msg.message_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let group = msg
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let dedup = msg
+            .message_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let truncated: String = reason.chars().take(1000).collect();
-        let receives = msg.attributes.get("ApproximateReceiveCount").cloned().unwrap_or_else(|| "1".into());
-        let body = msg.body.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "(empty body)".into());
+        let receives = msg
+            .attributes
+            .get("ApproximateReceiveCount")
+            .cloned()
+            .unwrap_or_else(|| "1".into());
+        let body = msg
+            .body
+            .clone()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "(empty body)".into());
         let mut req = q
             .client
             .send_message()
@@ -369,11 +472,16 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             .message_attributes("failureReason", attr(&truncated)?)
             .message_attributes("failureClass", attr("permanent")?)
             .message_attributes("receiveCount", attr(&receives)?)
-            .message_attributes("failedAt", attr(&lending_events::envelope::format_time(&Utc::now()))?);
+            .message_attributes(
+                "failedAt",
+                attr(&lending_events::envelope::format_time(&Utc::now()))?,
+            );
         if let Some(src) = &q.queue_url {
             req = req.message_attributes("sourceQueue", attr(src)?);
         }
-        req.send().await.map_err(|e| classify("SendMessage(DLQ)", e))?;
+        req.send()
+            .await
+            .map_err(|e| classify("SendMessage(DLQ)", e))?;
         Ok(())
     }
 
@@ -393,7 +501,14 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                         .ok()
                 })
                 .collect();
-            if let Err(e) = q.client.change_message_visibility_batch().queue_url(url).set_entries(Some(entries)).send().await {
+            if let Err(e) = q
+                .client
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 tracing::warn!(error = %classify("ChangeMessageVisibilityBatch", e), "could not set retry delays");
             }
         }

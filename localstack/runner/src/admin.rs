@@ -103,9 +103,14 @@ pub async fn run_cli(
     }
 }
 
-/// `local-runner catalog [--markdown]`: the catalog (with the custom types in effect).
-pub fn print_catalog(markdown: bool) -> Result<(), String> {
-    let c = catalog()?;
+/// `local-runner catalog [--markdown] [--builtin]`: the catalog ingest accepts here
+/// (built-in plus the custom types in effect), or the built-in types only.
+pub fn print_catalog(markdown: bool, builtin: bool) -> Result<(), String> {
+    let c = if builtin {
+        Catalog::default()
+    } else {
+        catalog()?
+    };
     if markdown {
         print!("{}", c.markdown_table());
     } else {

@@ -12,7 +12,7 @@
 //! `serve` (provision, then run everything until Ctrl-C or SIGTERM), `demo` (serve, play
 //! the LendingOS story through the HTTP API, print what happened, stop),
 //! `late-payments --as-of YYYY-MM-DD [--tenant t]` (run the daily job once) and
-//! `catalog [--markdown]` (print the event catalog; needs no AWS).
+//! `catalog [--markdown] [--builtin]` (print the event catalog; needs no AWS).
 //!
 //! Custom event types: `CUSTOM_EVENT_TYPES` (a file or the JSON itself), else the bundled
 //! example `localstack/runner/custom-event-types.json`.
@@ -38,7 +38,8 @@ async fn main() {
     // A separate prefix gives a separate table and queues, so two runners never share work.
     let prefix = flag(&args, "--prefix").unwrap_or_else(|| "lendingos".to_string());
     if cmd == "catalog" {
-        if let Err(e) = admin::print_catalog(args.iter().any(|a| a == "--markdown")) {
+        let has = |f: &str| args.iter().any(|a| a == f);
+        if let Err(e) = admin::print_catalog(has("--markdown"), has("--builtin")) {
             eprintln!("local-runner: {e}");
             std::process::exit(1);
         }
@@ -57,6 +58,7 @@ async fn main() {
             );
         }),
         "serve" => serve(&clients, &prefix, port, false).await,
+        "teardown" => provision::teardown(&clients, &prefix).await,
         "demo" => serve(&clients, &prefix, port, true).await,
         "late-payments" => {
             admin::run_cli(

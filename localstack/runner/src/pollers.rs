@@ -8,8 +8,8 @@ use std::time::Duration;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use event_adapters::dispatch::Dispatcher;
-use event_adapters::runner::BatchRunner;
 use event_adapters::ledger::DynamoLedger;
+use event_adapters::runner::BatchRunner;
 use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
@@ -18,7 +18,10 @@ const IDLE: Duration = Duration::from_millis(150);
 /// visibility timeout, how long a crashed batch stays invisible (`LOCAL_BATCH_TIMEOUT_SECS`,
 /// default 30).
 fn batch_timeout() -> Duration {
-    let secs = std::env::var("LOCAL_BATCH_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let secs = std::env::var("LOCAL_BATCH_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
     Duration::from_secs(secs)
 }
 

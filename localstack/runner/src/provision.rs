@@ -212,3 +212,23 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Strin
         .cloned()
         .ok_or_else(|| format!("no QueueArn for {url}"))
 }
+
+/// Delete the table and queues of a prefix (test clean-up); missing ones are fine.
+pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
+    let _ = clients
+        .dynamodb
+        .delete_table()
+        .table_name(format!("{prefix}-events"))
+        .send()
+        .await;
+    for pair in topology::queues(prefix) {
+        for name in [&pair.queue, &pair.dlq] {
+            if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {
+                if let Some(url) = out.queue_url() {
+                    let _ = clients.sqs.delete_queue().queue_url(url).send().await;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The compliance domain: closing documents when a loan is funded, reviews when a
+//! borrower fails KYC or is flagged.
+
+use std::borrow::Cow;
+
+use serde_json::json;
+
+use super::{before, DomainHandler, HandlerInput};
+use crate::envelope::{derived_id, EventEnvelope, FollowOn};
+use crate::error::CoreError;
+use crate::state::LoanState;
+
+/// The closing documents generated when `CLOSING_DOCUMENTS` is not set.
+pub const DEFAULT_CLOSING_DOCUMENTS: &[&str] =
+    &["promissory_note", "deed_of_trust", "closing_disclosure"];
+
+const NAME: &str = "compliance";
+
+/// `Loan.Funded` -> one `Document.Generated` per closing document (the list is
+/// configuration); `Borrower.KYCFailed` / `Borrower.Flagged` -> `Compliance.ReviewOpened`.
+pub struct ComplianceHandler {
+    documents: Cow<'static, [Cow<'static, str>]>,
+}
+
+/// The handler with the default closing documents.
+pub static DEFAULT: ComplianceHandler = ComplianceHandler {
+    documents: Cow::Borrowed(&[
+        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[0]),
+        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[1]),
+        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[2]),
+    ]),
+};
+
+impl ComplianceHandler {
+    pub fn new(documents: Vec<String>) -> Self {
+        ComplianceHandler {
+            documents: documents.into_iter().map(Cow::Owned).collect(),
+        }
+    }
+
+    /// The document types generated on funding.
+    pub fn documents(&self) -> impl Iterator<Item = &str> {
+        self.documents.iter().map(|d| d.as_ref())
+    }
+}
+
+impl DomainHandler for ComplianceHandler {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn domain(&self) -> &'static str {
+        "compliance"
+    }
+
+    fn subscriptions(&self) -> &'static [&'static str] {
+        &["Loan.Funded", "Borrower.KYCFailed", "Borrower.Flagged"]
+    }
+
+    fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
+        let e = input.event;
+        match e.event_type.as_str() {
+            "Loan.Funded" => Ok(self.closing_documents(e, &LoanState::fold(before(input)))),
+            "Borrower.KYCFailed" | "Borrower.Flagged" => Ok(vec![review(e)]),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+impl ComplianceHandler {
+    fn closing_documents(&self, e: &EventEnvelope, loan: &LoanState) -> Vec<FollowOn> {
+        self.documents()
+            .map(|doc| {
+                let id = derived_id(&[NAME, "document", &e.event_id.to_string(), doc]);
+                let mut payload = json!({"documentId": id, "type": doc, "loanId": e.aggregate_id});
+                if let Some(b) = &loan.borrower_id {
+                    payload["borrowerId"] = json!(b);
+                }
+                FollowOn {
+                    event_type: "Document.Generated",
+                    aggregate_type: "Document",
+                    aggregate_id: id.to_string(),
+                    payload,
+                }
+            })
+            .collect()
+    }
+}
+
+fn review(e: &EventEnvelope) -> FollowOn {
+    let id = derived_id(&[NAME, "review", &e.event_id.to_string()]);
+    let why = match e.event_type.as_str() {
+        "Borrower.KYCFailed" => "KYC failed",
+        _ => "flagged",
+    };
+    let reason = format!(
+        "{why}: {}",
+        e.payload_str("reason").unwrap_or("no reason given")
+    );
+    FollowOn {
+        event_type: "Compliance.ReviewOpened",
+        aggregate_type: "ComplianceReview",
+        aggregate_id: id.to_string(),
+        payload: json!({"reviewId": id, "borrowerId": e.aggregate_id, "reason": reason,
+            "trigger": e.event_type}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::testkit::{run, stored};
+
+    fn funded(h: &mut Vec<EventEnvelope>) {
+        stored(
+            h,
+            json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}}),
+        );
+        stored(
+            h,
+            json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
+        );
+    }
+
+    #[test]
+    fn funding_generates_the_configured_closing_documents() {
+        let mut h = Vec::new();
+        funded(&mut h);
+        let out = run(&DEFAULT, &mut h.clone(), &[]).unwrap();
+        let types: Vec<_> = out
+            .iter()
+            .map(|e| e.payload["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, DEFAULT_CLOSING_DOCUMENTS);
+        assert!(out
+            .iter()
+            .all(|d| d.payload["borrowerId"] == "B1" && d.aggregate_type == "Document"));
+        let custom = ComplianceHandler::new(vec!["flood_certificate".into()]);
+        let out = run(&custom, &mut h, &[]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload["type"], "flood_certificate");
+        assert_eq!(
+            out[0].metadata.causation_id,
+            Some(h[1].event_id.to_string())
+        );
+    }
+
+    #[test]
+    fn kyc_failures_and_flags_open_reviews() {
+        for t in ["Borrower.KYCFailed", "Borrower.Flagged"] {
+            let mut h = Vec::new();
+            stored(
+                &mut h,
+                json!({"eventType": t, "aggregateType": "Borrower", "aggregateId": "B1",
+                "payload": {"borrowerId": "B1", "reason": "sanctions list match"}}),
+            );
+            let out = run(&DEFAULT, &mut h, &[]).unwrap();
+            assert_eq!(out[0].event_type, "Compliance.ReviewOpened");
+            assert_eq!(out[0].payload["borrowerId"], "B1");
+            assert!(out[0].payload["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("sanctions list match"));
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The fund domain: a funded loan draws capital from its fund.
+
+use serde_json::json;
+
+use super::{before, DomainHandler, HandlerInput};
+use crate::envelope::FollowOn;
+use crate::error::CoreError;
+use crate::state::LoanState;
+
+/// `Loan.Funded` -> `Fund.CapitalAllocated` on the loan's fund (`fundId` of
+/// `Loan.Created`). A loan without a fund is held on balance sheet: nothing to allocate.
+pub struct FundHandler;
+
+impl DomainHandler for FundHandler {
+    fn name(&self) -> &'static str {
+        "fund-allocation"
+    }
+
+    fn domain(&self) -> &'static str {
+        "fund"
+    }
+
+    fn subscriptions(&self) -> &'static [&'static str] {
+        &["Loan.Funded"]
+    }
+
+    fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
+        let e = input.event;
+        let loan = LoanState::fold(before(input));
+        let Some(fund) = loan.terms.as_ref().and_then(|t| t.fund_id.clone()) else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![FollowOn {
+            event_type: "Fund.CapitalAllocated",
+            aggregate_type: "Fund",
+            aggregate_id: fund.clone(),
+            payload: json!({
+                "fundId": fund,
+                "loanId": e.aggregate_id,
+                "amount": e.payload["fundedAmount"],
+                "allocatedAt": e.payload["fundedAt"],
+            }),
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::testkit::{run, stored};
+
+    #[test]
+    fn capital_is_allocated_from_the_loans_fund() {
+        for (fund, expected) in [(Some("F1"), 1), (None, 0)] {
+            let mut h = Vec::new();
+            let mut created = json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
+                    "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}});
+            if let Some(f) = fund {
+                created["payload"]["fundId"] = json!(f);
+            }
+            stored(&mut h, created);
+            stored(
+                &mut h,
+                json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
+            );
+            let out = run(&FundHandler, &mut h, &[]).unwrap();
+            assert_eq!(out.len(), expected);
+            if let Some(a) = out.first() {
+                assert_eq!(
+                    (a.aggregate_type.as_str(), a.aggregate_id.as_str()),
+                    ("Fund", "F1")
+                );
+                assert_eq!(a.payload["amount"], "1000.00");
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Folds on histories of 1 to 10,000 events, and properties of the payment rules.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use chrono::{Days, NaiveDate, Utc};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::handlers::payment::{PaymentApplication, PaymentHandler};
+use crate::handlers::testkit::{run, stored};
+use crate::money::Money;
+
+fn m(s: &str) -> Money {
+    Money::from_str(s).unwrap()
+}
+
+fn created(loan: &str, amount: &str, rate: &str, n: u32, amort: &str, freq: &str) -> Value {
+    json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "borrowerId": "B1", "amount": amount, "interestRate": rate,
+            "termMonths": n, "amortization": amort, "paymentFrequency": freq}})
+}
+
+fn funded(loan: &str, amount: &str, at: &str) -> Value {
+    json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "fundedAmount": amount, "fundedAt": at}})
+}
+
+fn received(loan: &str, id: &str, amount: Money, on: NaiveDate) -> Value {
+    json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": id, "loanId": loan, "amount": amount, "method": "wire",
+            "receivedAt": format!("{on}T12:00:00Z")}})
+}
+
+fn reversed(loan: &str, id: &str) -> Value {
+    json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": id, "loanId": loan, "reason": "returned"}})
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, m: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % m
+    }
+}
+
+/// The money invariants of a loan.
+fn check(l: &LoanState) {
+    let funded = l.funded_amount.unwrap_or_default();
+    assert_eq!(l.paid_principal + l.outstanding_principal, funded);
+    assert!(!l.outstanding_principal.is_negative());
+    assert!(!l.paid_interest.is_negative());
+    let live: Vec<_> = l.payments.iter().filter(|p| !p.reversed).collect();
+    assert_eq!(
+        live.iter().map(|p| p.principal).sum::<Money>(),
+        l.paid_principal
+    );
+    assert_eq!(
+        live.iter().map(|p| p.interest).sum::<Money>(),
+        l.paid_interest
+    );
+    for p in &live {
+        assert_eq!(p.interest + p.principal, p.amount, "{}", p.payment_id);
+    }
+    for i in &l.installments {
+        assert!(
+            i.interest_paid <= i.interest && !i.interest_paid.is_negative(),
+            "{i:?}"
+        );
+        assert!(
+            i.principal_paid <= i.principal && !i.principal_paid.is_negative(),
+            "{i:?}"
+        );
+    }
+    assert_eq!(
+        l.status == LoanStatus::PaidOff,
+        l.outstanding_principal.is_zero()
+    );
+}
+
+#[test]
+fn a_history_of_one_event() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", "250000", "6.25", 360, "amortized", "monthly"),
+    );
+    let doc = document(h.clone()).unwrap();
+    assert_eq!(doc["aggregateType"], "Loan");
+    assert_eq!(doc["version"], 1);
+    let s = &doc["state"];
+    assert_eq!(s["status"], "created");
+    assert_eq!(s["terms"]["amount"], "250000.00");
+    assert_eq!(s["terms"]["interestRate"], "6.25");
+    assert_eq!(s["outstandingPrincipal"], "0.00");
+    assert_eq!(s["nextDue"], Value::Null);
+    assert!(document(Vec::new()).is_none());
+}
+
+#[test]
+fn a_history_of_ten_thousand_events() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut h = Vec::with_capacity(10_000);
+    stored(
+        &mut h,
+        created("L1", "900000000", "5", 600, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", "900000000", "2026-01-31T09:00:00Z"));
+    let start = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+    let mut paid: Vec<String> = Vec::new();
+    let mut day = 0u64;
+    while h.len() < 10_000 {
+        let roll = rng.next(100);
+        if roll < 5 && !paid.is_empty() {
+            let id = paid.remove(rng.next(paid.len() as u64) as usize);
+            stored(&mut h, reversed("L1", &id));
+        } else {
+            day += rng.next(3);
+            let id = format!("P{}", h.len());
+            let cents = 100_000 + rng.next(9_900_000) as i64;
+            stored(
+                &mut h,
+                received("L1", &id, Money::from_cents(cents), start + Days::new(day)),
+            );
+            paid.push(id);
+        }
+    }
+    assert_eq!(h.len(), 10_000);
+    let t = Instant::now();
+    let l = LoanState::fold(&h);
+    let took = t.elapsed();
+    assert_eq!(l.version, 9_999 + 1);
+    check(&l);
+    assert!(l.payments.len() > 9_000);
+    assert!(l.payments.iter().any(|p| p.reversed));
+    // The view of the whole history, through the public entry point.
+    let doc = document(h).unwrap();
+    assert_eq!(doc["version"], 10_000);
+    assert_eq!(
+        doc["state"]["outstandingPrincipal"],
+        json!(l.outstanding_principal)
+    );
+    eprintln!("fold of 10,000 events: {took:?}");
+    assert!(took.as_secs() < 20, "fold of 10,000 events took {took:?}");
+}
+
+/// Random loans, payments (some above payoff) and reversals: after every event the money
+/// invariants hold, and handler outputs agree with the fold.
+#[test]
+fn payment_rules_keep_the_books_balanced() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..150 {
+        let loan = format!("L{case}");
+        let freq = ["monthly", "quarterly", "maturity"][rng.next(3) as usize];
+        let amort = ["amortized", "interest_only"][rng.next(2) as usize];
+        let n = 3 * (1 + rng.next(40) as u32);
+        let amount = Money::from_cents(100_000 + rng.next(100_000_000) as i64);
+        let rate = format!("{}.{}", rng.next(25), rng.next(100));
+        let mut h = Vec::new();
+        stored(
+            &mut h,
+            created(&loan, &amount.to_string(), &rate, n, amort, freq),
+        );
+        stored(
+            &mut h,
+            funded(&loan, &amount.to_string(), "2026-01-31T09:00:00Z"),
+        );
+        run(&PaymentHandler, &mut h, &[]).unwrap();
+        let mut on = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let mut ids: Vec<String> = Vec::new();
+        for k in 0..40 {
+            on = on + Days::new(rng.next(60));
+            let before = LoanState::fold(&h);
+            if rng.next(10) == 0 && !ids.is_empty() {
+                let id = ids[rng.next(ids.len() as u64) as usize].clone();
+                stored(&mut h, reversed(&loan, &id));
+                let ok = run(&PaymentApplication, &mut h, &[]).is_ok();
+                assert_eq!(ok, before.decide_reversal(&id).is_ok());
+            } else {
+                let payoff = before.payoff_amount(on);
+                let pick = rng.next(4);
+                let amount = match pick {
+                    0 => payoff,
+                    1 => payoff + Money::from_cents(1),
+                    _ => Money::from_cents(
+                        1 + rng.next(payoff.amount().mantissa().max(2) as u64) as i64,
+                    )
+                    .min(payoff),
+                }
+                .max(Money::from_cents(1));
+                let id = format!("{loan}-P{k}");
+                stored(&mut h, received(&loan, &id, amount, on));
+                match run(&PaymentApplication, &mut h, &[]) {
+                    Ok(out) => {
+                        ids.push(id);
+                        let applied = &out[0].payload;
+                        let after = LoanState::fold(&h);
+                        assert_eq!(
+                            applied["remainingPrincipal"],
+                            json!(after.outstanding_principal)
+                        );
+                        assert_eq!(out.len() == 2, after.status == LoanStatus::PaidOff);
+                        if pick == 0 && !payoff.is_zero() {
+                            assert_eq!(after.status, LoanStatus::PaidOff);
+                        }
+                    }
+                    Err(_) => {
+                        // Refused: above payoff, or the loan is paid off.
+                        assert!(
+                            pick == 1 || before.status == LoanStatus::PaidOff || payoff.is_zero()
+                        );
+                    }
+                }
+            }
+            check(&LoanState::fold(&h));
+        }
+    }
+}
+
+#[test]
+fn the_fold_does_not_depend_on_where_records_land() {
+    // The same inputs with and without the handlers' records interleaved.
+    let mut with = Vec::new();
+    stored(
+        &mut with,
+        created("L1", "100000", "7.5", 12, "amortized", "monthly"),
+    );
+    stored(&mut with, funded("L1", "100000", "2026-01-31T09:00:00Z"));
+    let mut without = with.clone();
+    run(&PaymentHandler, &mut with, &[]).unwrap();
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 2, d).unwrap();
+    for (i, amount) in ["8675.74", "100.00", "20000.00"].iter().enumerate() {
+        let e = received("L1", &format!("P{i}"), m(amount), day(10 + i as u32));
+        stored(&mut with, e.clone());
+        run(&PaymentApplication, &mut with, &[]).unwrap();
+        stored(&mut without, e);
+    }
+    let (a, b) = (LoanState::fold(&with), LoanState::fold(&without));
+    assert_eq!(a.installments, b.installments);
+    assert_eq!(a.payments, b.payments);
+    assert_eq!(a.outstanding_principal, b.outstanding_principal);
+}
+
+#[test]
+fn late_payments_are_reported_once_per_installment() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", "100000", "7.5", 12, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", "100000", "2026-01-31T09:00:00Z"));
+    stored(
+        &mut h,
+        received(
+            "L1",
+            "P1",
+            m("8675.74"),
+            NaiveDate::from_ymd_opt(2026, 2, 27).unwrap(),
+        ),
+    );
+    run(&PaymentApplication, &mut h, &[]).unwrap();
+    let as_of = NaiveDate::from_ymd_opt(2026, 5, 10).unwrap();
+    let now = Utc::now();
+    // Installment 1 is paid; 2 (Mar 31) and 3 (Apr 30) are late; 4 (May 31) is not due.
+    let late = crate::late::late_events(&h, as_of, now).unwrap();
+    let got: Vec<(Value, Value, Value)> = late
+        .iter()
+        .map(|e| {
+            (
+                e.payload["installment"].clone(),
+                e.payload["daysLate"].clone(),
+                e.payload["amountDue"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (json!(2), json!(40), json!("8675.74")),
+            (json!(3), json!(10), json!("8675.74"))
+        ]
+    );
+    // The same run again: the same ids and content (the store keeps one copy).
+    let again = crate::late::late_events(&h, as_of, now).unwrap();
+    assert_eq!(
+        late.iter()
+            .map(|e| (e.event_id, &e.fingerprint))
+            .collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|e| (e.event_id, &e.fingerprint))
+            .collect::<Vec<_>>()
+    );
+    // Once stored, a later run reports only what is newly late.
+    for e in late {
+        let seq = h.len() as u64 + 1;
+        h.push(e.into_envelope(seq, now));
+    }
+    let later =
+        crate::late::late_events(&h, NaiveDate::from_ymd_opt(2026, 6, 2).unwrap(), now).unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].payload["installment"], 4);
+    // Payments make installments current again; a paid-off loan is never late.
+    let june = NaiveDate::from_ymd_opt(2026, 6, 2).unwrap();
+    let payoff = LoanState::fold(&h).payoff_amount(june);
+    stored(&mut h, received("L1", "P2", payoff, june));
+    run(&PaymentApplication, &mut h, &[]).unwrap();
+    assert_eq!(LoanState::fold(&h).status, LoanStatus::PaidOff);
+    assert!(
+        crate::late::late_events(&h, NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(), now)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn draw_and_other_views() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": "D1",
+        "payload": {"drawId": "D1", "loanId": "L1", "amount": "5000"}}),
+    );
+    let v = view("Draw", &h);
+    assert_eq!(v["status"], "requested");
+    assert_eq!(v["requestedAmount"], "5000.00");
+    let mut b = Vec::new();
+    stored(
+        &mut b,
+        json!({"eventType": "Borrower.KYCFailed", "aggregateType": "Borrower", "aggregateId": "B1",
+        "payload": {"borrowerId": "B1", "reason": "expired id"}}),
+    );
+    assert_eq!(view("Borrower", &b)["kyc"], "failed");
+    let mut n = Vec::new();
+    stored(
+        &mut n,
+        json!({"eventType": "License.Expiring", "aggregateType": "License", "aggregateId": "LIC1",
+        "payload": {"licenseId": "LIC1", "expiresAt": "2027-01-01T00:00:00Z"}}),
+    );
+    assert_eq!(view("License", &n)["events"], 1);
+}

@@ -1,0 +1,6 @@
+//! fund-handler: the fund domain's SQS consumer (capital allocated to funded loans).
+#![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    event_adapters::functions::run_domain("fund").await
+}

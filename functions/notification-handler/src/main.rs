@@ -1,0 +1,6 @@
+//! notification-handler: the notification domain's SQS consumer (borrowers and the compliance team).
+#![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    event_adapters::functions::run_domain("notification").await
+}
