@@ -448,3 +448,49 @@ pub async fn take_dead_letter(
     }
     None
 }
+
+/// The `evctl` binary (`EVCTL_BIN`, default `target/debug/evctl`).
+pub fn evctl_bin() -> std::path::PathBuf {
+    std::env::var("EVCTL_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/evctl"))
+}
+
+/// What an `evctl` run gave: exit code, stdout, stderr, and stdout as JSON (Null if not).
+#[derive(Debug, Clone)]
+pub struct EvctlRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub json: Value,
+}
+
+/// Run `evctl` as a real process against a runner of the test's own (its API, tenant and
+/// resource prefix), with `args` after the global options.
+pub async fn evctl(runner: &RunnerProcess, tenant: &str, args: &[&str]) -> EvctlRun {
+    let mut full: Vec<String> = vec![
+        "--api".into(),
+        format!("http://127.0.0.1:{}", runner.port),
+        "--tenant".into(),
+        tenant.into(),
+        "--prefix".into(),
+        runner.prefix.clone(),
+    ];
+    full.extend(args.iter().map(|a| a.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(evctl_bin())
+            .args(&full)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run evctl (build it first: cargo build -p evctl)")
+    })
+    .await
+    .expect("evctl thread");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    EvctlRun {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

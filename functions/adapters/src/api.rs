@@ -263,6 +263,15 @@ async fn post_events<S: EventStore + 'static>(
         Appended::Stored(_) => StatusCode::CREATED,
         Appended::AlreadyStored(_) => StatusCode::OK,
     };
+    crate::metrics::Emf::new(&[("Function", "ingest")])
+        .count(
+            "EventsIngested",
+            match &appended {
+                Appended::Stored(e) => e.len() as u64,
+                Appended::AlreadyStored(_) => 0,
+            },
+        )
+        .emit();
     for e in appended.events() {
         tracing::info!(event_id = %e.event_id, event_type = %e.event_type, sequence = e.sequence,
             correlation_id = %e.metadata.correlation_id, replayed = (status == StatusCode::OK), "ingested");

@@ -19,6 +19,17 @@ use crate::store::DynamoStore;
 /// The HTTP API over the events table; `catalog` is what ingest accepts (see
 /// [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
+    let tenant_source = if config.tenant_from_header {
+        TenantSource::Header
+    } else {
+        TenantSource::Authorizer
+    };
+    let ops = crate::query::router(crate::query::Ops {
+        dynamodb: clients.dynamodb.clone(),
+        sqs: clients.sqs.clone(),
+        config: config.clone(),
+        tenant_source,
+    });
     api::router(Api {
         store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
         limits: Limits::default(),
@@ -29,6 +40,7 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         },
         catalog,
     })
+    .merge(ops)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting

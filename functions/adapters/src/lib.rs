@@ -9,17 +9,24 @@
 //! - [`runner`]: the generic SQS batch runner every domain function uses.
 //! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
 //!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
+//! - [`query`], [`replay`], [`openapi`]: read and trace routes, replay, the OpenAPI document;
+//!   [`deadletters`] and [`stats`]: DLQ tools and handler statistics for `evctl`.
 //! - [`config`] and [`telemetry`]: environment, AWS clients and JSON logs.
 
 pub mod api;
 pub mod config;
+pub mod deadletters;
 pub mod dispatch;
 pub mod error;
 pub mod functions;
 pub mod ledger;
 pub mod metrics;
+pub mod openapi;
 pub mod publisher;
+pub mod query;
+pub mod replay;
 pub mod runner;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topology;

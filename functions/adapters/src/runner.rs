@@ -83,6 +83,9 @@ impl RetryPolicy {
     }
 }
 
+/// Attempts of one handler on one message within one invocation.
+pub const QUICK_ATTEMPTS: u32 = 3;
+
 /// The queues a domain function works with.
 #[derive(Clone)]
 pub struct DomainQueueOps {
@@ -152,6 +155,37 @@ pub enum Outcome {
     },
     /// Moved to the DLQ with this reason.
     DeadLettered(String),
+}
+
+/// Marks a replayed delivery ([`crate::replay`]) as message attributes: `replay` (the
+/// replay id), `handlers` (comma-separated: only these run), `rerun` (`true`: run even
+/// where the processing record is COMPLETED). Plain deliveries carry none of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayMarker {
+    pub replay: Option<String>,
+    pub handlers: Option<Vec<String>>,
+    pub rerun: bool,
+}
+
+impl ReplayMarker {
+    pub fn of(msg: &SqsMessage) -> ReplayMarker {
+        let get = |k: &str| {
+            msg.message_attributes
+                .get(k)
+                .and_then(|a| a.string_value.clone())
+        };
+        ReplayMarker {
+            replay: get("replay"),
+            handlers: get("handlers").map(|l| l.split(',').map(|h| h.trim().to_string()).collect()),
+            rerun: get("rerun").is_some_and(|v| v == "true"),
+        }
+    }
+
+    pub fn wants(&self, handler: &str) -> bool {
+        self.handlers
+            .as_ref()
+            .is_none_or(|hs| hs.iter().any(|h| h == handler))
+    }
 }
 
 /// The end of one handler's work on one message.
@@ -249,16 +283,24 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                     .await
             }
         };
+        let marker = ReplayMarker::of(msg);
         let mut subscribed: Vec<_> = self
             .handlers
             .iter()
             .filter(|h| h.subscriptions().contains(&event.event_type.as_str()))
+            .filter(|h| marker.wants(h.name()))
             .collect();
+        if let Some(id) = &marker.replay {
+            tracing::info!(replay_id = %id, rerun = marker.rerun, event_id = %event.event_id, "replayed delivery");
+        }
         subscribed.sort_by_key(|h| h.priority());
         let mut history: Option<Vec<EventEnvelope>> = None;
         let mut paused = false;
         for h in subscribed {
-            match self.run_one(*h, &event, &mut history, lease, stats).await {
+            match self
+                .run_one(*h, &event, &mut history, lease, stats, marker.rerun)
+                .await
+            {
                 Step::Done => {}
                 Step::Paused => paused = true,
                 Step::Failed(e) if e.is_transient() => {
@@ -279,6 +321,9 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         Outcome::Done
     }
 
+    /// Run one handler with up to [`QUICK_ATTEMPTS`] attempts in this invocation (seed 000's
+    /// immediate retries): a transient blip then costs no receive, and on a FIFO queue it
+    /// does not hold back the rest of the aggregate's messages in the batch.
     async fn run_one(
         &self,
         h: &'static dyn DomainHandler,
@@ -286,6 +331,30 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         history: &mut Option<Vec<EventEnvelope>>,
         lease: Duration,
         stats: &BatchStats,
+        rerun: bool,
+    ) -> Step {
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let step = self.run_once(h, event, history, lease, stats, rerun).await;
+            let retry = matches!(&step, Step::Failed(e) if e.is_transient());
+            let pause = Duration::from_millis(50 << attempt);
+            if !retry || attempt >= QUICK_ATTEMPTS || started.elapsed() + pause * 4 > lease {
+                return step;
+            }
+            attempt += 1;
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn run_once(
+        &self,
+        h: &'static dyn DomainHandler,
+        event: &EventEnvelope,
+        history: &mut Option<Vec<EventEnvelope>>,
+        lease: Duration,
+        stats: &BatchStats,
+        rerun: bool,
     ) -> Step {
         match self.ledger.enabled(h.name()).await {
             Ok(true) => {}
@@ -298,6 +367,9 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         };
         let attempt = match self.ledger.claim(work, lease, Utc::now()).await {
             Ok(Claim::Acquired { attempt }) => attempt,
+            // An explicit re-run (replay with `rerun`): run again on the completed record;
+            // follow-on ids are deterministic, so the store keeps the first run's events.
+            Ok(Claim::AlreadyDone) if rerun => 0,
             Ok(Claim::AlreadyDone) => {
                 tracing::info!(handler = h.name(), event_id = %event.event_id, "already processed; skipping");
                 return Step::Done;

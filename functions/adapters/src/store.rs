@@ -92,7 +92,7 @@ pub trait EventStore: Send + Sync {
 
 /// How many times an append without `expectedSequence` re-reads the head and tries again
 /// when another writer took its sequence.
-const APPEND_ATTEMPTS: u32 = 8;
+const APPEND_ATTEMPTS: u32 = 12;
 
 #[derive(Clone)]
 pub struct DynamoStore {

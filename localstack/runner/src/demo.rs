@@ -180,7 +180,12 @@ fn s(v: &Value) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
-pub async fn play(base: &str, ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+pub async fn play(
+    base: &str,
+    clients: &event_adapters::config::Clients,
+    config: &event_adapters::config::Config,
+) -> Result<(), String> {
+    let (ddb, table) = (&clients.dynamodb, config.table.as_str());
     let run = uuid::Uuid::new_v4().simple().to_string();
     let short = &run[..8];
     let api = DemoClient::new(base, &format!("demo-{short}"));
@@ -418,6 +423,59 @@ pub async fn play(base: &str, ddb: &aws_sdk_dynamodb::Client, table: &str) -> Re
     ] {
         println!("  {k:<26} {v}");
     }
+
+    println!("\n▶ 11. A poison event: a payment above the payoff amount (refused, not retried)");
+    let poison = api
+        .publish(json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+            "payload": {"paymentId": "PAY-POISON", "loanId": loan, "amount": "500000.00", "method": "ACH",
+                "receivedAt": "2026-04-11T09:00:00Z"},
+            "metadata": {"userId": "teller-2", "correlationId": format!("poison-{short}"), "source": "demo"}}))
+        .await?;
+    let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
+    let started = std::time::Instant::now();
+    let letter = loop {
+        let letters = event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(l) = letters.into_iter().find(|l| l.event_id.as_deref() == poison["eventId"].as_str()) {
+            break l;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(90) {
+            return Err("the poison payment never reached the payment DLQ".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+
+    println!("\n▶ 12. The correlation trees (GET /correlations/{{id}}: causation links, handler outcomes)");
+    let mut trees = vec![correlation.clone(), correlation_id(&requested), format!("poison-{short}")];
+    trees.dedup();
+    for corr in trees {
+        let (status, tree) = api.call("GET", &format!("/correlations/{corr}"), None).await?;
+        if status != 200 {
+            return Err(format!("trace {corr}: {status} {tree}"));
+        }
+        println!("  correlation {corr}: {} events", tree["eventCount"]);
+        let mut text = String::new();
+        event_adapters::query::render_tree(
+            tree["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+            "    ",
+            true,
+            &mut text,
+        );
+        print!("{text}");
+    }
+
+    println!("\n▶ 13. The payment DLQ (evctl dlq list --domain payment)");
+    println!(
+        "  {} {} {} handler={} receives={}\n    reason: {}",
+        short_id(letter.event_id.as_deref().unwrap_or("?")),
+        letter.event_type.as_deref().unwrap_or("?"),
+        letter.aggregate.as_deref().unwrap_or("?"),
+        letter.handler.as_deref().unwrap_or("?"),
+        letter.receive_count.as_deref().unwrap_or("?"),
+        letter.reason
+    );
+    println!("  (redrive with: evctl dlq redrive --domain payment --event {})", letter.event_id.as_deref().unwrap_or("?"));
     println!("\n✔ demo complete");
     Ok(())
 }

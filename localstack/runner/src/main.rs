@@ -125,7 +125,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     let concurrency: usize = std::env::var("LOCAL_QUEUE_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(2);
     for q in &resources.queues {
         let runner = std::sync::Arc::new(functions::domain_runner(q.domain, &config, clients));
         for _ in 0..concurrency.max(1) {
@@ -145,7 +145,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     let outcome = if demo {
         tokio::select! {
             r = server => r.map_err(|e| e.to_string()),
-            r = demo::play(&base, &clients.dynamodb, &config.table) => r,
+            r = demo::play(&base, clients, &config) => r,
         }
     } else {
         server.await.map_err(|e| e.to_string())

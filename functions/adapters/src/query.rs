@@ -1,0 +1,572 @@
+//! Read and trace routes, and the operations router they share with replay and the
+//! OpenAPI document:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /events/{eventId}` | the stored envelope (404 when this tenant has no such event) |
+//! | `GET /events?type=&from=&to=&limit=&cursor=` | `{"events", "cursor"}`: one type in a recordedAt window, from the `byType` index (never a scan), oldest first |
+//! | `GET /correlations/{correlationId}` | the correlation's events as a causal tree, each with its handlers' outcome, duration and attempts |
+//! | `POST /replay` | see [`crate::replay`] |
+//! | `GET /openapi.json` | the OpenAPI 3 document of every route |
+//!
+//! All reads are tenant-scoped: every index key starts with the caller's tenant.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use lending_events::envelope::format_time;
+use lending_events::schema::is_safe_id;
+use lending_events::EventEnvelope;
+use serde_json::{json, Value};
+
+use crate::api::{tenant_of, ApiError, TenantSource};
+use crate::config::Config;
+use crate::error::{classify, AdapterError};
+use crate::ledger::record_pk;
+
+/// What the operations routes need: the table, the queues (replay) and the tenant source.
+#[derive(Clone)]
+pub struct Ops {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub config: Config,
+    pub tenant_source: TenantSource,
+}
+
+/// The read, trace, replay and OpenAPI routes (merged into the ingest router).
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/events/{event_id}", get(get_event))
+        .route("/events", get(list_events))
+        .route("/correlations/{correlation_id}", get(get_correlation))
+        .route("/replay", post(crate::replay::post_replay))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .with_state(Arc::new(ops))
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn str_of<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub(crate) fn num_of(item: &Item, k: &str) -> Option<u64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn decode(item: &Item) -> Result<EventEnvelope, AdapterError> {
+    let body = str_of(item, "envelope")
+        .ok_or_else(|| AdapterError::Decode("event item without envelope".into()))?;
+    serde_json::from_str(body).map_err(|e| AdapterError::Decode(e.to_string()))
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        message,
+        Some(field.into()),
+    )
+}
+
+/// An RFC 3339 time as stored in `recordedAt` (UTC, milliseconds).
+pub(crate) fn time_param(field: &str, v: &str) -> Result<String, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| format_time(&t.with_timezone(&Utc)))
+        .map_err(|_| {
+            bad(
+                field,
+                "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z",
+            )
+        })
+}
+
+async fn get_event(
+    State(ops): State<Arc<Ops>>,
+    Path(event_id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
+    let id = uuid::Uuid::parse_str(&event_id).map_err(|_| bad("eventId", "must be a UUID"))?;
+    let store = crate::store::DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
+    match store.get_event(&tenant, &id).await? {
+        Some(e) => Ok(Json(e).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no event {id}"),
+            None,
+        )),
+    }
+}
+
+/// A page of one event type in a recordedAt window (inclusive), oldest first.
+pub struct TypePage {
+    pub events: Vec<EventEnvelope>,
+    pub last_key: Option<Item>,
+}
+
+/// Query the `byType` index: `typeKey = <tenant>#<type>`, `recordedAt BETWEEN from AND to`.
+pub async fn events_by_type(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    event_type: &str,
+    from: &str,
+    to: &str,
+    limit: usize,
+    start: Option<Item>,
+) -> Result<TypePage, AdapterError> {
+    let mut events = Vec::new();
+    let mut start = start;
+    // A Limit counts items read, so keep going until the page is full or the index ends.
+    loop {
+        let out = ddb
+            .query()
+            .table_name(table)
+            .index_name("byType")
+            .key_condition_expression("typeKey = :k AND recordedAt BETWEEN :from AND :to")
+            .expression_attribute_values(":k", s(format!("{tenant}#{event_type}")))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .limit((limit - events.len()) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("Query(byType)", e))?;
+        for item in out.items() {
+            events.push(decode(item)?);
+        }
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() || events.len() >= limit {
+            return Ok(TypePage {
+                events,
+                last_key: start,
+            });
+        }
+    }
+}
+
+/// The cursor is the index's LastEvaluatedKey as JSON, hex-encoded: opaque to clients,
+/// checked on the way back in (its keys must be this tenant's and this type's).
+fn encode_cursor(key: &Item) -> String {
+    let map: BTreeMap<&str, Value> = key
+        .iter()
+        .filter_map(|(k, v)| match v {
+            AttributeValue::S(x) => Some((k.as_str(), json!({ "S": x }))),
+            AttributeValue::N(x) => Some((k.as_str(), json!({ "N": x }))),
+            _ => None,
+        })
+        .collect();
+    json!(map)
+        .to_string()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str, type_key: &str) -> Result<Item, ApiError> {
+    let invalid = || bad("cursor", "not a cursor from a previous page of this query");
+    if cursor.len() % 2 != 0 || cursor.len() > 4000 {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    let map: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let mut item = Item::new();
+    for (k, v) in map {
+        let av = match (v.get("S"), v.get("N")) {
+            (Some(x), None) => AttributeValue::S(x.clone()),
+            (None, Some(x)) if x.parse::<u64>().is_ok() => AttributeValue::N(x.clone()),
+            _ => return Err(invalid()),
+        };
+        item.insert(k, av);
+    }
+    let expected: HashSet<&str> = ["pk", "sk", "typeKey", "recordedAt"].into();
+    let keys: HashSet<&str> = item.keys().map(String::as_str).collect();
+    if keys != expected || str_of(&item, "typeKey") != Some(type_key) {
+        return Err(invalid());
+    }
+    Ok(item)
+}
+
+async fn list_events(
+    State(ops): State<Arc<Ops>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
+    let Query(q) = query.map_err(|e| bad("query", e.body_text()))?;
+    let event_type = q
+        .get("type")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("type", "give the event type, e.g. ?type=Loan.Funded"))?;
+    if !is_safe_id(event_type, 64) {
+        return Err(bad("type", "not an event type"));
+    }
+    let from = match q.get("from") {
+        Some(v) => time_param("from", v)?,
+        None => "0000".to_string(),
+    };
+    let to = match q.get("to") {
+        Some(v) => time_param("to", v)?,
+        None => "9999".to_string(),
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad("limit", "must be from 1 to 1000"))?,
+    };
+    let type_key = format!("{tenant}#{event_type}");
+    let start = q
+        .get("cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| decode_cursor(c, &type_key))
+        .transpose()?;
+    let page = events_by_type(
+        &ops.dynamodb,
+        &ops.config.table,
+        &tenant,
+        event_type,
+        &from,
+        &to,
+        limit,
+        start,
+    )
+    .await?;
+    let cursor = page.last_key.as_ref().map(encode_cursor);
+    Ok(Json(json!({"events": page.events, "cursor": cursor})).into_response())
+}
+
+/// Every event of a correlation, from the `byCorrelation` index, in recordedAt order.
+pub async fn correlation_events(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    correlation: &str,
+    max: usize,
+) -> Result<Vec<EventEnvelope>, AdapterError> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let res = ddb
+            .query()
+            .table_name(table)
+            .index_name("byCorrelation")
+            .key_condition_expression("corrKey = :c")
+            .expression_attribute_values(":c", s(format!("{tenant}#{correlation}")))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("Query(byCorrelation)", e))?;
+        for item in res.items() {
+            out.push(decode(item)?);
+        }
+        start = res.last_evaluated_key().cloned();
+        if start.is_none() || out.len() >= max {
+            out.truncate(max);
+            return Ok(out);
+        }
+    }
+}
+
+/// Items by `pk` (sk 0), 100 keys per BatchGetItem, unprocessed keys retried.
+pub async fn batch_get_pks(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pks: &[String],
+) -> Result<Vec<Item>, AdapterError> {
+    let mut out = Vec::new();
+    for chunk in pks.chunks(100) {
+        let mut keys: Vec<Item> = chunk
+            .iter()
+            .map(|pk| {
+                HashMap::from([
+                    ("pk".to_string(), s(pk.clone())),
+                    ("sk".to_string(), AttributeValue::N("0".into())),
+                ])
+            })
+            .collect();
+        let mut attempt = 0u32;
+        while !keys.is_empty() {
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))?;
+            let res = ddb
+                .batch_get_item()
+                .request_items(table, ka)
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", e))?;
+            if let Some(items) = res.responses().and_then(|r| r.get(table)) {
+                out.extend(items.iter().cloned());
+            }
+            keys = res
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            attempt += 1;
+            if !keys.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Handlers (name, domain) subscribed to an event type.
+pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
+    let mut hs: Vec<_> = lending_events::handlers::all()
+        .into_iter()
+        .filter(|h| h.subscriptions().contains(&event_type))
+        .collect();
+    hs.sort_by_key(|h| (h.domain(), h.priority()));
+    hs.into_iter().map(|h| (h.name(), h.domain())).collect()
+}
+
+/// One handler's processing of one event, from its processing record (`PENDING` when
+/// there is none yet).
+pub fn handler_view(handler: &str, domain: &str, record: Option<&Item>) -> Value {
+    let Some(r) = record else {
+        return json!({"handler": handler, "domain": domain, "status": "PENDING", "attempts": 0});
+    };
+    let mut v = json!({
+        "handler": handler,
+        "domain": domain,
+        "status": str_of(r, "status").unwrap_or("UNKNOWN"),
+        "attempts": num_of(r, "attempts").unwrap_or(0),
+        "durationMs": num_of(r, "durationMs"),
+        "completedAt": str_of(r, "completedAt"),
+        "failures": num_of(r, "failures").unwrap_or(0),
+    });
+    if let Some(e) = str_of(r, "lastError") {
+        v["lastError"] = json!(e);
+        v["failureClass"] = json!(str_of(r, "failureClass"));
+        v["lastFailureAt"] = json!(str_of(r, "lastFailureAt"));
+    }
+    if let Some(AttributeValue::L(log)) = r.get("log") {
+        let entries: Vec<Value> = log
+            .iter()
+            .filter_map(|e| e.as_m().ok())
+            .map(|m| {
+                json!({
+                    "outcome": str_of(m, "outcome"),
+                    "attempt": num_of(m, "attempt"),
+                    "durationMs": num_of(m, "durationMs"),
+                    "at": str_of(m, "at"),
+                    "error": str_of(m, "error"),
+                })
+            })
+            .collect();
+        v["log"] = json!(entries);
+    }
+    v
+}
+
+/// The correlation as a causal tree: roots are events without a cause inside the
+/// correlation; children follow `causationId`, in recordedAt order.
+pub async fn correlation_tree(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    correlation: &str,
+) -> Result<Option<Value>, AdapterError> {
+    let events = correlation_events(ddb, table, tenant, correlation, 2000).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut pks = Vec::new();
+    for e in &events {
+        for (h, _) in subscribers(&e.event_type) {
+            pks.push(record_pk(tenant, &e.event_id.to_string(), h));
+        }
+    }
+    let records = batch_get_pks(ddb, table, &pks).await?;
+    let by_pk: HashMap<&str, &Item> = records
+        .iter()
+        .filter_map(|r| str_of(r, "pk").map(|pk| (pk, r)))
+        .collect();
+    let ids: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    let mut children: HashMap<Option<String>, Vec<&EventEnvelope>> = HashMap::new();
+    for e in &events {
+        let parent = e
+            .metadata
+            .causation_id
+            .clone()
+            .filter(|c| ids.contains(c) && *c != e.event_id.to_string());
+        children.entry(parent).or_default().push(e);
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|e| (e.recorded_at, e.aggregate_id.clone(), e.sequence));
+    }
+    fn node(
+        e: &EventEnvelope,
+        children: &HashMap<Option<String>, Vec<&EventEnvelope>>,
+        by_pk: &HashMap<&str, &Item>,
+        depth: usize,
+    ) -> Value {
+        let id = e.event_id.to_string();
+        let handlers: Vec<Value> = subscribers(&e.event_type)
+            .into_iter()
+            .map(|(h, d)| {
+                let pk = record_pk(&e.metadata.tenant_id, &id, h);
+                handler_view(h, d, by_pk.get(pk.as_str()).copied())
+            })
+            .collect();
+        let kids: Vec<Value> = if depth > 64 {
+            Vec::new()
+        } else {
+            children
+                .get(&Some(id.clone()))
+                .map(|v| {
+                    v.iter()
+                        .map(|c| node(c, children, by_pk, depth + 1))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        json!({"event": e, "handlers": handlers, "children": kids})
+    }
+    let roots: Vec<Value> = children
+        .get(&None)
+        .map(|v| v.iter().map(|e| node(e, &children, &by_pk, 0)).collect())
+        .unwrap_or_default();
+    Ok(Some(json!({
+        "correlationId": correlation,
+        "eventCount": events.len(),
+        "tree": roots,
+    })))
+}
+
+async fn get_correlation(
+    State(ops): State<Arc<Ops>>,
+    Path(correlation): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
+    if correlation.is_empty() || correlation.len() > 128 {
+        return Err(bad("correlationId", "must be 1-128 characters"));
+    }
+    match correlation_tree(&ops.dynamodb, &ops.config.table, &tenant, &correlation).await? {
+        Some(tree) => Ok(Json(tree).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no events with correlationId {correlation}"),
+            None,
+        )),
+    }
+}
+
+/// A trace tree as text: one line per event, and per handler either a line each (`compact`
+/// false) or one bracketed summary (`compact` true). Used by `evctl trace` and the demo.
+pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut String) {
+    for (i, n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        let e = &n["event"];
+        let id: String = e["eventId"].as_str().unwrap_or("?").chars().take(8).collect();
+        let mut head = format!(
+            "{indent}{} {} {}/{} #{} ({id})",
+            if last { "└─" } else { "├─" },
+            e["eventType"].as_str().unwrap_or("?"),
+            e["aggregateType"].as_str().unwrap_or("?"),
+            e["aggregateId"].as_str().unwrap_or("?"),
+            e["sequence"],
+        );
+        let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
+        let handlers = n["handlers"].as_array().cloned().unwrap_or_default();
+        if compact {
+            let parts: Vec<String> = handlers
+                .iter()
+                .map(|h| {
+                    let mark = match h["status"].as_str() {
+                        Some("COMPLETED") => "✓",
+                        Some("FAILED") => "✗",
+                        _ => "…",
+                    };
+                    let d = h["durationMs"].as_u64().map(|d| format!(" {d}ms")).unwrap_or_default();
+                    format!("{}{mark}{d}", h["handler"].as_str().unwrap_or("?"))
+                })
+                .collect();
+            if !parts.is_empty() {
+                head.push_str(&format!("  [{}]", parts.join(", ")));
+            }
+            out.push_str(&head);
+            out.push('\n');
+            for h in handlers.iter().filter(|h| h["lastError"].is_string() && h["status"] != "COMPLETED") {
+                let err: String = h["lastError"].as_str().unwrap_or("").chars().take(110).collect();
+                out.push_str(&format!("{child_indent}  ✗ {}: {err}\n", h["handler"].as_str().unwrap_or("?")));
+            }
+        } else {
+            out.push_str(&head);
+            out.push('\n');
+            for h in &handlers {
+                let mut s = format!(
+                    "{child_indent}· {:<20} {:<10}",
+                    h["handler"].as_str().unwrap_or("?"),
+                    h["status"].as_str().unwrap_or("?")
+                );
+                if let Some(d) = h["durationMs"].as_u64() {
+                    s.push_str(&format!(" {d} ms"));
+                }
+                let attempts = h["attempts"].as_u64().unwrap_or(0);
+                if attempts > 0 {
+                    s.push_str(&format!(", {attempts} attempt{}", if attempts == 1 { "" } else { "s" }));
+                }
+                if let Some(err) = h["lastError"].as_str() {
+                    let err: String = err.chars().take(100).collect();
+                    s.push_str(&format!(", last error: {err}"));
+                }
+                out.push_str(&s);
+                out.push('\n');
+            }
+        }
+        render_tree(
+            n["children"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+            &child_indent,
+            compact,
+            out,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_are_bound_to_their_query() {
+        let key: Item = HashMap::from([
+            ("pk".into(), s("A#t#Loan#L-1")),
+            ("sk".into(), AttributeValue::N("3".into())),
+            ("typeKey".into(), s("t#Loan.Funded")),
+            ("recordedAt".into(), s("2026-01-01T00:00:00.000Z")),
+        ]);
+        let c = encode_cursor(&key);
+        assert_eq!(decode_cursor(&c, "t#Loan.Funded").unwrap(), key);
+        assert!(decode_cursor(&c, "other#Loan.Funded").is_err());
+        assert!(decode_cursor("zz", "t#Loan.Funded").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! `POST /replay`: send stored events to their domain queues again.
+//!
+//! Body: `{"aggregateType", "aggregateId"}` (the aggregate's whole history) or
+//! `{"eventType", "from", "to"}` (one type in a recordedAt window, from the `byType` index),
+//! plus optional `"handlers": [...]` (default: every subscriber), `"dryRun": true` (answer
+//! 200 with what would be sent, send nothing) and `"rerun": true` (run handlers again even
+//! where they completed; their follow-on ids are deterministic, so nothing is duplicated).
+//!
+//! Each message is the stored envelope with the same MessageGroupId as dispatch (so order per
+//! aggregate holds) and MessageDeduplicationId `<eventId>:replay:<replayId>` (dispatch's
+//! id is the bare eventId, so a replay is never swallowed by FIFO deduplication), with the
+//! message attributes `replay` = the replay id, `handlers` = the chosen handlers of that
+//! domain (when given) and `rerun` = `true` (when asked). The batch runner honours them:
+//! without `rerun`, handlers that completed the event before skip it as usual.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lending_events::EventEnvelope;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{stream_of, tenant_of, ApiError};
+use crate::error::{classify, AdapterError};
+use crate::query::{events_by_type, time_param, Ops};
+use crate::store::{DynamoStore, EventStore};
+
+/// At most this many events per replay request; narrow the window for more.
+pub const MAX_REPLAY_EVENTS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayRequest {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    pub event_type: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub handlers: Option<Vec<String>>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub rerun: bool,
+}
+
+/// One message a replay sends (or would send).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub event: EventEnvelope,
+    pub domain: &'static str,
+    /// The handlers of that domain that will see it.
+    pub handlers: Vec<&'static str>,
+}
+
+/// Messages for `events`, in order: one per (event, domain) that has a chosen subscriber.
+pub fn plan(events: Vec<EventEnvelope>, chosen: Option<&[String]>) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for e in events {
+        let mut per_domain: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+        for (h, d) in crate::query::subscribers(&e.event_type) {
+            if chosen.is_none_or(|c| c.iter().any(|x| x == h)) {
+                per_domain.entry(d).or_default().push(h);
+            }
+        }
+        for (domain, handlers) in per_domain {
+            out.push(Planned {
+                event: e.clone(),
+                domain,
+                handlers,
+            });
+        }
+    }
+    out
+}
+
+fn attr(v: &str) -> Result<MessageAttributeValue, AdapterError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .map_err(|e| AdapterError::Aws(e.to_string()))
+}
+
+/// Send planned messages to their domain queues, ten per call, in order. Returns how many
+/// SQS accepted; an error names the first call that failed.
+pub async fn send(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: impl Fn(&str) -> Option<String>,
+    planned: &[Planned],
+    replay_id: &str,
+    explicit_handlers: bool,
+    rerun: bool,
+) -> Result<usize, AdapterError> {
+    let mut per_queue: BTreeMap<String, Vec<&Planned>> = BTreeMap::new();
+    for p in planned {
+        let url = queue_url(p.domain).ok_or_else(|| {
+            AdapterError::Config(format!("no queue configured for domain {}", p.domain))
+        })?;
+        per_queue.entry(url).or_default().push(p);
+    }
+    let mut sent = 0;
+    for (url, msgs) in per_queue {
+        for chunk in msgs.chunks(10) {
+            let mut entries = Vec::new();
+            for (i, p) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(&p.event)
+                    .map_err(|e| AdapterError::Decode(e.to_string()))?;
+                let mut b = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .message_group_id(p.event.stream().message_group())
+                    .message_deduplication_id(format!("{}:replay:{replay_id}", p.event.event_id))
+                    .message_attributes("eventType", attr(&p.event.event_type)?)
+                    .message_attributes("replay", attr(replay_id)?);
+                if explicit_handlers {
+                    b = b.message_attributes("handlers", attr(&p.handlers.join(","))?);
+                }
+                if rerun {
+                    b = b.message_attributes("rerun", attr("true")?);
+                }
+                entries.push(b.build().map_err(|e| AdapterError::Aws(e.to_string()))?);
+            }
+            let out = sqs
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("SendMessageBatch(replay)", e))?;
+            if let Some(f) = out.failed().first() {
+                return Err(AdapterError::Transient(format!(
+                    "SendMessageBatch(replay): {} of {} messages refused after {sent} sent: {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.message().unwrap_or(f.code())
+                )));
+            }
+            sent += out.successful().len();
+        }
+    }
+    Ok(sent)
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        message,
+        Some(field.into()),
+    )
+}
+
+pub(crate) async fn post_replay(State(ops): State<Arc<Ops>>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let tenant = tenant_of(&parts.headers, &parts.extensions, ops.tenant_source)?;
+    let bytes: Bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is over 64 KiB",
+            None,
+        )
+    })?;
+    let r: ReplayRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("not a replay request: {e}"),
+            None,
+        )
+    })?;
+    if let Some(hs) = &r.handlers {
+        if hs.is_empty() {
+            return Err(bad("handlers", "leave it out for every subscriber, or name at least one"));
+        }
+        let known: Vec<&str> = lending_events::handlers::all().iter().map(|h| h.name()).collect();
+        if let Some(u) = hs.iter().find(|h| !known.contains(&h.as_str())) {
+            return Err(bad("handlers", format!("unknown handler {u:?}; known: {}", known.join(", "))));
+        }
+    }
+    let events = match (&r.aggregate_type, &r.aggregate_id, &r.event_type) {
+        (Some(at), Some(id), None) if r.from.is_none() && r.to.is_none() => {
+            let stream = stream_of(&tenant, at, id)?;
+            let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
+            let h = store.history_until(stream, u64::MAX / 2).await?;
+            if h.len() > MAX_REPLAY_EVENTS {
+                return Err(bad("aggregateId", format!("over {MAX_REPLAY_EVENTS} events; replay by eventType and a window")));
+            }
+            h
+        }
+        (None, None, Some(et)) => {
+            let from = time_param("from", r.from.as_deref().ok_or_else(|| bad("from", "required with eventType"))?)?;
+            let to = time_param("to", r.to.as_deref().ok_or_else(|| bad("to", "required with eventType"))?)?;
+            if from > to {
+                return Err(bad("to", "must not be before from"));
+            }
+            let page = events_by_type(&ops.dynamodb, &ops.config.table, &tenant, et, &from, &to, MAX_REPLAY_EVENTS + 1, None).await?;
+            if page.events.len() > MAX_REPLAY_EVENTS {
+                return Err(bad("to", format!("over {MAX_REPLAY_EVENTS} events in the window; narrow it")));
+            }
+            page.events
+        }
+        _ => {
+            return Err(bad(
+                "aggregateType",
+                "give either aggregateType and aggregateId, or eventType, from and to",
+            ))
+        }
+    };
+    let event_count = events.len();
+    let planned = plan(events, r.handlers.as_deref());
+    let replay_id = uuid::Uuid::new_v4().to_string();
+    let messages: Vec<Value> = planned
+        .iter()
+        .map(|p| {
+            json!({"eventId": p.event.event_id, "eventType": p.event.event_type,
+                "aggregateType": p.event.aggregate_type, "aggregateId": p.event.aggregate_id,
+                "sequence": p.event.sequence, "domain": p.domain, "handlers": p.handlers})
+        })
+        .collect();
+    let mut answer = json!({"replayId": replay_id, "dryRun": r.dry_run, "rerun": r.rerun,
+        "events": event_count, "messages": messages, "sent": 0});
+    if r.dry_run {
+        return Ok(Json(answer).into_response());
+    }
+    let sent = send(
+        &ops.sqs,
+        |d| ops.config.queue_url(d).map(str::to_string),
+        &planned,
+        &replay_id,
+        r.handlers.is_some(),
+        r.rerun,
+    )
+    .await
+    .map_err(|e| match e {
+        AdapterError::Config(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
+        other => other.into(),
+    })?;
+    answer["sent"] = json!(sent);
+    tracing::info!(replay_id = %replay_id, events = event_count, sent, rerun = r.rerun, "replay sent");
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}

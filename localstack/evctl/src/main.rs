@@ -1,0 +1,699 @@
+//! # evctl: operate the LendingOS event backbone
+//!
+//! Talks to the HTTP API (`--api`, `--tenant`, `--token`) for events, and directly to
+//! DynamoDB and SQS (the usual AWS credential chain; `AWS_ENDPOINT_URL` for LocalStack) for
+//! dead-letter queues and handler switches. Human output by default, `--json` for scripts.
+//! Run `evctl help` for the commands.
+
+mod http_client;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use event_adapters::deadletters::{self, DeadLetter};
+use event_adapters::AdapterError;
+use serde_json::{json, Value};
+
+use http_client::HttpApi;
+
+const USAGE: &str = "\
+evctl: operate the LendingOS event backbone
+
+USAGE: evctl [global options] <command> [arguments]
+
+Events (through the HTTP API):
+  publish --file F.json                      publish one event or {\"events\": [...]} from a file ('-' = stdin)
+  publish --type T --aggregate Type/Id --payload JSON [--correlation C] [--event-id UUID]
+  history <AggregateType> <AggregateId>      the aggregate's events in order
+  state <AggregateType> <AggregateId>        the folded state
+  event <eventId>                            one event
+  events --type T [--from RFC3339] [--to RFC3339] [--limit N] [--cursor C]
+  trace <correlationId>                      the causal tree with each handler's outcome
+  replay --aggregate Type/Id | --type T --from X --to Y
+         [--handlers h1,h2] [--rerun] [--dry-run]
+
+Dead letters and handlers (DynamoDB and SQS directly):
+  dlq list [--domain D]                      messages in each DLQ with event, handler, reason
+  dlq redrive [--domain D] (--all | --event ID ... | --message ID ...)
+  dlq purge --domain D --yes                 delete every message of that DLQ
+  handler list                               handlers, domains and switches
+  handler enable <name> | handler disable <name>
+  handler stats [<name> ...] [--days N] [--day YYYY-MM-DD]
+
+Global options (environment variable in brackets):
+  --api URL        HTTP API base [EVCTL_API, default http://127.0.0.1:3000]
+  --tenant T       tenant, sent as X-Tenant-Id (local runner) [EVCTL_TENANT]
+  --token JWT      bearer token for a deployed API (tenant from its tenantId claim) [EVCTL_TOKEN]
+  --prefix P       resource prefix: table P-events, queues P-<domain>[-dlq].fifo
+                   [EVCTL_PREFIX, default lendingos; a deployed stage is lendingos-<stage>]
+  --table NAME     the events table, instead of P-events
+  --dlq-url URL    one DLQ by URL (with --domain), instead of P-<domain>-dlq.fifo
+  --source-url URL where dlq redrive sends (with --domain), instead of P-<domain>.fifo
+  --json           machine-readable output on stdout
+
+Exit codes: 0 ok; 1 the API or AWS refused (4xx/5xx, AWS error); 2 usage error;
+3 not found (404, unknown queue or handler); 4 cannot reach the API or AWS;
+5 confirmation required (purge without --yes).
+";
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub message: String,
+    /// The API's error body, printed with --json.
+    pub body: Option<Value>,
+}
+
+impl Fail {
+    pub fn usage(m: impl Into<String>) -> Fail {
+        Fail {
+            code: 2,
+            message: m.into(),
+            body: None,
+        }
+    }
+    fn new(code: u8, m: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            message: m.into(),
+            body: None,
+        }
+    }
+}
+
+impl From<AdapterError> for Fail {
+    fn from(e: AdapterError) -> Fail {
+        let m = e.to_string();
+        let code = if e.is_transient() {
+            4
+        } else if m.contains("NonExistentQueue")
+            || m.contains("ResourceNotFound")
+            || m.contains("QueueDoesNotExist")
+        {
+            3
+        } else {
+            1
+        };
+        Fail::new(code, m)
+    }
+}
+
+type Res<T> = Result<T, Fail>;
+
+/// Parsed command line: positional words, flags with values, switches.
+struct Args {
+    words: Vec<String>,
+    flags: HashMap<String, Vec<String>>,
+    switches: Vec<String>,
+}
+
+const SWITCHES: &[&str] = &["--json", "--yes", "--rerun", "--dry-run", "--all", "--help", "-h"];
+
+impl Args {
+    fn parse(raw: Vec<String>) -> Res<Args> {
+        let mut a = Args {
+            words: Vec::new(),
+            flags: HashMap::new(),
+            switches: Vec::new(),
+        };
+        let mut it = raw.into_iter();
+        while let Some(x) = it.next() {
+            if SWITCHES.contains(&x.as_str()) {
+                a.switches.push(x);
+            } else if let Some((k, v)) = x.split_once('=').filter(|_| x.starts_with("--")) {
+                a.flags.entry(k.to_string()).or_default().push(v.to_string());
+            } else if x.starts_with("--") {
+                let v = it
+                    .next()
+                    .ok_or_else(|| Fail::usage(format!("{x} needs a value")))?;
+                a.flags.entry(x).or_default().push(v);
+            } else {
+                a.words.push(x);
+            }
+        }
+        Ok(a)
+    }
+    fn flag(&self, k: &str) -> Option<&str> {
+        self.flags.get(k).and_then(|v| v.last()).map(String::as_str)
+    }
+    fn all(&self, k: &str) -> Vec<String> {
+        self.flags
+            .get(k)
+            .map(|v| {
+                v.iter()
+                    .flat_map(|x| x.split(','))
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn has(&self, k: &str) -> bool {
+        self.switches.iter().any(|s| s == k)
+    }
+    fn env_or(&self, k: &str, env: &str, default: &str) -> String {
+        self.flag(k)
+            .map(str::to_string)
+            .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| default.to_string())
+    }
+    fn word(&self, i: usize, what: &str) -> Res<&str> {
+        self.words
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| Fail::usage(format!("missing {what}")))
+    }
+}
+
+pub struct Ctx {
+    json: bool,
+    api: HttpApi,
+    prefix: String,
+    table: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let args = match Args::parse(raw) {
+        Ok(a) => a,
+        Err(f) => return finish(Err(f), false),
+    };
+    let json = args.has("--json");
+    if args.words.is_empty() || args.has("--help") || args.has("-h") || args.words[0] == "help"
+    {
+        print!("{USAGE}");
+        return ExitCode::from(if args.words.is_empty() && !args.has("--help") && !args.has("-h") {
+            2
+        } else {
+            0
+        });
+    }
+    let prefix = args.env_or("--prefix", "EVCTL_PREFIX", "lendingos");
+    let ctx = Ctx {
+        json,
+        api: HttpApi::new(
+            &args.env_or("--api", "EVCTL_API", "http://127.0.0.1:3000"),
+            Some(args.env_or("--tenant", "EVCTL_TENANT", "")).filter(|t| !t.is_empty()),
+            args.flag("--token")
+                .map(str::to_string)
+                .or_else(|| std::env::var("EVCTL_TOKEN").ok())
+                .filter(|t| !t.is_empty()),
+        ),
+        table: args
+            .flag("--table")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{prefix}-events")),
+        prefix,
+    };
+    let result = run(&ctx, &args).await;
+    finish(result, json)
+}
+
+fn finish(result: Res<()>, json: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                let body = f.body.clone().unwrap_or_else(
+                    || json!({"error": {"code": "evctl", "message": f.message}}),
+                );
+                println!("{body}");
+            }
+            eprintln!("evctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(ctx: &Ctx, a: &Args) -> Res<()> {
+    let sub = a.words.get(1).map(String::as_str);
+    match (a.words[0].as_str(), sub) {
+        ("publish", _) => publish(ctx, a).await,
+        ("history", _) => history(ctx, a.word(1, "aggregate type")?, a.word(2, "aggregate id")?).await,
+        ("state", _) => state(ctx, a.word(1, "aggregate type")?, a.word(2, "aggregate id")?).await,
+        ("event", _) => event(ctx, a.word(1, "event id")?).await,
+        ("events", _) => events(ctx, a).await,
+        ("trace", _) => trace(ctx, a.word(1, "correlation id")?).await,
+        ("replay", _) => replay(ctx, a).await,
+        ("dlq", Some("list")) => dlq_list(ctx, a).await,
+        ("dlq", Some("redrive")) => dlq_redrive(ctx, a).await,
+        ("dlq", Some("purge")) => dlq_purge(ctx, a).await,
+        ("handler", Some("list")) => handler_list(ctx).await,
+        ("handler", Some(s @ ("enable" | "disable"))) => {
+            handler_switch(ctx, a.word(2, "handler name")?, s == "enable").await
+        }
+        ("handler", Some("stats")) => handler_stats(ctx, a).await,
+        (w, s) => Err(Fail::usage(format!(
+            "unknown command {:?}; run evctl help",
+            [Some(w), s].into_iter().flatten().collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+fn out(ctx: &Ctx, v: &Value, human: impl FnOnce()) {
+    if ctx.json {
+        println!("{v}");
+    } else {
+        human();
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn line(e: &Value) -> String {
+    format!(
+        "#{:<3} {:<28} {}/{}  {}  {}",
+        e["sequence"],
+        e["eventType"].as_str().unwrap_or("?"),
+        e["aggregateType"].as_str().unwrap_or("?"),
+        e["aggregateId"].as_str().unwrap_or("?"),
+        e["recordedAt"].as_str().unwrap_or(""),
+        e["eventId"].as_str().unwrap_or(""),
+    )
+}
+
+fn split_aggregate(v: &str) -> Res<(String, String)> {
+    v.split_once('/')
+        .map(|(t, i)| (t.to_string(), i.to_string()))
+        .ok_or_else(|| Fail::usage(format!("--aggregate wants Type/Id, got {v:?}")))
+}
+
+fn read_json(src: &str) -> Res<Value> {
+    let text = if src == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| Fail::usage(e.to_string()))?
+    } else if let Some(path) = src.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| Fail::usage(format!("{path}: {e}")))?
+    } else {
+        src.to_string()
+    };
+    serde_json::from_str(&text).map_err(|e| Fail::usage(format!("not JSON: {e}")))
+}
+
+async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
+    let body = if let Some(f) = a.flag("--file") {
+        if f == "-" {
+            read_json("-")?
+        } else {
+            read_json(&format!("@{f}"))?
+        }
+    } else {
+        let t = a
+            .flag("--type")
+            .ok_or_else(|| Fail::usage("publish needs --file, or --type, --aggregate and --payload"))?;
+        let (at, id) = split_aggregate(
+            a.flag("--aggregate")
+                .ok_or_else(|| Fail::usage("publish needs --aggregate Type/Id"))?,
+        )?;
+        let payload = read_json(a.flag("--payload").ok_or_else(|| Fail::usage("publish needs --payload"))?)?;
+        let mut e = json!({"eventType": t, "aggregateType": at, "aggregateId": id, "payload": payload});
+        if let Some(c) = a.flag("--correlation") {
+            e["metadata"] = json!({ "correlationId": c });
+        }
+        if let Some(i) = a.flag("--event-id") {
+            e["eventId"] = json!(i);
+        }
+        e
+    };
+    let (status, reply) = ctx.api.send("POST", "/events", Some(&body)).await?;
+    out(ctx, &reply, || {
+        let what = if status == 201 { "stored" } else { "already stored" };
+        for e in reply["events"].as_array().into_iter().flatten() {
+            println!("{what} {}", line(e));
+        }
+    });
+    Ok(())
+}
+
+async fn history(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
+    let mut all = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let (_, page) = ctx
+            .api
+            .send("GET", &format!("/aggregates/{t}/{id}/events?after={after}&limit=1000"), None)
+            .await?;
+        all.extend(page["events"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_u64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    if all.is_empty() && !ctx.json {
+        return Err(Fail::new(3, format!("{t} {id} has no events")));
+    }
+    out(ctx, &json!({ "events": all }), || {
+        println!("{t} {id}: {} events", all.len());
+        for e in &all {
+            println!("  {}", line(e));
+        }
+    });
+    Ok(())
+}
+
+async fn state(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
+    let (_, doc) = ctx.api.send("GET", &format!("/aggregates/{t}/{id}/state"), None).await?;
+    out(ctx, &doc, || {
+        println!("{t} {id} at version {}", doc["version"]);
+        println!("{}", pretty(&doc["state"]));
+    });
+    Ok(())
+}
+
+async fn event(ctx: &Ctx, id: &str) -> Res<()> {
+    let (_, e) = ctx.api.send("GET", &format!("/events/{id}"), None).await?;
+    out(ctx, &e, || {
+        println!("{}", line(&e));
+        println!("{}", pretty(&e));
+    });
+    Ok(())
+}
+
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn events(ctx: &Ctx, a: &Args) -> Res<()> {
+    let t = a.flag("--type").ok_or_else(|| Fail::usage("events needs --type"))?;
+    let mut q = format!("/events?type={}", enc(t));
+    for k in ["from", "to", "limit", "cursor"] {
+        if let Some(v) = a.flag(&format!("--{k}")) {
+            q.push_str(&format!("&{k}={}", enc(v)));
+        }
+    }
+    let (_, page) = ctx.api.send("GET", &q, None).await?;
+    out(ctx, &page, || {
+        for e in page["events"].as_array().into_iter().flatten() {
+            println!("{}", line(e));
+        }
+        if let Some(c) = page["cursor"].as_str() {
+            println!("(more: --cursor {c})");
+        }
+    });
+    Ok(())
+}
+
+async fn trace(ctx: &Ctx, corr: &str) -> Res<()> {
+    let (_, t) = ctx.api.send("GET", &format!("/correlations/{}", enc(corr)), None).await?;
+    out(ctx, &t, || {
+        println!("correlation {corr}: {} events", t["eventCount"]);
+        let mut s = String::new();
+        event_adapters::query::render_tree(t["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]), "", false, &mut s);
+        print!("{s}");
+    });
+    Ok(())
+}
+
+async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
+    let mut body = json!({"dryRun": a.has("--dry-run"), "rerun": a.has("--rerun")});
+    if let Some(agg) = a.flag("--aggregate") {
+        let (t, id) = split_aggregate(agg)?;
+        body["aggregateType"] = json!(t);
+        body["aggregateId"] = json!(id);
+    } else if let Some(t) = a.flag("--type") {
+        body["eventType"] = json!(t);
+        body["from"] = json!(a.flag("--from").ok_or_else(|| Fail::usage("replay --type needs --from"))?);
+        body["to"] = json!(a.flag("--to").ok_or_else(|| Fail::usage("replay --type needs --to"))?);
+    } else {
+        return Err(Fail::usage("replay needs --aggregate Type/Id, or --type T --from X --to Y"));
+    }
+    let hs = a.all("--handlers");
+    if !hs.is_empty() {
+        body["handlers"] = json!(hs);
+    }
+    let (_, r) = ctx.api.send("POST", "/replay", Some(&body)).await?;
+    out(ctx, &r, || {
+        let msgs = r["messages"].as_array().cloned().unwrap_or_default();
+        if r["dryRun"] == json!(true) {
+            println!("dry run {}: would send {} messages for {} events (nothing sent)", r["replayId"].as_str().unwrap_or(""), msgs.len(), r["events"]);
+        } else {
+            println!("replay {}: sent {} messages for {} events{}", r["replayId"].as_str().unwrap_or(""), r["sent"], r["events"],
+                if r["rerun"] == json!(true) { " (handlers re-run)" } else { "" });
+        }
+        for m in &msgs {
+            println!(
+                "  {:<28} {}/{} #{}  -> {} [{}]",
+                m["eventType"].as_str().unwrap_or("?"),
+                m["aggregateType"].as_str().unwrap_or("?"),
+                m["aggregateId"].as_str().unwrap_or("?"),
+                m["sequence"],
+                m["domain"].as_str().unwrap_or("?"),
+                m["handlers"].as_array().map(|h| h.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            );
+        }
+    });
+    Ok(())
+}
+
+struct Aws {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn aws() -> Aws {
+    let sdk = event_adapters::config::aws_config().await;
+    Aws {
+        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+    }
+}
+
+fn domains() -> Vec<&'static str> {
+    lending_events::routing::RoutingTable::standard().domains().collect()
+}
+
+async fn queue_url(aws: &Aws, name: &str) -> Res<String> {
+    match aws.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(o) => Ok(o.queue_url().unwrap_or_default().to_string()),
+        Err(e) => {
+            let e = event_adapters::error::classify("GetQueueUrl", e);
+            let f: Fail = e.into();
+            Err(if f.code == 1 && f.message.contains("QueueDoesNotExist") {
+                Fail::new(3, format!("no queue {name}"))
+            } else {
+                f
+            })
+        }
+    }
+}
+
+/// The DLQs to work on: (domain, dlq url).
+async fn dlqs(ctx: &Ctx, a: &Args, aws: &Aws) -> Res<Vec<(String, String)>> {
+    let chosen: Vec<String> = match a.flag("--domain") {
+        Some(d) => {
+            if !domains().contains(&d) {
+                return Err(Fail::new(3, format!("unknown domain {d:?}; domains: {}", domains().join(", "))));
+            }
+            vec![d.to_string()]
+        }
+        None if a.flag("--dlq-url").is_some() => {
+            return Err(Fail::usage("--dlq-url needs --domain"));
+        }
+        None => domains().into_iter().map(str::to_string).collect(),
+    };
+    let mut out = Vec::new();
+    for d in chosen {
+        let url = match a.flag("--dlq-url") {
+            Some(u) => u.to_string(),
+            None => queue_url(aws, &format!("{}-{d}-dlq.fifo", ctx.prefix)).await?,
+        };
+        out.push((d, url));
+    }
+    Ok(out)
+}
+
+fn letter_line(d: &DeadLetter) -> String {
+    format!(
+        "  {} {} {} handler={} receives={} moved by {}\n      reason: {}",
+        d.event_id.as_deref().unwrap_or("(no event id)"),
+        d.event_type.as_deref().unwrap_or("?"),
+        d.aggregate.as_deref().unwrap_or("?"),
+        d.handler.as_deref().unwrap_or("?"),
+        d.receive_count.as_deref().unwrap_or("?"),
+        d.moved_by,
+        d.reason
+    )
+}
+
+async fn dlq_list(ctx: &Ctx, a: &Args) -> Res<()> {
+    let aws = aws().await;
+    let mut all = Vec::new();
+    for (d, url) in dlqs(ctx, a, &aws).await? {
+        let letters = deadletters::list(&aws.sqs, &aws.ddb, &ctx.table, &d, &url, 1000).await?;
+        all.push((d, url, letters));
+    }
+    let v = json!({"dlqs": all.iter().map(|(d, url, l)| json!({"domain": d, "queueUrl": url, "count": l.len(), "messages": l})).collect::<Vec<_>>()});
+    out(ctx, &v, || {
+        for (d, _, letters) in &all {
+            println!("{d} DLQ: {} message{}", letters.len(), if letters.len() == 1 { "" } else { "s" });
+            for l in letters {
+                println!("{}", letter_line(l));
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
+    let events = a.all("--event");
+    let messages = a.all("--message");
+    if !a.has("--all") && events.is_empty() && messages.is_empty() {
+        return Err(Fail::usage("dlq redrive needs --all, --event ID or --message ID"));
+    }
+    let aws = aws().await;
+    let mut redriven = Vec::new();
+    for (d, url) in dlqs(ctx, a, &aws).await? {
+        let source = match a.flag("--source-url") {
+            Some(u) => u.to_string(),
+            None => queue_url(&aws, &format!("{}-{d}.fifo", ctx.prefix)).await?,
+        };
+        let pick = |l: &DeadLetter| {
+            a.has("--all")
+                || l.event_id.as_ref().is_some_and(|e| events.contains(e))
+                || messages.contains(&l.message_id)
+        };
+        let done = deadletters::redrive(&aws.sqs, &d, &url, Some(&source), pick).await?;
+        redriven.extend(done);
+    }
+    if redriven.is_empty() && !a.has("--all") {
+        return Err(Fail::new(3, "no matching dead letters"));
+    }
+    let v = json!({"redriven": redriven.len(), "messages": redriven});
+    out(ctx, &v, || {
+        println!("redrove {} message{}", redriven.len(), if redriven.len() == 1 { "" } else { "s" });
+        for l in &redriven {
+            println!("{}", letter_line(l));
+        }
+    });
+    Ok(())
+}
+
+async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
+    if a.flag("--domain").is_none() {
+        return Err(Fail::usage("dlq purge needs --domain D (one DLQ at a time)"));
+    }
+    if !a.has("--yes") {
+        return Err(Fail::new(5, "dlq purge deletes every message of the DLQ; add --yes to confirm"));
+    }
+    let aws = aws().await;
+    let mut n = 0;
+    for (d, url) in dlqs(ctx, a, &aws).await? {
+        n += deadletters::purge(&aws.sqs, &d, &url).await?;
+    }
+    out(ctx, &json!({ "purged": n }), || println!("purged {n} messages"));
+    Ok(())
+}
+
+fn handler_domain(name: &str) -> Res<&'static str> {
+    lending_events::handlers::all()
+        .into_iter()
+        .find(|h| h.name() == name)
+        .map(|h| h.domain())
+        .ok_or_else(|| {
+            let names: Vec<_> = lending_events::handlers::all().iter().map(|h| h.name()).collect();
+            Fail::new(3, format!("unknown handler {name:?}; handlers: {}", names.join(", ")))
+        })
+}
+
+async fn handler_switch(ctx: &Ctx, name: &str, on: bool) -> Res<()> {
+    handler_domain(name)?;
+    let aws = aws().await;
+    event_adapters::ledger::DynamoLedger::new(aws.ddb.clone(), &ctx.table)
+        .set_enabled(name, on)
+        .await?;
+    let word = if on { "enabled" } else { "disabled" };
+    out(ctx, &json!({"handler": name, "enabled": on}), || {
+        println!("{name} {word} (running functions notice within a few seconds)")
+    });
+    Ok(())
+}
+
+async fn handler_list(ctx: &Ctx) -> Res<()> {
+    let aws = aws().await;
+    let today = chrono::Utc::now().date_naive();
+    let mut rows = Vec::new();
+    for h in lending_events::handlers::all() {
+        let st = event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, h.name(), today, 1).await?;
+        rows.push(json!({"handler": h.name(), "domain": h.domain(), "enabled": st.enabled, "subscriptions": h.subscriptions()}));
+    }
+    out(ctx, &json!({ "handlers": rows }), || {
+        for r in &rows {
+            println!(
+                "{:<22} {:<13} {:<9} {}",
+                r["handler"].as_str().unwrap_or(""),
+                r["domain"].as_str().unwrap_or(""),
+                if r["enabled"] == json!(true) { "on" } else { "OFF" },
+                r["subscriptions"].as_array().map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            );
+        }
+    });
+    Ok(())
+}
+
+async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
+    let names: Vec<String> = if a.words.len() > 2 {
+        a.words[2..].to_vec()
+    } else {
+        lending_events::handlers::all().iter().map(|h| h.name().to_string()).collect()
+    };
+    for n in &names {
+        handler_domain(n)?;
+    }
+    let last = match a.flag("--day") {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| Fail::usage("--day wants YYYY-MM-DD"))?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let days: u32 = a
+        .flag("--days")
+        .map(|d| d.parse().ok().filter(|n| (1..=90).contains(n)).ok_or_else(|| Fail::usage("--days wants 1-90")))
+        .transpose()?
+        .unwrap_or(1);
+    let aws = aws().await;
+    let mut all = Vec::new();
+    for n in &names {
+        all.push(event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, n, last, days).await?);
+    }
+    let v = json!({ "stats": all });
+    out(ctx, &v, || {
+        let first = all.first().and_then(|s| s.days.first()).cloned().unwrap_or_default();
+        println!("handler statistics {first} .. {last}  (durations: bucket upper bounds)");
+        println!(
+            "{:<22} {:>3} {:>15} {:>16} {:>14} {:>18} {:>8} {:>8} {:>8}",
+            "handler", "on", "EventsProcessed", "HandlerFailures", "HandlerRetries", "EventsDeadLettered", "p50", "p90", "p99"
+        );
+        let ms = |v: Option<u64>, any: bool| match (v, any) {
+            (Some(v), _) => format!("≤{v}ms"),
+            (None, true) => ">10s".to_string(),
+            (None, false) => "-".to_string(),
+        };
+        for s in &all {
+            let any = s.buckets.iter().sum::<u64>() > 0;
+            println!(
+                "{:<22} {:>3} {:>15} {:>16} {:>14} {:>18} {:>8} {:>8} {:>8}",
+                s.handler,
+                if s.enabled { "on" } else { "OFF" },
+                s.successes,
+                s.failures,
+                s.retries,
+                s.dead_lettered,
+                ms(s.p50_ms, any),
+                ms(s.p90_ms, any),
+                ms(s.p99_ms, any)
+            );
+            if let Some(e) = &s.last_error {
+                let e: String = e.chars().take(120).collect();
+                println!("{:<22}     last error ({}): {e}", "", s.last_error_at.as_deref().unwrap_or("?"));
+            }
+        }
+    });
+    Ok(())
+}
