@@ -260,7 +260,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     let started = Instant::now();
     // Wait until every event of these correlations (follow-ons included) has a COMPLETED
     // record for each subscribed handler, and the poison ones are FAILED.
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(1200);
     let (all_events, recs, pairs) = loop {
         let mut all_events = Vec::new();
         for c in &correlations {
