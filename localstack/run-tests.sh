@@ -31,6 +31,9 @@ bash infra/check.sh
 
 step "build"
 cargo build --workspace --all-targets --quiet
+# The release bootstraps tests/tests/lambda_binaries.rs drives through a runtime API emulator
+# (x86_64 here; the arm64 cargo-lambda build for AWS is not part of the test command).
+cargo build --release --quiet -p ingest -p dispatch -p payment-handler
 
 step "LocalStack"
 bash localstack/start.sh

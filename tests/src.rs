@@ -453,7 +453,9 @@ pub async fn take_dead_letter(
 pub fn evctl_bin() -> std::path::PathBuf {
     std::env::var("EVCTL_BIN")
         .map(Into::into)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/evctl"))
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/evctl")
+        })
 }
 
 /// What an `evctl` run gave: exit code, stdout, stderr, and stdout as JSON (Null if not).

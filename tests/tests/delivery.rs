@@ -221,7 +221,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             ("FAULT_TRANSIENT_PERCENT", "10"),
             ("RETRY_BASE_MS", "500"),
             ("RETRY_CAP_MS", "2000"),
-            ("LOCAL_BATCH_TIMEOUT_SECS", "10"),
+            ("LOCAL_BATCH_TIMEOUT_SECS", "120"),
         ],
     )
     .await;

@@ -37,21 +37,36 @@ async fn next(State(emu): State<Arc<Emulator>>) -> (HeaderMap, String) {
         "lambda-runtime-invoked-function-arn",
         hv("arn:aws:lambda:us-east-1:000000000000:function:test".into()),
     );
-    h.insert("lambda-runtime-trace-id", hv("Root=1-00000000-000000000000000000000000".into()));
+    h.insert(
+        "lambda-runtime-trace-id",
+        hv("Root=1-00000000-000000000000000000000000".into()),
+    );
     h.insert("content-type", hv("application/json".into()));
     (h, body)
 }
 
-async fn respond(State(emu): State<Arc<Emulator>>, Path(id): Path<String>, body: String) -> &'static str {
+async fn respond(
+    State(emu): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    body: String,
+) -> &'static str {
     if let Some(tx) = emu.waiting.lock().await.remove(&id) {
-        let _ = tx.send(Ok(serde_json::from_str(&body).unwrap_or(Value::String(body))));
+        let _ = tx.send(Ok(
+            serde_json::from_str(&body).unwrap_or(Value::String(body))
+        ));
     }
     "{}"
 }
 
-async fn error(State(emu): State<Arc<Emulator>>, Path(id): Path<String>, body: String) -> &'static str {
+async fn error(
+    State(emu): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    body: String,
+) -> &'static str {
     if let Some(tx) = emu.waiting.lock().await.remove(&id) {
-        let _ = tx.send(Err(serde_json::from_str(&body).unwrap_or(Value::String(body))));
+        let _ = tx.send(Err(
+            serde_json::from_str(&body).unwrap_or(Value::String(body))
+        ));
     }
     "{}"
 }
@@ -72,9 +87,11 @@ struct Function {
 
 impl Function {
     async fn start(name: &str, env: &[(String, String)]) -> Function {
-        let dir = std::env::var("LAMBDA_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release")
-        });
+        let dir = std::env::var("LAMBDA_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release")
+            });
         let bin = dir.join(name);
         assert!(
             bin.exists(),
@@ -89,14 +106,20 @@ impl Function {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(emu.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let log = std::env::temp_dir().join(format!("lambda-{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = std::env::temp_dir().join(format!(
+            "lambda-{name}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = std::process::Command::new(&bin);
         cmd.env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -115,7 +138,13 @@ impl Function {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start the bootstrap");
-        Function { name: name.into(), emu, tx, child, log }
+        Function {
+            name: name.into(),
+            emu,
+            tx,
+            child,
+            log,
+        }
     }
 
     async fn invoke(&self, event: &Value) -> Answer {
@@ -157,7 +186,11 @@ fn aws_fixture(name: &str) -> Value {
         let mut versions: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("aws_lambda_events-1.")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("aws_lambda_events-1."))
+            })
             .collect();
         versions.sort();
         if let Some(v) = versions.last() {
@@ -165,14 +198,24 @@ fn aws_fixture(name: &str) -> Value {
             return serde_json::from_str(&text).unwrap();
         }
     }
-    panic!("aws_lambda_events sources not found under {}", src.display());
+    panic!(
+        "aws_lambda_events sources not found under {}",
+        src.display()
+    );
 }
 
 /// A project fixture from tests/fixtures, its tenant and loan replaced.
 fn fixture(name: &str, tenant: &str, loan: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let text = std::fs::read_to_string(path).unwrap();
-    serde_json::from_str(&text.replace("demo-fixture", tenant).replace("L-FIXTURE-1", loan)).unwrap()
+    serde_json::from_str(
+        &text
+            .replace("demo-fixture", tenant)
+            .replace("L-FIXTURE-1", loan),
+    )
+    .unwrap()
 }
 
 fn body_of(resp: &Value) -> Value {
@@ -186,8 +229,13 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
         .args(["provision", "--prefix", &prefix])
         .output()
         .expect("local-runner provision");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let resources: Value = serde_json::from_slice(&out.stdout).expect("provision prints its resources");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resources: Value =
+        serde_json::from_slice(&out.stdout).expect("provision prints its resources");
     struct Teardown(String);
     impl Drop for Teardown {
         fn drop(&mut self) {
@@ -197,11 +245,17 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
         }
     }
     let _teardown = Teardown(prefix.clone());
-    let mut env = vec![("EVENTS_TABLE".to_string(), resources["table"].as_str().unwrap().to_string())];
+    let mut env = vec![(
+        "EVENTS_TABLE".to_string(),
+        resources["table"].as_str().unwrap().to_string(),
+    )];
     let mut payment = (String::new(), String::new());
     for q in resources["queues"].as_array().unwrap() {
         let d = q["domain"].as_str().unwrap();
-        let (url, dlq) = (q["queueUrl"].as_str().unwrap(), q["dlqUrl"].as_str().unwrap());
+        let (url, dlq) = (
+            q["queueUrl"].as_str().unwrap(),
+            q["dlqUrl"].as_str().unwrap(),
+        );
         env.push((format!("QUEUE_URL_{}", d.to_ascii_uppercase()), url.into()));
         env.push((format!("DLQ_URL_{}", d.to_ascii_uppercase()), dlq.into()));
         if d == "payment" {
@@ -213,21 +267,43 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
 
     // ingest: API Gateway v2 (JWT claim tenantId) and v1 (Lambda authorizer) requests.
     let ingest = Function::start("ingest", &env).await;
-    let r = ingest.invoke(&fixture("apigw-v2-post-events.json", &tenant, &loan)).await.expect("ingest answers");
+    let r = ingest
+        .invoke(&fixture("apigw-v2-post-events.json", &tenant, &loan))
+        .await
+        .expect("ingest answers");
     assert_eq!(r["statusCode"], 201, "{r}");
     let stored = body_of(&r)["events"].as_array().cloned().unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1]["metadata"]["tenantId"], json!(tenant));
     assert_eq!(stored[1]["sequence"], 2);
-    let r = ingest.invoke(&fixture("apigw-v2-post-events.json", &tenant, &loan)).await.unwrap();
+    let r = ingest
+        .invoke(&fixture("apigw-v2-post-events.json", &tenant, &loan))
+        .await
+        .unwrap();
     assert_eq!(r["statusCode"], 200, "an exact resend: {r}");
-    let r = ingest.invoke(&fixture("apigw-v2-get-history.json", &tenant, &loan)).await.unwrap();
-    assert_eq!((r["statusCode"].clone(), body_of(&r)["events"].as_array().map(Vec::len)), (json!(200), Some(2)), "{r}");
-    let r = ingest.invoke(&fixture("apigw-v1-get-state.json", &tenant, &loan)).await.unwrap();
+    let r = ingest
+        .invoke(&fixture("apigw-v2-get-history.json", &tenant, &loan))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r["statusCode"].clone(),
+            body_of(&r)["events"].as_array().map(Vec::len)
+        ),
+        (json!(200), Some(2)),
+        "{r}"
+    );
+    let r = ingest
+        .invoke(&fixture("apigw-v1-get-state.json", &tenant, &loan))
+        .await
+        .unwrap();
     assert_eq!(r["statusCode"], 200, "{r}");
     assert_eq!(body_of(&r)["aggregateId"], json!(loan));
     // The crate's own fixtures: routes we do not have, answered in the one error shape.
-    for name in ["example-apigw-v2-request-jwt-authorizer.json", "example-apigw-request.json"] {
+    for name in [
+        "example-apigw-v2-request-jwt-authorizer.json",
+        "example-apigw-request.json",
+    ] {
         let r = ingest.invoke(&aws_fixture(name)).await.unwrap();
         assert_eq!(r["statusCode"], 404, "{name}: {r}");
         assert_eq!(body_of(&r)["error"]["code"], "not_found", "{name}: {r}");
@@ -237,35 +313,78 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     no_tenant["requestContext"]["authorizer"]["jwt"]["claims"] = json!({"sub": "user-1"});
     let r = ingest.invoke(&no_tenant).await.unwrap();
     assert_eq!(r["statusCode"], 401, "{r}");
-    assert!(ingest.logs().contains("\"EventsIngested\":2"), "no EMF line:\n{}", ingest.logs());
+    assert!(
+        ingest.logs().contains("\"EventsIngested\":2"),
+        "no EMF line:\n{}",
+        ingest.logs()
+    );
 
     // dispatch: the crate's stream fixture (no event items: nothing to do), then a stream
     // record of the stored Loan.Funded, which lands on the payment queue.
     let dispatch = Function::start("dispatch", &env).await;
-    let r = dispatch.invoke(&aws_fixture("example-dynamodb-event.json")).await.expect("dispatch answers");
+    let r = dispatch
+        .invoke(&aws_fixture("example-dynamodb-event.json"))
+        .await
+        .expect("dispatch answers");
     assert_eq!(r["batchItemFailures"], json!([]), "{r}");
     let mut stream = fixture("dynamodb-stream-loan-funded.json", &tenant, &loan);
     stream["Records"][0]["dynamodb"]["NewImage"]["envelope"]["S"] = json!(stored[1].to_string());
     let r = dispatch.invoke(&stream).await.unwrap();
     assert_eq!(r["batchItemFailures"], json!([]), "{r}");
     let clients = aws().await;
-    assert_eq!(queue_depth(&clients.sqs, &payment.0).await.0, 1, "{}", dispatch.logs());
+    assert_eq!(
+        queue_depth(&clients.sqs, &payment.0).await.0,
+        1,
+        "{}",
+        dispatch.logs()
+    );
 
     // payment-handler: the crate's SQS fixture (not an envelope: dead-lettered, acknowledged),
     // then the stored Loan.Funded, which appends the schedule.
     let handler = Function::start("payment-handler", &env).await;
-    let r = handler.invoke(&aws_fixture("example-sqs-event.json")).await.expect("handler answers");
+    let r = handler
+        .invoke(&aws_fixture("example-sqs-event.json"))
+        .await
+        .expect("handler answers");
     assert_eq!(r, json!({"batchItemFailures": []}), "{}", handler.logs());
-    assert!(queue_depth(&clients.sqs, &payment.1).await.0 >= 1, "{}", handler.logs());
+    assert!(
+        queue_depth(&clients.sqs, &payment.1).await.0 >= 1,
+        "{}",
+        handler.logs()
+    );
     let mut sqs = fixture("sqs-loan-funded.json", &tenant, &loan);
     sqs["Records"][0]["body"] = json!(stored[1].to_string());
     let r = handler.invoke(&sqs).await.unwrap();
     assert_eq!(r, json!({"batchItemFailures": []}), "{}", handler.logs());
-    let r = ingest.invoke(&fixture("apigw-v2-get-history.json", &tenant, &loan)).await.unwrap();
-    let types: Vec<Value> = body_of(&r)["events"].as_array().unwrap().iter().map(|e| e["eventType"].clone()).collect();
-    assert_eq!(types, [json!("Loan.Created"), json!("Loan.Funded"), json!("PaymentSchedule.Generated")]);
+    let r = ingest
+        .invoke(&fixture("apigw-v2-get-history.json", &tenant, &loan))
+        .await
+        .unwrap();
+    let types: Vec<Value> = body_of(&r)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            json!("Loan.Created"),
+            json!("Loan.Funded"),
+            json!("PaymentSchedule.Generated")
+        ]
+    );
     // Logs on Lambda are JSON lines.
-    let line = handler.logs().lines().find(|l| l.contains("\"handled\"")).map(str::to_string).unwrap_or_default();
+    let line = handler
+        .logs()
+        .lines()
+        .find(|l| l.contains("\"handled\""))
+        .map(str::to_string)
+        .unwrap_or_default();
     let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-    assert!(parsed.is_object(), "not a JSON log line: {line:?}\n{}", handler.logs());
+    assert!(
+        parsed.is_object(),
+        "not a JSON log line: {line:?}\n{}",
+        handler.logs()
+    );
 }

@@ -7,8 +7,10 @@
 //! | `DLQ_URL_<DOMAIN>` | a domain's FIFO dead-letter queue (domain handlers) |
 //! | `TENANT_FROM_HEADER` | `1`: read the tenant from `X-Tenant-Id` (local only; on AWS the tenant comes from the authorizer) |
 //! | `AWS_ENDPOINT_URL` | LocalStack or another emulator |
+//! | `AWS_CALL_COUNTS` | `1`: count every AWS API call per operation ([`call_counts`]; measurement only, off in production) |
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -94,11 +96,82 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The clients; with `AWS_CALL_COUNTS=1` they count their calls ([`Clients::counting`]).
     pub async fn from_env() -> Clients {
         let sdk = aws_config().await;
+        if std::env::var("AWS_CALL_COUNTS").is_ok_and(|v| v == "1") {
+            return Clients::counting(&sdk);
+        }
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
         }
+    }
+
+    /// Clients that count every HTTP attempt per operation into [`call_counts`] (retries
+    /// included: each attempt is a billed request). For measurements; production clients
+    /// are built without the interceptor.
+    pub fn counting(sdk: &SdkConfig) -> Clients {
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(CallCounter)
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(CallCounter)
+            .build();
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+        }
+    }
+}
+
+/// Calls per operation (`DynamoDB.TransactWriteItems`, `SQS.SendMessageBatch`, ...) made by
+/// counting clients in this process, since the start or the last [`reset_call_counts`].
+pub fn call_counts() -> BTreeMap<String, u64> {
+    counts().lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+pub fn reset_call_counts() {
+    counts().lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+fn counts() -> &'static Mutex<BTreeMap<String, u64>> {
+    static COUNTS: OnceLock<Mutex<BTreeMap<String, u64>>> = OnceLock::new();
+    COUNTS.get_or_init(Default::default)
+}
+
+/// An SDK interceptor that counts each transmitted request by its operation: the
+/// `X-Amz-Target` header of the JSON protocols (DynamoDB, and SQS since its JSON protocol).
+#[derive(Debug)]
+struct CallCounter;
+
+impl aws_sdk_dynamodb::config::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("unknown.Unknown");
+        let op = match target.split_once('.') {
+            Some((svc, op)) if svc.starts_with("DynamoDB") => format!("DynamoDB.{op}"),
+            Some((svc, op)) if svc.contains("SQS") => format!("SQS.{op}"),
+            Some((svc, op)) => format!("{svc}.{op}"),
+            None => target.to_string(),
+        };
+        *counts()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(op)
+            .or_default() += 1;
+        Ok(())
     }
 }

@@ -245,7 +245,8 @@ pub async fn redrive(
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
     let letters = receive_all(sqs, dlq_url, domain, 10_000).await?;
-    let (chosen, rest): (Vec<&DeadLetter>, Vec<&DeadLetter>) = letters.iter().partition(|d| select(d));
+    let (chosen, rest): (Vec<&DeadLetter>, Vec<&DeadLetter>) =
+        letters.iter().partition(|d| select(d));
     release(sqs, dlq_url, &rest).await;
     let redrive_id = uuid::Uuid::new_v4().to_string();
     let mut done = Vec::new();
@@ -266,7 +267,11 @@ pub async fn redrive(
             .send_message()
             .queue_url(target)
             .message_body(&d.body)
-            .message_group_id(if d.group.is_empty() { "redrive" } else { &d.group })
+            .message_group_id(if d.group.is_empty() {
+                "redrive"
+            } else {
+                &d.group
+            })
             .message_deduplication_id(dedup)
             .message_attributes("redrive", attr(&redrive_id)?);
         if let Some(et) = &d.event_type {

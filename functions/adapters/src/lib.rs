@@ -7,6 +7,7 @@
 //! - [`publisher`]: SQS FIFO publishing, batched.
 //! - [`dispatch`]: DynamoDB stream records to domain queues (the routing table from core).
 //! - [`runner`]: the generic SQS batch runner every domain function uses.
+//! - [`memory`]: in-memory store and ledger ports (benchmarks, tests without AWS).
 //! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
 //!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
 //! - [`query`], [`replay`], [`openapi`]: read and trace routes, replay, the OpenAPI document;
@@ -20,6 +21,7 @@ pub mod dispatch;
 pub mod error;
 pub mod functions;
 pub mod ledger;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod publisher;

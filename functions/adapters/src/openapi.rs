@@ -91,10 +91,7 @@ mod tests {
             undocumented.is_empty(),
             "routes missing from openapi.json: {undocumented:?}"
         );
-        assert!(
-            missing.is_empty(),
-            "documented but not routed: {missing:?}"
-        );
+        assert!(missing.is_empty(), "documented but not routed: {missing:?}");
     }
 
     /// The same comparison against the live router: every documented operation is
@@ -120,8 +117,7 @@ mod tests {
             tenant_from_header: true,
         };
         let clients = crate::config::Clients { dynamodb: ddb, sqs };
-        let router =
-            crate::functions::ingest_router(&config, &clients, Default::default());
+        let router = crate::functions::ingest_router(&config, &clients, Default::default());
         for (method, path) in documented_operations() {
             let uri = path.replace("{}", "x1");
             let req = http::Request::builder()
@@ -132,7 +128,9 @@ mod tests {
                 .unwrap();
             let resp = router.clone().oneshot(req).await.unwrap();
             let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
             let text = String::from_utf8_lossy(&body);
             assert!(
                 !text.contains("no such route") && status != 405,
@@ -144,7 +142,9 @@ mod tests {
             );
         }
         // And the fallback really is what an unknown route gets.
-        let req = http::Request::get("/nope").body(axum::body::Body::empty()).unwrap();
+        let req = http::Request::get("/nope")
+            .body(axum::body::Body::empty())
+            .unwrap();
         let resp = router.oneshot(req).await.unwrap();
         assert_eq!(resp.status().as_u16(), 404);
     }

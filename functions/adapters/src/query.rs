@@ -86,12 +86,7 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
 pub(crate) fn time_param(field: &str, v: &str) -> Result<String, ApiError> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| format_time(&t.with_timezone(&Utc)))
-        .map_err(|_| {
-            bad(
-                field,
-                "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z",
-            )
-        })
+        .map_err(|_| bad(field, "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))
 }
 
 async fn get_event(
@@ -125,8 +120,7 @@ pub async fn events_by_type(
     table: &str,
     tenant: &str,
     event_type: &str,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     limit: usize,
     start: Option<Item>,
 ) -> Result<TypePage, AdapterError> {
@@ -180,7 +174,7 @@ fn encode_cursor(key: &Item) -> String {
 
 fn decode_cursor(cursor: &str, type_key: &str) -> Result<Item, ApiError> {
     let invalid = || bad("cursor", "not a cursor from a previous page of this query");
-    if cursor.len() % 2 != 0 || cursor.len() > 4000 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 4000 {
         return Err(invalid());
     }
     let bytes = (0..cursor.len())
@@ -248,8 +242,7 @@ async fn list_events(
         &ops.config.table,
         &tenant,
         event_type,
-        &from,
-        &to,
+        (&from, &to),
         limit,
         start,
     )
@@ -486,13 +479,21 @@ pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut Strin
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
         let e = &n["event"];
-        let id: String = e["eventId"].as_str().unwrap_or("?").chars().take(8).collect();
+        let id: String = e["eventId"]
+            .as_str()
+            .unwrap_or("?")
+            .chars()
+            .take(8)
+            .collect();
+        let agg = e["aggregateId"].as_str().unwrap_or("?");
+        // Derived ids are UUIDs: their first 8 characters are enough on screen.
+        let agg = if agg.len() == 36 { &agg[..8] } else { agg };
         let mut head = format!(
             "{indent}{} {} {}/{} #{} ({id})",
             if last { "└─" } else { "├─" },
             e["eventType"].as_str().unwrap_or("?"),
             e["aggregateType"].as_str().unwrap_or("?"),
-            e["aggregateId"].as_str().unwrap_or("?"),
+            agg,
             e["sequence"],
         );
         let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
@@ -506,7 +507,10 @@ pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut Strin
                         Some("FAILED") => "✗",
                         _ => "…",
                     };
-                    let d = h["durationMs"].as_u64().map(|d| format!(" {d}ms")).unwrap_or_default();
+                    let d = h["durationMs"]
+                        .as_u64()
+                        .map(|d| format!(" {d}ms"))
+                        .unwrap_or_default();
                     format!("{}{mark}{d}", h["handler"].as_str().unwrap_or("?"))
                 })
                 .collect();
@@ -515,9 +519,20 @@ pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut Strin
             }
             out.push_str(&head);
             out.push('\n');
-            for h in handlers.iter().filter(|h| h["lastError"].is_string() && h["status"] != "COMPLETED") {
-                let err: String = h["lastError"].as_str().unwrap_or("").chars().take(110).collect();
-                out.push_str(&format!("{child_indent}  ✗ {}: {err}\n", h["handler"].as_str().unwrap_or("?")));
+            for h in handlers
+                .iter()
+                .filter(|h| h["lastError"].is_string() && h["status"] != "COMPLETED")
+            {
+                let err: String = h["lastError"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(110)
+                    .collect();
+                out.push_str(&format!(
+                    "{child_indent}  ✗ {}: {err}\n",
+                    h["handler"].as_str().unwrap_or("?")
+                ));
             }
         } else {
             out.push_str(&head);
@@ -533,7 +548,10 @@ pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut Strin
                 }
                 let attempts = h["attempts"].as_u64().unwrap_or(0);
                 if attempts > 0 {
-                    s.push_str(&format!(", {attempts} attempt{}", if attempts == 1 { "" } else { "s" }));
+                    s.push_str(&format!(
+                        ", {attempts} attempt{}",
+                        if attempts == 1 { "" } else { "s" }
+                    ));
                 }
                 if let Some(err) = h["lastError"].as_str() {
                     let err: String = err.chars().take(100).collect();

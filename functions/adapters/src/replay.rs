@@ -156,7 +156,10 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     )
 }
 
-pub(crate) async fn post_replay(State(ops): State<Arc<Ops>>, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn post_replay(
+    State(ops): State<Arc<Ops>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let tenant = tenant_of(&parts.headers, &parts.extensions, ops.tenant_source)?;
     let bytes: Bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
@@ -177,11 +180,20 @@ pub(crate) async fn post_replay(State(ops): State<Arc<Ops>>, req: Request) -> Re
     })?;
     if let Some(hs) = &r.handlers {
         if hs.is_empty() {
-            return Err(bad("handlers", "leave it out for every subscriber, or name at least one"));
+            return Err(bad(
+                "handlers",
+                "leave it out for every subscriber, or name at least one",
+            ));
         }
-        let known: Vec<&str> = lending_events::handlers::all().iter().map(|h| h.name()).collect();
+        let known: Vec<&str> = lending_events::handlers::all()
+            .iter()
+            .map(|h| h.name())
+            .collect();
         if let Some(u) = hs.iter().find(|h| !known.contains(&h.as_str())) {
-            return Err(bad("handlers", format!("unknown handler {u:?}; known: {}", known.join(", "))));
+            return Err(bad(
+                "handlers",
+                format!("unknown handler {u:?}; known: {}", known.join(", ")),
+            ));
         }
     }
     let events = match (&r.aggregate_type, &r.aggregate_id, &r.event_type) {
@@ -190,19 +202,43 @@ pub(crate) async fn post_replay(State(ops): State<Arc<Ops>>, req: Request) -> Re
             let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
             let h = store.history_until(stream, u64::MAX / 2).await?;
             if h.len() > MAX_REPLAY_EVENTS {
-                return Err(bad("aggregateId", format!("over {MAX_REPLAY_EVENTS} events; replay by eventType and a window")));
+                return Err(bad(
+                    "aggregateId",
+                    format!("over {MAX_REPLAY_EVENTS} events; replay by eventType and a window"),
+                ));
             }
             h
         }
         (None, None, Some(et)) => {
-            let from = time_param("from", r.from.as_deref().ok_or_else(|| bad("from", "required with eventType"))?)?;
-            let to = time_param("to", r.to.as_deref().ok_or_else(|| bad("to", "required with eventType"))?)?;
+            let from = time_param(
+                "from",
+                r.from
+                    .as_deref()
+                    .ok_or_else(|| bad("from", "required with eventType"))?,
+            )?;
+            let to = time_param(
+                "to",
+                r.to.as_deref()
+                    .ok_or_else(|| bad("to", "required with eventType"))?,
+            )?;
             if from > to {
                 return Err(bad("to", "must not be before from"));
             }
-            let page = events_by_type(&ops.dynamodb, &ops.config.table, &tenant, et, &from, &to, MAX_REPLAY_EVENTS + 1, None).await?;
+            let page = events_by_type(
+                &ops.dynamodb,
+                &ops.config.table,
+                &tenant,
+                et,
+                (&from, &to),
+                MAX_REPLAY_EVENTS + 1,
+                None,
+            )
+            .await?;
             if page.events.len() > MAX_REPLAY_EVENTS {
-                return Err(bad("to", format!("over {MAX_REPLAY_EVENTS} events in the window; narrow it")));
+                return Err(bad(
+                    "to",
+                    format!("over {MAX_REPLAY_EVENTS} events in the window; narrow it"),
+                ));
             }
             page.events
         }
@@ -239,7 +275,9 @@ pub(crate) async fn post_replay(State(ops): State<Arc<Ops>>, req: Request) -> Re
     )
     .await
     .map_err(|e| match e {
-        AdapterError::Config(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
+        AdapterError::Config(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None)
+        }
         other => other.into(),
     })?;
     answer["sent"] = json!(sent);

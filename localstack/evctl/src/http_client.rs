@@ -73,18 +73,21 @@ impl HttpApi {
                 body.map(|b| b.to_string()).unwrap_or_default(),
             )))
             .map_err(|e| Fail::usage(format!("bad request {url}: {e}")))?;
-        let resp = tokio::time::timeout(std::time::Duration::from_secs(60), self.client()?.request(req))
-            .await
-            .map_err(|_| Fail {
-                code: 4,
-                message: format!("{method} {url}: timed out"),
-                body: None,
-            })?
-            .map_err(|e| Fail {
-                code: 4,
-                message: format!("cannot reach {url}: {e}"),
-                body: None,
-            })?;
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            self.client()?.request(req),
+        )
+        .await
+        .map_err(|_| Fail {
+            code: 4,
+            message: format!("{method} {url}: timed out"),
+            body: None,
+        })?
+        .map_err(|e| Fail {
+            code: 4,
+            message: format!("cannot reach {url}: {e}"),
+            body: None,
+        })?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()

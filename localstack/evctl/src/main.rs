@@ -108,7 +108,15 @@ struct Args {
     switches: Vec<String>,
 }
 
-const SWITCHES: &[&str] = &["--json", "--yes", "--rerun", "--dry-run", "--all", "--help", "-h"];
+const SWITCHES: &[&str] = &[
+    "--json",
+    "--yes",
+    "--rerun",
+    "--dry-run",
+    "--all",
+    "--help",
+    "-h",
+];
 
 impl Args {
     fn parse(raw: Vec<String>) -> Res<Args> {
@@ -122,7 +130,10 @@ impl Args {
             if SWITCHES.contains(&x.as_str()) {
                 a.switches.push(x);
             } else if let Some((k, v)) = x.split_once('=').filter(|_| x.starts_with("--")) {
-                a.flags.entry(k.to_string()).or_default().push(v.to_string());
+                a.flags
+                    .entry(k.to_string())
+                    .or_default()
+                    .push(v.to_string());
             } else if x.starts_with("--") {
                 let v = it
                     .next()
@@ -181,14 +192,15 @@ async fn main() -> ExitCode {
         Err(f) => return finish(Err(f), false),
     };
     let json = args.has("--json");
-    if args.words.is_empty() || args.has("--help") || args.has("-h") || args.words[0] == "help"
-    {
+    if args.words.is_empty() || args.has("--help") || args.has("-h") || args.words[0] == "help" {
         print!("{USAGE}");
-        return ExitCode::from(if args.words.is_empty() && !args.has("--help") && !args.has("-h") {
-            2
-        } else {
-            0
-        });
+        return ExitCode::from(
+            if args.words.is_empty() && !args.has("--help") && !args.has("-h") {
+                2
+            } else {
+                0
+            },
+        );
     }
     let prefix = args.env_or("--prefix", "EVCTL_PREFIX", "lendingos");
     let ctx = Ctx {
@@ -216,9 +228,10 @@ fn finish(result: Res<()>, json: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json {
-                let body = f.body.clone().unwrap_or_else(
-                    || json!({"error": {"code": "evctl", "message": f.message}}),
-                );
+                let body = f
+                    .body
+                    .clone()
+                    .unwrap_or_else(|| json!({"error": {"code": "evctl", "message": f.message}}));
                 println!("{body}");
             }
             eprintln!("evctl: {}", f.message);
@@ -231,8 +244,22 @@ async fn run(ctx: &Ctx, a: &Args) -> Res<()> {
     let sub = a.words.get(1).map(String::as_str);
     match (a.words[0].as_str(), sub) {
         ("publish", _) => publish(ctx, a).await,
-        ("history", _) => history(ctx, a.word(1, "aggregate type")?, a.word(2, "aggregate id")?).await,
-        ("state", _) => state(ctx, a.word(1, "aggregate type")?, a.word(2, "aggregate id")?).await,
+        ("history", _) => {
+            history(
+                ctx,
+                a.word(1, "aggregate type")?,
+                a.word(2, "aggregate id")?,
+            )
+            .await
+        }
+        ("state", _) => {
+            state(
+                ctx,
+                a.word(1, "aggregate type")?,
+                a.word(2, "aggregate id")?,
+            )
+            .await
+        }
         ("event", _) => event(ctx, a.word(1, "event id")?).await,
         ("events", _) => events(ctx, a).await,
         ("trace", _) => trace(ctx, a.word(1, "correlation id")?).await,
@@ -247,7 +274,11 @@ async fn run(ctx: &Ctx, a: &Args) -> Res<()> {
         ("handler", Some("stats")) => handler_stats(ctx, a).await,
         (w, s) => Err(Fail::usage(format!(
             "unknown command {:?}; run evctl help",
-            [Some(w), s].into_iter().flatten().collect::<Vec<_>>().join(" ")
+            [Some(w), s]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
         ))),
     }
 }
@@ -301,15 +332,19 @@ async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
             read_json(&format!("@{f}"))?
         }
     } else {
-        let t = a
-            .flag("--type")
-            .ok_or_else(|| Fail::usage("publish needs --file, or --type, --aggregate and --payload"))?;
+        let t = a.flag("--type").ok_or_else(|| {
+            Fail::usage("publish needs --file, or --type, --aggregate and --payload")
+        })?;
         let (at, id) = split_aggregate(
             a.flag("--aggregate")
                 .ok_or_else(|| Fail::usage("publish needs --aggregate Type/Id"))?,
         )?;
-        let payload = read_json(a.flag("--payload").ok_or_else(|| Fail::usage("publish needs --payload"))?)?;
-        let mut e = json!({"eventType": t, "aggregateType": at, "aggregateId": id, "payload": payload});
+        let payload = read_json(
+            a.flag("--payload")
+                .ok_or_else(|| Fail::usage("publish needs --payload"))?,
+        )?;
+        let mut e =
+            json!({"eventType": t, "aggregateType": at, "aggregateId": id, "payload": payload});
         if let Some(c) = a.flag("--correlation") {
             e["metadata"] = json!({ "correlationId": c });
         }
@@ -320,7 +355,11 @@ async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
     };
     let (status, reply) = ctx.api.send("POST", "/events", Some(&body)).await?;
     out(ctx, &reply, || {
-        let what = if status == 201 { "stored" } else { "already stored" };
+        let what = if status == 201 {
+            "stored"
+        } else {
+            "already stored"
+        };
         for e in reply["events"].as_array().into_iter().flatten() {
             println!("{what} {}", line(e));
         }
@@ -334,7 +373,11 @@ async fn history(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
     loop {
         let (_, page) = ctx
             .api
-            .send("GET", &format!("/aggregates/{t}/{id}/events?after={after}&limit=1000"), None)
+            .send(
+                "GET",
+                &format!("/aggregates/{t}/{id}/events?after={after}&limit=1000"),
+                None,
+            )
             .await?;
         all.extend(page["events"].as_array().cloned().unwrap_or_default());
         match page["next"].as_u64() {
@@ -355,7 +398,10 @@ async fn history(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
 }
 
 async fn state(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
-    let (_, doc) = ctx.api.send("GET", &format!("/aggregates/{t}/{id}/state"), None).await?;
+    let (_, doc) = ctx
+        .api
+        .send("GET", &format!("/aggregates/{t}/{id}/state"), None)
+        .await?;
     out(ctx, &doc, || {
         println!("{t} {id} at version {}", doc["version"]);
         println!("{}", pretty(&doc["state"]));
@@ -375,14 +421,18 @@ async fn event(ctx: &Ctx, id: &str) -> Res<()> {
 fn enc(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 async fn events(ctx: &Ctx, a: &Args) -> Res<()> {
-    let t = a.flag("--type").ok_or_else(|| Fail::usage("events needs --type"))?;
+    let t = a
+        .flag("--type")
+        .ok_or_else(|| Fail::usage("events needs --type"))?;
     let mut q = format!("/events?type={}", enc(t));
     for k in ["from", "to", "limit", "cursor"] {
         if let Some(v) = a.flag(&format!("--{k}")) {
@@ -402,11 +452,19 @@ async fn events(ctx: &Ctx, a: &Args) -> Res<()> {
 }
 
 async fn trace(ctx: &Ctx, corr: &str) -> Res<()> {
-    let (_, t) = ctx.api.send("GET", &format!("/correlations/{}", enc(corr)), None).await?;
+    let (_, t) = ctx
+        .api
+        .send("GET", &format!("/correlations/{}", enc(corr)), None)
+        .await?;
     out(ctx, &t, || {
         println!("correlation {corr}: {} events", t["eventCount"]);
         let mut s = String::new();
-        event_adapters::query::render_tree(t["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]), "", false, &mut s);
+        event_adapters::query::render_tree(
+            t["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+            "",
+            false,
+            &mut s,
+        );
         print!("{s}");
     });
     Ok(())
@@ -420,10 +478,16 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
         body["aggregateId"] = json!(id);
     } else if let Some(t) = a.flag("--type") {
         body["eventType"] = json!(t);
-        body["from"] = json!(a.flag("--from").ok_or_else(|| Fail::usage("replay --type needs --from"))?);
-        body["to"] = json!(a.flag("--to").ok_or_else(|| Fail::usage("replay --type needs --to"))?);
+        body["from"] = json!(a
+            .flag("--from")
+            .ok_or_else(|| Fail::usage("replay --type needs --from"))?);
+        body["to"] = json!(a
+            .flag("--to")
+            .ok_or_else(|| Fail::usage("replay --type needs --to"))?);
     } else {
-        return Err(Fail::usage("replay needs --aggregate Type/Id, or --type T --from X --to Y"));
+        return Err(Fail::usage(
+            "replay needs --aggregate Type/Id, or --type T --from X --to Y",
+        ));
     }
     let hs = a.all("--handlers");
     if !hs.is_empty() {
@@ -433,10 +497,24 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
     out(ctx, &r, || {
         let msgs = r["messages"].as_array().cloned().unwrap_or_default();
         if r["dryRun"] == json!(true) {
-            println!("dry run {}: would send {} messages for {} events (nothing sent)", r["replayId"].as_str().unwrap_or(""), msgs.len(), r["events"]);
+            println!(
+                "dry run {}: would send {} messages for {} events (nothing sent)",
+                r["replayId"].as_str().unwrap_or(""),
+                msgs.len(),
+                r["events"]
+            );
         } else {
-            println!("replay {}: sent {} messages for {} events{}", r["replayId"].as_str().unwrap_or(""), r["sent"], r["events"],
-                if r["rerun"] == json!(true) { " (handlers re-run)" } else { "" });
+            println!(
+                "replay {}: sent {} messages for {} events{}",
+                r["replayId"].as_str().unwrap_or(""),
+                r["sent"],
+                r["events"],
+                if r["rerun"] == json!(true) {
+                    " (handlers re-run)"
+                } else {
+                    ""
+                }
+            );
         }
         for m in &msgs {
             println!(
@@ -446,7 +524,14 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
                 m["aggregateId"].as_str().unwrap_or("?"),
                 m["sequence"],
                 m["domain"].as_str().unwrap_or("?"),
-                m["handlers"].as_array().map(|h| h.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                m["handlers"]
+                    .as_array()
+                    .map(|h| h
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
             );
         }
     });
@@ -467,7 +552,9 @@ async fn aws() -> Aws {
 }
 
 fn domains() -> Vec<&'static str> {
-    lending_events::routing::RoutingTable::standard().domains().collect()
+    lending_events::routing::RoutingTable::standard()
+        .domains()
+        .collect()
 }
 
 async fn queue_url(aws: &Aws, name: &str) -> Res<String> {
@@ -490,7 +577,10 @@ async fn dlqs(ctx: &Ctx, a: &Args, aws: &Aws) -> Res<Vec<(String, String)>> {
     let chosen: Vec<String> = match a.flag("--domain") {
         Some(d) => {
             if !domains().contains(&d) {
-                return Err(Fail::new(3, format!("unknown domain {d:?}; domains: {}", domains().join(", "))));
+                return Err(Fail::new(
+                    3,
+                    format!("unknown domain {d:?}; domains: {}", domains().join(", ")),
+                ));
             }
             vec![d.to_string()]
         }
@@ -533,7 +623,11 @@ async fn dlq_list(ctx: &Ctx, a: &Args) -> Res<()> {
     let v = json!({"dlqs": all.iter().map(|(d, url, l)| json!({"domain": d, "queueUrl": url, "count": l.len(), "messages": l})).collect::<Vec<_>>()});
     out(ctx, &v, || {
         for (d, _, letters) in &all {
-            println!("{d} DLQ: {} message{}", letters.len(), if letters.len() == 1 { "" } else { "s" });
+            println!(
+                "{d} DLQ: {} message{}",
+                letters.len(),
+                if letters.len() == 1 { "" } else { "s" }
+            );
             for l in letters {
                 println!("{}", letter_line(l));
             }
@@ -546,7 +640,9 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
     let events = a.all("--event");
     let messages = a.all("--message");
     if !a.has("--all") && events.is_empty() && messages.is_empty() {
-        return Err(Fail::usage("dlq redrive needs --all, --event ID or --message ID"));
+        return Err(Fail::usage(
+            "dlq redrive needs --all, --event ID or --message ID",
+        ));
     }
     let aws = aws().await;
     let mut redriven = Vec::new();
@@ -568,7 +664,11 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
     }
     let v = json!({"redriven": redriven.len(), "messages": redriven});
     out(ctx, &v, || {
-        println!("redrove {} message{}", redriven.len(), if redriven.len() == 1 { "" } else { "s" });
+        println!(
+            "redrove {} message{}",
+            redriven.len(),
+            if redriven.len() == 1 { "" } else { "s" }
+        );
         for l in &redriven {
             println!("{}", letter_line(l));
         }
@@ -578,17 +678,24 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
 
 async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
     if a.flag("--domain").is_none() {
-        return Err(Fail::usage("dlq purge needs --domain D (one DLQ at a time)"));
+        return Err(Fail::usage(
+            "dlq purge needs --domain D (one DLQ at a time)",
+        ));
     }
     if !a.has("--yes") {
-        return Err(Fail::new(5, "dlq purge deletes every message of the DLQ; add --yes to confirm"));
+        return Err(Fail::new(
+            5,
+            "dlq purge deletes every message of the DLQ; add --yes to confirm",
+        ));
     }
     let aws = aws().await;
     let mut n = 0;
     for (d, url) in dlqs(ctx, a, &aws).await? {
         n += deadletters::purge(&aws.sqs, &d, &url).await?;
     }
-    out(ctx, &json!({ "purged": n }), || println!("purged {n} messages"));
+    out(ctx, &json!({ "purged": n }), || {
+        println!("purged {n} messages")
+    });
     Ok(())
 }
 
@@ -598,8 +705,14 @@ fn handler_domain(name: &str) -> Res<&'static str> {
         .find(|h| h.name() == name)
         .map(|h| h.domain())
         .ok_or_else(|| {
-            let names: Vec<_> = lending_events::handlers::all().iter().map(|h| h.name()).collect();
-            Fail::new(3, format!("unknown handler {name:?}; handlers: {}", names.join(", ")))
+            let names: Vec<_> = lending_events::handlers::all()
+                .iter()
+                .map(|h| h.name())
+                .collect();
+            Fail::new(
+                3,
+                format!("unknown handler {name:?}; handlers: {}", names.join(", ")),
+            )
         })
 }
 
@@ -621,7 +734,8 @@ async fn handler_list(ctx: &Ctx) -> Res<()> {
     let today = chrono::Utc::now().date_naive();
     let mut rows = Vec::new();
     for h in lending_events::handlers::all() {
-        let st = event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, h.name(), today, 1).await?;
+        let st =
+            event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, h.name(), today, 1).await?;
         rows.push(json!({"handler": h.name(), "domain": h.domain(), "enabled": st.enabled, "subscriptions": h.subscriptions()}));
     }
     out(ctx, &json!({ "handlers": rows }), || {
@@ -630,8 +744,19 @@ async fn handler_list(ctx: &Ctx) -> Res<()> {
                 "{:<22} {:<13} {:<9} {}",
                 r["handler"].as_str().unwrap_or(""),
                 r["domain"].as_str().unwrap_or(""),
-                if r["enabled"] == json!(true) { "on" } else { "OFF" },
-                r["subscriptions"].as_array().map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                if r["enabled"] == json!(true) {
+                    "on"
+                } else {
+                    "OFF"
+                },
+                r["subscriptions"]
+                    .as_array()
+                    .map(|s| s
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
             );
         }
     });
@@ -642,7 +767,10 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
     let names: Vec<String> = if a.words.len() > 2 {
         a.words[2..].to_vec()
     } else {
-        lending_events::handlers::all().iter().map(|h| h.name().to_string()).collect()
+        lending_events::handlers::all()
+            .iter()
+            .map(|h| h.name().to_string())
+            .collect()
     };
     for n in &names {
         handler_domain(n)?;
@@ -654,7 +782,12 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
     };
     let days: u32 = a
         .flag("--days")
-        .map(|d| d.parse().ok().filter(|n| (1..=90).contains(n)).ok_or_else(|| Fail::usage("--days wants 1-90")))
+        .map(|d| {
+            d.parse()
+                .ok()
+                .filter(|n| (1..=90).contains(n))
+                .ok_or_else(|| Fail::usage("--days wants 1-90"))
+        })
         .transpose()?
         .unwrap_or(1);
     let aws = aws().await;
@@ -664,11 +797,23 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
     }
     let v = json!({ "stats": all });
     out(ctx, &v, || {
-        let first = all.first().and_then(|s| s.days.first()).cloned().unwrap_or_default();
+        let first = all
+            .first()
+            .and_then(|s| s.days.first())
+            .cloned()
+            .unwrap_or_default();
         println!("handler statistics {first} .. {last}  (durations: bucket upper bounds)");
         println!(
             "{:<22} {:>3} {:>15} {:>16} {:>14} {:>18} {:>8} {:>8} {:>8}",
-            "handler", "on", "EventsProcessed", "HandlerFailures", "HandlerRetries", "EventsDeadLettered", "p50", "p90", "p99"
+            "handler",
+            "on",
+            "EventsProcessed",
+            "HandlerFailures",
+            "HandlerRetries",
+            "EventsDeadLettered",
+            "p50",
+            "p90",
+            "p99"
         );
         let ms = |v: Option<u64>, any: bool| match (v, any) {
             (Some(v), _) => format!("≤{v}ms"),
@@ -691,7 +836,11 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
             );
             if let Some(e) = &s.last_error {
                 let e: String = e.chars().take(120).collect();
-                println!("{:<22}     last error ({}): {e}", "", s.last_error_at.as_deref().unwrap_or("?"));
+                println!(
+                    "{:<22}     last error ({}): {e}",
+                    "",
+                    s.last_error_at.as_deref().unwrap_or("?")
+                );
             }
         }
     });

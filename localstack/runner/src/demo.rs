@@ -434,10 +434,14 @@ pub async fn play(
     let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
     let started = std::time::Instant::now();
     let letter = loop {
-        let letters = event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(l) = letters.into_iter().find(|l| l.event_id.as_deref() == poison["eventId"].as_str()) {
+        let letters =
+            event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
+                .await
+                .map_err(|e| e.to_string())?;
+        if let Some(l) = letters
+            .into_iter()
+            .find(|l| l.event_id.as_deref() == poison["eventId"].as_str())
+        {
             break l;
         }
         if started.elapsed() > std::time::Duration::from_secs(90) {
@@ -447,10 +451,16 @@ pub async fn play(
     };
 
     println!("\n▶ 12. The correlation trees (GET /correlations/{{id}}: causation links, handler outcomes)");
-    let mut trees = vec![correlation.clone(), correlation_id(&requested), format!("poison-{short}")];
+    let mut trees = vec![
+        correlation.clone(),
+        correlation_id(&requested),
+        format!("poison-{short}"),
+    ];
     trees.dedup();
     for corr in trees {
-        let (status, tree) = api.call("GET", &format!("/correlations/{corr}"), None).await?;
+        let (status, tree) = api
+            .call("GET", &format!("/correlations/{corr}"), None)
+            .await?;
         if status != 200 {
             return Err(format!("trace {corr}: {status} {tree}"));
         }
@@ -475,7 +485,10 @@ pub async fn play(
         letter.receive_count.as_deref().unwrap_or("?"),
         letter.reason
     );
-    println!("  (redrive with: evctl dlq redrive --domain payment --event {})", letter.event_id.as_deref().unwrap_or("?"));
+    println!(
+        "  (redrive with: evctl dlq redrive --domain payment --event {})",
+        letter.event_id.as_deref().unwrap_or("?")
+    );
     println!("\n✔ demo complete");
     Ok(())
 }
