@@ -131,6 +131,8 @@ impl Function {
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("_HANDLER", "bootstrap")
             .env("RUST_LOG", "info")
+            // As in infra/template.yaml: REST v1 paths carry the stage (`/prod/...`).
+            .env("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true")
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);

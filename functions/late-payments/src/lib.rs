@@ -11,6 +11,7 @@
 //!   ~15 GB, ~1.9 million RRU, about $0.50 a day on demand. Fine for a daily job; when it
 //!   is not, keep a per-day index of funded loans (no new table needed: a sparse attribute
 //!   on the Loan.Funded item and a GSI on it) or give the job its tenant list.
+//!
 //! Then one Query per loan (its history), at most [`CONCURRENCY`] loans at a time.
 //!
 //! # Never twice

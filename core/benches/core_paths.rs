@@ -1,0 +1,285 @@
+//! In-process benchmarks of the pure core: the ingest path, schedule generation and the
+//! loan fold. `cargo bench -p lending-events --bench core_paths [-- filter]`.
+//!
+//! The ingest path per request: decode the body, validate every envelope and payload,
+//! assign the server fields (sequence, recordedAt), and encode what goes over the wire: the
+//! DynamoDB item JSON (event item + eventId guard, in the TransactWriteItems shape) and, per
+//! subscribed domain, the SQS SendMessageBatch entry.
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::hint::black_box;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use lending_events::catalog::Catalog;
+use lending_events::envelope::{format_time, WriteContext};
+use lending_events::ingest::{parse_body_in, Limits};
+use lending_events::routing::RoutingTable;
+use lending_events::schedule::{generate, Amortization, Frequency, LoanTerms};
+use lending_events::state::LoanState;
+use lending_events::{EventEnvelope, Metadata, Money, NewEvent, Rate};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// A `Loan.Modified` of about 1 KB serialised (the `changes` object carries the bulk),
+/// with client eventId and metadata: the "typical 1 KB event".
+fn event_1kb(i: usize) -> Value {
+    json!({
+        "eventId": Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 + i as u128),
+        "eventType": "Loan.Modified",
+        "eventVersion": 1,
+        "aggregateType": "Loan",
+        "aggregateId": format!("L-BENCH-{:06}", i),
+        "occurredAt": "2026-03-01T10:15:30.123Z",
+        "payload": {
+            "loanId": format!("L-BENCH-{:06}", i),
+            "interestRate": "7.25",
+            "termMonths": 360,
+            "modifiedBy": "U-underwriter-0042",
+            "modifiedAt": "2026-03-01T10:15:30Z",
+            "changes": {
+                "reason": "Rate reduction approved by the credit committee after the annual review of the borrower's financial statements and the property valuation report",
+                "previousRate": "7.50",
+                "previousTermMonths": 300,
+                "approvals": ["U-credit-committee-01", "U-credit-committee-02", "U-risk-officer-07"],
+                "ticket": "CHG-2026-000123",
+                "notes": "Borrower requested an extension of the term to reduce the monthly payment; collateral coverage remains above policy minimum; no exceptions to policy were granted."
+            }
+        },
+        "metadata": {
+            "userId": "U-underwriter-0042",
+            "correlationId": format!("corr-{:06}", i),
+            "source": "loan-servicing-portal"
+        }
+    })
+}
+
+/// A `Loan.Funded` (about 0.5 KB), routed to four domains (payment, compliance, fund,
+/// notification): the "4 subscribers" case of the cost model.
+fn event_funded(i: usize) -> Value {
+    json!({
+        "eventId": Uuid::from_u128(0xf00d_0000_0000_4000_8000_0000_0000_0000 + i as u128),
+        "eventType": "Loan.Funded",
+        "aggregateType": "Loan",
+        "aggregateId": format!("L-FUND-{:06}", i),
+        "payload": {"loanId": format!("L-FUND-{:06}", i), "fundedAmount": "250000.00", "fundedAt": "2026-03-01T10:00:00Z"},
+        "metadata": {"userId": "U-closer-0007", "correlationId": format!("corr-f-{:06}", i), "source": "closing-desk"}
+    })
+}
+
+fn body(events: Vec<Value>) -> Vec<u8> {
+    if events.len() == 1 {
+        serde_json::to_vec(&events[0]).unwrap()
+    } else {
+        serde_json::to_vec(&json!({ "events": events })).unwrap()
+    }
+}
+
+/// The event item and guard as `TransactWriteItems` JSON (what the SDK puts on the wire).
+fn encode_item(e: &EventEnvelope, envelope: &str, fingerprint: &str, out: &mut Vec<u8>) {
+    let tenant = &e.metadata.tenant_id;
+    let stream_pk = format!("A#{}", e.stream().key());
+    let item = json!({"Put": {"TableName": "lendingos-events", "ConditionExpression": "attribute_not_exists(pk)", "Item": {
+        "pk": {"S": stream_pk},
+        "sk": {"N": e.sequence.to_string()},
+        "kind": {"S": "event"},
+        "envelope": {"S": envelope},
+        "eventId": {"S": e.event_id.to_string()},
+        "eventType": {"S": e.event_type},
+        "tenantId": {"S": tenant},
+        "recordedAt": {"S": format_time(&e.recorded_at)},
+        "typeKey": {"S": format!("{tenant}#{}", e.event_type)},
+        "corrKey": {"S": format!("{tenant}#{}", e.metadata.correlation_id)},
+    }}});
+    let guard = json!({"Put": {"TableName": "lendingos-events", "ConditionExpression": "attribute_not_exists(pk)", "Item": {
+        "pk": {"S": format!("E#{tenant}#{}", e.event_id)},
+        "sk": {"N": "0"},
+        "kind": {"S": "eventId"},
+        "streamPk": {"S": stream_pk},
+        "seq": {"N": e.sequence.to_string()},
+        "fingerprint": {"S": fingerprint},
+    }}});
+    serde_json::to_writer(&mut *out, &item).unwrap();
+    serde_json::to_writer(&mut *out, &guard).unwrap();
+}
+
+/// One SendMessageBatch entry per subscribed domain (dispatch reuses the stored envelope).
+fn encode_routes(
+    routing: &RoutingTable,
+    e: &EventEnvelope,
+    envelope: &str,
+    out: &mut Vec<u8>,
+) -> usize {
+    let mut n = 0;
+    for domain in routing.domains_for(&e.event_type) {
+        let entry = json!({
+            "Id": n.to_string(),
+            "MessageBody": envelope,
+            "MessageGroupId": e.stream().message_group(),
+            "MessageDeduplicationId": e.event_id.to_string(),
+            "MessageAttributes": {"eventType": {"DataType": "String", "StringValue": e.event_type}},
+            "QueueUrl": domain,
+        });
+        serde_json::to_writer(&mut *out, &entry).unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// The whole ingest path for one request; returns bytes encoded (so nothing is optimised away).
+fn ingest(catalog: &Catalog, routing: &RoutingTable, body: &[u8], now: DateTime<Utc>) -> usize {
+    let ctx = WriteContext {
+        tenant_id: "acme-bank",
+        now,
+    };
+    let mut id = 0u128;
+    let mut new_id = || {
+        id += 1;
+        Uuid::from_u128(id)
+    };
+    let events: Vec<NewEvent> =
+        parse_body_in(catalog, body, &Limits::default(), &ctx, &mut new_id).expect("valid body");
+    let mut out = Vec::with_capacity(body.len() * 8);
+    for (i, e) in events.into_iter().enumerate() {
+        let fingerprint = e.fingerprint.clone();
+        let env = e.into_envelope(i as u64 + 1, now);
+        let envelope = serde_json::to_string(&env).unwrap();
+        encode_item(&env, &envelope, &fingerprint, &mut out);
+        encode_routes(routing, &env, &envelope, &mut out);
+    }
+    out.len()
+}
+
+fn loan_history(n: usize) -> Vec<EventEnvelope> {
+    let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mk = |seq: usize, event_type: &str, payload: Value| EventEnvelope {
+        event_id: Uuid::from_u128(seq as u128 + 1),
+        event_type: event_type.into(),
+        event_version: 1,
+        domain: "loan".into(),
+        aggregate_type: "Loan".into(),
+        aggregate_id: "L-FOLD-1".into(),
+        sequence: seq as u64,
+        occurred_at: t0 + Duration::minutes(seq as i64),
+        recorded_at: t0 + Duration::minutes(seq as i64),
+        payload,
+        metadata: Metadata {
+            user_id: None,
+            correlation_id: "corr".into(),
+            causation_id: None,
+            source: None,
+            tenant_id: "acme-bank".into(),
+        },
+    };
+    let mut h = vec![
+        mk(
+            1,
+            "Loan.Created",
+            json!({"loanId": "L-FOLD-1", "borrowerId": "B-1", "amount": "50000000.00", "interestRate": "6.5", "termMonths": 600, "amortization": "amortized", "paymentFrequency": "monthly"}),
+        ),
+        mk(
+            2,
+            "Loan.Approved",
+            json!({"loanId": "L-FOLD-1", "approvedBy": "U-1", "approvedAt": "2026-01-01T00:01:00Z"}),
+        ),
+        mk(
+            3,
+            "Loan.Funded",
+            json!({"loanId": "L-FOLD-1", "fundedAmount": "50000000.00", "fundedAt": "2026-01-01T00:02:00Z"}),
+        ),
+    ];
+    // Small payments, far below the installment, so the loan stays open all the way.
+    for seq in 4..=n {
+        h.push(mk(seq, "Payment.Received", json!({"paymentId": format!("P-{seq}"), "loanId": "L-FOLD-1", "amount": "125.00", "method": "ach", "receivedAt": "2026-02-01T00:00:00Z"})));
+    }
+    h
+}
+
+fn main() {
+    let b = harness::Bench::from_args();
+    let catalog = Catalog::builtin();
+    let routing = RoutingTable::standard();
+    let now: DateTime<Utc> = "2026-03-01T10:15:31.456Z".parse().unwrap();
+
+    let one = body(vec![event_1kb(0)]);
+    let many = body((0..25).map(event_1kb).collect());
+    let funded_one = body(vec![event_funded(0)]);
+    let funded_many = body((0..25).map(event_funded).collect());
+    eprintln!(
+        "bodies: 1x Loan.Modified {} B, 25x {} B; 1x Loan.Funded {} B, 25x {} B",
+        one.len(),
+        many.len(),
+        funded_one.len(),
+        funded_many.len()
+    );
+    b.run(
+        "ingest/1-event request (1 KB, 1 route)",
+        1,
+        "events",
+        || ingest(catalog, &routing, &one, now),
+    );
+    b.run(
+        "ingest/25-event request (1 KB, 1 route)",
+        25,
+        "events",
+        || ingest(catalog, &routing, &many, now),
+    );
+    b.run(
+        "ingest/1-event request (Loan.Funded, 4 routes)",
+        1,
+        "events",
+        || ingest(catalog, &routing, &funded_one, now),
+    );
+    b.run(
+        "ingest/25-event request (Loan.Funded, 4 routes)",
+        25,
+        "events",
+        || ingest(catalog, &routing, &funded_many, now),
+    );
+    // The parts, to see where the time goes.
+    let ctx = WriteContext {
+        tenant_id: "acme-bank",
+        now,
+    };
+    b.run(
+        "ingest.part/decode+validate 25 (parse_body_in)",
+        25,
+        "events",
+        || {
+            let mut new_id = Uuid::nil;
+            parse_body_in(catalog, &many, &Limits::default(), &ctx, &mut new_id).unwrap()
+        },
+    );
+    b.run(
+        "ingest.part/json decode only 25 (serde_json::Value)",
+        25,
+        "events",
+        || serde_json::from_slice::<Value>(&many).unwrap(),
+    );
+
+    let start = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+    for months in [12u32, 360, 600] {
+        let terms = LoanTerms {
+            principal: Money::from_str("100000.00").unwrap(),
+            rate: Rate::from_str("7.5").unwrap(),
+            term_months: months,
+            amortization: Amortization::Amortized,
+            frequency: Frequency::Monthly,
+        };
+        b.run(
+            &format!("schedule/generate {months} periods"),
+            1,
+            "schedules",
+            || generate(black_box(&terms), start).unwrap(),
+        );
+    }
+
+    let history = loan_history(10_000);
+    let folded = LoanState::fold(&history);
+    assert_eq!(folded.version, 10_000);
+    b.run("fold/loan with 10,000 events", 10_000, "events", || {
+        LoanState::fold(black_box(&history))
+    });
+}
