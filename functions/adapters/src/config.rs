@@ -80,7 +80,16 @@ pub async fn aws_config() -> SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // The SDK waits forever for a response by default; a hung connection would then hang
+    // a whole batch. Bounded attempts turn it into a transient error that is retried.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(30))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts);
     if let Ok(url) = std::env::var("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
     }
