@@ -51,7 +51,7 @@ echo "ready"
 step "tests"
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast || status=$?
+    cargo nextest run --workspace --no-fail-fast --success-output final --status-level fail || status=$?
 else
     cargo test --workspace --no-fail-fast || status=$?
 fi
