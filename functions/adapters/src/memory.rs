@@ -24,7 +24,7 @@ use lending_events::{EventEnvelope, NewEvent};
 
 use crate::error::AdapterError;
 use crate::ledger::{BatchStats, Claim, FailureClass, Ledger, Work};
-use crate::store::{guard_pk, stream_pk, Appended, EventStore, Page};
+use crate::store::{guard_pk, page_window, stream_pk, Appended, EventStore, Page};
 
 /// AWS calls the DynamoDB implementation would have made for the same work.
 #[derive(Debug, Default)]
@@ -250,14 +250,9 @@ impl EventStore for MemoryStore {
         upto: Option<u64>,
         limit: usize,
     ) -> Result<Page, AdapterError> {
-        let limit = limit.clamp(1, 1000);
-        let upto = upto.unwrap_or(u64::MAX / 2);
-        if upto <= after {
-            return Ok(Page {
-                events: Vec::new(),
-                next: None,
-            });
-        }
+        let Some((upto, limit)) = page_window(after, upto, limit) else {
+            return Ok(Page::default());
+        };
         CallCounts::bump(&self.calls.query);
         let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let all = t

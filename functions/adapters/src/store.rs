@@ -44,11 +44,18 @@ impl Appended {
 }
 
 /// A page of one aggregate's history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
     pub events: Vec<EventEnvelope>,
     /// The `after` value for the next page, when there may be more.
     pub next: Option<u64>,
+}
+
+/// The bounds of one page read: `upto` defaulted (open end), `limit` clamped to 1..=1000;
+/// `None` when the window `after < sequence <= upto` is empty.
+pub fn page_window(after: u64, upto: Option<u64>, limit: usize) -> Option<(u64, usize)> {
+    let upto = upto.unwrap_or(u64::MAX / 2);
+    (upto > after).then(|| (upto, limit.clamp(1, 1000)))
 }
 
 /// The event store port. The DynamoDB implementation is [`DynamoStore`].
@@ -460,14 +467,9 @@ impl EventStore for DynamoStore {
         upto: Option<u64>,
         limit: usize,
     ) -> Result<Page, AdapterError> {
-        let limit = limit.clamp(1, 1000);
-        let upto = upto.unwrap_or(u64::MAX / 2);
-        if upto <= after {
-            return Ok(Page {
-                events: Vec::new(),
-                next: None,
-            });
-        }
+        let Some((upto, limit)) = page_window(after, upto, limit) else {
+            return Ok(Page::default());
+        };
         let out = self
             .client
             .query()

@@ -147,44 +147,27 @@ async fn ensure_queues(
     sqs: &aws_sdk_sqs::Client,
     pair: &topology::QueuePair,
 ) -> Result<ProvisionedQueue, String> {
-    let err = |op: &str, e: String| format!("{op} {}: {e}", pair.queue);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(&pair.dlq)
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
-        .send()
-        .await
-        .map_err(|e| {
-            err(
-                "CreateQueue",
-                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?
-        .queue_url
-        .ok_or("CreateQueue returned no URL")?;
+    let dlq_url = create_fifo_queue(
+        sqs,
+        &pair.dlq,
+        &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())],
+    )
+    .await?;
     let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
         json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&pair.queue)
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_SECS.to_string(),
-        )
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .send()
-        .await
-        .map_err(|e| {
-            err(
-                "CreateQueue",
-                aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?
-        .queue_url
-        .ok_or("CreateQueue returned no URL")?;
+    let queue_url = create_fifo_queue(
+        sqs,
+        &pair.queue,
+        &[
+            (
+                QueueAttributeName::VisibilityTimeout,
+                VISIBILITY_TIMEOUT_SECS.to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive),
+        ],
+    )
+    .await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
     Ok(ProvisionedQueue {
         domain: pair.domain,
@@ -192,6 +175,31 @@ async fn ensure_queues(
         queue_arn,
         dlq_url,
     })
+}
+
+/// Create (or find, CreateQueue is idempotent for equal attributes) a FIFO queue.
+async fn create_fifo_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> Result<String, String> {
+    let mut req = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::FifoQueue, "true");
+    for (k, v) in attributes {
+        req = req.attributes(k.clone(), v);
+    }
+    req.send()
+        .await
+        .map_err(|e| {
+            format!(
+                "CreateQueue {name}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            )
+        })?
+        .queue_url
+        .ok_or_else(|| format!("CreateQueue {name} returned no URL"))
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
