@@ -20,6 +20,7 @@ use lending_events::routing::RoutingTable;
 use lending_events::schedule::{generate, Amortization, Frequency, LoanTerms};
 use lending_events::state::LoanState;
 use lending_events::{EventEnvelope, Metadata, Money, NewEvent, Rate};
+use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -77,32 +78,109 @@ fn body(events: Vec<Value>) -> Vec<u8> {
     }
 }
 
-/// The event item and guard as `TransactWriteItems` JSON (what the SDK puts on the wire).
+/// A DynamoDB string attribute, `{"S": "..."}`, borrowing its text.
+#[derive(Serialize)]
+struct S<'a> {
+    #[serde(rename = "S")]
+    s: &'a str,
+}
+
+/// A DynamoDB number attribute, `{"N": "..."}`.
+#[derive(Serialize)]
+struct N<'a> {
+    #[serde(rename = "N")]
+    n: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventItem<'a> {
+    pk: S<'a>,
+    sk: N<'a>,
+    kind: S<'a>,
+    envelope: S<'a>,
+    event_id: S<'a>,
+    event_type: S<'a>,
+    tenant_id: S<'a>,
+    recorded_at: S<'a>,
+    type_key: S<'a>,
+    corr_key: S<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GuardItem<'a> {
+    pk: S<'a>,
+    sk: N<'a>,
+    kind: S<'a>,
+    stream_pk: S<'a>,
+    seq: N<'a>,
+    fingerprint: S<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Put<'a, T> {
+    table_name: &'a str,
+    condition_expression: &'a str,
+    item: T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SqsEntry<'a> {
+    id: usize,
+    message_body: &'a str,
+    message_group_id: &'a str,
+    message_deduplication_id: &'a str,
+    queue_url: &'a str,
+}
+
+/// The event item and guard as `TransactWriteItems` JSON (what goes on the wire), encoded
+/// from borrowed parts: the envelope string is written, never copied into a tree.
 fn encode_item(e: &EventEnvelope, envelope: &str, fingerprint: &str, out: &mut Vec<u8>) {
     let tenant = &e.metadata.tenant_id;
     let stream_pk = format!("A#{}", e.stream().key());
-    let item = json!({"Put": {"TableName": "lendingos-events", "ConditionExpression": "attribute_not_exists(pk)", "Item": {
-        "pk": {"S": stream_pk},
-        "sk": {"N": e.sequence.to_string()},
-        "kind": {"S": "event"},
-        "envelope": {"S": envelope},
-        "eventId": {"S": e.event_id.to_string()},
-        "eventType": {"S": e.event_type},
-        "tenantId": {"S": tenant},
-        "recordedAt": {"S": format_time(&e.recorded_at)},
-        "typeKey": {"S": format!("{tenant}#{}", e.event_type)},
-        "corrKey": {"S": format!("{tenant}#{}", e.metadata.correlation_id)},
-    }}});
-    let guard = json!({"Put": {"TableName": "lendingos-events", "ConditionExpression": "attribute_not_exists(pk)", "Item": {
-        "pk": {"S": format!("E#{tenant}#{}", e.event_id)},
-        "sk": {"N": "0"},
-        "kind": {"S": "eventId"},
-        "streamPk": {"S": stream_pk},
-        "seq": {"N": e.sequence.to_string()},
-        "fingerprint": {"S": fingerprint},
-    }}});
-    serde_json::to_writer(&mut *out, &item).unwrap();
-    serde_json::to_writer(&mut *out, &guard).unwrap();
+    let seq = e.sequence.to_string();
+    let event_id = e.event_id.to_string();
+    let item = EventItem {
+        pk: S { s: &stream_pk },
+        sk: N { n: &seq },
+        kind: S { s: "event" },
+        envelope: S { s: envelope },
+        event_id: S { s: &event_id },
+        event_type: S { s: &e.event_type },
+        tenant_id: S { s: tenant },
+        recorded_at: S {
+            s: &format_time(&e.recorded_at),
+        },
+        type_key: S {
+            s: &format!("{tenant}#{}", e.event_type),
+        },
+        corr_key: S {
+            s: &format!("{tenant}#{}", e.metadata.correlation_id),
+        },
+    };
+    let guard_pk = format!("E#{tenant}#{event_id}");
+    let guard = GuardItem {
+        pk: S { s: &guard_pk },
+        sk: N { n: "0" },
+        kind: S { s: "eventId" },
+        stream_pk: S { s: &stream_pk },
+        seq: N { n: &seq },
+        fingerprint: S { s: fingerprint },
+    };
+    serde_json::to_writer(&mut *out, &put(item)).unwrap();
+    serde_json::to_writer(&mut *out, &put(guard)).unwrap();
+}
+
+/// A conditional Put of a new item, as in `TransactWriteItems`.
+fn put<T>(item: T) -> Put<'static, T> {
+    Put {
+        table_name: "lendingos-events",
+        condition_expression: "attribute_not_exists(pk)",
+        item,
+    }
 }
 
 /// One SendMessageBatch entry per subscribed domain (dispatch reuses the stored envelope).
@@ -112,16 +190,17 @@ fn encode_routes(
     envelope: &str,
     out: &mut Vec<u8>,
 ) -> usize {
+    let group = e.stream().message_group();
+    let dedup = e.event_id.to_string();
     let mut n = 0;
     for domain in routing.domains_for(&e.event_type) {
-        let entry = json!({
-            "Id": n.to_string(),
-            "MessageBody": envelope,
-            "MessageGroupId": e.stream().message_group(),
-            "MessageDeduplicationId": e.event_id.to_string(),
-            "MessageAttributes": {"eventType": {"DataType": "String", "StringValue": e.event_type}},
-            "QueueUrl": domain,
-        });
+        let entry = SqsEntry {
+            id: n,
+            message_body: envelope,
+            message_group_id: &group,
+            message_deduplication_id: &dedup,
+            queue_url: domain,
+        };
         serde_json::to_writer(&mut *out, &entry).unwrap();
         n += 1;
     }

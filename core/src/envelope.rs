@@ -9,13 +9,13 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::catalog::{self, Catalog};
 use crate::error::{CoreError, ErrorCode};
-use crate::schema::{is_safe_id, validate_object};
+use crate::schema::{is_safe_id, normalize_object};
 
 /// Longest aggregate type and id, tenant and metadata ids: they all go into table keys.
 pub const MAX_ID_LEN: usize = 128;
@@ -142,13 +142,24 @@ impl NewEvent {
         ctx: &WriteContext<'_>,
         new_id: &mut dyn FnMut() -> Uuid,
     ) -> Result<NewEvent, CoreError> {
-        let obj = raw.as_object().ok_or_else(|| {
-            CoreError::with_code(
+        Self::from_value_in(catalog, raw.clone(), ctx, new_id)
+    }
+
+    /// [`NewEvent::from_json_in`] on an owned value: the payload is validated and
+    /// normalised in place and moved into the event, never copied.
+    pub fn from_value_in(
+        catalog: &Catalog,
+        raw: Value,
+        ctx: &WriteContext<'_>,
+        new_id: &mut dyn FnMut() -> Uuid,
+    ) -> Result<NewEvent, CoreError> {
+        let Value::Object(mut obj) = raw else {
+            return Err(CoreError::with_code(
                 ErrorCode::MalformedJson,
                 None,
                 "an event must be a JSON object",
-            )
-        })?;
+            ));
+        };
         const ALLOWED: &[&str] = &[
             "eventId",
             "eventType",
@@ -170,7 +181,9 @@ impl NewEvent {
             return Err(CoreError::invalid(k.clone(), why));
         }
 
-        let event_type_raw = req_str(obj, "eventType")?;
+        // Taken out now (the checks below borrow the rest), validated in the same order.
+        let payload_raw = obj.remove("payload");
+        let event_type_raw = req_str(&obj, "eventType")?;
         if !catalog::is_event_type_name(event_type_raw) {
             return Err(CoreError::invalid(
                 "eventType",
@@ -215,14 +228,14 @@ impl NewEvent {
         };
         let schema = spec.schema(event_version).unwrap_or(spec.fields);
 
-        let aggregate_type = req_str(obj, "aggregateType")?;
+        let aggregate_type = req_str(&obj, "aggregateType")?;
         if !is_safe_id(aggregate_type, MAX_TYPE_LEN) {
             return Err(CoreError::invalid(
                 "aggregateType",
                 "must be 1-64 characters from A-Z a-z 0-9 . _ : -",
             ));
         }
-        let aggregate_id = req_str(obj, "aggregateId")?;
+        let aggregate_id = req_str(&obj, "aggregateId")?;
         if !is_safe_id(aggregate_id, MAX_ID_LEN) {
             return Err(CoreError::invalid(
                 "aggregateId",
@@ -252,15 +265,10 @@ impl NewEvent {
             ),
         };
 
-        let payload = validate_object(
-            obj.get("payload").unwrap_or(&Value::Null),
-            schema,
-            "payload",
-        )
-        .map_err(|e| match obj.get("payload") {
-            None | Some(Value::Null) => CoreError::invalid("payload", "is required"),
-            _ => e,
-        })?;
+        let payload = match payload_raw {
+            None | Some(Value::Null) => return Err(CoreError::invalid("payload", "is required")),
+            Some(p) => normalize_object(p, schema, "payload")?,
+        };
         if let Some(check) = spec.check {
             check(&payload)?;
         }
@@ -284,16 +292,17 @@ impl NewEvent {
         };
 
         let payload = Value::Object(payload);
-        let fingerprint = fingerprint(&json!({
-            "eventId": event_id,
-            "eventType": spec.event_type,
-            "eventVersion": event_version,
-            "aggregateType": aggregate_type,
-            "aggregateId": aggregate_id,
-            "occurredAt": occurred_at.map(|d| format_time(&d)),
-            "payload": payload,
-            "metadata": client_meta,
-        }));
+        let fingerprint = Fingerprinted {
+            aggregate_id,
+            aggregate_type,
+            event_id,
+            event_type: spec.event_type,
+            event_version,
+            metadata: &client_meta,
+            occurred_at: occurred_at.map(|d| format_time(&d)),
+            payload: &payload,
+        }
+        .digest();
         let metadata = Metadata {
             user_id: client_meta
                 .get("userId")
@@ -337,7 +346,7 @@ impl NewEvent {
         source: &EventEnvelope,
         handler: &str,
         index: usize,
-        follow: &FollowOn,
+        follow: FollowOn,
         now: DateTime<Utc>,
     ) -> Result<NewEvent, CoreError> {
         let event_id = follow_on_id(handler, source.event_id, index);
@@ -351,22 +360,26 @@ impl NewEvent {
         if let Some(u) = &source.metadata.user_id {
             meta.insert("userId".into(), u.clone().into());
         }
-        let raw = json!({
-            "eventId": event_id,
-            "eventType": follow.event_type,
-            "aggregateType": follow.aggregate_type,
-            "aggregateId": follow.aggregate_id,
-            // Derived from the source, not the clock, so a re-run is byte-identical.
-            "occurredAt": format_time(&source.occurred_at),
-            "payload": follow.payload,
-            "metadata": meta,
-        });
+        let event_type = follow.event_type;
+        // Built as a map, not with `json!`, so the payload (a 600-row schedule, say) is
+        // moved rather than copied.
+        let mut raw = Map::new();
+        raw.insert("eventId".into(), event_id.to_string().into());
+        raw.insert("eventType".into(), event_type.into());
+        raw.insert("aggregateType".into(), follow.aggregate_type.into());
+        raw.insert("aggregateId".into(), follow.aggregate_id.into());
+        // Derived from the source, not the clock, so a re-run is byte-identical.
+        raw.insert("occurredAt".into(), format_time(&source.occurred_at).into());
+        raw.insert("payload".into(), follow.payload);
+        raw.insert("metadata".into(), Value::Object(meta));
         let ctx = WriteContext {
             tenant_id: &source.metadata.tenant_id,
             now,
         };
-        NewEvent::from_json(&raw, &ctx, &mut || event_id)
-            .map_err(|e| e.at(&format!("followOn[{}:{}]", handler, follow.event_type)))
+        NewEvent::from_value_in(Catalog::builtin(), Value::Object(raw), &ctx, &mut || {
+            event_id
+        })
+        .map_err(|e| e.at(&format!("followOn[{handler}:{event_type}]")))
     }
 
     /// The stored form, once the store has assigned a sequence.
@@ -466,13 +479,50 @@ fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
     Ok(out)
 }
 
-fn fingerprint(v: &Value) -> String {
-    // serde_json's Map is ordered by key, so this serialisation is canonical.
-    hex(&Sha256::digest(v.to_string().as_bytes()))
+/// What the fingerprint covers: the client-supplied content after normalisation. Fields are
+/// in key order and `metadata`/`payload` are key-ordered maps, so the JSON is canonical (the
+/// same bytes as serialising it as a `serde_json::Value`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Fingerprinted<'a> {
+    aggregate_id: &'a str,
+    aggregate_type: &'a str,
+    event_id: Uuid,
+    event_type: &'a str,
+    event_version: u32,
+    metadata: &'a Map<String, Value>,
+    occurred_at: Option<String>,
+    payload: &'a Value,
+}
+
+impl Fingerprinted<'_> {
+    /// SHA-256 of the canonical JSON, streamed into the hash (no intermediate string).
+    fn digest(&self) -> String {
+        struct HashWriter(Sha256);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.update(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashWriter(Sha256::new());
+        // Serialising borrowed strings and Values into a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut w, self);
+        hex(&w.0.finalize())
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 /// RFC 3339 in UTC with as many fraction digits as needed, so parse and print round-trip.
@@ -493,5 +543,47 @@ mod rfc3339 {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Stored eventId guards hold fingerprints: the streamed digest must equal the digest of
+    /// the canonical `Value` serialisation it replaced, or resends of older events would be
+    /// refused as conflicts.
+    #[test]
+    fn the_streamed_fingerprint_equals_the_canonical_value_digest() {
+        let id = Uuid::from_u128(42);
+        let payload = json!({"loanId": "L-1", "fundedAmount": "10.00", "note": "é \"q\""});
+        let mut meta = Map::new();
+        meta.insert("correlationId".into(), "c-1".into());
+        for occurred in [None, Some("2026-01-31T10:00:00Z".to_string())] {
+            let canonical = json!({
+                "eventId": id, "eventType": "Loan.Funded", "eventVersion": 1,
+                "aggregateType": "Loan", "aggregateId": "L-1", "occurredAt": occurred,
+                "payload": payload, "metadata": meta,
+            });
+            let expected = hex(&Sha256::digest(canonical.to_string().as_bytes()));
+            let streamed = Fingerprinted {
+                aggregate_id: "L-1",
+                aggregate_type: "Loan",
+                event_id: id,
+                event_type: "Loan.Funded",
+                event_version: 1,
+                metadata: &meta,
+                occurred_at: occurred.clone(),
+                payload: &payload,
+            }
+            .digest();
+            assert_eq!(streamed, expected);
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 }

@@ -99,9 +99,46 @@ pub fn validate_object(
     fields: &[FieldSpec],
     path: &str,
 ) -> Result<Map<String, Value>, CoreError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| CoreError::invalid(path, "must be a JSON object"))?;
+    normalize_object(value.clone(), fields, path)
+}
+
+/// [`validate_object`] on an owned value: normalises in place, so a valid payload is not
+/// copied (the ingest hot path owns what it decoded).
+pub fn normalize_object(
+    value: Value,
+    fields: &[FieldSpec],
+    path: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    let Value::Object(mut obj) = value else {
+        return Err(CoreError::invalid(path, "must be a JSON object"));
+    };
+    check_object(&mut obj, fields, &FieldPath::Root(path))?;
+    Ok(obj)
+}
+
+/// Where a field is, formatted only when an error is reported: valid input allocates no
+/// path strings.
+enum FieldPath<'a> {
+    Root(&'a str),
+    Field(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root(p) => f.write_str(p),
+            FieldPath::Field(parent, name) => write!(f, "{parent}.{name}"),
+            FieldPath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn check_object(
+    obj: &mut Map<String, Value>,
+    fields: &[FieldSpec],
+    path: &FieldPath<'_>,
+) -> Result<(), CoreError> {
     if let Some(unknown) = obj.keys().find(|k| !fields.iter().any(|f| f.name == *k)) {
         let allowed: Vec<&str> = fields.iter().map(|f| f.name).collect();
         return Err(CoreError::invalid(
@@ -109,34 +146,35 @@ pub fn validate_object(
             format!("unknown field; allowed: {}", allowed.join(", ")),
         ));
     }
-    let mut out = Map::new();
     for f in fields {
-        let at = format!("{path}.{}", f.name);
-        match obj.get(f.name) {
-            None | Some(Value::Null) if f.required => {
-                return Err(CoreError::invalid(at, "is required"))
+        let at = FieldPath::Field(path, f.name);
+        match obj.get_mut(f.name) {
+            Some(Value::Null) | None if f.required => {
+                return Err(CoreError::invalid(at.to_string(), "is required"))
             }
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                out.insert(f.name.to_string(), validate_field(v, f.kind, &at)?);
+            // An optional null is the same as absent: the stored payload leaves it out.
+            Some(Value::Null) => {
+                obj.remove(f.name);
             }
+            None => {}
+            Some(v) => check_field(v, f.kind, &at)?,
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn validate_field(v: &Value, kind: FieldKind, at: &str) -> Result<Value, CoreError> {
-    let bad = |msg: String| CoreError::invalid(at, msg);
+fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(), CoreError> {
+    let bad = |msg: String| CoreError::invalid(at.to_string(), msg);
     match kind {
         FieldKind::Text { max } => match v.as_str() {
-            Some(s) if !s.trim().is_empty() && s.chars().count() <= max => Ok(v.clone()),
+            Some(s) if !s.trim().is_empty() && s.chars().count() <= max => Ok(()),
             Some(_) => Err(bad(format!(
                 "must be non-empty text of at most {max} characters"
             ))),
             None => Err(bad("must be a string".into())),
         },
         FieldKind::Id => match v.as_str() {
-            Some(s) if is_safe_id(s, 128) => Ok(v.clone()),
+            Some(s) if is_safe_id(s, 128) => Ok(()),
             _ => Err(bad(
                 "must be an identifier of 1-128 characters from A-Z a-z 0-9 . _ : -".into(),
             )),
@@ -149,52 +187,61 @@ fn validate_field(v: &Value, kind: FieldKind, at: &str) -> Result<Value, CoreErr
             if positive && d.is_zero() {
                 return Err(bad("must be greater than zero".into()));
             }
-            Ok(Value::String(round_cents(d).to_string()))
+            *v = Value::String(round_cents(d).to_string());
+            Ok(())
         }
         FieldKind::Rate => {
             let d = decimal_from_json(v, Rate::MAX_DECIMALS).map_err(bad)?;
             if d.is_sign_negative() || d > rust_decimal::Decimal::from(100) {
                 return Err(bad("must be a percentage between 0 and 100".into()));
             }
-            Ok(Value::String(d.normalize().to_string()))
+            *v = Value::String(d.normalize().to_string());
+            Ok(())
         }
         FieldKind::Integer { min, max } => match v.as_i64() {
-            Some(i) if (min..=max).contains(&i) => Ok(v.clone()),
+            Some(i) if (min..=max).contains(&i) => Ok(()),
             _ => Err(bad(format!("must be a whole number from {min} to {max}"))),
         },
         FieldKind::OneOf(options) => match v.as_str() {
-            Some(s) if options.contains(&s) => Ok(v.clone()),
+            Some(s) if options.contains(&s) => Ok(()),
             _ => Err(bad(format!("must be one of: {}", options.join(", ")))),
         },
         FieldKind::Date => match v.as_str().map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
-            Some(Ok(_)) => Ok(v.clone()),
+            Some(Ok(_)) => Ok(()),
             _ => Err(bad("must be a date YYYY-MM-DD".into())),
         },
         FieldKind::DateTime => match v.as_str().map(DateTime::parse_from_rfc3339) {
-            Some(Ok(_)) => Ok(v.clone()),
+            Some(Ok(_)) => Ok(()),
             _ => Err(bad("must be an RFC 3339 timestamp".into())),
         },
         FieldKind::Bool => match v {
-            Value::Bool(_) => Ok(v.clone()),
+            Value::Bool(_) => Ok(()),
             _ => Err(bad("must be true or false".into())),
         },
         FieldKind::Object => match v {
-            Value::Object(_) => Ok(v.clone()),
+            Value::Object(_) => Ok(()),
             _ => Err(bad("must be a JSON object".into())),
         },
         FieldKind::List { item, max } => {
-            let items = v.as_array().ok_or_else(|| bad("must be a list".into()))?;
+            let items = v
+                .as_array_mut()
+                .ok_or_else(|| bad("must be a list".into()))?;
             if items.len() > max {
                 return Err(bad(format!("must have at most {max} items")));
             }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| validate_object(it, item, &format!("{at}[{i}]")).map(Value::Object))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array)
+            for (i, it) in items.iter_mut().enumerate() {
+                let at = FieldPath::Index(at, i);
+                match it {
+                    Value::Object(m) => check_object(m, item, &at)?,
+                    _ => return Err(CoreError::invalid(at.to_string(), "must be a JSON object")),
+                }
+            }
+            Ok(())
         }
-        FieldKind::Record(fields) => validate_object(v, fields, at).map(Value::Object),
+        FieldKind::Record(fields) => match v {
+            Value::Object(m) => check_object(m, fields, at),
+            _ => Err(bad("must be a JSON object".into())),
+        },
     }
 }
 

@@ -770,6 +770,12 @@ fn every_function_is_configured_for_production() {
             Some(&reference("EventsTable")),
             "{id}: EVENTS_TABLE"
         );
+        // One bundle file instead of a certificate-directory scan at cold start.
+        assert_eq!(
+            env.get("SSL_CERT_FILE").and_then(Value::as_str),
+            Some("/etc/pki/tls/certs/ca-bundle.crt"),
+            "{id}: SSL_CERT_FILE (AL2023's CA bundle)"
+        );
         assert!(
             !env.contains_key("TENANT_FROM_HEADER"),
             "{id}: TENANT_FROM_HEADER must not be set on AWS (the tenant comes from the JWT)"

@@ -215,7 +215,7 @@ pub(crate) mod testkit {
         out.iter()
             .enumerate()
             .map(|(i, f)| {
-                let n = NewEvent::follow_on(source, h.name(), i, f, Utc::now())
+                let n = NewEvent::follow_on(source, h.name(), i, f.clone(), Utc::now())
                     .unwrap_or_else(|e| panic!("{e:?}: {f:?}"));
                 let seq = history
                     .iter()

@@ -226,8 +226,10 @@ mod tests {
                 .unwrap()
         };
         let (a, b) = (input(&h), input(&h));
-        let f = NewEvent::follow_on(funded, PaymentHandler.name(), 0, &a[0], Utc::now()).unwrap();
-        let g = NewEvent::follow_on(funded, PaymentHandler.name(), 0, &b[0], Utc::now()).unwrap();
+        let f = NewEvent::follow_on(funded, PaymentHandler.name(), 0, a[0].clone(), Utc::now())
+            .unwrap();
+        let g = NewEvent::follow_on(funded, PaymentHandler.name(), 0, b[0].clone(), Utc::now())
+            .unwrap();
         assert_eq!((f.event_id, &f.fingerprint), (g.event_id, &g.fingerprint));
         // The fold derives the same schedule id.
         assert_eq!(

@@ -139,7 +139,12 @@ fn vm_hwm_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn one_start(bin: &Path, name: &str, event: &str) -> Result<Run, String> {
+fn one_start(
+    bin: &Path,
+    name: &str,
+    event: &str,
+    extra_env: &[(String, String)],
+) -> Result<Run, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::channel();
@@ -169,6 +174,7 @@ fn one_start(bin: &Path, name: &str, event: &str) -> Result<Run, String> {
         .env(format!("QUEUE_URL_{domain}"), "http://127.0.0.1:9/q")
         .env(format!("DLQ_URL_{domain}"), "http://127.0.0.1:9/dlq")
         .env("RUST_LOG", "warn")
+        .envs(extra_env.iter().cloned())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -210,16 +216,23 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 20usize;
     let mut bins = Vec::new();
+    // `--env K=V` (repeatable) adds to the Lambda-like environment, e.g. to compare
+    // certificate-store settings.
+    let mut extra_env = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--runs" {
             runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(20);
+        } else if a == "--env" {
+            if let Some((k, v)) = it.next().and_then(|kv| kv.split_once('=')) {
+                extra_env.push((k.to_string(), v.to_string()));
+            }
         } else {
             bins.push(a.clone());
         }
     }
     if bins.is_empty() {
-        eprintln!("usage: coldstart [--runs N] <bootstrap>...");
+        eprintln!("usage: coldstart [--runs N] [--env K=V]... <bootstrap>...");
         std::process::exit(2);
     }
     println!(
@@ -234,7 +247,7 @@ fn main() {
         let event = event_for(&name);
         let mut results = Vec::new();
         for _ in 0..runs {
-            match one_start(path, &name, &event) {
+            match one_start(path, &name, &event, &extra_env) {
                 Ok(r) => results.push(r),
                 Err(e) => {
                     eprintln!("{e}");

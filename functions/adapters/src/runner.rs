@@ -470,12 +470,19 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         let follow_ons = h.handle(&input)?;
         let now = Utc::now();
         let new_events = follow_ons
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, f)| NewEvent::follow_on(event, h.name(), i, f, now))
             .collect::<Result<Vec<_>, CoreError>>()?;
-        for chunk in new_events.chunks(25) {
-            match self.store.append(chunk.to_vec(), now).await {
+        let count = new_events.len();
+        // Appended 25 at a time, the API's own batch limit; moved, not copied.
+        let mut pending = new_events.into_iter();
+        loop {
+            let chunk: Vec<NewEvent> = pending.by_ref().take(25).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            match self.store.append(chunk, now).await {
                 Ok(Appended::Stored(_)) | Ok(Appended::AlreadyStored(_)) => {}
                 // A re-run whose inputs moved on (a related aggregate changed) produces other
                 // content under the same deterministic ids: the first run's effects stand.
@@ -486,7 +493,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             }
             self.faults.after_append();
         }
-        Ok(new_events.len())
+        Ok(count)
     }
 
     async fn give_up(&self, msg: &SqsMessage, reason: &str) -> Outcome {
