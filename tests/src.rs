@@ -331,30 +331,12 @@ pub async fn correlation_events(
     tenant: &str,
     correlation: &str,
 ) -> Vec<Value> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let res = ddb
-            .query()
-            .table_name(table)
-            .index_name("byCorrelation")
-            .key_condition_expression("corrKey = :c")
-            .expression_attribute_values(":c", AttributeValue::S(format!("{tenant}#{correlation}")))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("Query byCorrelation");
-        for item in res.items() {
-            if let Some(Ok(body)) = item.get("envelope").map(|v| v.as_s()) {
-                out.push(serde_json::from_str(body).expect("stored envelope"));
-            }
-        }
-        start = res.last_evaluated_key().cloned();
-        if start.is_none() {
-            return out;
-        }
-    }
+    event_adapters::query::correlation_events(ddb, table, tenant, correlation, usize::MAX)
+        .await
+        .expect("Query byCorrelation + BatchGetItem")
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("envelope as JSON"))
+        .collect()
 }
 
 /// Messages waiting or in flight on a queue.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use event_adapters::topology::{
-    self, GSIS, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
+    self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
 use serde_json::{json, Map, Value};
 
@@ -413,7 +413,7 @@ fn table_matches_the_topology() {
         .unwrap_or_default();
     let want: BTreeMap<String, (Vec<(String, String)>, String)> = GSIS
         .iter()
-        .map(|(name, h, r)| (name.to_string(), (pair(h, r), "ALL".to_string())))
+        .map(|(name, h, r)| (name.to_string(), (pair(h, r), GSI_PROJECTION.to_string())))
         .collect();
     assert_eq!(
         gsis, want,

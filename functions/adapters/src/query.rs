@@ -141,8 +141,8 @@ pub async fn events_by_type(
             .send()
             .await
             .map_err(|e| classify("Query(byType)", e))?;
-        for item in out.items() {
-            events.push(decode(item)?);
+        for item in batch_get_keys(ddb, table, index_keys(out.items())).await? {
+            events.push(decode(&item)?);
         }
         start = out.last_evaluated_key().cloned();
         if start.is_none() || events.len() >= limit {
@@ -272,8 +272,8 @@ pub async fn correlation_events(
             .send()
             .await
             .map_err(|e| classify("Query(byCorrelation)", e))?;
-        for item in res.items() {
-            out.push(decode(item)?);
+        for item in batch_get_keys(ddb, table, index_keys(res.items())).await? {
+            out.push(decode(&item)?);
         }
         start = res.last_evaluated_key().cloned();
         if start.is_none() || out.len() >= max {
@@ -283,27 +283,59 @@ pub async fn correlation_events(
     }
 }
 
-/// Items by `pk` (sk 0), 100 keys per BatchGetItem, unprocessed keys retried.
+/// The table keys (pk, sk) of keys-only index entries, in index order.
+fn index_keys(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|i| {
+            i.iter()
+                .filter(|(k, _)| *k == "pk" || *k == "sk")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Items by `pk` (sk 0), in the order asked; missing ones are left out.
 pub async fn batch_get_pks(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     pks: &[String],
 ) -> Result<Vec<Item>, AdapterError> {
-    let mut out = Vec::new();
-    for chunk in pks.chunks(100) {
-        let mut keys: Vec<Item> = chunk
-            .iter()
-            .map(|pk| {
-                HashMap::from([
-                    ("pk".to_string(), s(pk.clone())),
-                    ("sk".to_string(), AttributeValue::N("0".into())),
-                ])
-            })
-            .collect();
+    let keys = pks
+        .iter()
+        .map(|pk| {
+            HashMap::from([
+                ("pk".to_string(), s(pk.clone())),
+                ("sk".to_string(), AttributeValue::N("0".into())),
+            ])
+        })
+        .collect();
+    batch_get_keys(ddb, table, keys).await
+}
+
+/// Items by full key, 100 keys per BatchGetItem, unprocessed keys retried with backoff;
+/// returned in the order of `keys` (BatchGetItem itself answers in any order), missing
+/// ones left out.
+pub async fn batch_get_keys(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Item>, AdapterError> {
+    fn key_of(item: &Item) -> Option<(String, String)> {
+        let text = |v: &AttributeValue| match v {
+            AttributeValue::S(x) | AttributeValue::N(x) => Some(x.clone()),
+            _ => None,
+        };
+        Some((text(item.get("pk")?)?, text(item.get("sk")?)?))
+    }
+    let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut pending = chunk.to_vec();
         let mut attempt = 0u32;
-        while !keys.is_empty() {
+        while !pending.is_empty() {
             let ka = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
+                .set_keys(Some(pending))
                 .build()
                 .map_err(|e| AdapterError::Aws(e.to_string()))?;
             let res = ddb
@@ -312,21 +344,31 @@ pub async fn batch_get_pks(
                 .send()
                 .await
                 .map_err(|e| classify("BatchGetItem", e))?;
-            if let Some(items) = res.responses().and_then(|r| r.get(table)) {
-                out.extend(items.iter().cloned());
+            for item in res
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(k) = key_of(item) {
+                    found.insert(k, item.clone());
+                }
             }
-            keys = res
+            pending = res
                 .unprocessed_keys()
                 .and_then(|u| u.get(table))
                 .map(|k| k.keys().to_vec())
                 .unwrap_or_default();
             attempt += 1;
-            if !keys.is_empty() {
+            if !pending.is_empty() {
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
             }
         }
     }
-    Ok(out)
+    Ok(keys
+        .iter()
+        .filter_map(|k| key_of(k).and_then(|k| found.remove(&k)))
+        .collect())
 }
 
 /// Handlers (name, domain) subscribed to an event type.

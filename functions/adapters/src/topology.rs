@@ -12,6 +12,12 @@ pub const GSIS: &[(&str, &str, &str)] = &[
     ("byCorrelation", "corrKey", "recordedAt"),
 ];
 
+/// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each
+/// index write costs what the event write costs (2 WRU per index per event); a keys-only
+/// entry is 1 WRU, and the index's readers fetch envelopes with one BatchGetItem per page
+/// (`query::batch_get_keys`). Reads by type or correlation are rare next to writes.
+pub const GSI_PROJECTION: &str = "KEYS_ONLY";
+
 /// The stream view the dispatcher reads.
 pub const STREAM_VIEW: &str = "NEW_IMAGE";
 

@@ -149,24 +149,15 @@ async fn by_correlation(
     corr: &str,
     n: usize,
 ) -> Result<Vec<Value>, String> {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let start = Instant::now();
     loop {
-        let out = ddb
-            .query()
-            .table_name(table)
-            .index_name("byCorrelation")
-            .key_condition_expression("corrKey = :c")
-            .expression_attribute_values(":c", AttributeValue::S(format!("{tenant}#{corr}")))
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
-        let evs: Vec<Value> = out
-            .items()
-            .iter()
-            .filter_map(|i| i.get("envelope").and_then(|v| v.as_s().ok()))
-            .filter_map(|b| serde_json::from_str(b).ok())
-            .collect();
+        let evs: Vec<Value> =
+            event_adapters::query::correlation_events(ddb, table, tenant, corr, usize::MAX)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter_map(|e| serde_json::to_value(e).ok())
+                .collect();
         if evs.len() >= n || start.elapsed() > Duration::from_secs(120) {
             return Ok(evs);
         }

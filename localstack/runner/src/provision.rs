@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use event_adapters::config::Clients;
 use event_adapters::topology::{
-    self, GSIS, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
+    self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
 use serde_json::json;
 
@@ -42,6 +42,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     let table = format!("{prefix}-events");
     let table = table.as_str();
     let stream_arn = ensure_table(&clients.dynamodb, table).await?;
+    wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
         queues.push(ensure_queues(&clients.sqs, &pair).await?);
@@ -102,7 +103,7 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
                     .key_schema(key(sk, KeyType::Range)?)
                     .projection(
                         Projection::builder()
-                            .projection_type(ProjectionType::All)
+                            .projection_type(ProjectionType::from(GSI_PROJECTION))
                             .build(),
                     )
                     .build()
@@ -141,6 +142,47 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(format!("table {table} did not become active with a stream"))
+}
+
+/// LocalStack feeds a table's stream through an emulated Kinesis stream that becomes active
+/// a moment after the table reports its stream: writes made before that are never streamed
+/// (seen as lost events under load). Wait until the stream hands out a shard iterator.
+async fn wait_stream(arn: &str) -> Result<(), String> {
+    use aws_sdk_dynamodbstreams::types::{ShardIteratorType, StreamStatus};
+    let streams = aws_sdk_dynamodbstreams::Client::new(&event_adapters::config::aws_config().await);
+    let mut last = String::from("no answer");
+    for _ in 0..120 {
+        match streams.describe_stream().stream_arn(arn).send().await {
+            Ok(d) => {
+                let desc = d.stream_description();
+                let shard = desc
+                    .filter(|d| d.stream_status() == Some(&StreamStatus::Enabled))
+                    .and_then(|d| d.shards().first())
+                    .and_then(|s| s.shard_id());
+                if let Some(shard) = shard {
+                    match streams
+                        .get_shard_iterator()
+                        .stream_arn(arn)
+                        .shard_id(shard)
+                        .shard_iterator_type(ShardIteratorType::Latest)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) => {
+                            last =
+                                aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string()
+                        }
+                    }
+                } else {
+                    last = format!("status {:?}", desc.and_then(|d| d.stream_status()));
+                }
+            }
+            Err(e) => last = aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!("stream {arn} did not become readable: {last}"))
 }
 
 async fn ensure_queues(
