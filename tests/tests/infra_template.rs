@@ -875,6 +875,17 @@ fn dispatch_reads_the_stream_safely() {
     );
     let retries = e["MaximumRetryAttempts"].as_i64().unwrap_or(-1);
     assert!(retries >= 0, "{id}: MaximumRetryAttempts must be bounded");
+    // Batched sends: <= 0.1 SQS calls per delivered message needs >= 10 events per batch
+    // and queue, so the mapping waits (a parameter, default 1 s) to gather them.
+    assert_eq!(
+        e["MaximumBatchingWindowInSeconds"],
+        reference("DispatchBatchingWindowSeconds")
+    );
+    assert_eq!(
+        num(&t.root["Parameters"]["DispatchBatchingWindowSeconds"]["Default"]),
+        Some(1),
+        "the default batching window"
+    );
     let dest = &e["DestinationConfig"]["OnFailure"]["Destination"];
     let dest_id = dest["Fn::GetAtt"][0]
         .as_str()
