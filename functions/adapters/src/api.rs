@@ -127,6 +127,14 @@ impl From<AdapterError> for ApiError {
                 e.to_string(),
                 Some("expectedSequence".into()),
             ),
+            // Same status and code as a sequence conflict (clients retry both), no field: the
+            // request did not name a sequence.
+            e @ AdapterError::StreamContended { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "sequence_conflict",
+                e.to_string(),
+                None,
+            ),
             AdapterError::EventIdConflict(m) => ApiError::new(
                 StatusCode::CONFLICT,
                 "event_id_conflict",
@@ -355,5 +363,25 @@ fn num_param(
                 ApiError::bad(name, format!("must be a whole number from 0 to {max}"))
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losing_every_append_race_is_a_retryable_409_that_says_so() {
+        let e = AdapterError::StreamContended {
+            stream: "acme#Loan#L-1".into(),
+            attempts: 12,
+        };
+        assert!(e.is_transient());
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::CONFLICT);
+        assert_eq!(api.code, "sequence_conflict");
+        assert_eq!(api.field, None);
+        assert!(api.message.contains("12 attempts"), "{}", api.message);
+        assert!(!api.message.contains("expected 0"), "{}", api.message);
     }
 }

@@ -15,6 +15,9 @@ pub enum AdapterError {
         expected: u64,
         actual: u64,
     },
+    /// Every attempt lost the race for the next sequence to other writers of the stream.
+    #[error("{stream} is being appended to concurrently: {attempts} attempts lost the race to other writers; retry")]
+    StreamContended { stream: String, attempts: u32 },
     /// An eventId was stored before with different content.
     #[error("{0}")]
     EventIdConflict(String),
@@ -37,7 +40,9 @@ impl AdapterError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            AdapterError::Transient(_) | AdapterError::SequenceConflict { .. }
+            AdapterError::Transient(_)
+                | AdapterError::SequenceConflict { .. }
+                | AdapterError::StreamContended { .. }
         )
     }
 }

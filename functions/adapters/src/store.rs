@@ -449,10 +449,9 @@ impl EventStore for DynamoStore {
                 // Another writer took the sequence: re-read the head and try again. With an
                 // expectedSequence the next attempt reports the conflict precisely.
                 Cancelled::Race { stream } if attempt >= APPEND_ATTEMPTS => {
-                    return Err(AdapterError::SequenceConflict {
+                    return Err(AdapterError::StreamContended {
                         stream,
-                        expected: 0,
-                        actual: 0,
+                        attempts: attempt,
                     });
                 }
                 Cancelled::Race { .. } => tokio::time::sleep(backoff(attempt)).await,
