@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Every benchmark, one command (figures and how to read them: BENCHMARKS.md). Installs
-# nothing beyond what run-tests.sh needs; needs no LocalStack (all figures are in-process or
-# against a local Lambda Runtime API emulator). Output: a readable report on stdout and the
-# machine-readable lines (BENCH / BENCHCALLS / COLDSTART) in target/benchmarks/results.txt.
+# nothing beyond what run-tests.sh needs. The in-process and cold-start parts need no
+# LocalStack; the end-to-end part starts it (localstack/start.sh) unless one already answers,
+# and stops it at the end only if it started it. Output: a readable report on stdout and the
+# machine-readable lines (BENCH / BENCHCALLS / COLDSTART / LOAD / CALLS / CEILING) in
+# target/benchmarks/results.txt.
 #
 #   bash localstack/run-benchmarks.sh            # everything
 #   RUNS=30 BENCH_SAMPLES=31 bash localstack/run-benchmarks.sh
+#   LOAD_EVENTS=800 bash localstack/run-benchmarks.sh   # a longer end-to-end run
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
@@ -39,6 +42,31 @@ cargo build --quiet -p event-adapters --example coldstart
 target/debug/examples/coldstart --runs "$runs" \
     target/release/ingest target/release/dispatch target/release/payment-handler \
     | tee -a "$results" | grep -v '^COLDSTART'
+
+step "end to end on LocalStack (local-runner load: throughput, latency, AWS calls per path, ceiling)"
+cargo build --quiet -p local-runner
+# shellcheck source-path=SCRIPTDIR source=env.sh
+. "$here/env.sh"
+started_localstack=0
+if ! curl -fsS -m 2 -o /dev/null "${AWS_ENDPOINT_URL%/}/_localstack/health" 2>/dev/null; then
+    bash "$here/start.sh"
+    started_localstack=1
+fi
+stop_localstack() { if ((started_localstack)); then bash "$here/stop.sh" || true; fi; }
+trap stop_localstack EXIT
+# The JSON lines go to the results; the readable report (stderr) is shown without the
+# handlers' metric lines (JSON on stderr outside Lambda).
+run_load() {
+    RUST_LOG=error target/debug/local-runner load --json "$@" \
+        2> >(grep -v '^{' >&2) | tee -a "$results" | cut -c1-160
+}
+# Sizes for ~5 minutes on the 2-core machine: 1-event requests, 160 events over 8 loans by 4
+# clients, then the same calls replayed directly against LocalStack (--ceiling); then two
+# 25-event requests of 25 loans each (ingest's calls for full requests; Loan.Created and
+# Loan.Approved only, so no handler runs).
+run_load --events "${LOAD_EVENTS:-160}" --aggregates "${LOAD_AGGREGATES:-8}" --batch 1 \
+    --concurrency "${LOAD_CONCURRENCY:-4}" --ceiling
+run_load --events 50 --aggregates 25 --batch 25 --concurrency 1
 
 echo
 echo "results: $results"

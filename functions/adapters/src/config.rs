@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+/// Re-exported so callers of [`Clients::counting_as`] need no `aws-config` of their own.
+pub use aws_config::SdkConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::error::AdapterError;
@@ -121,11 +123,18 @@ impl Clients {
     /// included: each attempt is a billed request). For measurements; production clients
     /// are built without the interceptor.
     pub fn counting(sdk: &SdkConfig) -> Clients {
+        Clients::counting_as(sdk, "")
+    }
+
+    /// Counting clients whose calls are also kept apart under `label`
+    /// ([`call_counts_for`]): one set per part of a process (ingest, dispatch, handlers)
+    /// tells which part made which calls.
+    pub fn counting_as(sdk: &SdkConfig, label: &'static str) -> Clients {
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(CallCounter)
+            .interceptor(CallCounter::labelled(label))
             .build();
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
-            .interceptor(CallCounter)
+            .interceptor(CallCounter::labelled(label))
             .build();
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
@@ -137,22 +146,49 @@ impl Clients {
 /// Calls per operation (`DynamoDB.TransactWriteItems`, `SQS.SendMessageBatch`, ...) made by
 /// counting clients in this process, since the start or the last [`reset_call_counts`].
 pub fn call_counts() -> BTreeMap<String, u64> {
-    counts().lock().unwrap_or_else(|p| p.into_inner()).clone()
+    let mut out = BTreeMap::new();
+    for ((_, op), n) in counts().lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        *out.entry(op.clone()).or_default() += n;
+    }
+    out
+}
+
+/// Like [`call_counts`], for the clients built with [`Clients::counting_as`] this label.
+pub fn call_counts_for(label: &str) -> BTreeMap<String, u64> {
+    counts()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|((l, _), _)| *l == label)
+        .map(|((_, op), n)| (op.clone(), *n))
+        .collect()
 }
 
 pub fn reset_call_counts() {
     counts().lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
-fn counts() -> &'static Mutex<BTreeMap<String, u64>> {
-    static COUNTS: OnceLock<Mutex<BTreeMap<String, u64>>> = OnceLock::new();
+type Counts = BTreeMap<(&'static str, String), u64>;
+
+fn counts() -> &'static Mutex<Counts> {
+    static COUNTS: OnceLock<Mutex<Counts>> = OnceLock::new();
     COUNTS.get_or_init(Default::default)
 }
 
 /// An SDK interceptor that counts each transmitted request by its operation: the
-/// `X-Amz-Target` header of the JSON protocols (DynamoDB, and SQS since its JSON protocol).
+/// `X-Amz-Target` header of the JSON protocols (DynamoDB, DynamoDB Streams, and SQS since
+/// its JSON protocol). Public so other SDK clients of the same process (a streams client)
+/// can count into the same table.
 #[derive(Debug)]
-struct CallCounter;
+pub struct CallCounter {
+    label: &'static str,
+}
+
+impl CallCounter {
+    pub fn labelled(label: &'static str) -> CallCounter {
+        CallCounter { label }
+    }
+}
 
 impl aws_sdk_dynamodb::config::Intercept for CallCounter {
     fn name(&self) -> &'static str {
@@ -171,6 +207,7 @@ impl aws_sdk_dynamodb::config::Intercept for CallCounter {
             .get("x-amz-target")
             .unwrap_or("unknown.Unknown");
         let op = match target.split_once('.') {
+            Some((svc, op)) if svc.starts_with("DynamoDBStreams") => format!("Streams.{op}"),
             Some((svc, op)) if svc.starts_with("DynamoDB") => format!("DynamoDB.{op}"),
             Some((svc, op)) if svc.contains("SQS") => format!("SQS.{op}"),
             Some((svc, op)) => format!("{svc}.{op}"),
@@ -179,7 +216,7 @@ impl aws_sdk_dynamodb::config::Intercept for CallCounter {
         *counts()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(op)
+            .entry((self.label, op))
             .or_default() += 1;
         Ok(())
     }

@@ -12,19 +12,25 @@
 //! `serve` (provision, then run everything until Ctrl-C or SIGTERM), `demo` (serve, play
 //! the LendingOS story through the HTTP API, print what happened, stop),
 //! `late-payments --as-of YYYY-MM-DD [--tenant t]` (run the daily job once) and
-//! `catalog [--markdown] [--builtin]` (print the event catalog; needs no AWS).
+//! `catalog [--markdown] [--builtin]` (print the event catalog; needs no AWS), and
+//! `load [--events N] [--aggregates M] [--batch B] [--concurrency C] [--prefix p] [--json]
+//! [--keep] [--ceiling] [--timeout SECS]` (end-to-end throughput, latency and AWS calls per
+//! path on resources of its own, and with `--ceiling` what LocalStack itself reaches for
+//! the same calls; see `load.rs`).
 //!
 //! Custom event types: `CUSTOM_EVENT_TYPES` (a file or the JSON itself), else the bundled
 //! example `localstack/runner/custom-event-types.json`.
 
 mod admin;
 mod demo;
+mod load;
 mod pollers;
 mod provision;
+mod system;
 
 use std::net::SocketAddr;
 
-use event_adapters::config::{Clients, Config, DomainQueues};
+use event_adapters::config::Clients;
 use event_adapters::functions;
 
 #[tokio::main]
@@ -60,6 +66,10 @@ async fn main() {
         "serve" => serve(&clients, &prefix, port, false).await,
         "teardown" => provision::teardown(&clients, &prefix).await,
         "demo" => serve(&clients, &prefix, port, true).await,
+        "load" => match load::Options::from_args(&args) {
+            Ok(opts) => load::run(opts).await,
+            Err(e) => Err(e),
+        },
         "late-payments" => {
             admin::run_cli(
                 &clients,
@@ -70,7 +80,7 @@ async fn main() {
             .await
         }
         other => Err(format!(
-            "unknown command {other:?}; use provision, serve, demo, late-payments or catalog"
+            "unknown command {other:?}; use provision, serve, demo, load, late-payments or catalog"
         )),
     };
     if let Err(e) = result {
@@ -90,54 +100,18 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
     let resources = provision::provision(clients, prefix).await?;
-    let config = Config {
-        table: resources.table.clone(),
-        queues: resources
-            .queues
-            .iter()
-            .map(|q| {
-                (
-                    q.domain.to_string(),
-                    DomainQueues {
-                        queue_url: q.queue_url.clone(),
-                        dlq_url: q.dlq_url.clone(),
-                    },
-                )
-            })
-            .collect(),
-        tenant_from_header: true,
-    };
+    let config = system::config(&resources);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("bind {addr}: {e}"))?;
     functions::handler_config_from_env().map_err(|e| e.to_string())?;
-    let admin = admin::router(late_payments::Job::new(clients, &config.table));
-    let router = functions::ingest_router(&config, clients, admin::catalog()?).merge(admin);
+    let router = system::api_router(&config, clients)?;
 
-    let stream_arn = resources.stream_arn.clone();
-    let dispatcher = functions::dispatcher(&config, clients);
     let mut tasks = tokio::task::JoinSet::new();
     let streams = aws_sdk_dynamodbstreams::Client::new(&event_adapters::config::aws_config().await);
-    tasks.spawn(async move { pollers::poll_stream(streams, stream_arn, dispatcher).await });
-    // Like Lambda's concurrent invocations per queue: FIFO never hands one message group to
-    // two receivers at once, so order per aggregate holds.
-    let concurrency: usize = std::env::var("LOCAL_QUEUE_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    for q in &resources.queues {
-        let runner = std::sync::Arc::new(functions::domain_runner(q.domain, &config, clients));
-        for _ in 0..concurrency.max(1) {
-            let (sqs, url, arn) = (
-                clients.sqs.clone(),
-                q.queue_url.clone(),
-                q.queue_arn.clone(),
-            );
-            let runner = runner.clone();
-            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
-        }
-    }
+    system::spawn_stream_poller(&mut tasks, streams, &resources, &config, clients);
+    system::spawn_queue_pollers(&mut tasks, &resources, &config, clients);
     tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());

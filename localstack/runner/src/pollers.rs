@@ -3,6 +3,7 @@
 //! same handler the Lambda function runs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
@@ -14,6 +15,11 @@ use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
 const IDLE: Duration = Duration::from_millis(150);
+
+/// Receives that returned at least one message, and the messages they returned, since the
+/// process started: `load` tells the working receives from the idle long polls with them.
+pub static RECEIVES_WITH_MESSAGES: AtomicU64 = AtomicU64::new(0);
+pub static MESSAGES_RECEIVED: AtomicU64 = AtomicU64::new(0);
 /// What a Lambda timeout gives a batch: the processing lease and, as the receive's
 /// visibility timeout, how long a crashed batch stays invisible (`LOCAL_BATCH_TIMEOUT_SECS`,
 /// default 30).
@@ -253,6 +259,8 @@ pub async fn poll_queue(
         if messages.is_empty() {
             continue;
         }
+        RECEIVES_WITH_MESSAGES.fetch_add(1, Ordering::Relaxed);
+        MESSAGES_RECEIVED.fetch_add(messages.len() as u64, Ordering::Relaxed);
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {

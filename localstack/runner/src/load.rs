@@ -1,0 +1,1268 @@
+//! `local-runner load`: end to end on LocalStack, measured.
+//!
+//! Provisions a table and queues of its own (`--prefix`, default `load-<random>`), starts
+//! the parts `serve` runs ([`crate::system`]) on a free port, publishes `--events` events
+//! over `--aggregates` loans through the HTTP API (`--concurrency` clients, `--batch` events
+//! per request; per loan `Loan.Created`, `Loan.Approved`, `Loan.Funded`, then
+//! `Payment.Received`), and waits until every (event, subscribed handler) pair has a
+//! COMPLETED processing record (`P#<tenant>#<eventId>#<handler>`, read with BatchGetItem).
+//! Prints throughput, publish-to-handled latency (the last subscribed handler's
+//! `completedAt` minus the client's clock just before the POST: one machine, one clock),
+//! and the AWS calls of each part: each part has its own counting clients
+//! (`Clients::counting_as`: ingest, dispatch, handlers with their event source mapping,
+//! stream reads), so the calls are attributed without running the parts one after another.
+//! Then deletes what it created, unless `--keep`.
+//!
+//! `--ceiling` then replays the same AWS calls per event (the mix just measured) directly
+//! against LocalStack, without our code, with as many concurrent callers as the system had,
+//! and reports what the emulator itself reaches for them.
+//!
+//! `--json` prints machine-readable `LOAD`, `CALLS` (and `CEILING`) lines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use event_adapters::config::{self, CallCounter, Clients};
+use event_adapters::ledger::record_pk;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use lending_events::handlers;
+use lending_events::routing::RoutingTable;
+use serde_json::{json, Value};
+
+use crate::provision::{self, Provisioned};
+use crate::{pollers, system};
+
+/// The labels of the counting client sets, one per part.
+const INGEST: &str = "ingest";
+const DISPATCH: &str = "dispatch";
+const HANDLERS: &str = "handlers";
+const STREAM: &str = "stream";
+const CEILING: &str = "ceiling";
+
+/// A payment's amount: small enough that 900 payments never pay off the loan (a payoff
+/// would add `Loan.PaidOff` and a notification, and an over-payment would dead-letter).
+const PAYMENT: &str = "100.00";
+const LOAN_AMOUNT: &str = "100000.00";
+const MAX_EVENTS_PER_LOAN: usize = 900;
+
+pub struct Options {
+    events: usize,
+    aggregates: usize,
+    batch: usize,
+    concurrency: usize,
+    prefix: String,
+    json: bool,
+    keep: bool,
+    ceiling: bool,
+    timeout: Duration,
+}
+
+impl Options {
+    pub fn from_args(args: &[String]) -> Result<Options, String> {
+        let num = |name: &str, default: usize| -> Result<usize, String> {
+            match crate::flag(args, name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("{name} takes a whole number, not {v:?}")),
+            }
+        };
+        let has = |f: &str| args.iter().any(|a| a == f);
+        let o = Options {
+            events: num("--events", 400)?,
+            aggregates: num("--aggregates", 20)?,
+            batch: num("--batch", 1)?,
+            concurrency: num("--concurrency", 4)?,
+            prefix: crate::flag(args, "--prefix").unwrap_or_else(|| {
+                format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+            }),
+            json: has("--json"),
+            keep: has("--keep"),
+            ceiling: has("--ceiling"),
+            timeout: Duration::from_secs(num("--timeout", 300)? as u64),
+        };
+        if o.events == 0 || o.aggregates == 0 || o.concurrency == 0 {
+            return Err("--events, --aggregates and --concurrency must be at least 1".into());
+        }
+        if !(1..=25).contains(&o.batch) {
+            return Err("--batch must be 1 to 25 (events per request)".into());
+        }
+        if o.events.div_ceil(o.aggregates) > MAX_EVENTS_PER_LOAN {
+            return Err(format!(
+                "at most {MAX_EVENTS_PER_LOAN} events per aggregate: raise --aggregates"
+            ));
+        }
+        Ok(o)
+    }
+}
+
+pub async fn run(opts: Options) -> Result<(), String> {
+    let sdk = config::aws_config().await;
+    // The load generator's own calls (provisioning, polling for completion) are not counted.
+    let plain = Clients {
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+    };
+    let resources = provision::provision(&plain, &opts.prefix).await?;
+    let result = measure(&opts, &sdk, &plain, &resources).await;
+    if opts.keep {
+        eprintln!("load: kept table and queues of prefix {}", opts.prefix);
+    } else {
+        provision::teardown(&plain, &opts.prefix).await?;
+    }
+    result
+}
+
+/// One published event.
+struct Published {
+    event_id: String,
+    event_type: String,
+    stream_pk: String,
+    domain_routes: usize,
+    at: DateTime<Utc>,
+    envelope: String,
+}
+
+async fn measure(
+    opts: &Options,
+    sdk: &config::SdkConfig,
+    plain: &Clients,
+    resources: &Provisioned,
+) -> Result<(), String> {
+    let config = system::config(resources);
+    event_adapters::functions::handler_config_from_env().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let router = system::api_router(&config, &Clients::counting_as(sdk, INGEST))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "load: API server stopped");
+        }
+    });
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+            .interceptor(CallCounter::labelled(STREAM))
+            .build(),
+    );
+    let handler_clients = Clients::counting_as(sdk, HANDLERS);
+    system::spawn_stream_poller(
+        &mut tasks,
+        streams,
+        resources,
+        &config,
+        &Clients::counting_as(sdk, DISPATCH),
+    );
+    system::spawn_queue_pollers(&mut tasks, resources, &config, &handler_clients);
+    let outcome = drive(opts, plain, resources, &config.table, addr).await;
+    tasks.abort_all();
+    let (load, published) = outcome?;
+    if opts.ceiling {
+        let c = ceiling(opts, sdk, resources, &load, &published).await?;
+        c.print(opts.json, &load);
+    }
+    if load.lost > 0 || load.dead_lettered > 0 {
+        return Err(format!(
+            "{} of {} handler executions did not complete, {} messages dead-lettered",
+            load.lost, load.expected, load.dead_lettered
+        ));
+    }
+    Ok(())
+}
+
+/// What the load run measured (for the report and for the ceiling).
+struct LoadReport {
+    expected: usize,
+    lost: usize,
+    dead_lettered: u64,
+    events_per_sec: f64,
+    /// The system's calls per published event, by `label/operation` (idle long polls left
+    /// out).
+    work_mix: BTreeMap<String, f64>,
+    /// Delivered messages per SendMessageBatch call.
+    entries_per_send: usize,
+}
+
+async fn drive(
+    opts: &Options,
+    plain: &Clients,
+    resources: &Provisioned,
+    table: &str,
+    addr: SocketAddr,
+) -> Result<(LoadReport, Vec<Published>), String> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let tenant = format!("load-{}", &run[..8]);
+    let base = format!("http://{addr}");
+    let routing = RoutingTable::standard();
+    let all_handlers = handlers::all();
+    let subscribers = |event_type: &str| -> Vec<&'static str> {
+        all_handlers
+            .iter()
+            .filter(|h| h.subscriptions().contains(&event_type))
+            .map(|h| h.name())
+            .collect()
+    };
+
+    // Per worker, its loans' events interleaved; each loan belongs to one worker, so its
+    // events are posted in order (the handlers need Created before Funded).
+    let plans = plan(opts, &run[..8]);
+    config::reset_call_counts();
+    let (r0, m0) = (
+        pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed),
+        pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed),
+    );
+    let started = Utc::now();
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut workers = tokio::task::JoinSet::new();
+    for requests in plans {
+        let (http, base, tenant) = (http.clone(), base.clone(), tenant.clone());
+        workers.spawn(async move { publish_all(&http, &base, &tenant, requests).await });
+    }
+    let mut published: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    let mut requests = 0;
+    while let Some(r) = workers.join_next().await {
+        let (n, stored) = r.map_err(|e| format!("publishing client: {e}"))??;
+        requests += n;
+        published.extend(stored);
+    }
+    let publish_secs = secs_since(started);
+    let published: Vec<Published> = published
+        .into_iter()
+        .map(|(at, e)| {
+            let field = |k: &str| {
+                e[k].as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("stored envelope without {k}: {e}"))
+            };
+            let event_type = field("eventType")?;
+            Ok(Published {
+                event_id: field("eventId")?,
+                stream_pk: format!(
+                    "A#{tenant}#{}#{}",
+                    field("aggregateType")?,
+                    field("aggregateId")?
+                ),
+                domain_routes: routing.domains_for(&event_type).count(),
+                event_type,
+                at,
+                envelope: e.to_string(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+
+    // Every (event, subscribed handler) pair.
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for (i, p) in published.iter().enumerate() {
+        for h in subscribers(&p.event_type) {
+            keys.push((record_pk(&tenant, &p.event_id, h), i));
+        }
+    }
+    let expected = keys.len();
+    let deadline = Instant::now() + opts.timeout;
+    let wait = wait_completed(&plain.dynamodb, table, &keys, deadline).await?;
+    // Snapshot the counts at completion: later calls are idle polling.
+    let counts: BTreeMap<&str, BTreeMap<String, u64>> = [INGEST, DISPATCH, HANDLERS, STREAM]
+        .into_iter()
+        .map(|l| (l, config::call_counts_for(l)))
+        .collect();
+    let receives = pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed) - r0;
+    let received = pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed) - m0;
+
+    // Follow-on events (appended by the handlers before they complete), and theirs.
+    let stored = stored_events(&plain.dynamodb, table, &tenant).await?;
+    let follow_ons: Vec<&(String, String)> = stored
+        .iter()
+        .filter(|(id, _)| !published.iter().any(|p| &p.event_id == id))
+        .collect();
+    let follow_on_keys: Vec<(String, usize)> = follow_ons
+        .iter()
+        .flat_map(|(id, ty)| subscribers(ty).into_iter().map(move |h| (id, h)))
+        .map(|(id, h)| (record_pk(&tenant, id, h), 0))
+        .collect();
+    let follow_on_wait = if follow_on_keys.is_empty() {
+        None
+    } else {
+        Some(wait_completed(&plain.dynamodb, table, &follow_on_keys, deadline).await?)
+    };
+    let follow_on_routes: usize = follow_ons
+        .iter()
+        .map(|(_, ty)| routing.domains_for(ty).count())
+        .sum();
+    let dead_lettered = depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?;
+    let queued = depth(&plain.sqs, resources.queues.iter().map(|q| &q.queue_url)).await?;
+
+    // Latency: per event with subscribers, its last handler's completion.
+    let mut last: HashMap<usize, DateTime<Utc>> = HashMap::new();
+    for (pk, i) in &keys {
+        if let Some(done) = wait.completed.get(pk) {
+            let e = last.entry(*i).or_insert(*done);
+            *e = (*e).max(*done);
+        }
+    }
+    let mut latencies: Vec<f64> = last
+        .iter()
+        .map(|(i, done)| (*done - published[*i].at).num_microseconds().unwrap_or(0) as f64 / 1e3)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let end = wait
+        .completed
+        .values()
+        .max()
+        .copied()
+        .unwrap_or_else(Utc::now);
+    let wall = ((end - started).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
+    let completed = wait.completed.len();
+    let n = published.len();
+    let delivered: usize =
+        published.iter().map(|p| p.domain_routes).sum::<usize>() + follow_on_routes;
+
+    let get = |label: &str, op: &str| counts[label].get(op).copied().unwrap_or(0);
+    let sends = get(DISPATCH, "SQS.SendMessageBatch");
+    let mut work_mix = BTreeMap::new();
+    for label in [INGEST, DISPATCH, HANDLERS, STREAM] {
+        for (op, c) in &counts[label] {
+            // Idle long polls mostly wait: the ceiling replays the receives that returned
+            // messages, each with its delete.
+            let c = match op.as_str() {
+                "SQS.ReceiveMessage" if label == HANDLERS => receives,
+                "SQS.DeleteMessageBatch" if label == HANDLERS => continue,
+                _ => *c,
+            };
+            work_mix.insert(format!("{label}/{op}"), c as f64 / n as f64);
+        }
+    }
+    let report = LoadReport {
+        expected,
+        lost: expected - completed,
+        dead_lettered,
+        events_per_sec: n as f64 / wall,
+        work_mix,
+        entries_per_send: if sends == 0 {
+            1
+        } else {
+            ((delivered as f64 / sends as f64).round() as usize).clamp(1, 10)
+        },
+    };
+
+    let pct = |q: f64| percentile(&latencies, q);
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let follow_on_json = json!({
+        "events": follow_ons.len(),
+        "handlerExecutionsExpected": follow_on_keys.len(),
+        "handlerExecutionsCompleted": follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
+    });
+    let load = json!({
+        "prefix": opts.prefix,
+        "events": n,
+        "aggregates": opts.aggregates,
+        "batch": opts.batch,
+        "concurrency": opts.concurrency,
+        "queuePollers": system::queue_concurrency(),
+        "requests": requests,
+        "publishSecs": round3(publish_secs),
+        "publishedPerSec": round3(n as f64 / publish_secs.max(1e-6)),
+        "handlerExecutions": {"expected": expected, "completed": completed, "failedRecords": wait.failed},
+        "lost": expected - completed,
+        "deadLettered": dead_lettered,
+        "stillQueued": queued,
+        "followOns": follow_on_json,
+        "wallSecs": round3(wall),
+        "eventsPerSec": round3(report.events_per_sec),
+        "executionsPerSec": round3(completed as f64 / wall),
+        "latencyMs": {"n": latencies.len(), "p50": round3(pct(0.50)), "p95": round3(pct(0.95)),
+            "p99": round3(pct(0.99)), "max": round3(latencies.last().copied().unwrap_or(0.0))},
+        "loadavg": loadavg,
+        "date": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let calls = json!({
+        "batch": opts.batch,
+        "events": n,
+        "requests": requests,
+        "storedEvents": stored.len(),
+        "messages": delivered,
+        "receivesWithMessages": receives,
+        "messagesReceived": received,
+        "handled": completed + follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
+        "ingestWritesPerRequest": round3(
+            (get(INGEST, "DynamoDB.TransactWriteItems") + get(INGEST, "DynamoDB.PutItem")) as f64
+                / requests.max(1) as f64
+        ),
+        "counts": counts,
+    });
+    let text = format!("{}{}", load_text(&load), calls_text(&calls));
+    if opts.json {
+        println!("LOAD {load}");
+        println!("CALLS {calls}");
+        // The readable report too, out of the way of the machine-readable lines.
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(p) = &wait.pending_detail {
+        let mut types: BTreeMap<&str, usize> = BTreeMap::new();
+        for (pk, i) in &keys {
+            if !wait.completed.contains_key(pk) {
+                *types.entry(published[*i].event_type.as_str()).or_default() += 1;
+            }
+        }
+        eprintln!(
+            "load: not completed within {:?}: {p}; by event type {types:?}; {queued} messages still on the domain queues",
+            opts.timeout
+        );
+    }
+    Ok((report, published))
+}
+
+/// Requests per worker: each loan's events in order, loans interleaved, `batch` per request.
+fn plan(opts: &Options, run: &str) -> Vec<Vec<Value>> {
+    let per_loan =
+        |i: usize| opts.events / opts.aggregates + usize::from(i < opts.events % opts.aggregates);
+    let mut per_worker: Vec<Vec<Value>> = vec![Vec::new(); opts.concurrency];
+    let mut loans: Vec<Vec<usize>> = vec![Vec::new(); opts.concurrency];
+    for i in 0..opts.aggregates {
+        loans[i % opts.concurrency].push(i);
+    }
+    for (w, mine) in loans.iter().enumerate() {
+        let rounds = mine.iter().map(|i| per_loan(*i)).max().unwrap_or(0);
+        for r in 0..rounds {
+            for &i in mine {
+                if r < per_loan(i) {
+                    per_worker[w].push(event(&format!("L-{run}-{i}"), r));
+                }
+            }
+        }
+    }
+    per_worker
+        .into_iter()
+        .filter(|evs| !evs.is_empty())
+        .map(|evs| {
+            evs.chunks(opts.batch)
+                .map(|c| {
+                    if c.len() == 1 {
+                        c[0].clone()
+                    } else {
+                        json!({"events": c})
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `n`-th event of a loan (0-based): created, approved, funded, then payments.
+fn event(loan: &str, n: usize) -> Value {
+    let (event_type, payload) = match n {
+        0 => (
+            "Loan.Created",
+            json!({"loanId": loan, "borrowerId": format!("B-{loan}"), "amount": LOAN_AMOUNT,
+                "interestRate": "7.5", "termMonths": 12, "amortization": "amortized",
+                "paymentFrequency": "monthly"}),
+        ),
+        1 => (
+            "Loan.Approved",
+            json!({"loanId": loan, "approvedBy": "officer-7", "approvedAt": "2026-01-30T15:00:00Z"}),
+        ),
+        2 => (
+            "Loan.Funded",
+            json!({"loanId": loan, "fundedAmount": LOAN_AMOUNT, "fundedAt": "2026-01-31T09:00:00Z"}),
+        ),
+        k => (
+            "Payment.Received",
+            // Before the first due date: the whole amount is principal.
+            json!({"paymentId": format!("P-{loan}-{k}"), "loanId": loan, "amount": PAYMENT,
+                "method": "ACH", "receivedAt": "2026-02-15T10:00:00Z"}),
+        ),
+    };
+    json!({"eventType": event_type, "aggregateType": "Loan", "aggregateId": loan,
+        "payload": payload, "metadata": {"source": "load", "userId": "load-generator"}})
+}
+
+type Stored = Vec<(DateTime<Utc>, Value)>;
+
+/// Post one worker's requests in order; each stored envelope with the time just before its
+/// request was sent.
+async fn publish_all(
+    http: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    tenant: &str,
+    requests: Vec<Value>,
+) -> Result<(usize, Stored), String> {
+    let mut out = Vec::new();
+    let n = requests.len();
+    for body in requests {
+        let want = body["events"].as_array().map_or(1, Vec::len);
+        let req = http::Request::post(format!("{base}/events"))
+            .header("x-tenant-id", tenant)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let at = Utc::now();
+        let resp = http
+            .request(req)
+            .await
+            .map_err(|e| format!("POST /events: {e}"))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("POST /events: reading the answer: {e}"))?
+            .to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status != 201 {
+            return Err(format!(
+                "POST /events answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        let stored = answer["events"]
+            .as_array()
+            .filter(|s| s.len() == want)
+            .ok_or_else(|| format!("POST /events: expected {want} stored events, got {answer}"))?;
+        out.extend(stored.iter().map(|e| (at, e.clone())));
+    }
+    Ok((n, out))
+}
+
+struct Waited {
+    completed: HashMap<String, DateTime<Utc>>,
+    /// Records seen FAILED at least once (a retried one may complete later).
+    failed: usize,
+    /// What was still pending at the deadline, by record status.
+    pending_detail: Option<String>,
+}
+
+/// Poll the processing records until all are COMPLETED or the deadline passes.
+async fn wait_completed(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: &[(String, usize)],
+    deadline: Instant,
+) -> Result<Waited, String> {
+    let mut pending: Vec<String> = keys.iter().map(|(pk, _)| pk.clone()).collect();
+    let mut completed = HashMap::new();
+    let mut failed = std::collections::HashSet::new();
+    loop {
+        let mut status: HashMap<String, String> = HashMap::new();
+        for chunk in pending.chunks(100) {
+            for item in batch_get(ddb, table, chunk).await? {
+                let (Some(pk), Some(st)) = (str_attr(&item, "pk"), str_attr(&item, "status"))
+                else {
+                    continue;
+                };
+                if st == "COMPLETED" {
+                    let at = str_attr(&item, "completedAt")
+                        .ok_or_else(|| format!("{pk}: COMPLETED without completedAt"))?;
+                    let at = DateTime::parse_from_rfc3339(at)
+                        .map_err(|e| format!("{pk}: completedAt {at:?}: {e}"))?;
+                    completed.insert(pk.to_string(), at.with_timezone(&Utc));
+                } else if st == "FAILED" {
+                    failed.insert(pk.to_string());
+                }
+                status.insert(pk.to_string(), st.to_string());
+            }
+        }
+        pending.retain(|pk| !completed.contains_key(pk));
+        if pending.is_empty() || Instant::now() > deadline {
+            let pending_detail = (!pending.is_empty()).then(|| {
+                let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+                for pk in &pending {
+                    *by.entry(status.get(pk).map_or("no record", String::as_str))
+                        .or_default() += 1;
+                }
+                format!(
+                    "{} pending by record status: {by:?}; first: {}",
+                    pending.len(),
+                    pending[0]
+                )
+            });
+            return Ok(Waited {
+                completed,
+                failed: failed.len(),
+                pending_detail,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn str_attr<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// Processing records by pk (at most 100), consistently, unprocessed keys retried.
+async fn batch_get(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pks: &[String],
+) -> Result<Vec<Item>, String> {
+    let mut keys: Vec<Item> = pks
+        .iter()
+        .map(|pk| {
+            HashMap::from([
+                ("pk".to_string(), AttributeValue::S(pk.clone())),
+                ("sk".to_string(), AttributeValue::N("0".into())),
+            ])
+        })
+        .collect();
+    let mut out = Vec::new();
+    while !keys.is_empty() {
+        let ka = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .projection_expression("pk, #st, completedAt")
+            .expression_attribute_names("#st", "status")
+            .build()
+            .map_err(|e| e.to_string())?;
+        let res = ddb
+            .batch_get_item()
+            .request_items(table, ka)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "BatchGetItem: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })?;
+        if let Some(items) = res.responses().and_then(|r| r.get(table)) {
+            out.extend(items.iter().cloned());
+        }
+        keys = res
+            .unprocessed_keys()
+            .and_then(|u| u.get(table))
+            .map(|k| k.keys().to_vec())
+            .unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// (eventId, eventType) of every event item of the tenant (the run's own table: a scan).
+async fn stored_events(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let res = ddb
+            .scan()
+            .table_name(table)
+            .filter_expression("#k = :event AND tenantId = :t")
+            .projection_expression("eventId, eventType")
+            .expression_attribute_names("#k", "kind")
+            .expression_attribute_values(":event", AttributeValue::S("event".into()))
+            .expression_attribute_values(":t", AttributeValue::S(tenant.into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| format!("Scan: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        for item in res.items() {
+            if let (Some(id), Some(ty)) = (str_attr(item, "eventId"), str_attr(item, "eventType")) {
+                out.push((id.to_string(), ty.to_string()));
+            }
+        }
+        start = res.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Messages waiting or in flight on the queues.
+async fn depth<'a>(
+    sqs: &aws_sdk_sqs::Client,
+    urls: impl IntoIterator<Item = &'a String>,
+) -> Result<u64, String> {
+    let mut total = 0;
+    for url in urls {
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "GetQueueAttributes {url}: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        for v in out.attributes().into_iter().flat_map(|a| a.values()) {
+            total += v
+                .parse::<u64>()
+                .map_err(|_| format!("{url}: queue depth {v:?} is not a number"))?;
+        }
+    }
+    Ok(total)
+}
+
+/// Nearest-rank percentile of sorted values (0 for none).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn secs_since(t: DateTime<Utc>) -> f64 {
+    (Utc::now() - t).num_microseconds().unwrap_or(0) as f64 / 1e6
+}
+
+fn load_text(l: &Value) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "load: {} events over {} loans, {} per request, {} clients ({} requests in {:.2} s: {:.1} events/s accepted)\n",
+        l["events"], l["aggregates"], l["batch"], l["concurrency"], l["requests"],
+        l["publishSecs"].as_f64().unwrap_or(0.0), l["publishedPerSec"].as_f64().unwrap_or(0.0)
+    );
+    let h = &l["handlerExecutions"];
+    out += &format!(
+        "handler executions: {} of {} completed ({} records seen FAILED), lost {}, dead-lettered {}; follow-on events {} ({} handler executions)\n",
+        h["completed"], h["expected"], h["failedRecords"], l["lost"], l["deadLettered"],
+        l["followOns"]["events"], l["followOns"]["handlerExecutionsExpected"]
+    );
+    let lat = &l["latencyMs"];
+    out += &format!(
+        "wall {:.2} s: {:.1} events/s, {:.1} handler executions/s; publish-to-handled latency ms (n {}): p50 {} p95 {} p99 {} max {}; load average {}\n",
+        l["wallSecs"].as_f64().unwrap_or(0.0), l["eventsPerSec"].as_f64().unwrap_or(0.0),
+        l["executionsPerSec"].as_f64().unwrap_or(0.0),
+        lat["n"], lat["p50"], lat["p95"], lat["p99"], lat["max"], l["loadavg"].as_str().unwrap_or("")
+    );
+    out
+}
+
+/// The calls table: per path, calls per unit by operation.
+fn calls_text(c: &Value) -> String {
+    let f = |k: &str| c[k].as_f64().unwrap_or(0.0).max(1.0);
+    let rows: [(&str, &str, &str, f64); 6] = [
+        ("ingest", INGEST, "per ingested event", f("events")),
+        ("ingest", INGEST, "per request", f("requests")),
+        ("dispatch", DISPATCH, "per stored event", f("storedEvents")),
+        ("dispatch", DISPATCH, "per delivered message", f("messages")),
+        (
+            "handlers + mapping",
+            HANDLERS,
+            "per handled message",
+            f("handled"),
+        ),
+        (
+            "stream reads (free on AWS)",
+            STREAM,
+            "per stored event",
+            f("storedEvents"),
+        ),
+    ];
+    let mut out = format!(
+        "AWS calls (batch {}; {} receives returned {} messages; the rest of the receives were idle long polls)\n",
+        c["batch"], c["receivesWithMessages"], c["messagesReceived"]
+    );
+    out += &format!(
+        "{:<27} {:<22} {:>7}  by operation\n",
+        "path", "unit", "total"
+    );
+    for (path, label, unit, div) in rows {
+        let Some(ops) = c["counts"][label].as_object().filter(|o| !o.is_empty()) else {
+            continue;
+        };
+        let total: f64 = ops.values().filter_map(Value::as_f64).sum::<f64>() / div;
+        let by: Vec<String> = ops
+            .iter()
+            .map(|(op, n)| format!("{op} {:.2}", n.as_f64().unwrap_or(0.0) / div))
+            .collect();
+        out += &format!("{path:<27} {unit:<22} {total:>7.2}  {}\n", by.join(", "));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The emulator's ceiling.
+
+struct CeilingReport {
+    workers: usize,
+    calls: u64,
+    errors: u64,
+    secs: f64,
+    calls_per_event: f64,
+    counts: BTreeMap<String, u64>,
+}
+
+impl CeilingReport {
+    fn print(&self, json: bool, load: &LoadReport) {
+        let calls_per_sec = self.calls as f64 / self.secs.max(1e-6);
+        let events_per_sec = calls_per_sec / self.calls_per_event.max(1e-9);
+        let ratio = load.events_per_sec / events_per_sec.max(1e-9);
+        if json {
+            println!(
+                "CEILING {}",
+                json!({
+                    "workers": self.workers, "calls": self.calls, "errors": self.errors,
+                    "secs": round3(self.secs), "callsPerSec": round3(calls_per_sec),
+                    "callsPerEvent": round3(self.calls_per_event),
+                    "eventsPerSec": round3(events_per_sec),
+                    "systemEventsPerSec": round3(load.events_per_sec),
+                    "ratio": round3(ratio),
+                    "mix": load.work_mix.iter().map(|(k, v)| (k.clone(), json!(round3(*v)))).collect::<serde_json::Map<_, _>>(),
+                    "counts": self.counts,
+                })
+            );
+        }
+        let text = format!(
+                "ceiling: {} calls by {} callers in {:.2} s ({} errors): {:.0} calls/s; at {:.2} calls per event that is {:.1} events/s; the system reached {:.1} events/s = {:.0} % of it",
+                self.calls, self.workers, self.secs, self.errors, calls_per_sec,
+                self.calls_per_event, events_per_sec, load.events_per_sec, ratio * 100.0
+        );
+        if json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// What the ceiling's calls write to and read from.
+struct Ctx {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    streams_client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    shard: String,
+    /// A LATEST iterator of the shard: stream reads that find little, as most do.
+    shard_iterator: String,
+    table: String,
+    /// The loans' streams the load run wrote (history and head queries read them).
+    streams: Vec<String>,
+    /// Per domain queue, real envelopes routed to it (message bodies).
+    queues: Vec<(String, Vec<String>)>,
+    /// Every published envelope (item bodies).
+    envelopes: Vec<String>,
+    batch: usize,
+    entries_per_send: usize,
+    run: String,
+    next: AtomicU64,
+    updates: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Replay the measured work mix (calls per published event, by part and operation) for as
+/// many events as the load run published, with one caller per concurrent caller the system
+/// had: publishing clients + the stream poller + the queue pollers.
+async fn ceiling(
+    opts: &Options,
+    sdk: &config::SdkConfig,
+    resources: &Provisioned,
+    load: &LoadReport,
+    published: &[Published],
+) -> Result<CeilingReport, String> {
+    let clients = Clients::counting_as(sdk, CEILING);
+    let routing = RoutingTable::standard();
+    let mut streams: Vec<String> = published.iter().map(|p| p.stream_pk.clone()).collect();
+    streams.sort();
+    streams.dedup();
+    let queues = resources
+        .queues
+        .iter()
+        .map(|q| {
+            let bodies: Vec<String> = published
+                .iter()
+                .filter(|p| routing.domains_for(&p.event_type).any(|d| d == q.domain))
+                .map(|p| p.envelope.clone())
+                .collect();
+            (q.queue_url.clone(), bodies)
+        })
+        .collect();
+    let streams_client = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+            .interceptor(CallCounter::labelled(CEILING))
+            .build(),
+    );
+    let stream_err =
+        |e: &dyn std::fmt::Display| format!("ceiling: stream {}: {e}", resources.stream_arn);
+    let described = streams_client
+        .describe_stream()
+        .stream_arn(&resources.stream_arn)
+        .send()
+        .await
+        .map_err(|e| stream_err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+    let shard = described
+        .stream_description()
+        .and_then(|d| d.shards().last())
+        .and_then(|s| s.shard_id())
+        .ok_or_else(|| stream_err(&"no shard"))?
+        .to_string();
+    let shard_iterator = streams_client
+        .get_shard_iterator()
+        .stream_arn(&resources.stream_arn)
+        .shard_id(&shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::Latest)
+        .send()
+        .await
+        .map_err(|e| stream_err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?
+        .shard_iterator()
+        .ok_or_else(|| stream_err(&"no shard iterator"))?
+        .to_string();
+    let ctx = Arc::new(Ctx {
+        ddb: clients.dynamodb.clone(),
+        sqs: clients.sqs.clone(),
+        streams_client,
+        stream_arn: resources.stream_arn.clone(),
+        shard,
+        shard_iterator,
+        table: resources.table.clone(),
+        streams,
+        queues,
+        envelopes: published.iter().map(|p| p.envelope.clone()).collect(),
+        batch: opts.batch,
+        entries_per_send: load.entries_per_send,
+        run: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+        next: AtomicU64::new(0),
+        updates: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    });
+    let n = published.len() as f64;
+    let mut ops: Vec<String> = Vec::new();
+    for (op, per_event) in &load.work_mix {
+        ops.extend(std::iter::repeat_n(
+            op.clone(),
+            (per_event * n).round() as usize,
+        ));
+    }
+    shuffle(&mut ops);
+    let ops = Arc::new(ops);
+    let workers = opts.concurrency + 1 + resources.queues.len() * system::queue_concurrency();
+    config::reset_call_counts();
+    let index = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (ctx, ops, index) = (ctx.clone(), ops.clone(), index.clone());
+        set.spawn(async move {
+            loop {
+                let i = index.fetch_add(1, Ordering::Relaxed);
+                let Some(op) = ops.get(i) else { break };
+                if let Err(e) = call(&ctx, op).await {
+                    if ctx.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                        tracing::warn!(op, error = %e, "ceiling call failed");
+                    }
+                }
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| format!("ceiling caller: {e}"))?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let counts = config::call_counts_for(CEILING);
+    Ok(CeilingReport {
+        workers,
+        calls: counts.values().sum(),
+        errors: ctx.errors.load(Ordering::Relaxed),
+        secs,
+        calls_per_event: load.work_mix.values().sum::<f64>()
+            // each replayed receive brings its delete, as the mapping's did
+            + load.work_mix.get("handlers/SQS.ReceiveMessage").copied().unwrap_or(0.0),
+        counts,
+    })
+}
+
+/// Fisher-Yates with a xorshift seeded from the clock: spread the operations evenly.
+fn shuffle<T>(v: &mut [T]) {
+    let mut x = (Utc::now().timestamp_subsec_nanos() as u64) | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// One call shaped like the system's call of that part and operation.
+async fn call(ctx: &Ctx, op: &str) -> Result<(), String> {
+    let k = ctx.next.fetch_add(1, Ordering::Relaxed) as usize;
+    let stream = &ctx.streams[k % ctx.streams.len()];
+    let ddb_err = |e: &dyn std::fmt::Display| format!("{op}: {e}");
+    match op {
+        // The head read before an append.
+        "ingest/DynamoDB.Query" => {
+            ctx.ddb
+                .query()
+                .table_name(&ctx.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(stream))
+                .projection_expression("sk")
+                .scan_index_forward(false)
+                .limit(1)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        }
+        // A handler's history read.
+        o if o.ends_with("/DynamoDB.Query") => {
+            ctx.ddb
+                .query()
+                .table_name(&ctx.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(stream))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        }
+        // Event item + eventId guard per event: the request's events (ingest) or a follow-on.
+        o if o.ends_with("/DynamoDB.TransactWriteItems") || o.ends_with("/DynamoDB.PutItem") => {
+            let events = if o.starts_with(INGEST) { ctx.batch } else { 1 };
+            let guard = o.ends_with("TransactWriteItems");
+            let mut items = Vec::new();
+            for j in 0..events {
+                let body = ctx.envelopes.get((k + j) % ctx.envelopes.len().max(1));
+                let item = HashMap::from([
+                    (
+                        "pk".to_string(),
+                        s(format!("A#ceiling-{}#{k}-{j}", ctx.run)),
+                    ),
+                    ("sk".to_string(), AttributeValue::N("1".into())),
+                    // Not "event": the dispatcher skips these items.
+                    ("kind".to_string(), s("ceiling")),
+                    ("envelope".to_string(), s(body.cloned().unwrap_or_default())),
+                    ("typeKey".to_string(), s(format!("ceiling#{k}"))),
+                    ("corrKey".to_string(), s(format!("ceiling#{k}"))),
+                    ("recordedAt".to_string(), s(Utc::now().to_rfc3339())),
+                ]);
+                if !guard {
+                    ctx.ddb
+                        .put_item()
+                        .table_name(&ctx.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .send()
+                        .await
+                        .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+                    continue;
+                }
+                let g = HashMap::from([
+                    (
+                        "pk".to_string(),
+                        s(format!("E#ceiling-{}#{k}-{j}", ctx.run)),
+                    ),
+                    ("sk".to_string(), AttributeValue::N("0".into())),
+                    ("kind".to_string(), s("ceilingGuard")),
+                ]);
+                for it in [item, g] {
+                    let put = Put::builder()
+                        .table_name(&ctx.table)
+                        .set_item(Some(it))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    items.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+            if guard {
+                ctx.ddb
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                    .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            }
+        }
+        // Processing records: claims (conditional, a new record) and completions alternate;
+        // a completion updates a record claimed well before, so no claim finds one.
+        o if o.ends_with("/DynamoDB.UpdateItem") => {
+            let u = ctx.updates.fetch_add(1, Ordering::Relaxed);
+            let claim = u.is_multiple_of(2);
+            let record = if claim {
+                u / 2
+            } else {
+                (u / 2).saturating_sub(64)
+            };
+            let pk = format!("P#ceiling-{}#{record}", ctx.run);
+            let req = ctx
+                .ddb
+                .update_item()
+                .table_name(&ctx.table)
+                .key("pk", s(pk))
+                .key("sk", AttributeValue::N("0".into()))
+                .expression_attribute_names("#st", "status");
+            let req = if claim {
+                req.update_expression(
+                    "SET #st = :ip, attempts = if_not_exists(attempts, :zero) + :one, kind = :kind",
+                )
+                .condition_expression("attribute_not_exists(pk) OR #st = :failed")
+                .expression_attribute_values(":ip", s("IN_PROGRESS"))
+                .expression_attribute_values(":failed", s("FAILED"))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":kind", s("ceiling"))
+            } else {
+                req.update_expression("SET #st = :done, completedAt = :now, #log = list_append(if_not_exists(#log, :empty), :entry)")
+                    .expression_attribute_names("#log", "log")
+                    .expression_attribute_values(":done", s("COMPLETED"))
+                    .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+                    .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                    .expression_attribute_values(
+                        ":entry",
+                        AttributeValue::L(vec![AttributeValue::M(HashMap::from([(
+                            "outcome".to_string(),
+                            s("completed"),
+                        )]))]),
+                    )
+            };
+            req.send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        }
+        o if o.ends_with("/DynamoDB.GetItem") => {
+            ctx.ddb
+                .get_item()
+                .table_name(&ctx.table)
+                .key("pk", s(format!("H#ceiling-{}", k % 6)))
+                .key("sk", AttributeValue::N("0".into()))
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        }
+        o if o.ends_with("/SQS.SendMessageBatch") => {
+            let (url, bodies) = &ctx.queues[k % ctx.queues.len()];
+            let mut entries = Vec::new();
+            for j in 0..ctx.entries_per_send {
+                let body = bodies
+                    .get((k + j) % bodies.len().max(1))
+                    .cloned()
+                    .unwrap_or_else(|| "{}".into());
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(j.to_string())
+                        .message_body(body)
+                        .message_group_id(&ctx.streams[(k + j) % ctx.streams.len()])
+                        .message_deduplication_id(format!("ceiling-{}-{k}-{j}", ctx.run))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            ctx.sqs
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        }
+        // A receive and, when it brought messages, their delete (as the mapping does).
+        o if o.ends_with("/SQS.ReceiveMessage") => {
+            let (url, _) = &ctx.queues[k % ctx.queues.len()];
+            let out = ctx
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            let entries: Vec<DeleteMessageBatchRequestEntry> = out
+                .messages()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !entries.is_empty() {
+                ctx.sqs
+                    .delete_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| ddb_err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            }
+        }
+        "stream/Streams.GetRecords" => {
+            ctx.streams_client
+                .get_records()
+                .shard_iterator(&ctx.shard_iterator)
+                .limit(100)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        }
+        "stream/Streams.GetShardIterator" => {
+            ctx.streams_client
+                .get_shard_iterator()
+                .stream_arn(&ctx.stream_arn)
+                .shard_id(&ctx.shard)
+                .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::Latest)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        }
+        o if o.starts_with("stream/") => {
+            ctx.streams_client
+                .describe_stream()
+                .stream_arn(&ctx.stream_arn)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
+        }
+        // Anything else the system called (rare: a visibility change, a DLQ send) is
+        // replayed as a cheap read of the same service.
+        o if o.contains("/SQS.") => {
+            let (url, _) = &ctx.queues[k % ctx.queues.len()];
+            ctx.sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        }
+        _ => {
+            ctx.ddb
+                .get_item()
+                .table_name(&ctx.table)
+                .key("pk", s(stream))
+                .key("sk", AttributeValue::N("1".into()))
+                .send()
+                .await
+                .map_err(|e| ddb_err(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The parts `serve` runs, shared with `load`: the ingest API (with the admin routes), the
+//! stream mapping feeding dispatch, and the queue mappings feeding the domain runners.
+//! Each part takes its own AWS clients, so `load` can count each part's calls apart.
+
+use event_adapters::config::{Clients, Config, DomainQueues};
+use event_adapters::functions;
+use tokio::task::JoinSet;
+
+use crate::provision::Provisioned;
+use crate::{admin, pollers};
+
+/// The function configuration for provisioned resources (tenant from `X-Tenant-Id`).
+pub fn config(resources: &Provisioned) -> Config {
+    Config {
+        table: resources.table.clone(),
+        queues: resources
+            .queues
+            .iter()
+            .map(|q| {
+                (
+                    q.domain.to_string(),
+                    DomainQueues {
+                        queue_url: q.queue_url.clone(),
+                        dlq_url: q.dlq_url.clone(),
+                    },
+                )
+            })
+            .collect(),
+        tenant_from_header: true,
+    }
+}
+
+/// The ingest function's router plus the local admin routes.
+pub fn api_router(config: &Config, clients: &Clients) -> Result<axum::Router, String> {
+    let admin = admin::router(late_payments::Job::new(clients, &config.table));
+    Ok(functions::ingest_router(config, clients, admin::catalog()?).merge(admin))
+}
+
+/// The DynamoDB stream mapping: dispatch with `clients`, stream reads with `streams`.
+pub fn spawn_stream_poller(
+    tasks: &mut JoinSet<()>,
+    streams: aws_sdk_dynamodbstreams::Client,
+    resources: &Provisioned,
+    config: &Config,
+    clients: &Clients,
+) {
+    let stream_arn = resources.stream_arn.clone();
+    let dispatcher = functions::dispatcher(config, clients);
+    tasks.spawn(async move { pollers::poll_stream(streams, stream_arn, dispatcher).await });
+}
+
+/// Pollers per domain queue (`LOCAL_QUEUE_CONCURRENCY`, default 2): like Lambda's
+/// concurrent invocations per queue. FIFO never hands one message group to two receivers
+/// at once, so order per aggregate holds.
+pub fn queue_concurrency() -> usize {
+    std::env::var("LOCAL_QUEUE_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2usize)
+        .max(1)
+}
+
+/// The SQS mappings: [`queue_concurrency`] pollers per domain queue, receiving and deleting
+/// with `clients` (as the event source mapping would) and running the domain's handlers.
+pub fn spawn_queue_pollers(
+    tasks: &mut JoinSet<()>,
+    resources: &Provisioned,
+    config: &Config,
+    clients: &Clients,
+) {
+    for q in &resources.queues {
+        let runner = std::sync::Arc::new(functions::domain_runner(q.domain, config, clients));
+        for _ in 0..queue_concurrency() {
+            let (sqs, url, arn) = (
+                clients.sqs.clone(),
+                q.queue_url.clone(),
+                q.queue_arn.clone(),
+            );
+            let runner = runner.clone();
+            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+        }
+    }
+}
