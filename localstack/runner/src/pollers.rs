@@ -31,6 +31,21 @@ fn batch_timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// The stream mapping's batching window (`DispatchBatchingWindowSeconds` in the template,
+/// default 1 s): a shard's records are gathered until the window since the first of them
+/// ends or a batch of [`STREAM_BATCH`] is full, so a stream batch carries several events per
+/// queue. `LOCAL_STREAM_BATCH_WINDOW_MS` (default 1000; 0 = every read is a batch).
+fn batch_window() -> Duration {
+    let ms = std::env::var("LOCAL_STREAM_BATCH_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    Duration::from_millis(ms)
+}
+
+/// The stream mapping's BatchSize in the template.
+const STREAM_BATCH: usize = 100;
+
 /// Poll every shard of the table's stream from its start (nothing written before the
 /// runner started is missed; re-dispatched events are absorbed by FIFO deduplication and
 /// handler idempotency).
@@ -42,6 +57,9 @@ pub async fn poll_stream(
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     let mut finished: HashSet<String> = HashSet::new();
     let mut last_refresh = std::time::Instant::now() - Duration::from_secs(60);
+    let window = batch_window();
+    // Per shard: records read but not dispatched yet, and when the first of them was read.
+    let mut gathered: HashMap<String, (Vec<Value>, std::time::Instant)> = HashMap::new();
     loop {
         if last_refresh.elapsed() > Duration::from_secs(2) {
             last_refresh = std::time::Instant::now();
@@ -74,16 +92,19 @@ pub async fn poll_stream(
         let mut busy = false;
         for (shard, it) in iterators.iter_mut() {
             let Some(current) = it.clone() else { continue };
+            let room = STREAM_BATCH - gathered.get(shard).map_or(0, |g| g.0.len());
             let out = match client
                 .get_records()
                 .shard_iterator(&current)
-                .limit(100)
+                .limit(room.max(1) as i32)
                 .send()
                 .await
             {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords failed");
+                    // Read again from the start: what was gathered comes back with it.
+                    gathered.remove(shard);
                     *it = iterator(&client, &arn, shard, ShardIteratorType::TrimHorizon, None)
                         .await
                         .ok()
@@ -91,13 +112,25 @@ pub async fn poll_stream(
                     continue;
                 }
             };
-            let records = out.records();
             *it = out.next_shard_iterator().map(str::to_string);
-            if records.is_empty() {
+            if !out.records().is_empty() {
+                let g = gathered
+                    .entry(shard.clone())
+                    .or_insert_with(|| (Vec::new(), std::time::Instant::now()));
+                g.0.extend(out.records().iter().map(|r| record_json(r, &arn)));
+            }
+            // A closed shard hands over what it gathered at once.
+            let ready = gathered.get(shard).is_some_and(|(records, since)| {
+                records.len() >= STREAM_BATCH || since.elapsed() >= window || it.is_none()
+            });
+            if !ready {
                 continue;
             }
+            let Some((records, _)) = gathered.remove(shard) else {
+                continue;
+            };
             busy = true;
-            let event_json = json!({"Records": records.iter().map(|r| record_json(r, &arn)).collect::<Vec<_>>()});
+            let event_json = json!({ "Records": records });
             let event: aws_lambda_events::dynamodb::Event = match serde_json::from_value(event_json)
             {
                 Ok(e) => e,
