@@ -39,9 +39,25 @@ cargo bench --quiet -p event-adapters --bench handlers 2>/dev/null | tee -a "$re
 step "cold start and footprint (release bootstraps under a Runtime API emulator, $runs starts each)"
 cargo build --release --quiet -p ingest -p dispatch -p payment-handler
 cargo build --quiet -p event-adapters --example coldstart
-target/debug/examples/coldstart --runs "$runs" \
-    target/release/ingest target/release/dispatch target/release/payment-handler \
-    | tee -a "$results" | grep -v '^COLDSTART'
+bins=(target/release/ingest target/release/dispatch target/release/payment-handler)
+echo "-- this machine's certificate store (Debian: a directory of 400+ files)"
+target/debug/examples/coldstart --runs "$runs" "${bins[@]}" | tee -a "$results" | grep -v '^COLDSTART'
+# Lambda's AL2023 has one CA bundle file; the template points SSL_CERT_FILE at it.
+echo "-- one CA bundle file (SSL_CERT_FILE, as the template sets on Lambda)"
+target/debug/examples/coldstart --runs "$runs" --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    "${bins[@]}" | sed 's/^COLDSTART {/COLDSTART {"certs":"bundle",/' | tee -a "$results" | grep -v '^COLDSTART'
+
+step "bootstrap size: release (opt-level s) against release-z (opt-level z)"
+# SKIP_SIZE_Z=1 skips the second full release build (~5 min on 2 cores).
+if [[ "${SKIP_SIZE_Z:-0}" != 1 ]]; then
+    cargo build --profile release-z --quiet -p ingest -p dispatch -p payment-handler
+    for f in ingest dispatch payment-handler; do
+        s=$(stat -c %s "target/release/$f")
+        z=$(stat -c %s "target/release-z/$f")
+        printf '%-16s s %9d B   z %9d B   z/s %.3f\n' "$f" "$s" "$z" "$(awk -v z="$z" -v s="$s" 'BEGIN { print z / s }')"
+        echo "SIZE {\"function\":\"$f\",\"s_bytes\":$s,\"z_bytes\":$z}" >>"$results"
+    done
+fi
 
 step "end to end on LocalStack (local-runner load: throughput, latency, AWS calls per path, ceiling)"
 cargo build --quiet -p local-runner
