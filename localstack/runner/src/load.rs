@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
@@ -561,7 +561,10 @@ async fn wait_completed(
     loop {
         let mut status: HashMap<String, String> = HashMap::new();
         for chunk in pending.chunks(100) {
-            for item in batch_get(ddb, table, chunk).await? {
+            for item in event_adapters::query::batch_get_pks(ddb, table, chunk)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 let (Some(pk), Some(st)) = (str_attr(&item, "pk"), str_attr(&item, "status"))
                 else {
                     continue;
@@ -606,53 +609,6 @@ type Item = HashMap<String, AttributeValue>;
 
 fn str_attr<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-/// Processing records by pk (at most 100), consistently, unprocessed keys retried.
-async fn batch_get(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    pks: &[String],
-) -> Result<Vec<Item>, String> {
-    let mut keys: Vec<Item> = pks
-        .iter()
-        .map(|pk| {
-            HashMap::from([
-                ("pk".to_string(), AttributeValue::S(pk.clone())),
-                ("sk".to_string(), AttributeValue::N("0".into())),
-            ])
-        })
-        .collect();
-    let mut out = Vec::new();
-    while !keys.is_empty() {
-        let ka = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .projection_expression("pk, #st, completedAt")
-            .expression_attribute_names("#st", "status")
-            .build()
-            .map_err(|e| e.to_string())?;
-        let res = ddb
-            .batch_get_item()
-            .request_items(table, ka)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "BatchGetItem: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })?;
-        if let Some(items) = res.responses().and_then(|r| r.get(table)) {
-            out.extend(items.iter().cloned());
-        }
-        keys = res
-            .unprocessed_keys()
-            .and_then(|u| u.get(table))
-            .map(|k| k.keys().to_vec())
-            .unwrap_or_default();
-    }
-    Ok(out)
 }
 
 /// (eventId, eventType) of every event item of the tenant (the run's own table: a scan).
