@@ -79,6 +79,28 @@ impl Options {
             }
         };
         let has = |f: &str| args.iter().any(|a| a == f);
+        const VALUED: &[&str] = &[
+            "--events",
+            "--aggregates",
+            "--batch",
+            "--concurrency",
+            "--prefix",
+            "--timeout",
+        ];
+        const SWITCHES: &[&str] = &["--json", "--keep", "--ceiling"];
+        // A typo (or --help) must not start a 5-minute run with the defaults.
+        let mut rest = args.iter().skip(1);
+        while let Some(a) = rest.next() {
+            if VALUED.contains(&a.as_str()) {
+                rest.next();
+            } else if !SWITCHES.contains(&a.as_str()) {
+                return Err(format!(
+                    "load: unknown argument {a:?}; usage: load [--events N] [--aggregates M] \
+                     [--batch 1-25] [--concurrency C] [--prefix P] [--timeout SECS] [--json] \
+                     [--keep] [--ceiling]"
+                ));
+            }
+        }
         let o = Options {
             events: num("--events", 400)?,
             aggregates: num("--aggregates", 20)?,
