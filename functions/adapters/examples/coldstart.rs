@@ -237,7 +237,7 @@ fn main() {
     }
     println!(
         "{:<22} {:>10} {:>14} {:>16} {:>12} {:>6}",
-        "function", "size MB", "init ms (p50)", "answered ms p50", "RSS MB p50", "runs"
+        "function", "size MiB", "init ms (p50)", "answered ms p50", "RSS MB p50", "runs"
     );
     let mut failed = false;
     for bin in &bins {

@@ -737,7 +737,9 @@ fn load_text(l: &Value) -> String {
 
 /// The calls table: per path, calls per unit by operation.
 fn calls_text(c: &Value) -> String {
-    let f = |k: &str| c[k].as_f64().unwrap_or(0.0).max(1.0);
+    // A unit that did not occur (no handled message in a run without subscribers) has no
+    // row: calls per zero units say nothing.
+    let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
     let rows: [(&str, &str, &str, f64); 6] = [
         ("ingest", INGEST, "per ingested event", f("events")),
         ("ingest", INGEST, "per request", f("requests")),
@@ -768,6 +770,10 @@ fn calls_text(c: &Value) -> String {
         let Some(ops) = c["counts"][label].as_object().filter(|o| !o.is_empty()) else {
             continue;
         };
+        if div == 0.0 {
+            out += &format!("{path:<27} {unit:<22} {:>7}  (none in this run)\n", "-");
+            continue;
+        }
         let total: f64 = ops.values().filter_map(Value::as_f64).sum::<f64>() / div;
         let by: Vec<String> = ops
             .iter()
