@@ -15,7 +15,7 @@ fn line(stdout: &str, tag: &str) -> Value {
 }
 
 #[test]
-fn small_load_completes_everything_and_writes_once_per_request() {
+fn small_load_completes_everything_and_writes_once_per_append_attempt() {
     let out = std::process::Command::new(RunnerProcess::binary())
         .args([
             "load",
@@ -69,15 +69,22 @@ fn small_load_completes_everything_and_writes_once_per_request() {
         "{lat}"
     );
 
-    // Ingest: exactly one write call (a transaction, or a plain put) per request.
+    // Ingest: one write call (a transaction, or a plain put) per append attempt, and one
+    // head read per attempt (each request is one loan's). An append that loses a race with a
+    // handler's follow-on on the same loan tries again: attempts >= requests.
     let ingest = &calls["counts"]["ingest"];
     let n = |op: &str| ingest[op].as_u64().unwrap_or(0);
+    let writes = n("DynamoDB.TransactWriteItems") + n("DynamoDB.PutItem");
+    assert!(writes >= 8, "{calls}");
     assert_eq!(
-        n("DynamoDB.TransactWriteItems") + n("DynamoDB.PutItem"),
-        8,
+        writes,
+        n("DynamoDB.Query"),
+        "one write per attempt: {calls}"
+    );
+    // Every delivered message was received by a mapping (redeliveries only add).
+    let received = calls["messagesReceived"].as_u64().unwrap_or(0);
+    assert!(
+        received >= calls["messages"].as_u64().unwrap_or(u64::MAX),
         "{calls}"
     );
-    assert_eq!(calls["ingestWritesPerRequest"], 1.0, "{calls}");
-    // Every delivered message was received by a mapping.
-    assert_eq!(calls["messagesReceived"], calls["messages"], "{calls}");
 }
