@@ -673,20 +673,16 @@ async fn depth<'a>(
 ) -> Result<u64, String> {
     let mut total = 0;
     for url in urls {
-        let out = sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "GetQueueAttributes {url}: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
-        for v in out.attributes().into_iter().flat_map(|a| a.values()) {
+        let attrs = crate::provision::queue_attributes(
+            sqs,
+            url,
+            &[
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ],
+        )
+        .await?;
+        for v in attrs.values() {
             total += v
                 .parse::<u64>()
                 .map_err(|_| format!("{url}: queue depth {v:?} is not a number"))?;

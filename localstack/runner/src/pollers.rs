@@ -24,11 +24,7 @@ pub static MESSAGES_RECEIVED: AtomicU64 = AtomicU64::new(0);
 /// visibility timeout, how long a crashed batch stays invisible (`LOCAL_BATCH_TIMEOUT_SECS`,
 /// default 30).
 fn batch_timeout() -> Duration {
-    let secs = std::env::var("LOCAL_BATCH_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    Duration::from_secs(secs)
+    Duration::from_secs(crate::system::env_number("LOCAL_BATCH_TIMEOUT_SECS", 30))
 }
 
 /// The stream mapping's batching window (`DispatchBatchingWindowSeconds` in the template,
@@ -36,11 +32,10 @@ fn batch_timeout() -> Duration {
 /// ends or a batch of [`STREAM_BATCH`] is full, so a stream batch carries several events per
 /// queue. `LOCAL_STREAM_BATCH_WINDOW_MS` (default 1000; 0 = every read is a batch).
 fn batch_window() -> Duration {
-    let ms = std::env::var("LOCAL_STREAM_BATCH_WINDOW_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    Duration::from_millis(ms)
+    Duration::from_millis(crate::system::env_number(
+        "LOCAL_STREAM_BATCH_WINDOW_MS",
+        1000,
+    ))
 }
 
 /// The stream mapping's BatchSize in the template.

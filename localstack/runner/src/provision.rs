@@ -245,10 +245,22 @@ async fn create_fifo_queue(
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+    queue_attributes(sqs, url, &[QueueAttributeName::QueueArn])
+        .await?
+        .remove(&QueueAttributeName::QueueArn)
+        .ok_or_else(|| format!("no QueueArn for {url}"))
+}
+
+/// Some attributes of a queue.
+pub async fn queue_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    names: &[QueueAttributeName],
+) -> Result<std::collections::HashMap<QueueAttributeName, String>, String> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
+        .set_attribute_names(Some(names.to_vec()))
         .send()
         .await
         .map_err(|e| {
@@ -257,10 +269,7 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Strin
                 aws_sdk_sqs::error::DisplayErrorContext(&e)
             )
         })?;
-    out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .ok_or_else(|| format!("no QueueArn for {url}"))
+    Ok(out.attributes.unwrap_or_default())
 }
 
 /// Delete the table and queues of a prefix (test clean-up); missing ones are fine.

@@ -53,11 +53,16 @@ pub fn spawn_stream_poller(
 /// concurrent invocations per queue. FIFO never hands one message group to two receivers
 /// at once, so order per aggregate holds.
 pub fn queue_concurrency() -> usize {
-    std::env::var("LOCAL_QUEUE_CONCURRENCY")
+    env_number("LOCAL_QUEUE_CONCURRENCY", 2).max(1) as usize
+}
+
+/// A numeric setting of the local runner from the environment; unset or unparsable gives
+/// the default.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2usize)
-        .max(1)
+        .unwrap_or(default)
 }
 
 /// The SQS mappings: [`queue_concurrency`] pollers per domain queue, receiving and deleting
