@@ -317,13 +317,7 @@ mod tests {
 
     #[test]
     fn regenerated_tails_continue_the_schedule() {
-        let mut seed: u64 = 0x1234_5678_9abc_def1;
-        let mut next = |m: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % m
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1);
         for _ in 0..1000 {
             let freq = [Frequency::Monthly, Frequency::Quarterly][next(2) as usize];
             let amort = [Amortization::Amortized, Amortization::InterestOnly][next(2) as usize];
@@ -376,17 +370,21 @@ mod tests {
         assert!(generate_tail(&t, date("2026-01-31"), 1).is_err());
     }
 
-    /// A small deterministic generator instead of a property-testing crate: thousands of
-    /// loans across the whole parameter space.
-    #[test]
-    fn properties_hold_across_many_loans() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |m: u64| {
+    /// A deterministic xorshift generator: `next(m)` is in `0..m`. Used instead of a
+    /// property-testing crate.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |m| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % m
-        };
+        }
+    }
+
+    /// Thousands of loans across the whole parameter space.
+    #[test]
+    fn properties_hold_across_many_loans() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3000 {
             let cents = 1 + next(10_000_000_000) as i64;
             let rate = Decimal::new(next(3_000_000) as i64, 4); // 0 - 300.0000 -> cap below

@@ -274,7 +274,7 @@ impl EventStore for MemoryStore {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     InProgress { lease_until_ms: i64 },
     Completed,
@@ -334,6 +334,19 @@ impl MemoryLedger {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
+
+    /// What `complete` and `fail` share: one update that sets the outcome and logs it.
+    fn finish(&self, work: Work<'_>, status: Status) {
+        CallCounts::bump(&self.calls.update);
+        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let rec = map.entry(work.pk()).or_insert(Record {
+            status,
+            attempts: 0,
+            log: 0,
+        });
+        rec.status = status;
+        rec.log += 1;
+    }
 }
 
 impl Ledger for MemoryLedger {
@@ -381,15 +394,7 @@ impl Ledger for MemoryLedger {
         _duration: Duration,
         _now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
-        CallCounts::bump(&self.calls.update);
-        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let rec = map.entry(work.pk()).or_insert(Record {
-            status: Status::Completed,
-            attempts: 0,
-            log: 0,
-        });
-        rec.status = Status::Completed;
-        rec.log += 1;
+        self.finish(work, Status::Completed);
         Ok(())
     }
 
@@ -402,15 +407,7 @@ impl Ledger for MemoryLedger {
         _duration: Duration,
         _now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
-        CallCounts::bump(&self.calls.update);
-        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let rec = map.entry(work.pk()).or_insert(Record {
-            status: Status::Failed,
-            attempts: 0,
-            log: 0,
-        });
-        rec.status = Status::Failed;
-        rec.log += 1;
+        self.finish(work, Status::Failed);
         Ok(())
     }
 

@@ -307,6 +307,18 @@ fn line(e: &Value) -> String {
     )
 }
 
+/// The strings of a JSON list, comma-separated ("" for anything else).
+fn joined(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 fn split_aggregate(v: &str) -> Res<(String, String)> {
     v.split_once('/')
         .map(|(t, i)| (t.to_string(), i.to_string()))
@@ -524,14 +536,7 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
                 m["aggregateId"].as_str().unwrap_or("?"),
                 m["sequence"],
                 m["domain"].as_str().unwrap_or("?"),
-                m["handlers"]
-                    .as_array()
-                    .map(|h| h
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", "))
-                    .unwrap_or_default()
+                joined(&m["handlers"])
             );
         }
     });
@@ -749,14 +754,7 @@ async fn handler_list(ctx: &Ctx) -> Res<()> {
                 } else {
                     "OFF"
                 },
-                r["subscriptions"]
-                    .as_array()
-                    .map(|s| s
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", "))
-                    .unwrap_or_default()
+                joined(&r["subscriptions"])
             );
         }
     });
