@@ -28,6 +28,7 @@ pub mod publisher;
 pub mod query;
 pub mod replay;
 pub mod runner;
+pub mod scopes;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
