@@ -130,7 +130,11 @@ pub const ROUTES: &[RouteScope] = &[
         "/aggregates/{aggregateType}/{aggregateId}/state",
         FixedScope::EventsRead,
     ),
-    route("GET", "/correlations/{correlationId}", FixedScope::EventsRead),
+    route(
+        "GET",
+        "/correlations/{correlationId}",
+        FixedScope::EventsRead,
+    ),
     route("POST", "/replay", FixedScope::OpsReplay),
     route("GET", "/dead-letters", FixedScope::OpsDeadLetters),
     route(
@@ -138,7 +142,11 @@ pub const ROUTES: &[RouteScope] = &[
         "/dead-letters/{domain}/redrive",
         FixedScope::OpsDeadLetters,
     ),
-    route("POST", "/dead-letters/{domain}/purge", FixedScope::OpsDeadLetters),
+    route(
+        "POST",
+        "/dead-letters/{domain}/purge",
+        FixedScope::OpsDeadLetters,
+    ),
     route("GET", "/handlers", FixedScope::OpsHandlers),
     route("PUT", "/handlers/{handler}", FixedScope::OpsHandlers),
     RouteScope {
