@@ -3,13 +3,27 @@
 //! - its queues, DLQs, redrive, visibility timeout, table keys, GSIs and stream view are
 //!   the ones `event_adapters::topology` gives the local provisioning;
 //! - its IAM statements have no wildcard action and no wildcard resource on data services;
-//! - it has one function per binary crate under `functions/`, and no other.
+//! - it has one function per binary crate under `functions/`, and no other (plus the
+//!   operator function, which runs the ingest binary with another role);
+//! - its HTTP API routes and their scopes are `event_adapters::scopes::ROUTES`, operator
+//!   routes on the operator function with a low throttle;
+//! - queue policies let only the right roles send to each queue, over TLS only, and each
+//!   DLQ accepts redrives from its own queue only;
+//! - every table write is limited by `dynamodb:LeadingKeys` to the key families the role
+//!   owns, and no role may update or delete an event item;
+//! - one customer-managed key encrypts table, queues, logs and topic; dead letters,
+//!   failure queues and access logs are retained; the alarms and parameters a production
+//!   deploy needs are there.
+//!
+//! Each check is a function returning what is wrong, and a `*_rejects_*` test mutates the
+//! template to show that the check fails when it must.
 //!
 //! Change one side without the other and a test here fails with what to add.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use event_adapters::scopes::{FixedScope, Scope, ROUTES};
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
@@ -17,6 +31,9 @@ use serde_json::{json, Map, Value};
 
 /// The template names everything `lendingos-<StageName>-...`: the local names with the stage.
 const PREFIX: &str = "lendingos-${StageName}";
+
+/// The function serving the operator routes: the ingest binary again, with its own role.
+const OPERATOR_FUNCTION: &str = "OperatorFunction";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -152,11 +169,20 @@ impl Template {
         self.of_type("AWS::Serverless::Function")
     }
 
-    /// The function whose cargo-lambda binary is `binary`.
+    /// The function whose cargo-lambda binary is `binary` (for `ingest`, the client API,
+    /// not the operator function).
     fn function_for(&self, binary: &str) -> Option<(&str, &Value)> {
-        self.functions()
-            .into_iter()
-            .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == binary)
+        self.functions().into_iter().find(|(id, f)| {
+            f["Metadata"]["BuildProperties"]["Binary"] == binary && *id != OPERATOR_FUNCTION
+        })
+    }
+
+    /// The logical id of a function's role (`Role: !GetAtt XRole.Arn`).
+    fn role_of(&self, function_id: &str) -> String {
+        self.resource(function_id)["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function_id}: Role must be !GetAtt <role>.Arn"))
+            .to_string()
     }
 
     /// Alarms on `namespace`/`metric` whose dimension `dim` is `value`.
@@ -500,6 +526,11 @@ fn iam_violations(t: &Template) -> Vec<String> {
         if s["Effect"] != "Allow" {
             continue;
         }
+        // The key policy's account statement is KMS's default: it delegates the key to IAM
+        // (no IAM policy here grants kms:*; the roles get Decrypt/GenerateDataKey on it).
+        if path.contains(".KeyPolicy.") && s["Principal"]["AWS"] == account_root() {
+            continue;
+        }
         if !s["NotAction"].is_null() || !s["NotResource"].is_null() {
             bad.push(format!(
                 "{path}: NotAction/NotResource grants everything else"
@@ -618,7 +649,10 @@ fn iam_check_rejects_wildcards() {
         ("- dynamodb:BatchGetItem", "- dynamodb:*"),
         ("- sqs:ChangeMessageVisibility", "- sqs:Change*"),
         ("Action: sqs:SendMessage", "Action: \"*\""),
-        ("Resource: !GetAtt PaymentDlq.Arn", "Resource: \"*\""),
+        (
+            "Action: sqs:SendMessage\n                Resource: !GetAtt PaymentDlq.Arn",
+            "Action: sqs:SendMessage\n                Resource: \"*\"",
+        ),
         (
             "Resource: !Sub ${EventsTable.Arn}/stream/*",
             "Resource: !Sub arn:${AWS::Partition}:dynamodb:*:*:table/*",
@@ -688,6 +722,10 @@ fn one_function_per_binary_crate() {
         let bin = f["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .unwrap_or_else(|| panic!("{id}: no Metadata.BuildProperties.Binary"));
+        if id == OPERATOR_FUNCTION {
+            assert_eq!(bin, "ingest", "{id} runs the ingest binary (its router)");
+            continue;
+        }
         assert!(
             in_template.insert(bin.to_string()),
             "binary {bin} deployed twice"
@@ -849,10 +887,15 @@ fn domain_handlers_consume_their_queue_and_dead_letter_to_their_dlq() {
             (1..=10).contains(&batch),
             "{id}: BatchSize 1-10 on FIFO, got {batch}"
         );
-        let maxc = num(&e["ScalingConfig"]["MaximumConcurrency"]).unwrap_or(0);
-        assert!(
-            maxc >= 2,
-            "{id}: ScalingConfig.MaximumConcurrency (2 or more) must be set"
+        assert_eq!(
+            e["ScalingConfig"]["MaximumConcurrency"],
+            reference("HandlerMaximumConcurrency"),
+            "{id}: ScalingConfig.MaximumConcurrency is the HandlerMaximumConcurrency parameter"
+        );
+        assert_eq!(
+            f["Properties"]["ReservedConcurrentExecutions"],
+            json!({"Fn::If": ["HasHandlerReservedConcurrency", reference("HandlerReservedConcurrency"), reference("AWS::NoValue")]}),
+            "{id}: reserved concurrency is the HandlerReservedConcurrency parameter (0 = none)"
         );
     }
     assert!(handlers > 0, "no <domain>-handler crate found");
@@ -925,65 +968,1099 @@ fn dispatch_reads_the_stream_safely() {
     );
 }
 
-#[test]
-fn the_api_is_authenticated_throttled_and_routes_to_ingest() {
-    let t = Template::load();
-    let apis = t.of_type("AWS::Serverless::HttpApi");
-    assert_eq!(apis.len(), 1, "one HTTP API");
-    let (api_id, api) = apis[0];
-    let p = &api["Properties"];
-    let default_auth = p["Auth"]["DefaultAuthorizer"]
-        .as_str()
-        .expect("a default authorizer");
-    let auth = &p["Auth"]["Authorizers"][default_auth];
-    assert!(!auth["JwtConfiguration"]["issuer"].is_null(), "JWT issuer");
-    assert!(
-        !auth["JwtConfiguration"]["audience"].is_null(),
-        "JWT audience"
-    );
-    for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
-        assert!(
-            !p["DefaultRouteSettings"][limit].is_null(),
-            "{api_id}: DefaultRouteSettings.{limit}"
-        );
-    }
-    assert_eq!(p["StageName"], reference("StageName"));
+fn account_root() -> Value {
+    json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"})
+}
 
-    let (id, f) = t.function_for("ingest").expect("ingest function");
-    let routes: BTreeSet<String> = f["Properties"]["Events"]
-        .as_object()
-        .expect("ingest events")
-        .values()
-        .filter(|e| e["Type"] == "HttpApi")
-        .map(|e| {
-            let ep = &e["Properties"];
-            assert_eq!(
-                ep["ApiId"],
-                reference(api_id),
-                "{id}: every route on {api_id}"
-            );
-            assert!(
-                ep["Auth"].is_null(),
-                "{id}: a route overrides the authorizer: {ep}"
-            );
-            match (ep["Method"].as_str(), ep["Path"].as_str()) {
+/// Every statement of a role's inline policies.
+fn role_statements<'a>(t: &'a Template, role_id: &str) -> Vec<&'a Value> {
+    let mut found = Vec::new();
+    statements(
+        &t.resource(role_id)["Properties"]["Policies"],
+        String::new(),
+        &mut found,
+    );
+    found.into_iter().map(|(_, s)| s).collect()
+}
+
+/// `Action` of a statement, lower-cased.
+fn actions(s: &Value) -> Vec<String> {
+    as_list(&s["Action"])
+        .into_iter()
+        .map(|a| a.as_str().unwrap_or("").to_ascii_lowercase())
+        .collect()
+}
+
+/// Apply `(from, to)` to the template text (first occurrence) and return the violations
+/// `check` finds; panics if `from` is not in the template (a stale mutation).
+fn mutated_violations(
+    base: &str,
+    from: &str,
+    to: &str,
+    check: fn(&Template) -> Vec<String>,
+) -> Vec<String> {
+    assert!(
+        base.contains(from),
+        "mutation anchor {from:?} not in the template"
+    );
+    check(&Template::parse(&base.replacen(from, to, 1)))
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(workspace().join("infra/template.yaml")).expect("template")
+}
+
+// ----------------------------------------------------------------------------------------
+// (d) the HTTP API: routes and scopes are event_adapters::scopes::ROUTES
+// ----------------------------------------------------------------------------------------
+
+/// One `HttpApi` event of a function: `POST /events` or `$default`.
+struct ApiRoute {
+    function: String,
+    key: String,
+    props: Value,
+}
+
+fn api_routes(t: &Template) -> Vec<ApiRoute> {
+    let mut out = Vec::new();
+    for (id, f) in t.functions() {
+        let Some(events) = f["Properties"]["Events"].as_object() else {
+            continue;
+        };
+        for e in events.values().filter(|e| e["Type"] == "HttpApi") {
+            let p = &e["Properties"];
+            let key = match (p["Method"].as_str(), p["Path"].as_str()) {
                 (Some(m), Some(path)) => format!("{} {path}", m.to_ascii_uppercase()),
                 _ => "$default".to_string(),
+            };
+            out.push(ApiRoute {
+                function: id.to_string(),
+                key,
+                props: p.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn is_operator_scope(scope: FixedScope) -> bool {
+    matches!(
+        scope,
+        FixedScope::OpsReplay | FixedScope::OpsDeadLetters | FixedScope::OpsHandlers
+    )
+}
+
+/// The scopes API Gateway must accept on a route that needs `scope`: `POST /events` also
+/// takes `events:write:<domain>` for every catalog domain (the router checks each type).
+fn gateway_scopes(scope: FixedScope) -> BTreeSet<String> {
+    let mut scopes = BTreeSet::from([scope.scope().to_string()]);
+    if scope == FixedScope::EventsWrite {
+        scopes.extend(
+            lending_events::catalog::CATALOG
+                .iter()
+                .map(|spec| Scope::EventsWriteDomain(spec.domain.to_string()).to_string()),
+        );
+    }
+    scopes
+}
+
+/// Everything wrong with the API's routes, as messages.
+fn route_violations(t: &Template) -> Vec<String> {
+    let mut bad = Vec::new();
+    let apis = t.of_type("AWS::Serverless::HttpApi");
+    let [(api_id, api)] = apis.as_slice() else {
+        return vec![format!("{} HTTP APIs, want one", apis.len())];
+    };
+    let p = &api["Properties"];
+    let default_auth = p["Auth"]["DefaultAuthorizer"].as_str().unwrap_or("");
+    let jwt = &p["Auth"]["Authorizers"][default_auth]["JwtConfiguration"];
+    if jwt["issuer"].is_null() || jwt["audience"].is_null() {
+        bad.push(format!(
+            "{api_id}: the default authorizer must be a JWT authorizer (issuer, audience)"
+        ));
+    }
+    for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        if p["DefaultRouteSettings"][limit].is_null() {
+            bad.push(format!("{api_id}: DefaultRouteSettings.{limit}"));
+        }
+    }
+    let ingest = t
+        .function_for("ingest")
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_default();
+
+    let mut seen = BTreeSet::new();
+    for r in api_routes(t) {
+        let what = format!("{} ({})", r.key, r.function);
+        if r.props["ApiId"] != reference(api_id) {
+            bad.push(format!("{what}: not on {api_id}"));
+        }
+        if !seen.insert(r.key.clone()) {
+            bad.push(format!("{what}: route declared twice"));
+        }
+        let auth = &r.props["Auth"];
+        let authorizer = auth["Authorizer"].as_str();
+        let scopes: BTreeSet<String> = as_list(&auth["AuthorizationScopes"])
+            .into_iter()
+            .map(|s| s.as_str().unwrap_or("<not a string>").to_string())
+            .collect();
+        if authorizer.is_some_and(|a| a != default_auth && a != "NONE") {
+            bad.push(format!("{what}: another authorizer {authorizer:?}"));
+        }
+        if r.key == "$default" {
+            if !auth.is_null() {
+                bad.push(format!(
+                    "{what}: $default keeps the default authorizer, no scopes"
+                ));
             }
+            if r.function != ingest {
+                bad.push(format!(
+                    "{what}: $default must reach ingest (no queue, no DLQ)"
+                ));
+            }
+            continue;
+        }
+        let (method, path) = r.key.split_once(' ').unwrap_or_default();
+        let Some(entry) = ROUTES.iter().find(|e| e.method == method && e.path == path) else {
+            bad.push(format!(
+                "{what}: not in event_adapters::scopes::ROUTES (add it there, with its scope)"
+            ));
+            continue;
+        };
+        match entry.scope {
+            None => {
+                if authorizer != Some("NONE") || !scopes.is_empty() {
+                    bad.push(format!(
+                        "{what}: a public route of ROUTES: `Auth: {{Authorizer: NONE}}`, no scopes"
+                    ));
+                }
+                if r.function != ingest {
+                    bad.push(format!("{what}: public routes are served by ingest"));
+                }
+            }
+            Some(scope) => {
+                if authorizer == Some("NONE") {
+                    bad.push(format!(
+                        "{what}: Authorizer NONE on a route that needs {}",
+                        scope.scope()
+                    ));
+                }
+                let want = gateway_scopes(scope);
+                if scopes != want {
+                    bad.push(format!(
+                        "{what}: AuthorizationScopes {scopes:?}, ROUTES says {want:?}"
+                    ));
+                }
+                let settings = &r.props["RouteSettings"];
+                if is_operator_scope(scope) {
+                    if r.function != OPERATOR_FUNCTION {
+                        bad.push(format!("{what}: operator routes go to {OPERATOR_FUNCTION}"));
+                    }
+                    if settings["ThrottlingRateLimit"] != reference("OperatorThrottleRateLimit")
+                        || settings["ThrottlingBurstLimit"]
+                            != reference("OperatorThrottleBurstLimit")
+                    {
+                        bad.push(format!(
+                            "{what}: RouteSettings must throttle with OperatorThrottleRateLimit/BurstLimit"
+                        ));
+                    }
+                } else if r.function != ingest {
+                    bad.push(format!("{what}: client routes are served by {ingest}"));
+                }
+            }
+        }
+    }
+    for e in ROUTES {
+        let key = format!("{} {}", e.method, e.path);
+        if !seen.contains(&key) {
+            bad.push(format!(
+                "no template route for {key} (event_adapters::scopes::ROUTES)"
+            ));
+        }
+    }
+    if !seen.contains("$default") {
+        bad.push("no $default route (unknown paths get the router's JSON 404)".into());
+    }
+    // Operator routes are throttled below the stage.
+    let default_of = |name: &str| num(&t.root["Parameters"][name]["Default"]).unwrap_or(u64::MAX);
+    for (op, stage) in [
+        ("OperatorThrottleRateLimit", "ApiThrottleRateLimit"),
+        ("OperatorThrottleBurstLimit", "ApiThrottleBurstLimit"),
+    ] {
+        if default_of(op) >= default_of(stage) {
+            bad.push(format!("parameter {op} must default below {stage}"));
+        }
+    }
+    bad
+}
+
+#[test]
+fn api_routes_and_scopes_are_the_routers_table() {
+    let t = Template::load();
+    assert!(ROUTES.len() >= 10, "ROUTES has {} entries", ROUTES.len());
+    let bad = route_violations(&t);
+    assert!(
+        bad.is_empty(),
+        "the HTTP API differs from event_adapters::scopes::ROUTES:\n  {}",
+        bad.join("\n  ")
+    );
+    let (ingest, f) = t.function_for("ingest").expect("ingest function");
+    for (id, f) in [
+        (ingest, f),
+        (OPERATOR_FUNCTION, t.resource(OPERATOR_FUNCTION)),
+    ] {
+        assert_eq!(
+            t.env(f).get("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"),
+            Some(&json!("true")),
+            "{id}: the named stage must be stripped from the path"
+        );
+    }
+    // The internet-facing ingest role sends to no queue and has no queue URL.
+    let ingest_role = t.role_of(ingest);
+    assert!(
+        role_statements(&t, &ingest_role)
+            .iter()
+            .all(|s| actions(s).iter().all(|a| !a.starts_with("sqs:"))),
+        "{ingest_role}: no SQS permission (replay and dead letters are the operator's)"
+    );
+    assert!(
+        t.env(f).keys().all(|k| !k.contains("QUEUE_URL")),
+        "{ingest}: no queue URLs"
+    );
+}
+
+#[test]
+fn route_check_rejects_missing_scopes_and_open_routes() {
+    let base = template_text();
+    let cases = [
+        // a wrong scope on an operator route
+        (
+            "AuthorizationScopes: [ops:replay]",
+            "AuthorizationScopes: [events:read]",
+        ),
+        // a per-domain write scope missing
+        ("                - events:write:loan\n", ""),
+        // a read route opened to anyone
+        (
+            "            Path: /correlations/{correlationId}\n            Auth:\n              AuthorizationScopes: [events:read]",
+            "            Path: /correlations/{correlationId}\n            Auth:\n              Authorizer: NONE",
+        ),
+        // the public route behind the authorizer
+        ("              Authorizer: NONE\n", "              AuthorizationScopes: [events:read]\n"),
+        // a route the router does not have (and one of ROUTES missing)
+        ("Path: /handlers/{handler}", "Path: /handler/{handler}"),
+        // an operator route without its low throttle
+        (
+            "ThrottlingRateLimit: !Ref OperatorThrottleRateLimit",
+            "ThrottlingRateLimit: !Ref ApiThrottleRateLimit",
+        ),
+        // an operator route on ingest (the operator function's first route moved)
+        (
+            "            ApiId: !Ref HttpApi\n            Method: POST\n            Path: /replay",
+            "            ApiId: !Ref HttpApi\n            Method: POST\n            Path: /events",
+        ),
+    ];
+    for (from, to) in cases {
+        assert!(
+            !mutated_violations(&base, from, to, route_violations).is_empty(),
+            "the route check missed {to:?} (from {from:?})"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// (e) queue policies: who may send where
+// ----------------------------------------------------------------------------------------
+
+/// The statements of every queue policy that names `queue_id`.
+fn queue_policy_statements<'a>(t: &'a Template, queue_id: &str) -> Vec<&'a Value> {
+    let queue = reference(queue_id);
+    t.of_type("AWS::SQS::QueuePolicy")
+        .into_iter()
+        .filter(|(_, p)| as_list(&p["Properties"]["Queues"]).contains(&&queue))
+        .flat_map(|(_, p)| as_list(&p["Properties"]["PolicyDocument"]["Statement"]))
+        .collect()
+}
+
+/// Roles whose IAM policies allow `sqs:SendMessage` on `queue_id`.
+fn iam_senders(t: &Template, queue_id: &str) -> BTreeSet<String> {
+    let arn = get_att(queue_id, "Arn");
+    t.of_type("AWS::IAM::Role")
+        .into_iter()
+        .filter(|(id, _)| {
+            role_statements(t, id).iter().any(|s| {
+                s["Effect"] == "Allow"
+                    && actions(s).iter().any(|a| a == "sqs:sendmessage")
+                    && as_list(&s["Resource"]).contains(&&arn)
+            })
+        })
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+/// The roles that must be the only senders of each queue of the stack.
+fn expected_senders(t: &Template) -> BTreeMap<String, BTreeSet<String>> {
+    let by_name: BTreeMap<String, &str> = t
+        .of_type("AWS::SQS::Queue")
+        .into_iter()
+        .filter_map(|(id, q)| {
+            sub_or_str(&q["Properties"]["QueueName"]).map(|n| (n.to_string(), id))
         })
         .collect();
-    for r in [
-        "POST /events",
-        "GET /aggregates/{aggregateType}/{aggregateId}/events",
-        "GET /aggregates/{aggregateType}/{aggregateId}/state",
-        "$default",
-    ] {
-        assert!(routes.contains(r), "{id}: no route {r} (has {routes:?})");
+    let mut want = BTreeMap::new();
+    let Some((dispatch, dispatch_fn)) = t.function_for("dispatch") else {
+        return want;
+    };
+    let dispatch_role = t.role_of(dispatch);
+    for pair in topology::queues(PREFIX) {
+        let (Some(q), Some(d)) = (by_name.get(&pair.queue), by_name.get(&pair.dlq)) else {
+            continue;
+        };
+        // Routing (dispatch), replay and redrive (operator).
+        want.insert(
+            q.to_string(),
+            BTreeSet::from([dispatch_role.clone(), t.role_of(OPERATOR_FUNCTION)]),
+        );
+        // Permanent failures, dead-lettered by the domain's handler itself.
+        let handler = t
+            .function_for(&format!("{}-handler", pair.domain))
+            .map(|(id, _)| t.role_of(id));
+        want.insert(d.to_string(), handler.into_iter().collect());
     }
+    // Dispatch's on-failure destination, sent to with dispatch's role.
+    let events = dispatch_fn["Properties"]["Events"].as_object();
+    for e in events.into_iter().flat_map(|e| e.values()) {
+        if let Some(q) = e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+            ["Fn::GetAtt"][0]
+            .as_str()
+        {
+            want.insert(q.to_string(), BTreeSet::from([dispatch_role.clone()]));
+        }
+    }
+    // A schedule's DLQ, sent to with the schedule's role.
+    for (_, f) in t.functions() {
+        for e in f["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flat_map(|e| e.values())
+        {
+            let p = &e["Properties"];
+            if let (Some(q), Some(role)) = (
+                p["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0].as_str(),
+                p["RoleArn"]["Fn::GetAtt"][0].as_str(),
+            ) {
+                want.insert(q.to_string(), BTreeSet::from([role.to_string()]));
+            }
+        }
+    }
+    want
+}
+
+fn queue_policy_violations(t: &Template) -> Vec<String> {
+    let mut bad = Vec::new();
+    let want = expected_senders(t);
+    for (qid, q) in t.of_type("AWS::SQS::Queue") {
+        let Some(senders) = want.get(qid) else {
+            bad.push(format!(
+                "{qid}: this test does not know who may send to it; teach expected_senders"
+            ));
+            continue;
+        };
+        let arn = get_att(qid, "Arn");
+        let st = queue_policy_statements(t, qid);
+        let tls = st.iter().any(|s| {
+            s["Effect"] == "Deny"
+                && s["Principal"] == "*"
+                && s["Action"] == "sqs:*"
+                && s["Resource"] == arn
+                && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        });
+        if !tls {
+            bad.push(format!(
+                "{qid}: no queue policy denying sqs:* when aws:SecureTransport is false"
+            ));
+        }
+        let limits: Vec<BTreeSet<String>> = st
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Deny"
+                    && s["Principal"] == "*"
+                    && actions(s).iter().any(|a| a == "sqs:sendmessage")
+                    && s["Resource"] == arn
+            })
+            .map(|s| {
+                as_list(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+                    .into_iter()
+                    .map(
+                        |r| match (r["Fn::GetAtt"][0].as_str(), r["Fn::GetAtt"][1].as_str()) {
+                            (Some(id), Some("Arn")) => id.to_string(),
+                            _ => format!("<not a role of the stack: {r}>"),
+                        },
+                    )
+                    .collect()
+            })
+            .collect();
+        match limits.as_slice() {
+            [allowed] if allowed == senders => {}
+            [allowed] => bad.push(format!(
+                "{qid}: the queue policy lets {allowed:?} send; only {senders:?} should"
+            )),
+            _ => bad.push(format!(
+                "{qid}: want one Deny of sqs:SendMessage unless aws:PrincipalArn is one of {senders:?} (ArnNotEquals), found {}",
+                limits.len()
+            )),
+        }
+        if st.iter().any(|s| s["Effect"] != "Deny") {
+            bad.push(format!("{qid}: its queue policy only denies (IAM grants)"));
+        }
+        let iam = iam_senders(t, qid);
+        if &iam != senders {
+            bad.push(format!(
+                "{qid}: IAM lets {iam:?} send; the queue policy allows {senders:?}"
+            ));
+        }
+        let _ = q;
+    }
+    // Each DLQ takes dead letters from its own queue only.
+    for pair in topology::queues(PREFIX) {
+        let Some((dlq, d)) = t
+            .of_type("AWS::SQS::Queue")
+            .into_iter()
+            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(pair.dlq.as_str()))
+        else {
+            continue;
+        };
+        let policy = &d["Properties"]["RedriveAllowPolicy"];
+        let source = json!({
+            "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}", pair.queue)
+        });
+        if policy["redrivePermission"] != "byQueue" || policy["sourceQueueArns"] != json!([source])
+        {
+            bad.push(format!(
+                "{dlq}: RedriveAllowPolicy must be byQueue with sourceQueueArns [{source}], got {policy}"
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn queue_policies_let_only_the_right_roles_send() {
+    let t = Template::load();
+    let want = expected_senders(&t);
+    assert!(
+        want.len() >= topology::queues(PREFIX).len() * 2 + 2,
+        "expected senders for only {} queues",
+        want.len()
+    );
+    let bad = queue_policy_violations(&t);
+    assert!(bad.is_empty(), "queue policies:\n  {}", bad.join("\n  "));
+}
+
+#[test]
+fn queue_policy_check_rejects_open_queues() {
+    let base = template_text();
+    let cases = [
+        // ingest may send to a domain queue
+        (
+            "aws:PrincipalArn: [!GetAtt DispatchRole.Arn, !GetAtt OperatorRole.Arn]",
+            "aws:PrincipalArn: [!GetAtt DispatchRole.Arn, !GetAtt OperatorRole.Arn, !GetAtt IngestRole.Arn]",
+        ),
+        // plain HTTP allowed
+        (
+            "aws:SecureTransport: \"false\"",
+            "aws:SecureTransport: \"true\"",
+        ),
+        // IAM lets dispatch send to a DLQ the policy does not name it for
+        (
+            "                Resource: !GetAtt DispatchFailureQueue.Arn\n",
+            "                Resource: !GetAtt PaymentDlq.Arn\n",
+        ),
+        // a DLQ open to any source queue
+        ("redrivePermission: byQueue", "redrivePermission: allowAll"),
+        // a queue without its policy
+        ("Queues: [!Ref DrawQueue]", "Queues: [!Ref DrawDlq]"),
+    ];
+    for (from, to) in cases {
+        assert!(
+            !mutated_violations(&base, from, to, queue_policy_violations).is_empty(),
+            "the queue policy check missed {to:?}"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// (f) table writes: each role writes only the key families it owns
+// ----------------------------------------------------------------------------------------
+
+/// The family of a partition key: its prefix up to and including the first `#`.
+fn family(pk: &str) -> String {
+    let end = pk.find('#').map_or(pk.len(), |i| i + 1);
+    pk[..end].to_string()
+}
+
+/// Key families, from the code that builds the keys (store.rs and ledger.rs item layouts):
+/// (events, eventId guards, processing records, handler switches, daily statistics).
+fn families() -> (String, String, String, String, String) {
+    let stream = lending_events::envelope::StreamId {
+        tenant_id: "t",
+        aggregate_type: "Loan",
+        aggregate_id: "L-1",
+    };
+    (
+        family(&event_adapters::store::stream_pk(&stream)),
+        family(&event_adapters::store::guard_pk("t", &uuid::Uuid::nil())),
+        family(&event_adapters::ledger::record_pk("t", "e", "h")),
+        // ledger.rs: `H#<handler>` and `S#<handler>#<day>` (built inline there).
+        "H#".to_string(),
+        "S#".to_string(),
+    )
+}
+
+/// What each function's role may write: action -> key families.
+fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
+    let (a, e, p, h, s) = families();
+    let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
+    let mut want = BTreeMap::new();
+    for (id, f) in t.functions() {
+        let bin = f["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or("");
+        let mut w = BTreeMap::new();
+        if id == OPERATOR_FUNCTION {
+            // Ops.* events, handler switches.
+            w.insert("dynamodb:putitem", set(&[&a, &e, &h]));
+        } else if bin.ends_with("-handler") {
+            w.insert("dynamodb:putitem", set(&[&a, &e]));
+            w.insert("dynamodb:updateitem", set(&[&p, &s]));
+        } else if bin == "ingest" || bin == "late-payments" {
+            w.insert("dynamodb:putitem", set(&[&a, &e]));
+        } else if bin != "dispatch" {
+            continue; // reported by table_write_violations
+        }
+        want.insert(id.to_string(), w);
+    }
+    want
+}
+
+const ITEM_WRITES: &[&str] = &["dynamodb:putitem", "dynamodb:updateitem"];
+const NEVER_ALLOWED: &[&str] = &[
+    "dynamodb:deleteitem",
+    "dynamodb:batchwriteitem",
+    "dynamodb:partiqlinsert",
+    "dynamodb:partiqlupdate",
+    "dynamodb:partiqldelete",
+];
+
+fn table_write_violations(t: &Template) -> Vec<String> {
+    let mut bad = Vec::new();
+    let (a, e, ..) = families();
+    let want = expected_writes(t);
+    for (id, _) in t.functions() {
+        let Some(expected) = want.get(id) else {
+            bad.push(format!(
+                "{id}: this test does not know what it writes; teach expected_writes"
+            ));
+            continue;
+        };
+        let role = t.role_of(id);
+        let mut got: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+        for s in role_statements(t, &role)
+            .into_iter()
+            .filter(|s| s["Effect"] == "Allow")
+        {
+            for action in actions(s) {
+                if NEVER_ALLOWED.contains(&action.as_str()) {
+                    bad.push(format!(
+                        "{role}: {action} (no role deletes or batch-writes items)"
+                    ));
+                }
+                let Some(write) = ITEM_WRITES.iter().find(|w| **w == action) else {
+                    continue;
+                };
+                let keys = &s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                if keys.is_null() {
+                    bad.push(format!(
+                        "{role}: {action} without a ForAllValues:StringLike dynamodb:LeadingKeys condition"
+                    ));
+                }
+                for k in as_list(keys) {
+                    let k = k.as_str().unwrap_or("");
+                    match k.strip_suffix('*') {
+                        Some(f) if f.len() == 2 && f.ends_with('#') && !f.starts_with('*') => {
+                            got.entry(write).or_default().insert(f.to_string());
+                        }
+                        _ => bad.push(format!(
+                            "{role}: {action} on key pattern {k:?} (want a family, e.g. \"A#*\")"
+                        )),
+                    }
+                }
+            }
+        }
+        if &got != expected {
+            bad.push(format!(
+                "{role} ({id}) may write {got:?}; it writes {expected:?}"
+            ));
+        }
+        if let Some(updates) = got.get("dynamodb:updateitem") {
+            if updates.contains(&a) || updates.contains(&e) {
+                bad.push(format!("{role}: may update event items or eventId guards"));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn each_role_writes_only_its_key_families() {
+    let t = Template::load();
+    let (a, e, p, h, s) = families();
     assert_eq!(
-        t.env(f).get("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"),
-        Some(&json!("true")),
-        "{id}: the named stage must be stripped from the path"
+        [a, e, p, h, s],
+        ["A#", "E#", "P#", "H#", "S#"].map(String::from)
+    );
+    let bad = table_write_violations(&t);
+    assert!(bad.is_empty(), "table writes:\n  {}", bad.join("\n  "));
+}
+
+#[test]
+fn table_write_check_rejects_broader_writes() {
+    let base = template_text();
+    let cases = [
+        // the operator may write processing records
+        (
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"P#*\"]",
+        ),
+        // a handler may update event items
+        (
+            "dynamodb:LeadingKeys: [\"P#*\", \"S#*\"]",
+            "dynamodb:LeadingKeys: [\"P#*\", \"S#*\", \"A#*\"]",
+        ),
+        // ingest's appends unscoped
+        (
+            "                Condition:\n                  ForAllValues:StringLike:\n                    dynamodb:LeadingKeys: [\"A#*\", \"E#*\"]\n",
+            "",
+        ),
+        // any key
+        ("dynamodb:LeadingKeys: [\"A#*\", \"E#*\"]", "dynamodb:LeadingKeys: [\"*\"]"),
+        // deletes
+        (
+            "                Action: dynamodb:UpdateItem\n",
+            "                Action: [dynamodb:UpdateItem, dynamodb:DeleteItem]\n",
+        ),
+    ];
+    for (from, to) in cases {
+        assert!(
+            !mutated_violations(&base, from, to, table_write_violations).is_empty(),
+            "the table write check missed {to:?}"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// (g) one customer-managed key; what is kept on delete and replace
+// ----------------------------------------------------------------------------------------
+
+fn encryption_violations(t: &Template) -> Vec<String> {
+    let mut bad = Vec::new();
+    let keys = t.of_type("AWS::KMS::Key");
+    let [(key_id, key)] = keys.as_slice() else {
+        return vec![format!("{} KMS keys, want one", keys.len())];
+    };
+    let key_arn = get_att(key_id, "Arn");
+    let retained =
+        |r: &Value| r["DeletionPolicy"] == "Retain" && r["UpdateReplacePolicy"] == "Retain";
+    if key["Properties"]["EnableKeyRotation"] != true {
+        bad.push(format!("{key_id}: EnableKeyRotation"));
+    }
+    if !retained(key) {
+        bad.push(format!(
+            "{key_id}: Retain (the retained table and DLQs need it)"
+        ));
+    }
+    let policy: Vec<&Value> = as_list(&key["Properties"]["KeyPolicy"]["Statement"]);
+    let service = |s: &Value| s["Principal"]["Service"].clone();
+    let logs = policy.iter().any(|s| {
+        sub_or_str(&service(s)) == Some("logs.${AWS::Region}.amazonaws.com")
+            && !s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].is_null()
+    });
+    if !logs {
+        bad.push(format!("{key_id}: the key policy must let CloudWatch Logs use it, limited by the kms:EncryptionContext:aws:logs:arn of this stack's log groups"));
+    }
+    let alarms = policy.iter().any(|s| {
+        service(s) == "cloudwatch.amazonaws.com"
+            && actions(s).contains(&"kms:decrypt".to_string())
+            && actions(s).contains(&"kms:generatedatakey".to_string())
+    });
+    if !alarms {
+        bad.push(format!("{key_id}: CloudWatch alarms need Decrypt/GenerateDataKey to publish to the encrypted topic"));
+    }
+
+    let sse = &t.resource("EventsTable")["Properties"]["SSESpecification"];
+    if sse["SSEEnabled"] != true || sse["SSEType"] != "KMS" || sse["KMSMasterKeyId"] != key_arn {
+        bad.push(format!("EventsTable: SSE with {key_id}, got {sse}"));
+    }
+    for (id, q) in t.of_type("AWS::SQS::Queue") {
+        if q["Properties"]["KmsMasterKeyId"] != key_arn
+            || q["Properties"]["SqsManagedSseEnabled"] == true
+        {
+            bad.push(format!("{id}: KmsMasterKeyId must be {key_id}"));
+        }
+    }
+    for (id, g) in t.of_type("AWS::Logs::LogGroup") {
+        if g["Properties"]["KmsKeyId"] != key_arn {
+            bad.push(format!("{id}: KmsKeyId must be {key_id}"));
+        }
+    }
+    for (id, topic) in t.of_type("AWS::SNS::Topic") {
+        if topic["Properties"]["KmsMasterKeyId"] != key_arn {
+            bad.push(format!("{id}: KmsMasterKeyId must be {key_id}"));
+        }
+    }
+    // Every role touching encrypted data may use the key, and no other key.
+    for (role, _) in t.of_type("AWS::IAM::Role") {
+        let st = role_statements(t, role);
+        let data = st.iter().any(|s| {
+            actions(s)
+                .iter()
+                .any(|a| a.starts_with("sqs:") || a.starts_with("dynamodb:"))
+        });
+        let uses_key = st.iter().any(|s| {
+            s["Effect"] == "Allow"
+                && actions(s).contains(&"kms:decrypt".to_string())
+                && actions(s).contains(&"kms:generatedatakey".to_string())
+                && as_list(&s["Resource"]) == vec![&key_arn]
+        });
+        if data && !uses_key {
+            bad.push(format!("{role}: Decrypt/GenerateDataKey on {key_id} (its table and queues are encrypted with it)"));
+        }
+        for s in st
+            .iter()
+            .filter(|s| actions(s).iter().any(|a| a.starts_with("kms:")))
+        {
+            if as_list(&s["Resource"]) != vec![&key_arn] {
+                bad.push(format!(
+                    "{role}: kms actions on {} (only {key_id})",
+                    s["Resource"]
+                ));
+            }
+        }
+    }
+
+    // Kept on delete and replace: DLQs, failure queues, access logs.
+    let mut keep: BTreeSet<String> = expected_senders(t)
+        .into_keys()
+        .filter(|q| {
+            let p = &t.resource(q)["Properties"];
+            p["RedrivePolicy"].is_null() // not a source queue: a DLQ or failure queue
+        })
+        .collect();
+    if let Some(api) = t.of_type("AWS::Serverless::HttpApi").first() {
+        if let Some(g) =
+            api.1["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0].as_str()
+        {
+            keep.insert(g.to_string());
+        } else {
+            bad.push("the HTTP API has no access log group".into());
+        }
+    }
+    for id in &keep {
+        if !retained(t.resource(id)) {
+            bad.push(format!(
+                "{id}: DeletionPolicy and UpdateReplacePolicy must be Retain"
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn one_rotated_key_encrypts_everything_and_evidence_is_kept() {
+    let t = Template::load();
+    let bad = encryption_violations(&t);
+    assert!(
+        bad.is_empty(),
+        "encryption and retention:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+#[test]
+fn encryption_check_rejects_unencrypted_or_deletable_resources() {
+    let base = template_text();
+    let cases = [
+        ("EnableKeyRotation: true", "EnableKeyRotation: false"),
+        (
+            "      KmsMasterKeyId: !GetAtt EncryptionKey.Arn\n",
+            "      KmsMasterKeyId: alias/aws/sns\n",
+        ),
+        (
+            "        KMSMasterKeyId: !GetAtt EncryptionKey.Arn\n",
+            "        KMSMasterKeyId: alias/aws/dynamodb\n",
+        ),
+        (
+            "      RetentionInDays: !Ref LogRetentionDays\n      KmsKeyId: !GetAtt EncryptionKey.Arn\n",
+            "      RetentionInDays: !Ref LogRetentionDays\n",
+        ),
+        (
+            "  PaymentDlq:\n    Type: AWS::SQS::Queue\n    DeletionPolicy: Retain\n",
+            "  PaymentDlq:\n    Type: AWS::SQS::Queue\n    DeletionPolicy: Delete\n",
+        ),
+        (
+            "  ApiAccessLogGroup:\n    Type: AWS::Logs::LogGroup\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n",
+            "  ApiAccessLogGroup:\n    Type: AWS::Logs::LogGroup\n",
+        ),
+        (
+            "kms:EncryptionContext:aws:logs:arn:",
+            "aws:SourceArn:",
+        ),
+        (
+            "                Action: [kms:Decrypt, kms:GenerateDataKey]\n                Resource: !GetAtt EncryptionKey.Arn\n",
+            "                Action: [kms:Decrypt]\n                Resource: !GetAtt EncryptionKey.Arn\n",
+        ),
+    ];
+    for (from, to) in cases {
+        assert!(
+            !mutated_violations(&base, from, to, encryption_violations).is_empty(),
+            "the encryption check missed {to:?}"
+        );
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// (h) what a production deploy needs: alarm endpoint, alarms, safe parameters
+// ----------------------------------------------------------------------------------------
+
+/// Alarms (with an action) whose metric math reads `metric` of the events table.
+fn table_alarms(t: &Template, metric: &str) -> Vec<String> {
+    t.of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| {
+            let p = &a["Properties"];
+            p["AlarmActions"].as_array().is_some_and(|x| !x.is_empty())
+                && as_list(&p["Metrics"]).iter().any(|m| {
+                    let m = &m["MetricStat"]["Metric"];
+                    m["Namespace"] == "AWS/DynamoDB"
+                        && m["MetricName"] == metric
+                        && as_list(&m["Dimensions"]).iter().any(|d| {
+                            d["Name"] == "TableName" && d["Value"] == reference("EventsTable")
+                        })
+                })
+        })
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+fn production_violations(t: &Template) -> Vec<String> {
+    let mut bad = Vec::new();
+    let params = &t.root["Parameters"];
+
+    // Rules: no production stack without an alarm endpoint.
+    let email_required = json!({"Fn::Not": [{"Fn::Equals": [reference("AlarmEmail"), ""]}]});
+    let rule = t.root["Rules"]
+        .as_object()
+        .into_iter()
+        .flat_map(|r| r.values())
+        .any(|r| {
+            let cond = r["RuleCondition"].to_string();
+            cond.contains("StageName")
+                && cond.contains("\"prod\"")
+                && as_list(&r["Assertions"])
+                    .iter()
+                    .any(|a| a["Assert"] == email_required)
+        });
+    if !rule {
+        bad.push("Rules: AlarmEmail must be required when StageName is prod".into());
+    }
+
+    // LogLevel: a closed list; debug only for the project's crates, never trace.
+    let levels = as_list(&params["LogLevel"]["AllowedValues"]);
+    if levels.is_empty() || !levels.contains(&&params["LogLevel"]["Default"]) {
+        bad.push("LogLevel: AllowedValues, including its Default".into());
+    }
+    for v in levels {
+        for directive in v.as_str().unwrap_or("?").split(',') {
+            let ok = match directive.split_once('=') {
+                None => ["off", "error", "warn", "info"].contains(&directive),
+                Some((target, level)) => {
+                    ["event_adapters", "lending_events"].contains(&target)
+                        && ["error", "warn", "info", "debug"].contains(&level)
+                }
+            };
+            if !ok {
+                bad.push(format!(
+                    "LogLevel allows {directive:?} (could log request bodies)"
+                ));
+            }
+        }
+    }
+
+    // The cursor key: secret, long, given to every function behind the HTTP API.
+    let key = &params["CursorSigningKey"];
+    if key["NoEcho"] != true
+        || num(&key["MinLength"]).unwrap_or(0) < 32
+        || !key["Default"].is_null()
+    {
+        bad.push("CursorSigningKey: NoEcho, MinLength >= 32, no Default".into());
+    }
+    let serving: BTreeSet<String> = api_routes(t).into_iter().map(|r| r.function).collect();
+    for (id, f) in t.functions() {
+        let has = t.env(f).get("CURSOR_SIGNING_KEY") == Some(&reference("CursorSigningKey"));
+        if has != serving.contains(id) {
+            bad.push(format!(
+                "{id}: CURSOR_SIGNING_KEY (!Ref CursorSigningKey) is for the functions serving the HTTP API"
+            ));
+        }
+    }
+
+    // Handler concurrency parameters.
+    if num(&params["HandlerMaximumConcurrency"]["MinValue"]).unwrap_or(0) < 2 {
+        bad.push("HandlerMaximumConcurrency: MinValue 2 (the SQS mapping's minimum)".into());
+    }
+    if params["HandlerReservedConcurrency"].is_null() {
+        bad.push("parameter HandlerReservedConcurrency".into());
+    }
+
+    // Alarms.
+    for pair in topology::queues(PREFIX) {
+        let q = t
+            .of_type("AWS::SQS::Queue")
+            .into_iter()
+            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(pair.queue.as_str()));
+        if let Some((qid, _)) = q {
+            if t.alarms_on(
+                "AWS/SQS",
+                "ApproximateAgeOfOldestMessage",
+                "QueueName",
+                &get_att(qid, "QueueName"),
+            )
+            .is_empty()
+            {
+                bad.push(format!("{qid}: no ApproximateAgeOfOldestMessage alarm"));
+            }
+        }
+    }
+    for metric in ["ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"] {
+        if table_alarms(t, metric).is_empty() {
+            bad.push(format!("EventsTable: no alarm on {metric}"));
+        }
+    }
+    if let Some((dispatch, f)) = t.function_for("dispatch") {
+        if t.alarms_on(
+            "AWS/Lambda",
+            "DestinationDeliveryFailures",
+            "FunctionName",
+            &reference(dispatch),
+        )
+        .is_empty()
+        {
+            bad.push(format!("{dispatch}: no DestinationDeliveryFailures alarm"));
+        }
+        for e in f["Properties"]["Events"]
+            .as_object()
+            .into_iter()
+            .flat_map(|e| e.values())
+        {
+            if let Some(q) = e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+                ["Fn::GetAtt"][0]
+                .as_str()
+            {
+                if t.alarms_on(
+                    "AWS/SQS",
+                    "NumberOfMessagesSent",
+                    "QueueName",
+                    &get_att(q, "QueueName"),
+                )
+                .is_empty()
+                {
+                    bad.push(format!(
+                        "{q}: no NumberOfMessagesSent alarm (each failure delivery)"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((job, _)) = t.function_for("late-payments") {
+        let ran = t
+            .alarms_on("AWS/Lambda", "Invocations", "FunctionName", &reference(job))
+            .into_iter()
+            .any(|id| {
+                let p = &t.resource(id)["Properties"];
+                let window =
+                    num(&p["Period"]).unwrap_or(0) * num(&p["EvaluationPeriods"]).unwrap_or(0);
+                p["ComparisonOperator"] == "LessThanThreshold"
+                    && num(&p["Threshold"]) == Some(1)
+                    && p["TreatMissingData"] == "breaching"
+                    && (3600..=86_400).contains(&window)
+                    && p["DatapointsToAlarm"] == p["EvaluationPeriods"]
+            });
+        if !ran {
+            bad.push(format!(
+                "{job}: no alarm for the daily job not running (Invocations < 1 over <= a day, missing data breaching)"
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn production_deploys_alarm_someone_and_log_safely() {
+    let t = Template::load();
+    let bad = production_violations(&t);
+    assert!(
+        bad.is_empty(),
+        "production settings:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+#[test]
+fn production_check_rejects_missing_alarms_and_loose_parameters() {
+    let base = template_text();
+    let cases = [
+        (
+            "RuleCondition: !Contains [[prod, production], !Ref StageName]",
+            "RuleCondition: !Contains [[staging], !Ref StageName]",
+        ),
+        (
+            "AllowedValues: [error, warn, info, \"warn,event_adapters=debug\"",
+            "AllowedValues: [error, warn, info, debug, \"warn,event_adapters=debug\"",
+        ),
+        (
+            "\"info,event_adapters=debug\"]",
+            "\"info,event_adapters=debug\", \"info,aws_smithy_runtime=trace\"]",
+        ),
+        ("    MinLength: 32\n", "    MinLength: 8\n"),
+        ("          CURSOR_SIGNING_KEY: !Ref CursorSigningKey\n", ""),
+        (
+            "MetricName: ApproximateAgeOfOldestMessage",
+            "MetricName: ApproximateNumberOfMessagesNotVisible",
+        ),
+        (
+            "MetricName: DestinationDeliveryFailures",
+            "MetricName: DeadLetterErrors",
+        ),
+        (
+            "TreatMissingData: breaching",
+            "TreatMissingData: notBreaching",
+        ),
+        (
+            "MetricName: NumberOfMessagesSent",
+            "MetricName: NumberOfMessagesDeleted",
+        ),
+    ];
+    for (from, to) in cases {
+        assert!(
+            !mutated_violations(&base, from, to, production_violations).is_empty(),
+            "the production check missed {to:?}"
+        );
+    }
+    // No alarm on the table's system errors at all.
+    let no_system_errors = base.replace("MetricName: SystemErrors", "MetricName: UserErrors");
+    assert!(
+        !production_violations(&Template::parse(&no_system_errors)).is_empty(),
+        "the production check missed the table's SystemErrors alarm"
     );
 }
 
