@@ -1359,7 +1359,7 @@ fn expected_senders(t: &Template) -> BTreeMap<String, BTreeSet<String>> {
 fn queue_policy_violations(t: &Template) -> Vec<String> {
     let mut bad = Vec::new();
     let want = expected_senders(t);
-    for (qid, q) in t.of_type("AWS::SQS::Queue") {
+    for (qid, _) in t.of_type("AWS::SQS::Queue") {
         let Some(senders) = want.get(qid) else {
             bad.push(format!(
                 "{qid}: this test does not know who may send to it; teach expected_senders"
@@ -1419,7 +1419,6 @@ fn queue_policy_violations(t: &Template) -> Vec<String> {
                 "{qid}: IAM lets {iam:?} send; the queue policy allows {senders:?}"
             ));
         }
-        let _ = q;
     }
     // Each DLQ takes dead letters from its own queue only.
     for pair in topology::queues(PREFIX) {
