@@ -4,8 +4,9 @@
 //! - periodic rate i = rate/100/12 monthly, /4 quarterly; n = termMonths (monthly),
 //!   termMonths/3 (quarterly, the term must be a multiple of 3), 1 (maturity);
 //! - amortized: level payment A = round(P·i / (1 − (1+i)^−n)), or round(P/n) when i = 0;
-//!   each period interest = round(balance·i) and principal = A − interest; the last payment
-//!   takes the whole remaining balance, so the principals add up to P exactly;
+//!   each period interest = round(balance·i), computed exactly ([`period_interest`]), and
+//!   principal = A − interest but never more than is owed; the last payment takes the whole
+//!   remaining balance, so the principals add up to P exactly;
 //! - interest only: interest each period, all principal with the last payment;
 //! - maturity: one payment at the end of the term with
 //!   interest = round(P·rate/100·termMonths/12);

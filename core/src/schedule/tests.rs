@@ -240,8 +240,20 @@ fn the_seed_example_pays_8675_74_a_month_and_8675_77_last() {
 /// (principal, rate, termMonths, periods a year, A, first interest, last total, interest
 /// sum, (installment, interest) of the first exact half-cent interest or (0, "")), printed
 /// by `python3 core/scripts/schedule_reference.py` (Python `decimal`, 60 digits, half up).
+type ReferenceCase = (
+    &'static str,
+    &'static str,
+    u32,
+    u32,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    (u32, &'static str),
+);
+
 #[rustfmt::skip]
-const PYTHON_REFERENCE: &[(&str, &str, u32, u32, &str, &str, &str, &str, (u32, &str))] = &[
+const PYTHON_REFERENCE: &[ReferenceCase] = &[
     ("100000", "7.5", 12, 12, "8675.74", "625.00", "8675.77", "4108.91", (0, "")),
     ("250000", "6.25", 360, 12, "1539.29", "1302.08", "1542.60", "304147.71", (100, "1142.58")),
     ("1234.56", "19.99", 24, 12, "62.83", "20.57", "62.78", "273.31", (0, "")),
