@@ -148,7 +148,7 @@ impl Exact {
     /// The bound on the last payment: each of the n roundings (of A once, of each
     /// interest) is at most half a cent and compounds at (1+i) until the end, so
     /// |last − A| ≤ S_n cents with S_n as in [`Exact::compounded_periods`] (12.4 cents for
-    /// 12 months at 7.5 %, $10.52 for 360 months at 6.25 %). Holds while no installment
+    /// 12 months at 7.5 %, $10.54 for 360 months at 6.25 %). Holds while no installment
     /// before the last pays the loan off.
     fn last_within_bound(&self, last_minus_level: i64) -> bool {
         let (s_num, s_den) = self.compounded_periods(self.periods());
