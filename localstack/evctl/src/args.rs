@@ -144,6 +144,8 @@ pub const COMMANDS: &[Command] = &[
 /// words after the command's name, flags with their values, and switches.
 pub struct Args {
     pub command: Option<&'static Command>,
+    /// `evctl help`, `--help` or `-h`: the usage was asked for.
+    pub help: bool,
     pub words: Vec<String>,
     flags: HashMap<String, Vec<String>>,
     switches: Vec<String>,
@@ -201,6 +203,7 @@ impl Args {
         }
         let mut args = Args {
             command,
+            help: help || words.first().is_some_and(|w| w == "help"),
             words: Vec::new(),
             flags: HashMap::new(),
             switches: Vec::new(),
@@ -360,13 +363,11 @@ mod tests {
     }
 
     #[test]
-    fn help_and_no_command_have_no_command() {
-        assert!(parse("help").unwrap().command.is_none());
-        assert!(parse("").unwrap().command.is_none());
-        assert!(parse("--help").unwrap().command.is_none());
-        assert_eq!(
-            parse("publish --help").unwrap().command.unwrap().name,
-            ["publish"]
-        );
+    fn help_is_asked_for_and_no_command_is_not() {
+        for line in ["help", "--help", "-h", "publish --help", "--tenant t help"] {
+            assert!(parse(line).unwrap().help, "{line}");
+        }
+        let bare = parse("--tenant t").unwrap();
+        assert!(bare.command.is_none() && !bare.help);
     }
 }

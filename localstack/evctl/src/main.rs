@@ -144,18 +144,11 @@ async fn main() -> ExitCode {
         Err(e) => return finish(Err(e.fail), e.json, e.command),
     };
     let json = args.has("--json");
-    let Some(command) = args
-        .command
-        .filter(|_| !args.has("--help") && !args.has("-h"))
-    else {
+    let Some(command) = args.command.filter(|_| !args.help) else {
         // `evctl help` and `--help` ask for the usage; a bare `evctl` is a usage error.
-        let asked = args.has("--help")
-            || args.has("-h")
-            || args.command.is_none() && !args.words.is_empty();
-        let printed = output::stdout(USAGE);
-        return match printed {
+        return match output::stdout(USAGE) {
             Err(f) if !f.is_output_closed() => finish(Err(f), false, None),
-            _ => ExitCode::from(if asked { 0 } else { 2 }),
+            _ => ExitCode::from(if args.help { 0 } else { 2 }),
         };
     };
     let prefix = args.env_or("--prefix", "EVCTL_PREFIX", "lendingos");
