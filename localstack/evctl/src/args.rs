@@ -166,7 +166,6 @@ impl Args {
         let mut words = Vec::new();
         let mut options: Vec<(String, Option<String>)> = Vec::new();
         let mut it = raw.into_iter();
-        let mut pending_error = None;
         while let Some(x) = it.next() {
             if !(x.starts_with('-') && x.len() > 1) {
                 words.push(x);
@@ -177,13 +176,9 @@ impl Args {
             } else if is_switch(&x) || !takes_value(&x) {
                 options.push((x, None));
             } else {
-                match it.next() {
-                    Some(v) => options.push((x, Some(v))),
-                    None => {
-                        pending_error.get_or_insert(format!("{x} needs a value"));
-                        options.push((x, None));
-                    }
-                }
+                // The last word may lack its value; judged below, as a flag without one.
+                let v = it.next();
+                options.push((x, v));
             }
         }
         let json = options.iter().any(|(k, v)| k == "--json" && v.is_none());
@@ -231,12 +226,7 @@ impl Args {
                 Some(v) if is_flag => args.flags.entry(k).or_default().push(v),
                 None if is_sw => args.switches.push(k),
                 Some(_) if is_sw => return Err(err(format!("{k} takes no value"), command)),
-                None if is_flag => {
-                    return Err(err(
-                        pending_error.unwrap_or_else(|| format!("{k} needs a value")),
-                        command,
-                    ))
-                }
+                None if is_flag => return Err(err(format!("{k} needs a value"), command)),
                 _ => return Err(err(format!("{what} does not take {k}"), command)),
             }
         }
