@@ -449,23 +449,30 @@ pub struct EvctlRun {
     pub json: Value,
 }
 
+/// An `evctl` command against a runner of the test's own (its API, tenant and resource
+/// prefix), with `args` after the global options; stdin closed, stdout and stderr for the
+/// caller to choose.
+pub fn evctl_command(runner: &RunnerProcess, tenant: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(evctl_bin());
+    cmd.args([
+        "--api",
+        &format!("http://127.0.0.1:{}", runner.port),
+        "--tenant",
+        tenant,
+        "--prefix",
+        &runner.prefix,
+    ])
+    .args(args)
+    .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// Run `evctl` as a real process against a runner of the test's own (its API, tenant and
 /// resource prefix), with `args` after the global options.
 pub async fn evctl(runner: &RunnerProcess, tenant: &str, args: &[&str]) -> EvctlRun {
-    let mut full: Vec<String> = vec![
-        "--api".into(),
-        format!("http://127.0.0.1:{}", runner.port),
-        "--tenant".into(),
-        tenant.into(),
-        "--prefix".into(),
-        runner.prefix.clone(),
-    ];
-    full.extend(args.iter().map(|a| a.to_string()));
+    let mut cmd = evctl_command(runner, tenant, args);
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(evctl_bin())
-            .args(&full)
-            .stdin(std::process::Stdio::null())
-            .output()
+        cmd.output()
             .expect("run evctl (build it first: cargo build -p evctl)")
     })
     .await

@@ -5,16 +5,26 @@
 //! dead-letter queues and handler switches. Human output by default, `--json` for scripts.
 //! Run `evctl help` for the commands.
 
+mod args;
 mod http_client;
+mod output;
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 use event_adapters::deadletters::{self, DeadLetter};
 use event_adapters::AdapterError;
 use serde_json::{json, Value};
 
+use args::{Args, Command};
 use http_client::HttpApi;
+use output::Text;
+
+/// `println!` into a [`Text`] (the human output of a command).
+macro_rules! outln {
+    ($text:expr, $($arg:tt)*) => {
+        $text.line(format_args!($($arg)*))
+    };
+}
 
 const USAGE: &str = "\
 evctl: operate the LendingOS event backbone
@@ -23,7 +33,7 @@ USAGE: evctl [global options] <command> [arguments]
 
 Events (through the HTTP API):
   publish --file F.json                      publish one event or {\"events\": [...]} from a file ('-' = stdin)
-  publish --type T --aggregate Type/Id --payload JSON [--correlation C] [--event-id UUID]
+  publish --type T --aggregate Type/Id --payload JSON [--version N] [--correlation C] [--event-id UUID]
   history <AggregateType> <AggregateId>      the aggregate's events in order
   state <AggregateType> <AggregateId>        the folded state
   event <eventId>                            one event
@@ -51,6 +61,10 @@ Global options (environment variable in brackets):
   --source-url URL where dlq redrive sends (with --domain), instead of P-<domain>.fifo
   --json           machine-readable output on stdout
 
+The dlq and handler commands need AWS credentials and a region (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY or AWS_PROFILE; AWS_REGION), and AWS_ENDPOINT_URL for LocalStack
+(`. localstack/env.sh` sets all of them).
+
 Exit codes: 0 ok; 1 the API or AWS refused (4xx/5xx, AWS error); 2 usage error;
 3 not found (404, unknown queue or handler); 4 cannot reach the API or AWS;
 5 confirmation required (purge without --yes).
@@ -67,24 +81,38 @@ pub struct Fail {
 
 impl Fail {
     pub fn usage(m: impl Into<String>) -> Fail {
-        Fail {
-            code: 2,
-            message: m.into(),
-            body: None,
-        }
+        Fail::new(2, m)
     }
-    fn new(code: u8, m: impl Into<String>) -> Fail {
+
+    pub fn new(code: u8, m: impl Into<String>) -> Fail {
         Fail {
             code,
             message: m.into(),
             body: None,
         }
     }
+
+    /// Whoever read stdout has gone (`| head -1`): stop, say nothing, exit 0.
+    pub fn output_closed() -> Fail {
+        Fail::new(0, "")
+    }
+
+    fn is_output_closed(&self) -> bool {
+        self.code == 0
+    }
 }
 
 impl From<AdapterError> for Fail {
     fn from(e: AdapterError) -> Fail {
         let m = e.to_string();
+        if let Some(cause) = m.split_once("dispatch failure: ").map(|(_, c)| c) {
+            // The SDK appends its error's debug dump; the sentence before it says enough.
+            let cause = cause.split(" (DispatchFailure(").next().unwrap_or(cause);
+            let at = std::env::var("AWS_ENDPOINT_URL")
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_default();
+            return Fail::new(4, format!("cannot reach AWS{at}: {cause}"));
+        }
         let code = if e.is_transient() {
             4
         } else if m.contains("NonExistentQueue")
@@ -101,82 +129,6 @@ impl From<AdapterError> for Fail {
 
 type Res<T> = Result<T, Fail>;
 
-/// Parsed command line: positional words, flags with values, switches.
-struct Args {
-    words: Vec<String>,
-    flags: HashMap<String, Vec<String>>,
-    switches: Vec<String>,
-}
-
-const SWITCHES: &[&str] = &[
-    "--json",
-    "--yes",
-    "--rerun",
-    "--dry-run",
-    "--all",
-    "--help",
-    "-h",
-];
-
-impl Args {
-    fn parse(raw: Vec<String>) -> Res<Args> {
-        let mut a = Args {
-            words: Vec::new(),
-            flags: HashMap::new(),
-            switches: Vec::new(),
-        };
-        let mut it = raw.into_iter();
-        while let Some(x) = it.next() {
-            if SWITCHES.contains(&x.as_str()) {
-                a.switches.push(x);
-            } else if let Some((k, v)) = x.split_once('=').filter(|_| x.starts_with("--")) {
-                a.flags
-                    .entry(k.to_string())
-                    .or_default()
-                    .push(v.to_string());
-            } else if x.starts_with("--") {
-                let v = it
-                    .next()
-                    .ok_or_else(|| Fail::usage(format!("{x} needs a value")))?;
-                a.flags.entry(x).or_default().push(v);
-            } else {
-                a.words.push(x);
-            }
-        }
-        Ok(a)
-    }
-    fn flag(&self, k: &str) -> Option<&str> {
-        self.flags.get(k).and_then(|v| v.last()).map(String::as_str)
-    }
-    fn all(&self, k: &str) -> Vec<String> {
-        self.flags
-            .get(k)
-            .map(|v| {
-                v.iter()
-                    .flat_map(|x| x.split(','))
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-    fn has(&self, k: &str) -> bool {
-        self.switches.iter().any(|s| s == k)
-    }
-    fn env_or(&self, k: &str, env: &str, default: &str) -> String {
-        self.flag(k)
-            .map(str::to_string)
-            .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
-            .unwrap_or_else(|| default.to_string())
-    }
-    fn word(&self, i: usize, what: &str) -> Res<&str> {
-        self.words
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| Fail::usage(format!("missing {what}")))
-    }
-}
-
 pub struct Ctx {
     json: bool,
     api: HttpApi,
@@ -189,29 +141,23 @@ async fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let args = match Args::parse(raw) {
         Ok(a) => a,
-        Err(f) => return finish(Err(f), false),
+        Err(e) => return finish(Err(e.fail), e.json, e.command),
     };
     let json = args.has("--json");
-    if args.words.is_empty() || args.has("--help") || args.has("-h") || args.words[0] == "help" {
-        print!("{USAGE}");
-        return ExitCode::from(
-            if args.words.is_empty() && !args.has("--help") && !args.has("-h") {
-                2
-            } else {
-                0
-            },
-        );
-    }
+    let Some(command) = args.command.filter(|_| !args.help) else {
+        // `evctl help` and `--help` ask for the usage; a bare `evctl` is a usage error.
+        return match output::stdout(USAGE) {
+            Err(f) if !f.is_output_closed() => finish(Err(f), false, None),
+            _ => ExitCode::from(if args.help { 0 } else { 2 }),
+        };
+    };
     let prefix = args.env_or("--prefix", "EVCTL_PREFIX", "lendingos");
     let ctx = Ctx {
         json,
         api: HttpApi::new(
             &args.env_or("--api", "EVCTL_API", "http://127.0.0.1:3000"),
             Some(args.env_or("--tenant", "EVCTL_TENANT", "")).filter(|t| !t.is_empty()),
-            args.flag("--token")
-                .map(str::to_string)
-                .or_else(|| std::env::var("EVCTL_TOKEN").ok())
-                .filter(|t| !t.is_empty()),
+            Some(args.env_or("--token", "EVCTL_TOKEN", "")).filter(|t| !t.is_empty()),
         ),
         table: args
             .flag("--table")
@@ -219,76 +165,86 @@ async fn main() -> ExitCode {
             .unwrap_or_else(|| format!("{prefix}-events")),
         prefix,
     };
-    let result = run(&ctx, &args).await;
-    finish(result, json)
+    let result = run(&ctx, command, &args).await;
+    finish(result, json, Some(command))
 }
 
-fn finish(result: Res<()>, json: bool) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            if json {
-                let body = f
-                    .body
-                    .clone()
-                    .unwrap_or_else(|| json!({"error": {"code": "evctl", "message": f.message}}));
-                println!("{body}");
-            }
-            eprintln!("evctl: {}", f.message);
-            ExitCode::from(f.code)
+/// The exit code of a result, after saying what went wrong: on stderr, and as a JSON error
+/// on stdout with --json; a usage error also shows the command's usage (or all of it).
+fn finish(result: Res<()>, json: bool, command: Option<&Command>) -> ExitCode {
+    let f = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(f) if f.is_output_closed() => return ExitCode::SUCCESS,
+        Err(f) => f,
+    };
+    if json {
+        let body = f
+            .body
+            .clone()
+            .unwrap_or_else(|| json!({"error": {"code": "evctl", "message": f.message}}));
+        // A closed stdout changes nothing here: the exit code still tells what happened.
+        let _ = output::stdout(&format!("{body}\n"));
+    }
+    let mut text = format!("evctl: {}\n", f.message);
+    if f.code == 2 {
+        match command {
+            Some(c) => text.push_str(&format!(
+                "usage:\n{}\nrun evctl help for every command and option\n",
+                c.usage
+            )),
+            None => text.push_str(&format!("\n{USAGE}")),
         }
     }
+    output::stderr(&text);
+    ExitCode::from(f.code)
 }
 
-async fn run(ctx: &Ctx, a: &Args) -> Res<()> {
-    let sub = a.words.get(1).map(String::as_str);
-    match (a.words[0].as_str(), sub) {
-        ("publish", _) => publish(ctx, a).await,
-        ("history", _) => {
+async fn run(ctx: &Ctx, command: &Command, a: &Args) -> Res<()> {
+    match command.name {
+        ["publish"] => publish(ctx, a).await,
+        ["history"] => {
             history(
                 ctx,
-                a.word(1, "aggregate type")?,
-                a.word(2, "aggregate id")?,
+                a.word(0, "aggregate type")?,
+                a.word(1, "aggregate id")?,
             )
             .await
         }
-        ("state", _) => {
+        ["state"] => {
             state(
                 ctx,
-                a.word(1, "aggregate type")?,
-                a.word(2, "aggregate id")?,
+                a.word(0, "aggregate type")?,
+                a.word(1, "aggregate id")?,
             )
             .await
         }
-        ("event", _) => event(ctx, a.word(1, "event id")?).await,
-        ("events", _) => events(ctx, a).await,
-        ("trace", _) => trace(ctx, a.word(1, "correlation id")?).await,
-        ("replay", _) => replay(ctx, a).await,
-        ("dlq", Some("list")) => dlq_list(ctx, a).await,
-        ("dlq", Some("redrive")) => dlq_redrive(ctx, a).await,
-        ("dlq", Some("purge")) => dlq_purge(ctx, a).await,
-        ("handler", Some("list")) => handler_list(ctx).await,
-        ("handler", Some(s @ ("enable" | "disable"))) => {
-            handler_switch(ctx, a.word(2, "handler name")?, s == "enable").await
+        ["event"] => event(ctx, a.word(0, "event id")?).await,
+        ["events"] => events(ctx, a).await,
+        ["trace"] => trace(ctx, a.word(0, "correlation id")?).await,
+        ["replay"] => replay(ctx, a).await,
+        ["dlq", "list"] => dlq_list(ctx, a).await,
+        ["dlq", "redrive"] => dlq_redrive(ctx, a).await,
+        ["dlq", "purge"] => dlq_purge(ctx, a).await,
+        ["handler", "list"] => handler_list(ctx).await,
+        ["handler", switch @ ("enable" | "disable")] => {
+            handler_switch(ctx, a.word(0, "handler name")?, *switch == "enable").await
         }
-        ("handler", Some("stats")) => handler_stats(ctx, a).await,
-        (w, s) => Err(Fail::usage(format!(
-            "unknown command {:?}; run evctl help",
-            [Some(w), s]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ")
+        ["handler", "stats"] => handler_stats(ctx, a).await,
+        name => Err(Fail::usage(format!(
+            "{} is in the command table but has no code",
+            name.join(" ")
         ))),
     }
 }
 
-fn out(ctx: &Ctx, v: &Value, human: impl FnOnce()) {
+/// Print a command's result: the JSON with --json, else the human text `human` writes.
+fn out(ctx: &Ctx, v: &Value, human: impl FnOnce(&mut Text)) -> Res<()> {
     if ctx.json {
-        println!("{v}");
-    } else {
-        human();
+        return output::stdout(&format!("{v}\n"));
     }
+    let mut text = Text::default();
+    human(&mut text);
+    output::stdout(text.as_str())
 }
 
 fn pretty(v: &Value) -> String {
@@ -336,8 +292,23 @@ fn read_json(src: &str) -> Res<Value> {
     serde_json::from_str(&text).map_err(|e| Fail::usage(format!("not JSON: {e}")))
 }
 
+/// The flags of `publish` that build an event on the command line (not with --file).
+const EVENT_FLAGS: &[&str] = &[
+    "--type",
+    "--aggregate",
+    "--payload",
+    "--version",
+    "--correlation",
+    "--event-id",
+];
+
 async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
     let body = if let Some(f) = a.flag("--file") {
+        if let Some(k) = EVENT_FLAGS.iter().find(|k| a.flag(k).is_some()) {
+            return Err(Fail::usage(format!(
+                "publish --file takes the whole event from the file, not {k}"
+            )));
+        }
         if f == "-" {
             read_json("-")?
         } else {
@@ -357,6 +328,12 @@ async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
         )?;
         let mut e =
             json!({"eventType": t, "aggregateType": at, "aggregateId": id, "payload": payload});
+        if let Some(v) = a.flag("--version") {
+            let v: u32 = v.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                Fail::usage(format!("--version wants a whole number >= 1, got {v:?}"))
+            })?;
+            e["eventVersion"] = json!(v);
+        }
         if let Some(c) = a.flag("--correlation") {
             e["metadata"] = json!({ "correlationId": c });
         }
@@ -366,17 +343,16 @@ async fn publish(ctx: &Ctx, a: &Args) -> Res<()> {
         e
     };
     let (status, reply) = ctx.api.send("POST", "/events", Some(&body)).await?;
-    out(ctx, &reply, || {
+    out(ctx, &reply, |o| {
         let what = if status == 201 {
             "stored"
         } else {
             "already stored"
         };
         for e in reply["events"].as_array().into_iter().flatten() {
-            println!("{what} {}", line(e));
+            outln!(o, "{what} {}", line(e));
         }
-    });
-    Ok(())
+    })
 }
 
 async fn history(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
@@ -400,13 +376,12 @@ async fn history(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
     if all.is_empty() && !ctx.json {
         return Err(Fail::new(3, format!("{t} {id} has no events")));
     }
-    out(ctx, &json!({ "events": all }), || {
-        println!("{t} {id}: {} events", all.len());
+    out(ctx, &json!({ "events": all }), |o| {
+        outln!(o, "{t} {id}: {} events", all.len());
         for e in &all {
-            println!("  {}", line(e));
+            outln!(o, "  {}", line(e));
         }
-    });
-    Ok(())
+    })
 }
 
 async fn state(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
@@ -414,20 +389,18 @@ async fn state(ctx: &Ctx, t: &str, id: &str) -> Res<()> {
         .api
         .send("GET", &format!("/aggregates/{t}/{id}/state"), None)
         .await?;
-    out(ctx, &doc, || {
-        println!("{t} {id} at version {}", doc["version"]);
-        println!("{}", pretty(&doc["state"]));
-    });
-    Ok(())
+    out(ctx, &doc, |o| {
+        outln!(o, "{t} {id} at version {}", doc["version"]);
+        outln!(o, "{}", pretty(&doc["state"]));
+    })
 }
 
 async fn event(ctx: &Ctx, id: &str) -> Res<()> {
     let (_, e) = ctx.api.send("GET", &format!("/events/{id}"), None).await?;
-    out(ctx, &e, || {
-        println!("{}", line(&e));
-        println!("{}", pretty(&e));
-    });
-    Ok(())
+    out(ctx, &e, |o| {
+        outln!(o, "{}", line(&e));
+        outln!(o, "{}", pretty(&e));
+    })
 }
 
 fn enc(v: &str) -> String {
@@ -452,15 +425,14 @@ async fn events(ctx: &Ctx, a: &Args) -> Res<()> {
         }
     }
     let (_, page) = ctx.api.send("GET", &q, None).await?;
-    out(ctx, &page, || {
+    out(ctx, &page, |o| {
         for e in page["events"].as_array().into_iter().flatten() {
-            println!("{}", line(e));
+            outln!(o, "{}", line(e));
         }
         if let Some(c) = page["cursor"].as_str() {
-            println!("(more: --cursor {c})");
+            outln!(o, "(more: --cursor {c})");
         }
-    });
-    Ok(())
+    })
 }
 
 async fn trace(ctx: &Ctx, corr: &str) -> Res<()> {
@@ -468,8 +440,8 @@ async fn trace(ctx: &Ctx, corr: &str) -> Res<()> {
         .api
         .send("GET", &format!("/correlations/{}", enc(corr)), None)
         .await?;
-    out(ctx, &t, || {
-        println!("correlation {corr}: {} events", t["eventCount"]);
+    out(ctx, &t, |o| {
+        outln!(o, "correlation {corr}: {} events", t["eventCount"]);
         let mut s = String::new();
         event_adapters::query::render_tree(
             t["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
@@ -477,9 +449,8 @@ async fn trace(ctx: &Ctx, corr: &str) -> Res<()> {
             false,
             &mut s,
         );
-        print!("{s}");
-    });
-    Ok(())
+        o.raw(&s);
+    })
 }
 
 async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
@@ -506,17 +477,19 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
         body["handlers"] = json!(hs);
     }
     let (_, r) = ctx.api.send("POST", "/replay", Some(&body)).await?;
-    out(ctx, &r, || {
+    out(ctx, &r, |o| {
         let msgs = r["messages"].as_array().cloned().unwrap_or_default();
         if r["dryRun"] == json!(true) {
-            println!(
+            outln!(
+                o,
                 "dry run {}: would send {} messages for {} events (nothing sent)",
                 r["replayId"].as_str().unwrap_or(""),
                 msgs.len(),
                 r["events"]
             );
         } else {
-            println!(
+            outln!(
+                o,
                 "replay {}: sent {} messages for {} events{}",
                 r["replayId"].as_str().unwrap_or(""),
                 r["sent"],
@@ -529,7 +502,8 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
             );
         }
         for m in &msgs {
-            println!(
+            outln!(
+                o,
                 "  {:<28} {}/{} #{}  -> {} [{}]",
                 m["eventType"].as_str().unwrap_or("?"),
                 m["aggregateType"].as_str().unwrap_or("?"),
@@ -539,8 +513,7 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
                 joined(&m["handlers"])
             );
         }
-    });
-    Ok(())
+    })
 }
 
 struct Aws {
@@ -548,12 +521,41 @@ struct Aws {
     sqs: aws_sdk_sqs::Client,
 }
 
-async fn aws() -> Aws {
+/// The AWS clients, once the configuration has what a call needs. Without credentials or a
+/// region the SDK would fail on the first call with a long dump about the instance metadata
+/// service (its last resort for credentials); one sentence naming the variables helps more.
+async fn aws() -> Res<Aws> {
+    use aws_sdk_sqs::config::ProvideCredentials;
     let sdk = event_adapters::config::aws_config().await;
-    Aws {
+    let credentials = match sdk.credentials_provider() {
+        Some(p) => p.provide_credentials().await.is_ok(),
+        None => false,
+    };
+    let region = sdk.region().is_some();
+    let missing = match (credentials, region) {
+        (true, true) => None,
+        (false, true) => Some((
+            "credentials",
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+        )),
+        (true, false) => Some(("region", "AWS_REGION")),
+        (false, false) => Some((
+            "credentials or region",
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, AWS_REGION",
+        )),
+    };
+    if let Some((what, set)) = missing {
+        return Err(Fail::new(
+            4,
+            format!(
+                "no AWS {what}: set {set}, and AWS_ENDPOINT_URL for LocalStack (`. localstack/env.sh`)"
+            ),
+        ));
+    }
+    Ok(Aws {
         ddb: aws_sdk_dynamodb::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
-    }
+    })
 }
 
 fn domains() -> Vec<&'static str> {
@@ -619,26 +621,26 @@ fn letter_line(d: &DeadLetter) -> String {
 }
 
 async fn dlq_list(ctx: &Ctx, a: &Args) -> Res<()> {
-    let aws = aws().await;
+    let aws = aws().await?;
     let mut all = Vec::new();
     for (d, url) in dlqs(ctx, a, &aws).await? {
         let letters = deadletters::list(&aws.sqs, &aws.ddb, &ctx.table, &d, &url, 1000).await?;
         all.push((d, url, letters));
     }
     let v = json!({"dlqs": all.iter().map(|(d, url, l)| json!({"domain": d, "queueUrl": url, "count": l.len(), "messages": l})).collect::<Vec<_>>()});
-    out(ctx, &v, || {
+    out(ctx, &v, |o| {
         for (d, _, letters) in &all {
-            println!(
+            outln!(
+                o,
                 "{d} DLQ: {} message{}",
                 letters.len(),
                 if letters.len() == 1 { "" } else { "s" }
             );
             for l in letters {
-                println!("{}", letter_line(l));
+                outln!(o, "{}", letter_line(l));
             }
         }
-    });
-    Ok(())
+    })
 }
 
 async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
@@ -649,7 +651,7 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
             "dlq redrive needs --all, --event ID or --message ID",
         ));
     }
-    let aws = aws().await;
+    let aws = aws().await?;
     let mut redriven = Vec::new();
     for (d, url) in dlqs(ctx, a, &aws).await? {
         let source = match a.flag("--source-url") {
@@ -668,17 +670,17 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
         return Err(Fail::new(3, "no matching dead letters"));
     }
     let v = json!({"redriven": redriven.len(), "messages": redriven});
-    out(ctx, &v, || {
-        println!(
+    out(ctx, &v, |o| {
+        outln!(
+            o,
             "redrove {} message{}",
             redriven.len(),
             if redriven.len() == 1 { "" } else { "s" }
         );
         for l in &redriven {
-            println!("{}", letter_line(l));
+            outln!(o, "{}", letter_line(l));
         }
-    });
-    Ok(())
+    })
 }
 
 async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
@@ -693,15 +695,14 @@ async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
             "dlq purge deletes every message of the DLQ; add --yes to confirm",
         ));
     }
-    let aws = aws().await;
+    let aws = aws().await?;
     let mut n = 0;
     for (d, url) in dlqs(ctx, a, &aws).await? {
         n += deadletters::purge(&aws.sqs, &d, &url).await?;
     }
-    out(ctx, &json!({ "purged": n }), || {
-        println!("purged {n} messages")
-    });
-    Ok(())
+    out(ctx, &json!({ "purged": n }), |o| {
+        outln!(o, "purged {n} messages");
+    })
 }
 
 fn handler_domain(name: &str) -> Res<&'static str> {
@@ -723,19 +724,21 @@ fn handler_domain(name: &str) -> Res<&'static str> {
 
 async fn handler_switch(ctx: &Ctx, name: &str, on: bool) -> Res<()> {
     handler_domain(name)?;
-    let aws = aws().await;
+    let aws = aws().await?;
     event_adapters::ledger::DynamoLedger::new(aws.ddb.clone(), &ctx.table)
         .set_enabled(name, on)
         .await?;
     let word = if on { "enabled" } else { "disabled" };
-    out(ctx, &json!({"handler": name, "enabled": on}), || {
-        println!("{name} {word} (running functions notice within a few seconds)")
-    });
-    Ok(())
+    out(ctx, &json!({"handler": name, "enabled": on}), |o| {
+        outln!(
+            o,
+            "{name} {word} (running functions notice within a few seconds)"
+        );
+    })
 }
 
 async fn handler_list(ctx: &Ctx) -> Res<()> {
-    let aws = aws().await;
+    let aws = aws().await?;
     let today = chrono::Utc::now().date_naive();
     let mut rows = Vec::new();
     for h in lending_events::handlers::all() {
@@ -743,9 +746,10 @@ async fn handler_list(ctx: &Ctx) -> Res<()> {
             event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, h.name(), today, 1).await?;
         rows.push(json!({"handler": h.name(), "domain": h.domain(), "enabled": st.enabled, "subscriptions": h.subscriptions()}));
     }
-    out(ctx, &json!({ "handlers": rows }), || {
+    out(ctx, &json!({ "handlers": rows }), |o| {
         for r in &rows {
-            println!(
+            outln!(
+                o,
                 "{:<22} {:<13} {:<9} {}",
                 r["handler"].as_str().unwrap_or(""),
                 r["domain"].as_str().unwrap_or(""),
@@ -757,13 +761,12 @@ async fn handler_list(ctx: &Ctx) -> Res<()> {
                 joined(&r["subscriptions"])
             );
         }
-    });
-    Ok(())
+    })
 }
 
 async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
-    let names: Vec<String> = if a.words.len() > 2 {
-        a.words[2..].to_vec()
+    let names: Vec<String> = if !a.words.is_empty() {
+        a.words.clone()
     } else {
         lending_events::handlers::all()
             .iter()
@@ -788,20 +791,24 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
         })
         .transpose()?
         .unwrap_or(1);
-    let aws = aws().await;
+    let aws = aws().await?;
     let mut all = Vec::new();
     for n in &names {
         all.push(event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, n, last, days).await?);
     }
     let v = json!({ "stats": all });
-    out(ctx, &v, || {
+    out(ctx, &v, |o| {
         let first = all
             .first()
             .and_then(|s| s.days.first())
             .cloned()
             .unwrap_or_default();
-        println!("handler statistics {first} .. {last}  (durations: bucket upper bounds)");
-        println!(
+        outln!(
+            o,
+            "handler statistics {first} .. {last}  (durations: bucket upper bounds)"
+        );
+        outln!(
+            o,
             "{:<22} {:>3} {:>15} {:>16} {:>14} {:>18} {:>8} {:>8} {:>8}",
             "handler",
             "on",
@@ -820,7 +827,8 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
         };
         for s in &all {
             let any = s.buckets.iter().sum::<u64>() > 0;
-            println!(
+            outln!(
+                o,
                 "{:<22} {:>3} {:>15} {:>16} {:>14} {:>18} {:>8} {:>8} {:>8}",
                 s.handler,
                 if s.enabled { "on" } else { "OFF" },
@@ -834,13 +842,13 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
             );
             if let Some(e) = &s.last_error {
                 let e: String = e.chars().take(120).collect();
-                println!(
+                outln!(
+                    o,
                     "{:<22}     last error ({}): {e}",
                     "",
                     s.last_error_at.as_deref().unwrap_or("?")
                 );
             }
         }
-    });
-    Ok(())
+    })
 }
