@@ -24,6 +24,7 @@
 //! example `localstack/runner/custom-event-types.json`.
 
 mod admin;
+mod checkpoint;
 mod demo;
 mod load;
 mod pollers;
