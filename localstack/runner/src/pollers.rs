@@ -88,6 +88,9 @@ pub async fn poll_stream(
             }
         }
         let mut busy = false;
+        // Shards without an iterator after an error: dropped here, not marked finished, so
+        // the next DescribeStream picks them up again from their checkpoint.
+        let mut lost: Vec<String> = Vec::new();
         for (shard, it) in iterators.iter_mut() {
             let Some(current) = it.clone() else { continue };
             let room = STREAM_BATCH - gathered.get(shard).map_or(0, |g| g.0.len());
@@ -103,10 +106,13 @@ pub async fn poll_stream(
                     tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords failed");
                     // Read again from the checkpoint: what was gathered comes back with it.
                     gathered.remove(shard);
-                    *it = resume(&client, &arn, shard, &checkpoint)
-                        .await
-                        .ok()
-                        .flatten();
+                    match resume(&client, &arn, shard, &checkpoint).await {
+                        Ok(next) => *it = next,
+                        Err(e) => {
+                            tracing::warn!(shard, error = %e, "no shard iterator");
+                            lost.push(shard.clone());
+                        }
+                    }
                     continue;
                 }
             };
@@ -170,7 +176,7 @@ pub async fn poll_stream(
                 // As Lambda does: retry the batch from the first failed record.
                 tracing::warn!(shard, seq, "dispatch reported a failure; retrying from it");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                *it = iterator(
+                match iterator(
                     &client,
                     &arn,
                     shard,
@@ -178,9 +184,17 @@ pub async fn poll_stream(
                     Some(&seq),
                 )
                 .await
-                .ok()
-                .flatten();
+                {
+                    Ok(next) => *it = next,
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "no shard iterator");
+                        lost.push(shard.clone());
+                    }
+                }
             }
+        }
+        for shard in lost {
+            iterators.remove(&shard);
         }
         iterators.retain(|shard, it| {
             if it.is_none() {
