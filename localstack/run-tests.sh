@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Test"): from a clean clone, installs what is missing, checks
 # formatting, lints and the purity of core, builds once, starts LocalStack and the local
-# runner, runs every test (unit and integration), and stops everything it started.
+# runner, runs every test (unit and integration), invokes every function under
+# cargo-lambda (localstack/cargo-lambda.sh), and stops everything it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
@@ -59,4 +60,8 @@ if [[ $status -ne 0 ]]; then
     echo "--- last lines of the local runner log"
     tail -n 60 "$state/runner.log"
 fi
+
+step "functions under cargo-lambda"
+# Its own prefix and port; it stops the watch it starts and deletes its prefix.
+bash localstack/cargo-lambda.sh || status=1
 exit $status

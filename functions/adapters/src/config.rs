@@ -33,17 +33,46 @@ pub struct Config {
     pub tenant_from_header: bool,
 }
 
+/// The variable naming the event-history table.
+pub const EVENTS_TABLE_VAR: &str = "EVENTS_TABLE";
+/// The variable switching the tenant source to the `X-Tenant-Id` header (`1`).
+pub const TENANT_FROM_HEADER_VAR: &str = "TENANT_FROM_HEADER";
+/// The variable pointing the SDK at an emulator.
+pub const ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
+/// What the AWS SDK takes from the environment besides the endpoint: region and
+/// credentials (its default chain), as `localstack/env.sh` sets them.
+pub const SDK_VARS: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+];
+
+/// The variable holding a domain's queue URL, e.g. `QUEUE_URL_PAYMENT`.
+pub fn queue_url_var(domain: &str) -> String {
+    format!("QUEUE_URL_{}", domain.to_ascii_uppercase())
+}
+
+/// The variable holding a domain's dead-letter queue URL, e.g. `DLQ_URL_PAYMENT`.
+pub fn dlq_url_var(domain: &str) -> String {
+    format!("DLQ_URL_{}", domain.to_ascii_uppercase())
+}
+
 impl Config {
     /// Read what the function needs. Domain queues are optional: a function only reads
     /// the ones it was given.
     pub fn from_env() -> Result<Config, AdapterError> {
-        let table = std::env::var("EVENTS_TABLE")
-            .map_err(|_| AdapterError::Config("EVENTS_TABLE is not set".into()))?;
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] with the variables looked up through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, AdapterError> {
+        let table = var(EVENTS_TABLE_VAR)
+            .ok_or_else(|| AdapterError::Config(format!("{EVENTS_TABLE_VAR} is not set")))?;
         let mut queues = BTreeMap::new();
         for domain in lending_events::routing::RoutingTable::standard().domains() {
-            let up = domain.to_ascii_uppercase();
-            let q = std::env::var(format!("QUEUE_URL_{up}")).unwrap_or_default();
-            let d = std::env::var(format!("DLQ_URL_{up}")).unwrap_or_default();
+            let q = var(&queue_url_var(domain)).unwrap_or_default();
+            let d = var(&dlq_url_var(domain)).unwrap_or_default();
             if !q.is_empty() || !d.is_empty() {
                 queues.insert(
                     domain.to_string(),
@@ -57,8 +86,24 @@ impl Config {
         Ok(Config {
             table,
             queues,
-            tenant_from_header: std::env::var("TENANT_FROM_HEADER").is_ok_and(|v| v == "1"),
+            tenant_from_header: var(TENANT_FROM_HEADER_VAR).is_some_and(|v| v == "1"),
         })
+    }
+
+    /// The variables [`Config::from_env`] reads back as this configuration: the table,
+    /// both queue URLs of every domain it has, and the tenant source.
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let mut vars = vec![(EVENTS_TABLE_VAR.to_string(), self.table.clone())];
+        for (domain, q) in &self.queues {
+            vars.push((queue_url_var(domain), q.queue_url.clone()));
+            vars.push((dlq_url_var(domain), q.dlq_url.clone()));
+        }
+        let tenant_from_header = if self.tenant_from_header { "1" } else { "0" };
+        vars.push((
+            TENANT_FROM_HEADER_VAR.to_string(),
+            tenant_from_header.to_string(),
+        ));
+        vars
     }
 
     pub fn queue_url(&self, domain: &str) -> Option<&str> {
@@ -92,7 +137,7 @@ pub async fn aws_config() -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .timeout_config(timeouts);
-    if let Ok(url) = std::env::var("AWS_ENDPOINT_URL") {
+    if let Ok(url) = std::env::var(ENDPOINT_URL_VAR) {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
@@ -219,5 +264,51 @@ impl aws_sdk_dynamodb::config::Intercept for CallCounter {
             .entry((self.label, op))
             .or_default() += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_env_reads_back_as_the_same_config() {
+        let domains: Vec<&str> = lending_events::routing::RoutingTable::standard()
+            .domains()
+            .collect();
+        let config = Config {
+            table: "dev-events".into(),
+            queues: domains
+                .iter()
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        DomainQueues {
+                            queue_url: format!("http://q/{d}.fifo"),
+                            dlq_url: format!("http://q/{d}-dlq.fifo"),
+                        },
+                    )
+                })
+                .collect(),
+            tenant_from_header: false,
+        };
+        let vars: BTreeMap<String, String> = config.to_env().into_iter().collect();
+        // The table, two queues per domain and the tenant source.
+        assert_eq!(vars.len(), 2 + 2 * domains.len());
+        let back = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
+        assert_eq!(back.table, config.table);
+        assert_eq!(back.queues, config.queues);
+        assert!(!back.tenant_from_header);
+
+        let header = Config {
+            tenant_from_header: true,
+            ..config
+        };
+        let vars: BTreeMap<String, String> = header.to_env().into_iter().collect();
+        assert!(
+            Config::from_lookup(|name| vars.get(name).cloned())
+                .expect("config")
+                .tenant_from_header
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! - the SQS mappings: polls each domain queue and feeds `BatchRunner::handle`, deleting
 //!   what succeeded and leaving reported failures for redelivery and redrive.
 //!
-//! Subcommands: `provision` (create table and queues, idempotent, print their names),
+//! Subcommands: `provision` (create table and queues, idempotent, print their names; with
+//! `--exports`, print `export` lines of the functions' environment instead), `teardown`
+//! (delete them),
 //! `serve` (provision, then run everything until Ctrl-C or SIGTERM), `demo` (serve, play
 //! the LendingOS story through the HTTP API, print what happened, stop),
 //! `late-payments --as-of YYYY-MM-DD [--tenant t]` (run the daily job once) and
@@ -22,6 +24,7 @@
 //! example `localstack/runner/custom-event-types.json`.
 
 mod admin;
+mod checkpoint;
 mod demo;
 mod load;
 mod pollers;
@@ -58,10 +61,12 @@ async fn main() {
     let clients = Clients::from_env().await;
     let result = match cmd {
         "provision" => provision::provision(&clients, &prefix).await.map(|r| {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&r.describe()).unwrap_or_default()
-            );
+            let out = if args.iter().any(|a| a == "--exports") {
+                shell_exports(&r)
+            } else {
+                serde_json::to_string_pretty(&r.describe()).unwrap_or_default() + "\n"
+            };
+            print_flushed(&out);
         }),
         "serve" => serve(&clients, &prefix, port, false).await,
         "teardown" => provision::teardown(&clients, &prefix).await,
@@ -87,6 +92,41 @@ async fn main() {
         eprintln!("local-runner: {e}");
         std::process::exit(1);
     }
+}
+
+/// `export` lines for every variable the functions read, so that
+/// `eval "$(local-runner provision --prefix p --exports)"` sets a shell up to run them
+/// (under cargo-lambda, say) against these resources. The names come from
+/// `Config::to_env`, the inverse of what the functions read, and the AWS settings are this
+/// process's own (`localstack/env.sh`). The tenant comes from the API Gateway authorizer, as
+/// on AWS: cargo-lambda hands the functions API Gateway events, not bare HTTP.
+fn shell_exports(resources: &provision::Provisioned) -> String {
+    use event_adapters::config::{ENDPOINT_URL_VAR, SDK_VARS};
+    let mut config = system::config(resources);
+    config.tenant_from_header = false;
+    let mut vars = config.to_env();
+    for name in std::iter::once(&ENDPOINT_URL_VAR).chain(SDK_VARS) {
+        if let Ok(value) = std::env::var(name) {
+            vars.push((name.to_string(), value));
+        }
+    }
+    vars.iter()
+        .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))
+        .collect()
+}
+
+/// A value as one single-quoted shell word.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Write to stdout and flush, so the output is complete (newline included) before the
+/// next log line on a shared terminal.
+fn print_flushed(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {

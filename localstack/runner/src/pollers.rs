@@ -14,6 +14,8 @@ use event_adapters::runner::BatchRunner;
 use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
+use crate::checkpoint::StreamCheckpoint;
+
 const IDLE: Duration = Duration::from_millis(150);
 
 /// Receives that returned at least one message, and the messages they returned, since the
@@ -41,13 +43,16 @@ fn batch_window() -> Duration {
 /// The stream mapping's BatchSize in the template.
 const STREAM_BATCH: usize = 100;
 
-/// Poll every shard of the table's stream from its start (nothing written before the
-/// runner started is missed; re-dispatched events are absorbed by FIFO deduplication and
-/// handler idempotency).
+/// Poll every shard of the table's stream, as the stream event source mapping does: a shard
+/// seen for the first time is read from its start (nothing written before the runner
+/// started is missed), a shard read before resumes after its checkpoint (a restarted runner
+/// does not dispatch again what it already dispatched). The checkpoint advances after each
+/// batch to the last record dispatched, and never past a record dispatch reported failed.
 pub async fn poll_stream(
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
     dispatcher: Dispatcher,
+    mut checkpoint: StreamCheckpoint,
 ) {
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     let mut finished: HashSet<String> = HashSet::new();
@@ -69,9 +74,7 @@ pub async fn poll_stream(
                         if iterators.contains_key(id) || finished.contains(id) {
                             continue;
                         }
-                        match iterator(&client, &arn, id, ShardIteratorType::TrimHorizon, None)
-                            .await
-                        {
+                        match resume(&client, &arn, id, &checkpoint).await {
                             Ok(it) => {
                                 iterators.insert(id.to_string(), it);
                             }
@@ -85,6 +88,9 @@ pub async fn poll_stream(
             }
         }
         let mut busy = false;
+        // Shards without an iterator after an error: dropped here, not marked finished, so
+        // the next DescribeStream picks them up again from their checkpoint.
+        let mut lost: Vec<String> = Vec::new();
         for (shard, it) in iterators.iter_mut() {
             let Some(current) = it.clone() else { continue };
             let room = STREAM_BATCH - gathered.get(shard).map_or(0, |g| g.0.len());
@@ -98,12 +104,15 @@ pub async fn poll_stream(
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords failed");
-                    // Read again from the start: what was gathered comes back with it.
+                    // Read again from the checkpoint: what was gathered comes back with it.
                     gathered.remove(shard);
-                    *it = iterator(&client, &arn, shard, ShardIteratorType::TrimHorizon, None)
-                        .await
-                        .ok()
-                        .flatten();
+                    match resume(&client, &arn, shard, &checkpoint).await {
+                        Ok(next) => *it = next,
+                        Err(e) => {
+                            tracing::warn!(shard, error = %e, "no shard iterator");
+                            lost.push(shard.clone());
+                        }
+                    }
                     continue;
                 }
             };
@@ -125,6 +134,15 @@ pub async fn poll_stream(
                 continue;
             };
             busy = true;
+            let sequences: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    r["dynamodb"]["SequenceNumber"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect();
             let event_json = json!({ "Records": records });
             let event: aws_lambda_events::dynamodb::Event = match serde_json::from_value(event_json)
             {
@@ -135,15 +153,30 @@ pub async fn poll_stream(
                 }
             };
             let resp = dispatcher.handle(event).await;
-            if let Some(seq) = resp
+            let first_failed = resp
                 .batch_item_failures
                 .first()
-                .and_then(|f| f.item_identifier.clone())
-            {
+                .and_then(|f| f.item_identifier.clone());
+            // Everything before the first failed record was dispatched; with no failure,
+            // the whole batch was.
+            let dispatched = match &first_failed {
+                Some(seq) => sequences
+                    .iter()
+                    .position(|s| s == seq)
+                    .and_then(|i| i.checked_sub(1))
+                    .map(|i| &sequences[i]),
+                None => sequences.last(),
+            };
+            if let Some(last) = dispatched.filter(|s| !s.is_empty()) {
+                if let Err(e) = checkpoint.advance(shard, last) {
+                    tracing::warn!(shard, error = %e, "stream checkpoint not saved");
+                }
+            }
+            if let Some(seq) = first_failed {
                 // As Lambda does: retry the batch from the first failed record.
                 tracing::warn!(shard, seq, "dispatch reported a failure; retrying from it");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                *it = iterator(
+                match iterator(
                     &client,
                     &arn,
                     shard,
@@ -151,9 +184,17 @@ pub async fn poll_stream(
                     Some(&seq),
                 )
                 .await
-                .ok()
-                .flatten();
+                {
+                    Ok(next) => *it = next,
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "no shard iterator");
+                        lost.push(shard.clone());
+                    }
+                }
             }
+        }
+        for shard in lost {
+            iterators.remove(&shard);
         }
         iterators.retain(|shard, it| {
             if it.is_none() {
@@ -164,6 +205,36 @@ pub async fn poll_stream(
         if !busy {
             tokio::time::sleep(IDLE).await;
         }
+    }
+}
+
+/// An iterator for a shard from where its mapping stands: after the checkpoint, or from
+/// the shard's start when it has none. A checkpoint older than the stream's 24 h retention
+/// cannot be read after; then the shard resumes from its oldest record (as an event source
+/// mapping does when its position has been trimmed).
+async fn resume(
+    client: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    shard: &str,
+    checkpoint: &StreamCheckpoint,
+) -> Result<Option<String>, String> {
+    let Some(seq) = checkpoint.position(shard) else {
+        return iterator(client, arn, shard, ShardIteratorType::TrimHorizon, None).await;
+    };
+    match iterator(
+        client,
+        arn,
+        shard,
+        ShardIteratorType::AfterSequenceNumber,
+        Some(seq),
+    )
+    .await
+    {
+        Err(e) if e.contains("TrimmedDataAccess") => {
+            tracing::warn!(shard, seq, error = %e, "checkpoint trimmed from the stream; reading from the oldest record");
+            iterator(client, arn, shard, ShardIteratorType::TrimHorizon, None).await
+        }
+        other => other,
     }
 }
 

@@ -272,8 +272,10 @@ pub async fn queue_attributes(
     Ok(out.attributes.unwrap_or_default())
 }
 
-/// Delete the table and queues of a prefix (test clean-up); missing ones are fine.
+/// Delete the table and queues of a prefix (test clean-up), and the local stream
+/// checkpoint of the table; missing ones are fine.
 pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
+    crate::checkpoint::remove(&format!("{prefix}-events"));
     let _ = clients
         .dynamodb
         .delete_table()

@@ -6,6 +6,7 @@ use event_adapters::config::{Clients, Config, DomainQueues};
 use event_adapters::functions;
 use tokio::task::JoinSet;
 
+use crate::checkpoint::{self, StreamCheckpoint};
 use crate::provision::Provisioned;
 use crate::{admin, pollers};
 
@@ -36,7 +37,8 @@ pub fn api_router(config: &Config, clients: &Clients) -> Result<axum::Router, St
     Ok(functions::ingest_router(config, clients, admin::catalog()?).merge(admin))
 }
 
-/// The DynamoDB stream mapping: dispatch with `clients`, stream reads with `streams`.
+/// The DynamoDB stream mapping: dispatch with `clients`, stream reads with `streams`,
+/// resuming from the table's checkpoint.
 pub fn spawn_stream_poller(
     tasks: &mut JoinSet<()>,
     streams: aws_sdk_dynamodbstreams::Client,
@@ -46,7 +48,10 @@ pub fn spawn_stream_poller(
 ) {
     let stream_arn = resources.stream_arn.clone();
     let dispatcher = functions::dispatcher(config, clients);
-    tasks.spawn(async move { pollers::poll_stream(streams, stream_arn, dispatcher).await });
+    let checkpoint = StreamCheckpoint::load(checkpoint::path_for(&resources.table), &stream_arn);
+    tasks.spawn(
+        async move { pollers::poll_stream(streams, stream_arn, dispatcher, checkpoint).await },
+    );
 }
 
 /// Pollers per domain queue (`LOCAL_QUEUE_CONCURRENCY`, default 2): like Lambda's
