@@ -6,6 +6,7 @@
 //! | `QUEUE_URL_<DOMAIN>` | a domain's FIFO queue (dispatch) |
 //! | `DLQ_URL_<DOMAIN>` | a domain's FIFO dead-letter queue (domain handlers) |
 //! | `TENANT_FROM_HEADER` | `1`: read the tenant from `X-Tenant-Id` (local only; on AWS the tenant comes from the authorizer) |
+//! | `CURSOR_SIGNING_KEY` | the key pagination cursors are signed with, at least 32 bytes ([`crate::cursor`]); unset: a fixed development key (local only) |
 //! | `AWS_ENDPOINT_URL` | LocalStack or another emulator |
 //! | `AWS_CALL_COUNTS` | `1`: count every AWS API call per operation ([`call_counts`]; measurement only, off in production) |
 
@@ -17,6 +18,7 @@ use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use crate::cursor::CursorKey;
 use crate::error::AdapterError;
 
 /// The queues of one domain.
@@ -31,6 +33,8 @@ pub struct Config {
     pub table: String,
     pub queues: BTreeMap<String, DomainQueues>,
     pub tenant_from_header: bool,
+    /// Signs and checks the pagination cursors of the read routes.
+    pub cursor_key: CursorKey,
 }
 
 impl Config {
@@ -58,6 +62,7 @@ impl Config {
             table,
             queues,
             tenant_from_header: std::env::var("TENANT_FROM_HEADER").is_ok_and(|v| v == "1"),
+            cursor_key: CursorKey::from_env()?,
         })
     }
 

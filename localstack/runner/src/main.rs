@@ -100,7 +100,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
     let resources = provision::provision(clients, prefix).await?;
-    let config = system::config(&resources);
+    let config = system::config(&resources)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
