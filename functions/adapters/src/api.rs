@@ -61,6 +61,17 @@ pub fn router<S: EventStore + 'static>(api: Api<S>) -> Router {
         .with_state(Arc::new(api))
 }
 
+/// 405 in the one error shape (axum's own has an empty body) for a route that exists
+/// with other methods.
+pub async fn method_not_allowed(method: http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not answer {method}"),
+        None,
+    )
+}
+
 /// An HTTP error in the one JSON shape.
 #[derive(Debug)]
 pub struct ApiError {

@@ -41,6 +41,8 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         catalog,
     })
     .merge(ops)
+    // After the merge: it applies to the routes registered so far.
+    .method_not_allowed_fallback(api::method_not_allowed)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting
