@@ -99,6 +99,8 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// Serve the API and the event source mappings; with `demo`, play the story against them
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
+    // A cursor key that is too short stops the runner before it provisions anything.
+    event_adapters::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
     let resources = provision::provision(clients, prefix).await?;
     let config = system::config(&resources)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
