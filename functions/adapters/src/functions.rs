@@ -119,7 +119,13 @@ pub fn domain_runner(
 pub async fn run_ingest() -> Result<(), Error> {
     crate::telemetry::init();
     let catalog = catalog_from_env()?.unwrap_or_default();
-    let router = ingest_router(&Config::from_env()?, &Clients::from_env().await, catalog);
+    let config = Config::from_env()?;
+    if config.cursor_key.is_development() && !config.tenant_from_header {
+        tracing::warn!(
+            "CURSOR_SIGNING_KEY is not set: cursors are signed with the public development key"
+        );
+    }
+    let router = ingest_router(&config, &Clients::from_env().await, catalog);
     lambda_http::run(router).await
 }
 
