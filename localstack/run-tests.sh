@@ -58,8 +58,9 @@ fi
 
 step "API fuzzing: schemathesis against the served /openapi.json"
 # Every documented operation, positive and negative data, a fixed seed and a bounded number of
-# examples (about 3 minutes on an otherwise idle 2-core machine). A 5xx, an undocumented status or content type, or a
-# body that breaks the document fails the test command. The scopes header holds every scope.
+# examples (about 3 minutes on an otherwise idle 2-core machine). A 5xx, an undocumented status
+# or content type, or a body that breaks the document fails the test command. The scopes header
+# holds every scope.
 # Run from the state folder: schemathesis keeps a cache in its working directory.
 bash localstack/install-fuzz.sh
 (cd "$state" && fuzz-venv/bin/st run http://127.0.0.1:3000/openapi.json --url http://127.0.0.1:3000 \
