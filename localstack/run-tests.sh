@@ -65,7 +65,7 @@ step "API fuzzing: schemathesis against the served /openapi.json"
 bash localstack/install-fuzz.sh
 (cd "$state" && fuzz-venv/bin/st run http://127.0.0.1:3000/openapi.json --url http://127.0.0.1:3000 \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --max-examples 20 --seed 20260301 --workers 2 --request-timeout 15 \
+    --max-examples 20 --seed 20260301 --workers 2 --request-timeout 60 \
     --generation-database none --no-color \
     -H 'X-Tenant-Id: api-fuzz' -H 'X-Principal: api-fuzzer' \
     -H 'X-Scopes: events:write events:read ops:replay ops:dead-letters ops:handlers') \
