@@ -36,22 +36,35 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// AWS clients whose endpoint refuses every connection, without retries: a request that
-/// gets past validation answers 503 at once.
+/// gets past validation answers 503 at once. Built from explicit settings (no environment,
+/// no credential or region discovery), so nothing but the loopback address is contacted.
 fn unreachable_clients() -> Clients {
-    std::env::set_var("AWS_REGION", "us-east-1");
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    std::env::set_var("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
-    let sdk = runtime().block_on(event_adapters::config::aws_config());
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let credentials = Credentials::new("test", "test", None, None, "static");
     let no_retries = aws_sdk_dynamodb::config::retry::RetryConfig::disabled();
+    const NOWHERE: &str = "http://127.0.0.1:9";
     Clients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk)
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url(NOWHERE)
+                .http_client(http.clone())
                 .retry_config(no_retries.clone())
                 .build(),
         ),
         sqs: aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&sdk)
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials)
+                .endpoint_url(NOWHERE)
+                .http_client(http)
                 .retry_config(no_retries)
                 .build(),
         ),
