@@ -158,4 +158,7 @@ print(p.get_installed_dir())' >"$kinesis_marker.tmp"
     mv "$kinesis_marker.tmp" "$kinesis_marker"
 fi
 
+# --- the API fuzzer of the test command (its own venv; idempotent) ----------------
+LOCALSTACK_STATE_DIR="$state" bash "$here/install-fuzz.sh"
+
 log "install complete in $state"

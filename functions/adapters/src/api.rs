@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +59,17 @@ pub fn router<S: EventStore + 'static>(api: Api<S>) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
         })
         .with_state(Arc::new(api))
+}
+
+/// 405 in the one error shape (axum's own has an empty body) for a route that exists
+/// with other methods.
+pub async fn method_not_allowed(method: http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route does not answer {method}"),
+        None,
+    )
 }
 
 /// An HTTP error in the one JSON shape.
@@ -289,11 +301,12 @@ async fn post_events<S: EventStore + 'static>(
 
 async fn get_history<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
-    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
     let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let after = num_param(&q, "after", 0, u64::MAX)?;
@@ -309,10 +322,11 @@ async fn get_history<S: EventStore + 'static>(
 /// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
 async fn get_state<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
-    Path((aggregate_type, aggregate_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
     let history = api.store.history_until(stream, u64::MAX / 2).await?;
     let doc = lending_events::state::document(history).ok_or_else(|| {
@@ -324,6 +338,19 @@ async fn get_state<S: EventStore + 'static>(
         )
     })?;
     Ok(Json(doc).into_response())
+}
+
+/// A route's path parameters; one that is not UTF-8 once percent-decoded (`%FF`) is 400
+/// in the one error shape, not axum's plain-text rejection.
+pub(crate) fn path_params<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(p)| p).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            format!("path parameter: {}", e.body_text()),
+            Some("path".into()),
+        )
+    })
 }
 
 pub fn stream_of<'a>(

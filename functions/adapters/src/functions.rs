@@ -41,6 +41,8 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         catalog,
     })
     .merge(ops)
+    // After the merge: it applies to the routes registered so far.
+    .method_not_allowed_fallback(api::method_not_allowed)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting
@@ -117,7 +119,13 @@ pub fn domain_runner(
 pub async fn run_ingest() -> Result<(), Error> {
     crate::telemetry::init();
     let catalog = catalog_from_env()?.unwrap_or_default();
-    let router = ingest_router(&Config::from_env()?, &Clients::from_env().await, catalog);
+    let config = Config::from_env()?;
+    if config.cursor_key.is_development() && !config.tenant_from_header {
+        tracing::warn!(
+            "CURSOR_SIGNING_KEY is not set: cursors are signed with the public development key"
+        );
+    }
+    let router = ingest_router(&config, &Clients::from_env().await, catalog);
     lambda_http::run(router).await
 }
 

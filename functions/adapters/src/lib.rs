@@ -11,11 +11,13 @@
 //! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
 //!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
 //! - [`query`], [`replay`], [`openapi`]: read and trace routes, replay, the OpenAPI document;
+//!   [`cursor`]: their signed pagination cursors;
 //!   [`deadletters`] and [`stats`]: DLQ tools and handler statistics for `evctl`.
 //! - [`config`] and [`telemetry`]: environment, AWS clients and JSON logs.
 
 pub mod api;
 pub mod config;
+pub mod cursor;
 pub mod deadletters;
 pub mod dispatch;
 pub mod error;

@@ -115,6 +115,7 @@ mod tests {
             table: "t".into(),
             queues: Default::default(),
             tenant_from_header: true,
+            cursor_key: crate::cursor::CursorKey::development(),
         };
         let clients = crate::config::Clients { dynamodb: ddb, sqs };
         let router = crate::functions::ingest_router(&config, &clients, Default::default());

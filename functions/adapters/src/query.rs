@@ -11,22 +11,23 @@
 //!
 //! All reads are tenant-scoped: every index key starts with the caller's tenant.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use lending_events::envelope::format_time;
 use lending_events::schema::is_safe_id;
 use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 
-use crate::api::{tenant_of, ApiError, TenantSource};
+use crate::api::{path_params, tenant_of, ApiError, TenantSource};
 use crate::config::Config;
 use crate::error::{classify, AdapterError};
 use crate::ledger::record_pk;
@@ -82,19 +83,76 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     )
 }
 
-/// An RFC 3339 time as stored in `recordedAt` (UTC, milliseconds).
-pub(crate) fn time_param(field: &str, v: &str) -> Result<String, ApiError> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| format_time(&t.with_timezone(&Utc)))
-        .map_err(|_| bad(field, "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))
+/// An RFC 3339 time, in UTC at the millisecond precision `recordedAt` is stored with.
+fn time_param(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    let t = DateTime::parse_from_rfc3339(v)
+        .map_err(|_| bad(field, "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))?
+        .with_timezone(&Utc);
+    // Stored times are compared as text, which sorts right only for four-digit years.
+    if !(0..=9999).contains(&t.year()) {
+        return Err(bad(field, "must fall in the years 0000 to 9999 (UTC)"));
+    }
+    Ok(t.trunc_subsecs(3))
+}
+
+/// A recordedAt window (inclusive) as the bounds of a `BETWEEN` on the stored text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+}
+
+impl Window {
+    /// From optional `from` and `to` (RFC 3339); an open end takes every time. A window that
+    /// ends before it starts is 400 on `to` (DynamoDB refuses a reversed `BETWEEN`).
+    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Window, ApiError> {
+        let from = from.map(|v| time_param("from", v)).transpose()?;
+        let to = to.map(|v| time_param("to", v)).transpose()?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if t < f {
+                return Err(bad(
+                    "to",
+                    format!(
+                        "the window is reversed: to ({}) is before from ({})",
+                        format_time(&t),
+                        format_time(&f)
+                    ),
+                ));
+            }
+        }
+        let window = Window {
+            // `recordedAt` has no fraction at a whole second ("...:05Z", which sorts after
+            // "...:05.250Z"), so a whole-second start is written without its `Z`: a prefix of
+            // both forms, it sorts before every time of that second.
+            from: from.map_or_else(
+                || "0000".to_string(),
+                |f| {
+                    let text = format_time(&f);
+                    if f.timestamp_subsec_millis() == 0 {
+                        text.trim_end_matches('Z').to_string()
+                    } else {
+                        text
+                    }
+                },
+            ),
+            // After every stored time: "9999-12-31T23:59:59.999Z" < "9999-12-31T23:59:59Z".
+            to: to.map_or_else(|| "9999-12-31T23:59:59Z".to_string(), |t| format_time(&t)),
+        };
+        // The forms above keep the text in time order; never let DynamoDB be the judge.
+        if window.from > window.to {
+            return Err(bad("to", "the window is reversed: to is before from"));
+        }
+        Ok(window)
+    }
 }
 
 async fn get_event(
     State(ops): State<Arc<Ops>>,
-    Path(event_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
+    let event_id = path_params(path)?;
     let id = uuid::Uuid::parse_str(&event_id).map_err(|_| bad("eventId", "must be a UUID"))?;
     let store = crate::store::DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     match store.get_event(&tenant, &id).await? {
@@ -120,7 +178,7 @@ pub async fn events_by_type(
     table: &str,
     tenant: &str,
     event_type: &str,
-    (from, to): (&str, &str),
+    window: &Window,
     limit: usize,
     start: Option<Item>,
 ) -> Result<TypePage, AdapterError> {
@@ -134,8 +192,8 @@ pub async fn events_by_type(
             .index_name("byType")
             .key_condition_expression("typeKey = :k AND recordedAt BETWEEN :from AND :to")
             .expression_attribute_values(":k", s(format!("{tenant}#{event_type}")))
-            .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":from", s(&window.from))
+            .expression_attribute_values(":to", s(&window.to))
             .limit((limit - events.len()) as i32)
             .set_exclusive_start_key(start)
             .send()
@@ -154,51 +212,20 @@ pub async fn events_by_type(
     }
 }
 
-/// The cursor is the index's LastEvaluatedKey as JSON, hex-encoded: opaque to clients,
-/// checked on the way back in (its keys must be this tenant's and this type's).
-fn encode_cursor(key: &Item) -> String {
-    let map: BTreeMap<&str, Value> = key
-        .iter()
-        .filter_map(|(k, v)| match v {
-            AttributeValue::S(x) => Some((k.as_str(), json!({ "S": x }))),
-            AttributeValue::N(x) => Some((k.as_str(), json!({ "N": x }))),
-            _ => None,
-        })
-        .collect();
-    json!(map)
-        .to_string()
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// What a `byType` cursor is bound to: the tenant, the type and the window.
+fn by_type_query<'a>(tenant: &'a str, event_type: &'a str, window: &'a Window) -> [&'a str; 5] {
+    ["byType", tenant, event_type, &window.from, &window.to]
 }
 
-fn decode_cursor(cursor: &str, type_key: &str) -> Result<Item, ApiError> {
-    let invalid = || bad("cursor", "not a cursor from a previous page of this query");
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 4000 {
-        return Err(invalid());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| invalid())?;
-    let map: BTreeMap<String, BTreeMap<String, String>> =
-        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let mut item = Item::new();
-    for (k, v) in map {
-        let av = match (v.get("S"), v.get("N")) {
-            (Some(x), None) => AttributeValue::S(x.clone()),
-            (None, Some(x)) if x.parse::<u64>().is_ok() => AttributeValue::N(x.clone()),
-            _ => return Err(invalid()),
-        };
-        item.insert(k, av);
-    }
+/// The start key inside a `byType` cursor. The signature already proves the server wrote
+/// it for this query; the shape check keeps a key-schema change from reaching DynamoDB.
+fn by_type_start(key: Item, type_key: &str) -> Result<Item, ApiError> {
     let expected: HashSet<&str> = ["pk", "sk", "typeKey", "recordedAt"].into();
-    let keys: HashSet<&str> = item.keys().map(String::as_str).collect();
-    if keys != expected || str_of(&item, "typeKey") != Some(type_key) {
-        return Err(invalid());
+    let keys: HashSet<&str> = key.keys().map(String::as_str).collect();
+    if keys != expected || str_of(&key, "typeKey") != Some(type_key) {
+        return Err(crate::cursor::invalid_cursor());
     }
-    Ok(item)
+    Ok(key)
 }
 
 async fn list_events(
@@ -215,14 +242,10 @@ async fn list_events(
     if !is_safe_id(event_type, 64) {
         return Err(bad("type", "not an event type"));
     }
-    let from = match q.get("from") {
-        Some(v) => time_param("from", v)?,
-        None => "0000".to_string(),
-    };
-    let to = match q.get("to") {
-        Some(v) => time_param("to", v)?,
-        None => "9999".to_string(),
-    };
+    let window = Window::parse(
+        q.get("from").map(String::as_str),
+        q.get("to").map(String::as_str),
+    )?;
     let limit = match q.get("limit") {
         None => 100,
         Some(v) => v
@@ -231,23 +254,29 @@ async fn list_events(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| bad("limit", "must be from 1 to 1000"))?,
     };
-    let type_key = format!("{tenant}#{event_type}");
+    let cursor_query = by_type_query(&tenant, event_type, &window);
     let start = q
         .get("cursor")
         .filter(|c| !c.is_empty())
-        .map(|c| decode_cursor(c, &type_key))
+        .map(|c| {
+            let key = ops.config.cursor_key.open(&cursor_query, c)?;
+            by_type_start(key, &format!("{tenant}#{event_type}"))
+        })
         .transpose()?;
     let page = events_by_type(
         &ops.dynamodb,
         &ops.config.table,
         &tenant,
         event_type,
-        (&from, &to),
+        &window,
         limit,
         start,
     )
     .await?;
-    let cursor = page.last_key.as_ref().map(encode_cursor);
+    let cursor = page
+        .last_key
+        .as_ref()
+        .map(|k| ops.config.cursor_key.seal(&cursor_query, k));
     Ok(Json(json!({"events": page.events, "cursor": cursor})).into_response())
 }
 
@@ -497,10 +526,11 @@ pub async fn correlation_tree(
 
 async fn get_correlation(
     State(ops): State<Arc<Ops>>,
-    Path(correlation): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
+    let correlation = path_params(path)?;
     if correlation.is_empty() || correlation.len() > 128 {
         return Err(bad("correlationId", "must be 1-128 characters"));
     }
@@ -529,7 +559,10 @@ pub fn render_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut Strin
             .collect();
         let agg = e["aggregateId"].as_str().unwrap_or("?");
         // Derived ids are UUIDs: their first 8 characters are enough on screen.
-        let agg = if agg.len() == 36 { &agg[..8] } else { agg };
+        let agg = match agg.get(..8) {
+            Some(head) if agg.len() == 36 => head,
+            _ => agg,
+        };
         let mut head = format!(
             "{indent}{} {} {}/{} #{} ({id})",
             if last { "└─" } else { "├─" },
@@ -617,16 +650,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip_and_are_bound_to_their_query() {
-        let key: Item = HashMap::from([
-            ("pk".into(), s("A#t#Loan#L-1")),
-            ("sk".into(), AttributeValue::N("3".into())),
-            ("typeKey".into(), s("t#Loan.Funded")),
-            ("recordedAt".into(), s("2026-01-01T00:00:00.000Z")),
-        ]);
-        let c = encode_cursor(&key);
-        assert_eq!(decode_cursor(&c, "t#Loan.Funded").unwrap(), key);
-        assert!(decode_cursor(&c, "other#Loan.Funded").is_err());
-        assert!(decode_cursor("zz", "t#Loan.Funded").is_err());
+    fn a_reversed_window_is_refused_on_to() {
+        let e = Window::parse(
+            Some("2336-08-25T00:44:39.3-18:31"),
+            Some("0738-01-17T04:43:02.21-09:53"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("validation_failed", Some("to"))
+        );
+        assert!(e.message.contains("reversed"), "{}", e.message);
+    }
+
+    #[test]
+    fn windows_keep_their_bounds_in_text_order() {
+        let w =
+            Window::parse(Some("2026-01-01T00:00:00Z"), Some("2026-01-01T00:00:00.5Z")).unwrap();
+        assert_eq!(w.from, "2026-01-01T00:00:00");
+        assert_eq!(w.to, "2026-01-01T00:00:00.500Z");
+        for stored in ["2026-01-01T00:00:00.250Z", "2026-01-01T00:00:00.500Z"] {
+            assert!(
+                w.from.as_str() <= stored && stored <= w.to.as_str(),
+                "{stored}"
+            );
+        }
+        let open = Window::parse(Some("9999-12-31T23:59:59.999Z"), None).unwrap();
+        assert!(open.from <= open.to);
+        assert_eq!(
+            Window::parse(None, Some("0000-01-01T00:00:00Z"))
+                .unwrap()
+                .from,
+            "0000"
+        );
+        for (from, to, field) in [
+            (Some("0000-01-01T00:00:00+01:00"), None, "from"),
+            (None, Some("9999-12-31T23:00:00-05:00"), "to"),
+            (Some("yesterday"), None, "from"),
+            (
+                Some("2026-01-01T00:00:01Z"),
+                Some("2026-01-01T00:00:00.999Z"),
+                "to",
+            ),
+        ] {
+            let e = Window::parse(from, to).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{from:?} {to:?}");
+        }
     }
 }

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::api::{stream_of, tenant_of, ApiError};
 use crate::error::{classify, AdapterError};
-use crate::query::{events_by_type, time_param, Ops};
+use crate::query::{events_by_type, Ops, Window};
 use crate::store::{DynamoStore, EventStore};
 
 /// At most this many events per replay request; narrow the window for more.
@@ -210,26 +210,29 @@ pub(crate) async fn post_replay(
             h
         }
         (None, None, Some(et)) => {
-            let from = time_param(
-                "from",
-                r.from
-                    .as_deref()
-                    .ok_or_else(|| bad("from", "required with eventType"))?,
-            )?;
-            let to = time_param(
-                "to",
-                r.to.as_deref()
-                    .ok_or_else(|| bad("to", "required with eventType"))?,
-            )?;
-            if from > to {
-                return Err(bad("to", "must not be before from"));
+            if !lending_events::catalog::is_event_type_name(et) {
+                return Err(bad(
+                    "eventType",
+                    "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
+                ));
             }
+            let window = Window::parse(
+                Some(
+                    r.from
+                        .as_deref()
+                        .ok_or_else(|| bad("from", "required with eventType"))?,
+                ),
+                Some(
+                    r.to.as_deref()
+                        .ok_or_else(|| bad("to", "required with eventType"))?,
+                ),
+            )?;
             let page = events_by_type(
                 &ops.dynamodb,
                 &ops.config.table,
                 &tenant,
                 et,
-                (&from, &to),
+                &window,
                 MAX_REPLAY_EVENTS + 1,
                 None,
             )

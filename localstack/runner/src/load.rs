@@ -165,7 +165,7 @@ async fn measure(
     plain: &Clients,
     resources: &Provisioned,
 ) -> Result<(), String> {
-    let config = system::config(resources);
+    let config = system::config(resources)?;
     event_adapters::functions::handler_config_from_env().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await

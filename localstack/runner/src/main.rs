@@ -60,14 +60,16 @@ async fn main() {
     }
     let clients = Clients::from_env().await;
     let result = match cmd {
-        "provision" => provision::provision(&clients, &prefix).await.map(|r| {
-            let out = if args.iter().any(|a| a == "--exports") {
-                shell_exports(&r)
-            } else {
-                serde_json::to_string_pretty(&r.describe()).unwrap_or_default() + "\n"
-            };
-            print_flushed(&out);
-        }),
+        "provision" => provision::provision(&clients, &prefix)
+            .await
+            .and_then(|r| {
+                if args.iter().any(|a| a == "--exports") {
+                    shell_exports(&r)
+                } else {
+                    Ok(serde_json::to_string_pretty(&r.describe()).unwrap_or_default() + "\n")
+                }
+            })
+            .map(|out| print_flushed(&out)),
         "serve" => serve(&clients, &prefix, port, false).await,
         "teardown" => provision::teardown(&clients, &prefix).await,
         "demo" => serve(&clients, &prefix, port, true).await,
@@ -100,9 +102,9 @@ async fn main() {
 /// `Config::to_env`, the inverse of what the functions read, and the AWS settings are this
 /// process's own (`localstack/env.sh`). The tenant comes from the API Gateway authorizer, as
 /// on AWS: cargo-lambda hands the functions API Gateway events, not bare HTTP.
-fn shell_exports(resources: &provision::Provisioned) -> String {
+fn shell_exports(resources: &provision::Provisioned) -> Result<String, String> {
     use event_adapters::config::{ENDPOINT_URL_VAR, SDK_VARS};
-    let mut config = system::config(resources);
+    let mut config = system::config(resources)?;
     config.tenant_from_header = false;
     let mut vars = config.to_env();
     for name in std::iter::once(&ENDPOINT_URL_VAR).chain(SDK_VARS) {
@@ -110,9 +112,10 @@ fn shell_exports(resources: &provision::Provisioned) -> String {
             vars.push((name.to_string(), value));
         }
     }
-    vars.iter()
+    Ok(vars
+        .iter()
         .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))
-        .collect()
+        .collect())
 }
 
 /// A value as one single-quoted shell word.
@@ -139,8 +142,10 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// Serve the API and the event source mappings; with `demo`, play the story against them
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
+    // A cursor key that is too short stops the runner before it provisions anything.
+    event_adapters::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
     let resources = provision::provision(clients, prefix).await?;
-    let config = system::config(&resources);
+    let config = system::config(&resources)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await

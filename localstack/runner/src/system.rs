@@ -3,6 +3,7 @@
 //! Each part takes its own AWS clients, so `load` can count each part's calls apart.
 
 use event_adapters::config::{Clients, Config, DomainQueues};
+use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
 use tokio::task::JoinSet;
 
@@ -10,9 +11,10 @@ use crate::checkpoint::{self, StreamCheckpoint};
 use crate::provision::Provisioned;
 use crate::{admin, pollers};
 
-/// The function configuration for provisioned resources (tenant from `X-Tenant-Id`).
-pub fn config(resources: &Provisioned) -> Config {
-    Config {
+/// The function configuration for provisioned resources (tenant from `X-Tenant-Id`;
+/// cursors signed with `CURSOR_SIGNING_KEY`, or the development key when it is unset).
+pub fn config(resources: &Provisioned) -> Result<Config, String> {
+    Ok(Config {
         table: resources.table.clone(),
         queues: resources
             .queues
@@ -28,7 +30,8 @@ pub fn config(resources: &Provisioned) -> Config {
             })
             .collect(),
         tenant_from_header: true,
-    }
+        cursor_key: CursorKey::from_env().map_err(|e| e.to_string())?,
+    })
 }
 
 /// The ingest function's router plus the local admin routes.
