@@ -247,6 +247,7 @@ fn loan_history(n: usize) -> Vec<EventEnvelope> {
             causation_id: None,
             source: None,
             tenant_id: "acme-bank".into(),
+            principal: None,
         },
     };
     let mut h = vec![
