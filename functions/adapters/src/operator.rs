@@ -432,3 +432,61 @@ async fn put_handler(
     switch_handler(&ledger, &store, actor, h.name(), s.enabled).await?;
     Ok(Json(json!({"handler": h.name(), "enabled": s.enabled})).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(tenant: Option<&str>, event_id: &str) -> DeadLetter {
+        DeadLetter {
+            domain: "payment".into(),
+            message_id: format!("m-{event_id}"),
+            receipt_handle: String::new(),
+            group: String::new(),
+            event_id: Some(event_id.into()),
+            event_type: None,
+            aggregate: None,
+            tenant: tenant.map(str::to_string),
+            handler: None,
+            reason: String::new(),
+            moved_by: "runner".into(),
+            failure_class: None,
+            receive_count: None,
+            failed_at: None,
+            source_queue: None,
+            body: String::new(),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_touches_only_its_own_letters_and_a_platform_operator_all() {
+        let a = Actor {
+            tenant: Some("acme"),
+            principal: "ops-1",
+        };
+        let platform = Actor {
+            tenant: None,
+            principal: "evctl:root",
+        };
+        let mine = letter(Some("acme"), "e1");
+        let theirs = letter(Some("other"), "e2");
+        let nobodys = letter(None, "e3");
+        assert!(a.owns(&mine) && !a.owns(&theirs) && !a.owns(&nobodys));
+        assert!(platform.owns(&mine) && platform.owns(&theirs) && platform.owns(&nobodys));
+        let some = Selection {
+            all: false,
+            event_ids: Some(vec!["e2".into()]),
+        };
+        assert!(picks(&some, &theirs) && !picks(&some, &mine));
+        let all = Selection {
+            all: true,
+            event_ids: None,
+        };
+        assert!(picks(&all, &mine));
+        assert_eq!(
+            queue_name("http://sqs.us-east-1.localhost:4566/000000000000/p-payment-dlq.fifo"),
+            "p-payment-dlq.fifo"
+        );
+    }
+}
