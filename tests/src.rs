@@ -33,6 +33,8 @@ pub struct Api {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
     pub tenant: String,
+    /// Sent with every request (`X-Principal`, `X-Scopes`, ...).
+    headers: Vec<(String, String)>,
 }
 
 impl Api {
@@ -46,7 +48,14 @@ impl Api {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base: api_url(),
             tenant: tenant.to_string(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same client, also sending `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Api {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// Send a request; `tenant` false leaves out the X-Tenant-Id header.
@@ -66,6 +75,9 @@ impl Api {
         }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

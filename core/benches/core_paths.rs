@@ -209,10 +209,7 @@ fn encode_routes(
 
 /// The whole ingest path for one request; returns bytes encoded (so nothing is optimised away).
 fn ingest(catalog: &Catalog, routing: &RoutingTable, body: &[u8], now: DateTime<Utc>) -> usize {
-    let ctx = WriteContext {
-        tenant_id: "acme-bank",
-        now,
-    };
+    let ctx = WriteContext::client("acme-bank", "bench", now);
     let mut id = 0u128;
     let mut new_id = || {
         id += 1;
@@ -250,6 +247,7 @@ fn loan_history(n: usize) -> Vec<EventEnvelope> {
             causation_id: None,
             source: None,
             tenant_id: "acme-bank".into(),
+            principal: None,
         },
     };
     let mut h = vec![
@@ -318,10 +316,7 @@ fn main() {
         || ingest(catalog, &routing, &funded_many, now),
     );
     // The parts, to see where the time goes.
-    let ctx = WriteContext {
-        tenant_id: "acme-bank",
-        now,
-    };
+    let ctx = WriteContext::client("acme-bank", "bench", now);
     b.run(
         "ingest.part/decode+validate 25 (parse_body_in)",
         25,

@@ -68,12 +68,26 @@ pub struct EventSpec {
     pub later_versions: &'static [&'static [FieldSpec]],
     /// Cross-field rules, checked on every version.
     pub check: Option<PayloadCheck>,
+    /// Who may publish it: [`CLIENT`] (services, over HTTP), or the handlers, job or
+    /// operator actions that decide it. Nobody else may append it.
+    pub producers: &'static [&'static str],
 }
 
 impl EventSpec {
     /// The newest payload version of this type.
     pub fn latest_version(&self) -> u32 {
         1 + self.later_versions.len() as u32
+    }
+
+    /// True when `producer` ([`CLIENT`], a handler's name, [`crate::late::JOB`] or
+    /// [`OPERATOR`]) may publish this type.
+    pub fn produced_by(&self, producer: &str) -> bool {
+        self.producers.contains(&producer)
+    }
+
+    /// True when services may publish this type over HTTP.
+    pub fn client_may_publish(&self) -> bool {
+        self.produced_by(CLIENT)
     }
 
     /// The payload schema of `version`, if it exists.
@@ -86,6 +100,12 @@ impl EventSpec {
     }
 }
 
+/// The producer of types services publish over HTTP.
+pub const CLIENT: &str = "client";
+/// The producer of `Ops.*` events: the operator actions (replay, dead letters, handler
+/// switches), recorded by the server on behalf of the operator's principal.
+pub const OPERATOR: &str = "operator";
+
 /// Names the seeds use for the same thing; the canonical name is stored.
 pub const ALIASES: &[(&str, &str)] = &[
     ("Payment.ScheduleCreated", "PaymentSchedule.Generated"),
@@ -97,6 +117,13 @@ const AMORTIZATION: FieldKind = FieldKind::OneOf(&["amortized", "interest_only"]
 const FREQUENCY: FieldKind = FieldKind::OneOf(&["monthly", "quarterly", "maturity"]);
 const TERM: FieldKind = FieldKind::Integer { min: 1, max: 600 };
 const INSTALLMENT_NO: FieldKind = FieldKind::Integer { min: 1, max: 600 };
+const COUNT: FieldKind = FieldKind::Integer {
+    min: 0,
+    max: 1_000_000,
+};
+/// At most this many event ids in one `Ops.DeadLetters*` event (an operation on more is
+/// recorded as several events), so every Ops event fits the 256 KB event limit.
+pub const MAX_OPS_IDS: usize = 1000;
 const INSPECTION_RESULT: FieldKind = FieldKind::OneOf(&["passed", "failed"]);
 /// Payment methods of `Payment.Received` v2.
 pub const PAYMENT_METHODS: &[&str] = &["ach", "wire", "check", "card", "cash", "other"];
@@ -126,8 +153,10 @@ macro_rules! spec {
     (@later $e:expr) => { $e };
     (@check) => { None };
     (@check $e:expr) => { Some($e) };
+    (@producers) => { &[CLIENT] };
+    (@producers $e:expr) => { $e };
     ($ty:literal, $domain:literal, $agg:literal, $id:literal, $desc:literal, [$($f:expr),* $(,)?]
-        $(, later = $later:expr)? $(, check = $check:expr)? $(,)?) => {
+        $(, later = $later:expr)? $(, check = $check:expr)? $(, producers = $producers:expr)? $(,)?) => {
         EventSpec {
             event_type: $ty,
             domain: $domain,
@@ -137,9 +166,20 @@ macro_rules! spec {
             fields: &[$($f),*],
             later_versions: spec!(@later $($later)?),
             check: spec!(@check $($check)?),
+            producers: spec!(@producers $($producers)?),
         }
     };
 }
+
+// The producers of handler-owned types: each handler's name (see `crate::handlers`).
+const PAYMENT_SCHEDULE: &[&str] = &["payment-schedule"];
+const PAYMENT_APPLICATION: &[&str] = &["payment-application"];
+const DRAW_WORKFLOW: &[&str] = &["draw-workflow"];
+const COMPLIANCE: &[&str] = &["compliance"];
+const FUND_ALLOCATION: &[&str] = &["fund-allocation"];
+const NOTIFICATIONS: &[&str] = &["notifications"];
+const LATE_PAYMENTS: &[&str] = &[crate::late::JOB];
+const OPERATOR_ACTION: &[&str] = &[OPERATOR];
 
 pub const CATALOG: &[EventSpec] = &[
     // Loan
@@ -224,7 +264,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("loanId", ID),
             req("finalPaymentId", ID),
             req("paidOffAt", DATETIME),
-        ]
+        ],
+        producers = PAYMENT_APPLICATION,
     ),
     spec!(
         "Loan.Defaulted",
@@ -249,7 +290,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("drawId", ID),
             req("amount", POSITIVE_MONEY),
             opt("inspectionId", ID),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     spec!(
         "Loan.DrawDisbursed",
@@ -262,7 +304,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("drawId", ID),
             req("amount", POSITIVE_MONEY),
             req("disbursedAt", DATETIME),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     // Payment (on the loan's stream)
     spec!(
@@ -283,7 +326,8 @@ pub const CATALOG: &[EventSpec] = &[
                 }
             ),
             opt("supersedes", ID),
-        ]
+        ],
+        producers = PAYMENT_SCHEDULE,
     ),
     spec!(
         "Payment.Scheduled",
@@ -353,7 +397,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("prepaidPrincipal", MONEY),
             req("remainingPrincipal", MONEY),
             opt("paymentMethod", FieldKind::OneOf(PAYMENT_METHODS)),
-        ]
+        ],
+        producers = PAYMENT_APPLICATION,
     ),
     spec!(
         "Payment.Late",
@@ -375,7 +420,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("scheduleId", ID),
             opt("dueDate", DATE),
             opt("asOf", DATE),
-        ]
+        ],
+        producers = LATE_PAYMENTS,
     ),
     spec!(
         "Payment.Reversed",
@@ -408,7 +454,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("inspectionId", ID),
             req("drawId", ID),
             opt("scheduledFor", DATE),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     spec!(
         "Inspection.Completed",
@@ -434,7 +481,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("inspectionId", ID),
             req("result", INSPECTION_RESULT),
             opt("loanId", ID),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     spec!(
         "Draw.Approved",
@@ -447,7 +495,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("loanId", ID),
             req("approvedAmount", POSITIVE_MONEY),
             req("approvedBy", ID),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     spec!(
         "Draw.Disbursed",
@@ -460,7 +509,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("loanId", ID),
             req("amount", POSITIVE_MONEY),
             req("disbursedAt", DATETIME),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     spec!(
         "Draw.Rejected",
@@ -473,7 +523,8 @@ pub const CATALOG: &[EventSpec] = &[
             opt("loanId", ID),
             req("reason", TEXT),
             req("rejectedBy", ID),
-        ]
+        ],
+        producers = DRAW_WORKFLOW,
     ),
     // Borrower
     spec!(
@@ -532,7 +583,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("loanId", ID),
             req("amount", POSITIVE_MONEY),
             opt("allocatedAt", DATETIME),
-        ]
+        ],
+        producers = FUND_ALLOCATION,
     ),
     spec!(
         "Commitment.Activated",
@@ -591,7 +643,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("type", TEXT),
             opt("loanId", ID),
             opt("borrowerId", ID),
-        ]
+        ],
+        producers = COMPLIANCE,
     ),
     spec!(
         "Document.Signed",
@@ -624,7 +677,8 @@ pub const CATALOG: &[EventSpec] = &[
             req("borrowerId", ID),
             req("reason", TEXT),
             opt("trigger", ID),
-        ]
+        ],
+        producers = COMPLIANCE,
     ),
     // Notification
     spec!(
@@ -642,7 +696,70 @@ pub const CATALOG: &[EventSpec] = &[
             req("recipient", ID),
             req("template", ID),
             opt("subjectId", ID),
-        ]
+        ],
+        producers = NOTIFICATIONS,
+    ),
+    // Operator actions, on the tenant's `Ops` stream (aggregateId = the tenant)
+    spec!(
+        "Ops.ReplayRequested",
+        "ops",
+        "Ops",
+        "tenantId",
+        "Stored events were sent to handlers again (POST /replay; dry runs are not recorded)",
+        [
+            req("tenantId", ID),
+            req("replayId", ID),
+            req("selection", FieldKind::Object),
+            opt("handlers", FieldKind::IdList { max: 64 }),
+            req("rerun", FieldKind::Bool),
+            req("events", COUNT),
+            req("messages", COUNT),
+            req("sent", COUNT),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Ops.DeadLettersRedriven",
+        "ops",
+        "Ops",
+        "tenantId",
+        "Dead letters of a domain queue were sent back to it",
+        [
+            req("tenantId", ID),
+            req("domain", ID),
+            req("queue", ID),
+            req("count", COUNT),
+            req("eventIds", FieldKind::IdList { max: MAX_OPS_IDS }),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Ops.DeadLettersPurged",
+        "ops",
+        "Ops",
+        "tenantId",
+        "Dead letters of a domain queue were deleted",
+        [
+            req("tenantId", ID),
+            req("domain", ID),
+            req("queue", ID),
+            req("count", COUNT),
+            req("eventIds", FieldKind::IdList { max: MAX_OPS_IDS }),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Ops.HandlerSwitched",
+        "ops",
+        "Ops",
+        "tenantId",
+        "A handler was switched on or off (platform-wide)",
+        [
+            req("tenantId", ID),
+            req("handler", ID),
+            req("enabled", FieldKind::Bool),
+        ],
+        producers = OPERATOR_ACTION,
     ),
 ];
 
@@ -763,27 +880,29 @@ impl Catalog {
                     "payloadSchema": crate::schema::json_schema(s.fields),
                     "versions": versions,
                     "custom": !CATALOG.iter().any(|b| b.event_type == s.event_type),
+                    "producers": s.producers,
                 })
             })
             .collect();
         json!({ "eventTypes": types, "aliases": ALIASES })
     }
 
-    /// The catalog as a Markdown table (for the README): type, domain, aggregate, versions
-    /// and the latest payload's fields (`?` marks optional ones).
+    /// The catalog as a Markdown table (for the README): type, domain, aggregate, versions,
+    /// producers and the latest payload's fields (`?` marks optional ones).
     pub fn markdown_table(&self) -> String {
         let mut out = String::from(
-            "| event type | domain | aggregate (id) | v | payload (latest version; `?` optional) | description |\n|---|---|---|---|---|---|\n",
+            "| event type | domain | aggregate (id) | v | producers | payload (latest version; `?` optional) | description |\n|---|---|---|---|---|---|---|\n",
         );
         for s in self.specs() {
             let latest = s.schema(s.latest_version()).unwrap_or(s.fields);
             out.push_str(&format!(
-                "| `{}` | {} | {} ({}) | {} | {} | {} |\n",
+                "| `{}` | {} | {} ({}) | {} | {} | {} | {} |\n",
                 s.event_type,
                 s.domain,
                 s.aggregate_type,
                 s.aggregate_id_field,
                 s.latest_version(),
+                s.producers.join(", "),
                 fields_summary(latest),
                 s.description
             ));
@@ -834,6 +953,49 @@ mod tests {
                 s.event_type
             );
         }
+    }
+
+    #[test]
+    fn producers_are_clients_handlers_the_job_or_operators() {
+        let handlers: Vec<&str> = crate::handlers::all().iter().map(|h| h.name()).collect();
+        for s in CATALOG {
+            assert!(!s.producers.is_empty(), "{} has no producer", s.event_type);
+            for p in s.producers {
+                assert!(
+                    [CLIENT, OPERATOR, crate::late::JOB].contains(p) || handlers.contains(p),
+                    "{}: unknown producer {p}",
+                    s.event_type
+                );
+            }
+            assert_eq!(
+                s.event_type.starts_with("Ops."),
+                s.produced_by(OPERATOR),
+                "{}",
+                s.event_type
+            );
+        }
+        // Every handler decides something (its outputs are checked on append: the handler
+        // tests store every follow-on through that check).
+        for h in &handlers {
+            assert!(
+                CATALOG.iter().any(|s| s.produced_by(h)),
+                "{h} produces nothing"
+            );
+        }
+        assert!(!lookup("Payment.Applied").unwrap().client_may_publish());
+        assert!(lookup("Payment.Received").unwrap().client_may_publish());
+        assert!(!lookup("Loan.DrawSubmitted").unwrap().client_may_publish());
+        let e = export();
+        let late = e["eventTypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["eventType"] == "Payment.Late")
+            .unwrap();
+        assert_eq!(late["producers"], json!(["late-payments"]));
+        assert!(Catalog::builtin()
+            .markdown_table()
+            .contains("| `Draw.Approved` | draw | Draw (drawId) | 1 | draw-workflow |"));
     }
 
     #[test]

@@ -141,6 +141,8 @@ fn parse_type(t: &Value) -> Result<EventSpec, CoreError> {
         fields: Box::leak(fields.into_boxed_slice()),
         later_versions: &[],
         check: None,
+        // Custom types are published by services over HTTP.
+        producers: &[catalog::CLIENT],
     })
 }
 
@@ -288,10 +290,7 @@ mod tests {
         }}]}"#;
 
     fn post(catalog: &Catalog, raw: Value) -> Result<NewEvent, CoreError> {
-        let ctx = WriteContext {
-            tenant_id: "acme",
-            now: Utc::now(),
-        };
+        let ctx = WriteContext::client("acme", "test", Utc::now());
         NewEvent::from_json_in(catalog, &raw, &ctx, &mut uuid::Uuid::new_v4)
     }
 

@@ -51,6 +51,11 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub tenant_id: String,
+    /// Who wrote it, set by the server: the authenticated caller of the HTTP API (the
+    /// token's `sub`), `handler:<name>` for a handler's follow-on, `job:<name>` for a
+    /// scheduled job. Absent on events stored before principals were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 impl EventEnvelope {
@@ -122,6 +127,28 @@ pub struct NewEvent {
 pub struct WriteContext<'a> {
     pub tenant_id: &'a str,
     pub now: DateTime<Utc>,
+    /// Stored as `metadata.principal`.
+    pub principal: &'a str,
+    /// Which producer is writing ([`catalog::CLIENT`], a handler, a job, an operator
+    /// action): a type whose catalog entry does not name it is refused.
+    pub producer: &'a str,
+}
+
+impl<'a> WriteContext<'a> {
+    /// A service publishing over HTTP as `principal`.
+    pub fn client(tenant_id: &'a str, principal: &'a str, now: DateTime<Utc>) -> Self {
+        WriteContext {
+            tenant_id,
+            now,
+            principal,
+            producer: catalog::CLIENT,
+        }
+    }
+}
+
+/// The principal of a handler's follow-on events.
+pub fn handler_principal(handler: &str) -> String {
+    format!("handler:{handler}")
 }
 
 impl NewEvent {
@@ -197,6 +224,22 @@ impl NewEvent {
                 format!("{event_type_raw} is not in the event catalog"),
             )
         })?;
+        if !spec.produced_by(ctx.producer) {
+            let who = if ctx.producer == catalog::CLIENT {
+                "a client".to_string()
+            } else {
+                ctx.producer.to_string()
+            };
+            return Err(CoreError::with_code(
+                ErrorCode::ProducerNotAllowed,
+                Some("eventType".into()),
+                format!(
+                    "{} is decided by {} and may not be published by {who}",
+                    spec.event_type,
+                    spec.producers.join(", ")
+                ),
+            ));
+        }
 
         let (event_id, client_event_id) = match obj.get("eventId") {
             None | Some(Value::Null) => (new_id(), false),
@@ -321,6 +364,7 @@ impl NewEvent {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             tenant_id: ctx.tenant_id.to_string(),
+            principal: Some(ctx.principal.to_string()),
         };
         Ok(NewEvent {
             event_id,
@@ -372,9 +416,13 @@ impl NewEvent {
         raw.insert("occurredAt".into(), format_time(&source.occurred_at).into());
         raw.insert("payload".into(), follow.payload);
         raw.insert("metadata".into(), Value::Object(meta));
+        let principal = handler_principal(handler);
         let ctx = WriteContext {
             tenant_id: &source.metadata.tenant_id,
             now,
+            principal: &principal,
+            // A handler may append only the types it decides.
+            producer: handler,
         };
         NewEvent::from_value_in(Catalog::builtin(), Value::Object(raw), &ctx, &mut || {
             event_id
@@ -451,7 +499,7 @@ fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
     let mut out = Map::new();
     for (k, v) in obj {
         let at = format!("metadata.{k}");
-        if k == "tenantId" {
+        if k == "tenantId" || k == "principal" {
             return Err(CoreError::invalid(
                 at,
                 "is set by the server from the caller's identity",
@@ -550,6 +598,57 @@ mod rfc3339 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_handler_may_append_only_the_types_it_decides() {
+        let ctx = WriteContext::client("acme", "svc-1", Utc::now());
+        let source = NewEvent::from_json(
+            &json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": "L-1",
+                "payload": {"paymentId": "P-1", "loanId": "L-1", "amount": "5.00",
+                    "method": "ach", "receivedAt": "2026-02-01T00:00:00Z"}}),
+            &ctx,
+            &mut Uuid::new_v4,
+        )
+        .unwrap()
+        .into_envelope(3, Utc::now());
+        let applied = FollowOn {
+            event_type: "Payment.Applied",
+            aggregate_type: "Loan",
+            aggregate_id: "L-1".into(),
+            payload: json!({"paymentId": "P-1", "loanId": "L-1",
+                "allocation": {"interest": "1.00", "principal": "4.00"}, "remainingPrincipal": "5.00"}),
+        };
+        let own = NewEvent::follow_on(
+            &source,
+            "payment-application",
+            0,
+            applied.clone(),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            own.metadata.principal.as_deref(),
+            Some("handler:payment-application")
+        );
+        match NewEvent::follow_on(&source, "notifications", 0, applied, Utc::now()) {
+            Err(CoreError::Invalid {
+                code,
+                message,
+                field,
+            }) => {
+                assert_eq!(code, ErrorCode::ProducerNotAllowed);
+                assert_eq!(
+                    field.as_deref(),
+                    Some("followOn[notifications:Payment.Applied].eventType")
+                );
+                assert!(
+                    message.contains("decided by payment-application"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     /// Stored eventId guards hold fingerprints: the streamed digest must equal the digest of
     /// the canonical `Value` serialisation it replaced, or resends of older events would be

@@ -17,6 +17,9 @@ pub enum ErrorCode {
     AggregateMismatch,
     /// An event or request exceeds a size limit.
     TooLarge,
+    /// The writer is not a producer of the event type (a handler-owned type sent by a
+    /// client, or a handler appending another handler's decision).
+    ProducerNotAllowed,
 }
 
 impl ErrorCode {
@@ -27,6 +30,7 @@ impl ErrorCode {
             ErrorCode::UnknownEventType => "unknown_event_type",
             ErrorCode::AggregateMismatch => "aggregate_mismatch",
             ErrorCode::TooLarge => "payload_too_large",
+            ErrorCode::ProducerNotAllowed => "producer_not_allowed",
         }
     }
 }

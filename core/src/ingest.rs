@@ -151,10 +151,7 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> WriteContext<'static> {
-        WriteContext {
-            tenant_id: "acme",
-            now: Utc::now(),
-        }
+        WriteContext::client("acme", "test", Utc::now())
     }
 
     fn parse(v: Value) -> Result<Vec<NewEvent>, CoreError> {
@@ -178,6 +175,68 @@ mod tests {
             Err(CoreError::Invalid { code, field, .. }) => (code, field),
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn handler_owned_types_are_refused_with_the_path_of_their_event_type() {
+        let applied = json!({"eventType": "Payment.Applied", "aggregateType": "Loan",
+            "aggregateId": "L-1", "payload": {"paymentId": "P-1", "loanId": "L-1",
+            "allocation": {"interest": "1.00", "principal": "2.00"}, "remainingPrincipal": "5.00"}});
+        let (code, field) = error_of(parse(applied.clone()));
+        assert_eq!(
+            (code, field.as_deref()),
+            (ErrorCode::ProducerNotAllowed, Some("eventType"))
+        );
+        let batch = json!({"events": [funded("L-1"), funded("L-2"), funded("L-3"), applied]});
+        let (code, field) = error_of(parse(batch));
+        assert_eq!(
+            (code, field.as_deref()),
+            (ErrorCode::ProducerNotAllowed, Some("events[3].eventType"))
+        );
+        // An alias is resolved first: the canonical type is the one refused.
+        let aliased = json!({"eventType": "Compliance.DocGenerated", "aggregateType": "Document",
+            "aggregateId": "D-1", "payload": {"documentId": "D-1", "type": "w9"}});
+        match parse(aliased) {
+            Err(CoreError::Invalid { code, message, .. }) => {
+                assert_eq!(code, ErrorCode::ProducerNotAllowed);
+                assert!(
+                    message.contains("Document.Generated is decided by compliance"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Every built-in type a client may not publish is refused; the others parse.
+        for spec in crate::catalog::CATALOG {
+            let refused = matches!(
+                parse(
+                    json!({"eventType": spec.event_type, "aggregateType": spec.aggregate_type,
+                    "aggregateId": "X-1", "payload": {}})
+                ),
+                Err(CoreError::Invalid {
+                    code: ErrorCode::ProducerNotAllowed,
+                    ..
+                })
+            );
+            assert_eq!(refused, !spec.client_may_publish(), "{}", spec.event_type);
+        }
+    }
+
+    #[test]
+    fn the_principal_is_the_servers_and_user_id_the_clients() {
+        let mut e = funded("L-1");
+        e["metadata"] = json!({"userId": "u-7"});
+        let evs = parse(e.clone()).unwrap();
+        assert_eq!(evs[0].metadata.principal.as_deref(), Some("test"));
+        assert_eq!(evs[0].metadata.user_id.as_deref(), Some("u-7"));
+        e["metadata"] = json!({"principal": "someone-else"});
+        assert_eq!(
+            error_of(parse(e)),
+            (
+                ErrorCode::ValidationFailed,
+                Some("metadata.principal".into())
+            )
+        );
     }
 
     #[test]

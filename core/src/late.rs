@@ -36,9 +36,12 @@ pub fn late_events(
     };
     let tenant = &first.metadata.tenant_id;
     let loan = LoanState::fold(history);
+    let principal = format!("job:{JOB}");
     let ctx = WriteContext {
         tenant_id: tenant,
         now,
+        principal: &principal,
+        producer: JOB,
     };
     loan.overdue(as_of)
         .into_iter()

@@ -49,6 +49,10 @@ pub enum FieldKind {
     },
     /// A nested object with exactly these fields.
     Record(&'static [FieldSpec]),
+    /// A list of identifiers (as [`FieldKind::Id`]); at most `max` items.
+    IdList {
+        max: usize,
+    },
 }
 
 /// One payload field.
@@ -242,6 +246,21 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
             Value::Object(m) => check_object(m, fields, at),
             _ => Err(bad("must be a JSON object".into())),
         },
+        FieldKind::IdList { max } => {
+            let items = v.as_array().ok_or_else(|| bad("must be a list".into()))?;
+            if items.len() > max {
+                return Err(bad(format!("must have at most {max} items")));
+            }
+            for (i, it) in items.iter().enumerate() {
+                if !it.as_str().is_some_and(|s| is_safe_id(s, 128)) {
+                    return Err(CoreError::invalid(
+                        FieldPath::Index(at, i).to_string(),
+                        "must be an identifier of 1-128 characters from A-Z a-z 0-9 . _ : -",
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -281,6 +300,9 @@ fn kind_schema(kind: FieldKind) -> Value {
             json!({"type": "array", "maxItems": max, "items": json_schema(item)})
         }
         FieldKind::Record(fields) => json_schema(fields),
+        FieldKind::IdList { max } => {
+            json!({"type": "array", "maxItems": max, "items": kind_schema(FieldKind::Id)})
+        }
     }
 }
 
@@ -300,6 +322,7 @@ pub fn kind_name(kind: FieldKind) -> String {
         FieldKind::Object => "object".into(),
         FieldKind::List { item, .. } => format!("[{}]", fields_summary(item)),
         FieldKind::Record(fields) => format!("{{{}}}", fields_summary(fields)),
+        FieldKind::IdList { .. } => "[id]".into(),
     }
 }
 

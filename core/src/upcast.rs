@@ -82,10 +82,7 @@ mod tests {
     use chrono::Utc;
 
     fn stored(raw: Value) -> EventEnvelope {
-        let ctx = WriteContext {
-            tenant_id: "acme",
-            now: Utc::now(),
-        };
+        let ctx = WriteContext::client("acme", "test", Utc::now());
         NewEvent::from_json(&raw, &ctx, &mut uuid::Uuid::new_v4)
             .unwrap()
             .into_envelope(1, Utc::now())

@@ -18,10 +18,11 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn ctx() -> WriteContext<'static> {
-    WriteContext {
-        tenant_id: "t",
-        now: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
-    }
+    WriteContext::client(
+        "t",
+        "fuzz",
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+    )
 }
 
 fn ids() -> impl FnMut() -> uuid::Uuid {
@@ -141,6 +142,11 @@ fn value_of(kind: FieldKind, ids: &'static [&'static str]) -> BoxedStrategy<Valu
                 .boxed()
         }
         FieldKind::Record(fields) => record_of(fields, ids).boxed(),
+        FieldKind::IdList { max } => {
+            prop::collection::vec(prop::sample::select(ids), 0..=max.min(4))
+                .prop_map(|v| json!(v))
+                .boxed()
+        }
     };
     prop_oneof![40 => typed, 1 => any_json(), 1 => edge_text().prop_map(Value::String)].boxed()
 }

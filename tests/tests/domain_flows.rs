@@ -742,13 +742,29 @@ async fn custom_types_and_event_versions_are_validated_at_ingest() {
         (r.status, r.body["error"]["field"].clone()),
         (400, json!("payload.termMonths"))
     );
-    // An alias is stored under its canonical name.
+    // An alias resolves to its canonical name. Every alias names a handler-owned type, which
+    // a client may not publish: the refusal names the canonical type, and nothing is stored.
+    // (The compliance handler's own documents, stored under the canonical name, are checked
+    // in the funding flow above; the alias's storage under its canonical name in the core.)
     let doc = id("DOC");
-    let aliased = post_one(
-        &api,
-        json!({"eventType": "Compliance.DocGenerated", "aggregateType": "Document", "aggregateId": doc,
-            "payload": {"documentId": doc, "type": "w9"}}),
-    )
-    .await;
-    assert_eq!(aliased["eventType"], "Document.Generated");
+    let r = api
+        .post(
+            "/events",
+            &json!({"eventType": "Compliance.DocGenerated", "aggregateType": "Document", "aggregateId": doc,
+                "payload": {"documentId": doc, "type": "w9"}}),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.body["error"]["code"].clone(),
+            r.body["error"]["field"].clone()
+        ),
+        (403, json!("producer_not_allowed"), json!("eventType")),
+        "{}",
+        r.body
+    );
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Document.Generated "), "{message}");
+    assert!(api.history("Document", &doc).await.is_empty());
 }

@@ -278,6 +278,8 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1]["metadata"]["tenantId"], json!(tenant));
     assert_eq!(stored[1]["sequence"], 2);
+    // The principal is the token's subject.
+    assert_eq!(stored[1]["metadata"]["principal"], "user-1");
     let r = ingest
         .invoke(&fixture("apigw-v2-post-events.json", &tenant, &loan))
         .await
@@ -315,6 +317,13 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     no_tenant["requestContext"]["authorizer"]["jwt"]["claims"] = json!({"sub": "user-1"});
     let r = ingest.invoke(&no_tenant).await.unwrap();
     assert_eq!(r["statusCode"], 401, "{r}");
+    // A token without the route's scope is refused, and the local headers do not count.
+    let mut no_scope = fixture("apigw-v2-post-events.json", &tenant, &loan);
+    no_scope["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = json!("events:read");
+    no_scope["headers"]["x-scopes"] = json!("events:write");
+    let r = ingest.invoke(&no_scope).await.unwrap();
+    assert_eq!(r["statusCode"], 403, "{r}");
+    assert_eq!(body_of(&r)["error"]["code"], "forbidden", "{r}");
     assert!(
         ingest.logs().contains("\"EventsIngested\":2"),
         "no EMF line:\n{}",

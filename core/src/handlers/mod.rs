@@ -166,9 +166,14 @@ pub(crate) mod testkit {
 
     /// Validate and store `raw` at the end of `history` (as the store would).
     pub fn stored(history: &mut Vec<EventEnvelope>, raw: Value) -> EventEnvelope {
+        // Histories hold handler-owned types too: written as their producer would.
+        let producer = crate::catalog::lookup(raw["eventType"].as_str().unwrap_or(""))
+            .map_or(crate::catalog::CLIENT, |s| s.producers[0]);
         let ctx = WriteContext {
             tenant_id: "acme",
             now: Utc::now(),
+            principal: "test",
+            producer,
         };
         let seq = history
             .iter()

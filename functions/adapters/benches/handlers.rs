@@ -49,6 +49,7 @@ fn envelope(
             causation_id: None,
             source: Some("bench".into()),
             tenant_id: TENANT.into(),
+            principal: None,
         },
     }
 }

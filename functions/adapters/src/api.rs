@@ -23,6 +23,7 @@ use lending_events::{CoreError, ErrorCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::error::AdapterError;
 use crate::store::{Appended, EventStore};
 
@@ -126,6 +127,7 @@ impl From<AdapterError> for ApiError {
             }) => {
                 let status = match code {
                     ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::ProducerNotAllowed => StatusCode::FORBIDDEN,
                     _ => StatusCode::BAD_REQUEST,
                 };
                 ApiError::new(status, code.as_str(), message, field)
@@ -216,13 +218,7 @@ pub fn tenant_of(
 }
 
 fn authorizer_tenant(ext: &http::Extensions) -> Option<String> {
-    use lambda_http::request::RequestContext;
-    let auth = match ext.get::<RequestContext>()? {
-        RequestContext::ApiGatewayV1(c) => Some(&c.authorizer),
-        RequestContext::ApiGatewayV2(c) => c.authorizer.as_ref(),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }?;
+    let auth = crate::auth::authorizer(ext)?;
     if let Some(Value::String(t)) = auth.fields.get("tenantId") {
         return Some(t.clone());
     }
@@ -254,7 +250,13 @@ async fn post_events<S: EventStore + 'static>(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let tenant = tenant_of(&parts.headers, &parts.extensions, api.tenant_source)?;
+    // Set by the scope middleware, which admitted the caller to this route.
+    let principal = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| crate::auth::forbidden("no authenticated principal"))?;
+    let tenant = principal.tenant.as_str();
     if !is_json(&parts.headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -273,11 +275,31 @@ async fn post_events<S: EventStore + 'static>(
         )
     })?;
     let now = Utc::now();
-    let ctx = WriteContext {
-        tenant_id: &tenant,
-        now,
-    };
+    let ctx = WriteContext::client(tenant, &principal.subject, now);
     let events = parse_body_in(&api.catalog, &bytes, &api.limits, &ctx, &mut Uuid::new_v4)?;
+    if let Some((i, e)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| !principal.may_write(&e.domain))
+    {
+        // Only on this error path: was it a batch (`events[i].eventType`) or one event?
+        let batch =
+            serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.get("events").is_some());
+        let field = if batch {
+            format!("events[{i}].eventType")
+        } else {
+            "eventType".to_string()
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} is a {} event: publishing it needs the scope events:write or events:write:{}",
+                e.event_type, e.domain, e.domain
+            ),
+            Some(field),
+        ));
+    }
     let appended = api.store.append(events, now).await?;
     let status = match appended {
         Appended::Stored(_) => StatusCode::CREATED,

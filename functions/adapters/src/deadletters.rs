@@ -8,7 +8,10 @@
 //! - **redrive** sends messages back to their source queue (same group, a fresh dedup id
 //!   `<eventId>:redrive:<uuid>`, attribute `redrive`), then deletes them from the DLQ.
 //!   FAILED processing records are claimable again, so the handlers run again.
-//! - **purge** empties a DLQ (the caller must have confirmed).
+//! - **purge** empties a DLQ (the caller must have confirmed), or deletes the messages a
+//!   selection picks (one tenant's).
+//!
+//! [`crate::operator`] wraps these per tenant and records each action as an `Ops.*` event.
 //!
 //! FIFO note: while a message of a group is in flight SQS hands out no later message of
 //! that group, so a single listing shows at most the first ten messages of each group.
@@ -308,15 +311,30 @@ pub async fn purge(
     domain: &str,
     dlq_url: &str,
 ) -> Result<usize, AdapterError> {
-    let mut total = 0;
+    Ok(purge_where(sqs, domain, dlq_url, |_| true).await?.len())
+}
+
+/// Delete the messages `select` picks and release the others (never PurgeQueue, which
+/// would take every tenant's messages). Returns the deleted letters.
+pub async fn purge_where(
+    sqs: &aws_sdk_sqs::Client,
+    domain: &str,
+    dlq_url: &str,
+    select: impl Fn(&DeadLetter) -> bool,
+) -> Result<Vec<DeadLetter>, AdapterError> {
+    let mut deleted = Vec::new();
     loop {
-        // Deleting frees each group for its next messages, so go round until empty.
+        // Deleting frees each group for its next messages, so go round until a pass finds
+        // nothing more to delete.
         let letters = receive_all(sqs, dlq_url, domain, 1000).await?;
-        if letters.is_empty() {
-            return Ok(total);
+        let (chosen, rest): (Vec<DeadLetter>, Vec<DeadLetter>) =
+            letters.into_iter().partition(|d| select(d));
+        release(sqs, dlq_url, &rest.iter().collect::<Vec<_>>()).await;
+        if chosen.is_empty() {
+            return Ok(deleted);
         }
-        total += letters.len();
-        delete_all(sqs, dlq_url, &letters).await?;
+        delete_all(sqs, dlq_url, &chosen).await?;
+        deleted.extend(chosen);
     }
 }
 

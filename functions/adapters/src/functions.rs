@@ -24,25 +24,29 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
     } else {
         TenantSource::Authorizer
     };
-    let ops = crate::query::router(crate::query::Ops {
+    let ops = crate::query::Ops {
         dynamodb: clients.dynamodb.clone(),
         sqs: clients.sqs.clone(),
         config: config.clone(),
         tenant_source,
-    });
+    };
+    let operator = crate::operator::router(std::sync::Arc::new(ops.clone()));
+    let ops = crate::query::router(ops);
     api::router(Api {
         store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
         limits: Limits::default(),
-        tenant_source: if config.tenant_from_header {
-            TenantSource::Header
-        } else {
-            TenantSource::Authorizer
-        },
+        tenant_source,
         catalog,
     })
     .merge(ops)
-    // After the merge: it applies to the routes registered so far.
+    .merge(operator)
+    // After the merges: it applies to the routes registered so far.
     .method_not_allowed_fallback(api::method_not_allowed)
+    // Every route answers to its entry in the scope table (unmatched paths still get 404).
+    .route_layer(axum::middleware::from_fn_with_state(
+        tenant_source,
+        crate::auth::require_scope,
+    ))
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting

@@ -16,6 +16,7 @@
 //! - [`config`] and [`telemetry`]: environment, AWS clients and JSON logs.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod cursor;
 pub mod deadletters;
@@ -26,6 +27,7 @@ pub mod ledger;
 pub mod memory;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod publisher;
 pub mod query;
 pub mod replay;

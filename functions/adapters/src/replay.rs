@@ -26,7 +26,7 @@ use lending_events::EventEnvelope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{stream_of, tenant_of, ApiError};
+use crate::api::{stream_of, ApiError};
 use crate::error::{classify, AdapterError};
 use crate::query::{events_by_type, Ops, Window};
 use crate::store::{DynamoStore, EventStore};
@@ -160,8 +160,9 @@ pub(crate) async fn post_replay(
     State(ops): State<Arc<Ops>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let tenant = tenant_of(&parts.headers, &parts.extensions, ops.tenant_source)?;
+    let principal = crate::operator::principal(&req)?;
+    let tenant = principal.tenant.clone();
+    let body = req.into_body();
     let bytes: Bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -284,6 +285,25 @@ pub(crate) async fn post_replay(
         other => other.into(),
     })?;
     answer["sent"] = json!(sent);
+    // Recorded once sent (a dry run is not an action); the replay id ties record and answer.
+    let selection = match &r.event_type {
+        Some(et) => json!({"eventType": et, "from": r.from, "to": r.to}),
+        None => json!({"aggregateType": r.aggregate_type, "aggregateId": r.aggregate_id}),
+    };
+    let mut record = json!({"replayId": replay_id, "selection": selection, "rerun": r.rerun,
+        "events": event_count, "messages": planned.len(), "sent": sent});
+    if let Some(hs) = &r.handlers {
+        record["handlers"] = json!(hs);
+    }
+    let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
+    crate::operator::record(
+        &store,
+        &tenant,
+        &principal.subject,
+        "Ops.ReplayRequested",
+        record,
+    )
+    .await?;
     tracing::info!(replay_id = %replay_id, events = event_count, sent, rerun = r.rerun, "replay sent");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
