@@ -34,7 +34,7 @@ pub struct EventEnvelope {
     pub sequence: u64,
     #[serde(with = "rfc3339")]
     pub occurred_at: DateTime<Utc>,
-    #[serde(with = "rfc3339")]
+    #[serde(with = "rfc3339_millis")]
     pub recorded_at: DateTime<Utc>,
     pub payload: Value,
     pub metadata: Metadata,
@@ -578,6 +578,26 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// RFC 3339 in UTC with exactly three fraction digits: the form `recordedAt` is stored in.
+/// A fixed width makes text order time order, which the byType index's range reads rely on
+/// (with a variable fraction "...:05Z" would sort after "...:05.250Z").
+pub fn format_recorded_at(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+mod rfc3339_millis {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_recorded_at(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        super::rfc3339::deserialize(d)
+    }
+}
+
 mod rfc3339 {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
@@ -598,6 +618,20 @@ mod rfc3339 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn recorded_times_sort_as_text_in_time_order() {
+        let base = DateTime::parse_from_rfc3339("2026-01-01T00:00:05Z")
+            .unwrap()
+            .to_utc();
+        let times: Vec<DateTime<Utc>> = [0, 1, 250, 999, 1000]
+            .iter()
+            .map(|ms| base + chrono::Duration::milliseconds(*ms))
+            .collect();
+        let texts: Vec<String> = times.iter().map(format_recorded_at).collect();
+        assert_eq!(texts[0], "2026-01-01T00:00:05.000Z");
+        assert!(texts.windows(2).all(|w| w[0] < w[1]), "{texts:?}");
+    }
 
     #[test]
     fn a_handler_may_append_only_the_types_it_decides() {

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
-use lending_events::envelope::format_time;
+use lending_events::envelope::{format_recorded_at, format_time};
 use lending_events::schema::is_safe_id;
 use lending_events::EventEnvelope;
 use serde_json::{json, Value};
@@ -120,23 +120,13 @@ impl Window {
                 ));
             }
         }
+        // Stored times have a fixed width (`format_recorded_at`), so text order is time order.
         let window = Window {
-            // `recordedAt` has no fraction at a whole second ("...:05Z", which sorts after
-            // "...:05.250Z"), so a whole-second start is written without its `Z`: a prefix of
-            // both forms, it sorts before every time of that second.
-            from: from.map_or_else(
-                || "0000".to_string(),
-                |f| {
-                    let text = format_time(&f);
-                    if f.timestamp_subsec_millis() == 0 {
-                        text.trim_end_matches('Z').to_string()
-                    } else {
-                        text
-                    }
-                },
+            from: from.map_or_else(|| "0000".to_string(), |f| format_recorded_at(&f)),
+            to: to.map_or_else(
+                || "9999-12-31T23:59:59.999Z".to_string(),
+                |t| format_recorded_at(&t),
             ),
-            // After every stored time: "9999-12-31T23:59:59.999Z" < "9999-12-31T23:59:59Z".
-            to: to.map_or_else(|| "9999-12-31T23:59:59Z".to_string(), |t| format_time(&t)),
         };
         // The forms above keep the text in time order; never let DynamoDB be the judge.
         if window.from > window.to {
@@ -667,7 +657,7 @@ mod tests {
     fn windows_keep_their_bounds_in_text_order() {
         let w =
             Window::parse(Some("2026-01-01T00:00:00Z"), Some("2026-01-01T00:00:00.5Z")).unwrap();
-        assert_eq!(w.from, "2026-01-01T00:00:00");
+        assert_eq!(w.from, "2026-01-01T00:00:00.000Z");
         assert_eq!(w.to, "2026-01-01T00:00:00.500Z");
         for stored in ["2026-01-01T00:00:00.250Z", "2026-01-01T00:00:00.500Z"] {
             assert!(

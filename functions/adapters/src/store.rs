@@ -20,7 +20,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
-use lending_events::envelope::{format_time, StreamId};
+use lending_events::envelope::{format_recorded_at, StreamId};
 use lending_events::{EventEnvelope, NewEvent};
 use uuid::Uuid;
 
@@ -169,7 +169,7 @@ impl DynamoStore {
             ("eventId".into(), s(e.event_id.to_string())),
             ("eventType".into(), s(&e.event_type)),
             ("tenantId".into(), s(tenant)),
-            ("recordedAt".into(), s(format_time(&e.recorded_at))),
+            ("recordedAt".into(), s(format_recorded_at(&e.recorded_at))),
             ("typeKey".into(), s(format!("{tenant}#{}", e.event_type))),
             (
                 "corrKey".into(),
