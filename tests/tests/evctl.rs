@@ -522,3 +522,295 @@ async fn the_readme_evctl_block_runs_as_written() {
         "{switch:?}"
     );
 }
+
+/// The `Ops.*` events of one type on a tenant's stream, through `GET /events`.
+async fn ops_events(api: &Api, event_type: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!(
+            "/events?type={event_type}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// `(eventIds, principal)` of each `Ops.*` event of a type on a tenant's stream.
+async fn recorded(api: &Api, event_type: &str) -> Vec<(Value, Value)> {
+    ops_events(api, event_type)
+        .await
+        .iter()
+        .map(|e| {
+            assert_eq!(e["metadata"]["tenantId"], json!(api.tenant), "{e}");
+            (
+                e["payload"]["eventIds"].clone(),
+                e["metadata"]["principal"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Put a dead letter of `tenant`'s on a DLQ as the runner would (envelope body, the
+/// handler's reason as an attribute); returns its eventId.
+async fn inject_dead_letter(sqs: &aws_sdk_sqs::Client, dlq_url: &str, tenant: &str) -> String {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let loan = id("L");
+    let body = json!({"eventId": event_id, "eventType": "Payment.Received", "eventVersion": 1,
+        "aggregateType": "Loan", "aggregateId": loan, "sequence": 2,
+        "payload": {"paymentId": "P-1", "loanId": loan, "amount": "10.00", "method": "ACH",
+            "receivedAt": "2026-03-30T13:00:00Z"},
+        "metadata": {"tenantId": tenant, "correlationId": id("corr")}});
+    let reason = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value("payment-application: refused by the test")
+        .build()
+        .unwrap();
+    sqs.send_message()
+        .queue_url(dlq_url)
+        .message_body(body.to_string())
+        .message_group_id(format!("{tenant}#Loan#{loan}"))
+        .message_deduplication_id(&event_id)
+        .message_attributes("failureReason", reason)
+        .send()
+        .await
+        .expect("SendMessage to the DLQ");
+    event_id
+}
+
+/// The eventIds of every message on a queue, each hidden for a short time (enough for the
+/// read; the queues read here are not read again by the test).
+async fn event_ids_on(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        if out.messages().is_empty() {
+            empty += 1;
+        }
+        for m in out.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
+            ids.push(body["eventId"].as_str().unwrap_or("?").to_string());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal() {
+    let runner = RunnerProcess::start("evctl-ops", &[]).await;
+    let clients = aws().await;
+    let dlq = integration_tests::queue_url(&clients.sqs, &runner.queue_name("payment", true)).await;
+    // Redriven letters go to a queue of the test's own, so no handler takes them back and
+    // the queue shows what was sent.
+    let target = clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-redrive-target.fifo", runner.prefix))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let (a, b) = (runner.api(&id("ta")), runner.api(&id("tb")));
+    let a1 = inject_dead_letter(&clients.sqs, &dlq, &a.tenant).await;
+    let b1 = inject_dead_letter(&clients.sqs, &dlq, &b.tenant).await;
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let default_principal = json!(format!("evctl:{user}"));
+    // evctl without --tenant: a platform operator.
+    let platform = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(evctl_bin());
+        cmd.args(["--api", &format!("http://127.0.0.1:{}", runner.port)])
+            .args(["--prefix", &runner.prefix])
+            .args(args)
+            .env_remove("EVCTL_TENANT")
+            .stdin(Stdio::null());
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().expect("run evctl"))
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            (
+                out.status.code(),
+                serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let listed = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["dlqs"][0]["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|m| m["eventId"].as_str().unwrap_or("?").to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![a1.clone(), b1.clone()];
+    both.sort();
+
+    // Listing: with --tenant only that tenant's letters, without every one; nothing recorded.
+    let r = evctl(
+        &runner,
+        &a.tenant,
+        &["--json", "dlq", "list", "--domain", "payment"],
+    )
+    .await;
+    assert_eq!((r.code, listed(&r.json)), (0, vec![a1.clone()]), "{r:?}");
+    let (code, v, stderr) = platform(&["--json", "dlq", "list", "--domain", "payment"]).await;
+    assert_eq!((code, listed(&v)), (Some(0), both.clone()), "{stderr}");
+
+    // Refused or matching nothing: exit codes as before, nothing done, nothing recorded.
+    let r = evctl(&runner, &a.tenant, &["dlq", "purge", "--domain", "payment"]).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    let r = evctl(
+        &runner,
+        &a.tenant,
+        &["dlq", "redrive", "--domain", "payment", "--event", &b1],
+    )
+    .await;
+    assert_eq!(r.code, 3, "a's redrive of b's letter: {r:?}");
+    let r = evctl(
+        &runner,
+        &a.tenant,
+        &["dlq", "redrive", "--domain", "payment", "--principal", "x"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{r:?}");
+
+    // A's redrive of "everything" takes A's letter only, recorded on A's stream as evctl:$USER.
+    let r = evctl(
+        &runner,
+        &a.tenant,
+        &[
+            "--json",
+            "dlq",
+            "redrive",
+            "--domain",
+            "payment",
+            "--all",
+            "--source-url",
+            &target,
+        ],
+    )
+    .await;
+    assert_eq!((r.code, r.json["redriven"].clone()), (0, json!(1)), "{r:?}");
+    assert_eq!(event_ids_on(&clients.sqs, &target).await, vec![a1.clone()]);
+    assert_eq!(
+        recorded(&a, "Ops.DeadLettersRedriven").await,
+        [(json!([a1]), default_principal.clone())]
+    );
+    assert!(recorded(&b, "Ops.DeadLettersRedriven").await.is_empty());
+
+    // A platform purge (no --tenant) takes every letter and records each tenant's on its
+    // own stream, as the principal given.
+    let a2 = inject_dead_letter(&clients.sqs, &dlq, &a.tenant).await;
+    let (code, v, stderr) = platform(&[
+        "--json",
+        "dlq",
+        "purge",
+        "--domain",
+        "payment",
+        "--yes",
+        "--principal",
+        "ops-carol",
+    ])
+    .await;
+    assert_eq!(
+        (code, v["purged"].clone()),
+        (Some(0), json!(2)),
+        "{v} {stderr}"
+    );
+    assert!(
+        event_ids_on(&clients.sqs, &dlq).await.is_empty(),
+        "the DLQ is empty"
+    );
+    let carol = json!("evctl:ops-carol");
+    assert_eq!(
+        recorded(&a, "Ops.DeadLettersPurged").await,
+        [(json!([a2]), carol.clone())]
+    );
+    assert_eq!(
+        recorded(&b, "Ops.DeadLettersPurged").await,
+        [(json!([b1]), carol.clone())]
+    );
+
+    // Handler switches: with --tenant on that tenant's stream, without on _platform's; the
+    // switch item is what the commands set.
+    for (args, enabled) in [
+        (
+            vec![
+                "handler",
+                "disable",
+                "notifications",
+                "--principal",
+                "ops-carol",
+            ],
+            false,
+        ),
+        (vec!["handler", "enable", "notifications"], true),
+    ] {
+        let r = evctl(&runner, &a.tenant, &args).await;
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let switch = table_item(&runner.table(), "H#notifications", 0)
+            .await
+            .expect("the switch item");
+        assert_eq!(
+            switch.get("enabled").and_then(|v| v.as_bool().ok()),
+            Some(&enabled)
+        );
+    }
+    let (code, _, stderr) = platform(&["handler", "disable", "fund-allocation"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let switches = |events: Vec<Value>| -> Vec<(Value, Value, Value)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["payload"]["handler"].clone(),
+                    e["payload"]["enabled"].clone(),
+                    e["metadata"]["principal"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        switches(ops_events(&a, "Ops.HandlerSwitched").await),
+        [
+            (json!("notifications"), json!(false), carol.clone()),
+            (
+                json!("notifications"),
+                json!(true),
+                default_principal.clone()
+            ),
+        ]
+    );
+    assert_eq!(
+        switches(ops_events(&runner.api("_platform"), "Ops.HandlerSwitched").await),
+        [(
+            json!("fund-allocation"),
+            json!(false),
+            default_principal.clone()
+        )]
+    );
+    // B did nothing and took part in no switch or redrive: its stream has none; listing,
+    // the refused purge and the redrives that matched nothing recorded nothing for A.
+    assert!(ops_events(&b, "Ops.HandlerSwitched").await.is_empty());
+    assert_eq!(recorded(&a, "Ops.DeadLettersRedriven").await.len(), 1);
+    assert_eq!(recorded(&a, "Ops.DeadLettersPurged").await.len(), 1);
+    let _ = clients.sqs.delete_queue().queue_url(&target).send().await;
+}

@@ -1,4 +1,4 @@
-//! Dead-letter queue tools (used by `evctl dlq`): list, redrive, purge.
+//! Dead-letter queue tools: list, redrive, purge.
 //!
 //! - **list** peeks at every message of a DLQ (receive with a short visibility timeout,
 //!   then visibility back to 0, so nothing is consumed) and says, for each, the event, the
@@ -8,10 +8,10 @@
 //! - **redrive** sends messages back to their source queue (same group, a fresh dedup id
 //!   `<eventId>:redrive:<uuid>`, attribute `redrive`), then deletes them from the DLQ.
 //!   FAILED processing records are claimable again, so the handlers run again.
-//! - **purge** empties a DLQ (the caller must have confirmed), or deletes the messages a
-//!   selection picks (one tenant's).
+//! - **purge** deletes the messages a selection picks (all of them, or one tenant's).
 //!
-//! [`crate::operator`] wraps these per tenant and records each action as an `Ops.*` event.
+//! Redrive and purge are reached only through [`crate::operator`] (the HTTP routes and
+//! `evctl dlq` alike), which picks per tenant and records each action as an `Ops.*` event.
 //!
 //! FIFO note: while a message of a group is in flight SQS hands out no later message of
 //! that group, so a single listing shows at most the first ten messages of each group.
@@ -240,7 +240,7 @@ fn attr(v: &str) -> Result<MessageAttributeValue, AdapterError> {
 /// Redrive the messages `select` picks (all when it accepts everything) to `source_url`
 /// (or each message's `sourceQueue` attribute when `source_url` is None). Returns the
 /// redriven letters; the others are released untouched.
-pub async fn redrive(
+pub(crate) async fn redrive(
     sqs: &aws_sdk_sqs::Client,
     domain: &str,
     dlq_url: &str,
@@ -304,19 +304,10 @@ pub async fn redrive(
     }
 }
 
-/// Empty a DLQ: every message is received and deleted (PurgeQueue allows one call per 60 s
-/// per queue, deleting is immediate and can be repeated). Returns how many were deleted.
-pub async fn purge(
-    sqs: &aws_sdk_sqs::Client,
-    domain: &str,
-    dlq_url: &str,
-) -> Result<usize, AdapterError> {
-    Ok(purge_where(sqs, domain, dlq_url, |_| true).await?.len())
-}
-
-/// Delete the messages `select` picks and release the others (never PurgeQueue, which
-/// would take every tenant's messages). Returns the deleted letters.
-pub async fn purge_where(
+/// Delete the messages `select` picks and release the others. Never PurgeQueue: it would
+/// take every tenant's messages and allows one call per 60 s per queue, while deleting is
+/// immediate and can be repeated. Returns the deleted letters.
+pub(crate) async fn purge(
     sqs: &aws_sdk_sqs::Client,
     domain: &str,
     dlq_url: &str,

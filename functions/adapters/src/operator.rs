@@ -178,8 +178,7 @@ pub async fn purge_dead_letters(
     dlq_url: &str,
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
-    let done =
-        deadletters::purge_where(sqs, domain, dlq_url, |l| actor.owns(l) && select(l)).await?;
+    let done = deadletters::purge(sqs, domain, dlq_url, |l| actor.owns(l) && select(l)).await?;
     record_letters(
         store,
         actor,

@@ -98,17 +98,17 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: &["dlq", "redrive"],
-        flags: &["--domain", "--event", "--message"],
+        flags: &["--domain", "--event", "--message", "--principal"],
         switches: &["--all"],
         max_words: Some(0),
-        usage: "  dlq redrive [--domain D] (--all | --event ID ... | --message ID ...)",
+        usage: "  dlq redrive [--domain D] (--all | --event ID ... | --message ID ...) [--principal P]",
     },
     Command {
         name: &["dlq", "purge"],
-        flags: &["--domain"],
+        flags: &["--domain", "--principal"],
         switches: &["--yes"],
         max_words: Some(0),
-        usage: "  dlq purge --domain D --yes                 delete every message of that DLQ",
+        usage: "  dlq purge --domain D --yes [--principal P] delete every message of that DLQ",
     },
     Command {
         name: &["handler", "list"],
@@ -119,17 +119,17 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: &["handler", "enable"],
-        flags: &[],
+        flags: &["--principal"],
         switches: &[],
         max_words: Some(1),
-        usage: "  handler enable <name> | handler disable <name>",
+        usage: "  handler enable <name> | handler disable <name> [--principal P]",
     },
     Command {
         name: &["handler", "disable"],
-        flags: &[],
+        flags: &["--principal"],
         switches: &[],
         max_words: Some(1),
-        usage: "  handler enable <name> | handler disable <name>",
+        usage: "  handler enable <name> | handler disable <name> [--principal P]",
     },
     Command {
         name: &["handler", "stats"],
@@ -329,6 +329,11 @@ mod tests {
         // A later global option wins (a script's default, overridden on the line).
         let a = parse("--api http://a trace c-1 --api http://b").unwrap();
         assert_eq!(a.flag("--api"), Some("http://b"));
+        let a = parse("handler disable notifications --principal alice").unwrap();
+        assert_eq!(
+            (a.words.as_slice(), a.flag("--principal")),
+            (["notifications".to_string()].as_slice(), Some("alice"))
+        );
         let a = parse("dlq redrive --event a,b --event c --all").unwrap();
         assert_eq!(a.all("--event"), ["a", "b", "c"]);
     }
@@ -340,6 +345,12 @@ mod tests {
             ("history Loan L-1 --type X", "history does not take --type"),
             ("trace c-1 --yes", "trace does not take --yes"),
             ("dlq list --all", "dlq list does not take --all"),
+            // Only the commands that record an action name its principal.
+            (
+                "dlq list --principal p",
+                "dlq list does not take --principal",
+            ),
+            ("publish --principal p", "publish does not take --principal"),
             ("publish --type", "--type needs a value"),
             ("publish --json=1", "--json takes no value"),
             ("history Loan L-1 extra", "unexpected argument \"extra\""),

@@ -4,6 +4,10 @@
 //! DynamoDB and SQS (the usual AWS credential chain; `AWS_ENDPOINT_URL` for LocalStack) for
 //! dead-letter queues and handler switches. Human output by default, `--json` for scripts.
 //! Run `evctl help` for the commands.
+//!
+//! The direct commands go through [`event_adapters::operator`], as the HTTP operator routes
+//! do, so a redrive, purge or handler switch is recorded as an `Ops.*` event whichever way
+//! it is taken.
 
 mod args;
 mod http_client;
@@ -11,7 +15,10 @@ mod output;
 
 use std::process::ExitCode;
 
-use event_adapters::deadletters::{self, DeadLetter};
+use event_adapters::deadletters::DeadLetter;
+use event_adapters::ledger::DynamoLedger;
+use event_adapters::operator::{self, Actor};
+use event_adapters::store::DynamoStore;
 use event_adapters::AdapterError;
 use serde_json::{json, Value};
 
@@ -44,10 +51,10 @@ Events (through the HTTP API):
 
 Dead letters and handlers (DynamoDB and SQS directly):
   dlq list [--domain D]                      messages in each DLQ with event, handler, reason
-  dlq redrive [--domain D] (--all | --event ID ... | --message ID ...)
-  dlq purge --domain D --yes                 delete every message of that DLQ
+  dlq redrive [--domain D] (--all | --event ID ... | --message ID ...) [--principal P]
+  dlq purge --domain D --yes [--principal P] delete every message of that DLQ
   handler list                               handlers, domains and switches
-  handler enable <name> | handler disable <name>
+  handler enable <name> | handler disable <name> [--principal P]
   handler stats [<name> ...] [--days N] [--day YYYY-MM-DD]
 
 Global options (environment variable in brackets):
@@ -60,6 +67,11 @@ Global options (environment variable in brackets):
   --dlq-url URL    one DLQ by URL (with --domain), instead of P-<domain>-dlq.fifo
   --source-url URL where dlq redrive sends (with --domain), instead of P-<domain>.fifo
   --json           machine-readable output on stdout
+
+With --tenant, the dlq commands see and touch only that tenant's messages. A redrive, a
+purge and a handler switch are recorded as Ops.* events on the tenant's Ops stream (without
+--tenant: on each affected tenant's, a switch on _platform's), as principal evctl:<P>
+(P from --principal, default $USER). Listing records nothing.
 
 The dlq and handler commands need AWS credentials and a region (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY or AWS_PROFILE; AWS_REGION), and AWS_ENDPOINT_URL for LocalStack
@@ -134,6 +146,31 @@ pub struct Ctx {
     api: HttpApi,
     prefix: String,
     table: String,
+    /// The tenant the direct commands act for (None: a platform operator, every tenant).
+    tenant: Option<String>,
+    /// The principal the direct commands' `Ops.*` events name.
+    principal: String,
+}
+
+impl Ctx {
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            tenant: self.tenant.as_deref(),
+            principal: &self.principal,
+        }
+    }
+}
+
+/// `evctl:<who>`: who from --principal, else the login name. The `evctl:` prefix keeps a
+/// self-declared name apart from the principals the API authenticates.
+fn evctl_principal(a: &Args) -> String {
+    let who = a
+        .flag("--principal")
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("evctl:{who}")
 }
 
 #[tokio::main]
@@ -152,13 +189,16 @@ async fn main() -> ExitCode {
         };
     };
     let prefix = args.env_or("--prefix", "EVCTL_PREFIX", "lendingos");
+    let tenant = Some(args.env_or("--tenant", "EVCTL_TENANT", "")).filter(|t| !t.is_empty());
     let ctx = Ctx {
         json,
         api: HttpApi::new(
             &args.env_or("--api", "EVCTL_API", "http://127.0.0.1:3000"),
-            Some(args.env_or("--tenant", "EVCTL_TENANT", "")).filter(|t| !t.is_empty()),
+            tenant.clone(),
             Some(args.env_or("--token", "EVCTL_TOKEN", "")).filter(|t| !t.is_empty()),
         ),
+        tenant,
+        principal: evctl_principal(&args),
         table: args
             .flag("--table")
             .map(str::to_string)
@@ -519,12 +559,14 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
 struct Aws {
     ddb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
+    /// The events table, where the `Ops.*` records go.
+    store: DynamoStore,
 }
 
 /// The AWS clients, once the configuration has what a call needs. Without credentials or a
 /// region the SDK would fail on the first call with a long dump about the instance metadata
 /// service (its last resort for credentials); one sentence naming the variables helps more.
-async fn aws() -> Res<Aws> {
+async fn aws(ctx: &Ctx) -> Res<Aws> {
     use aws_sdk_sqs::config::ProvideCredentials;
     let sdk = event_adapters::config::aws_config().await;
     let credentials = match sdk.credentials_provider() {
@@ -552,8 +594,10 @@ async fn aws() -> Res<Aws> {
             ),
         ));
     }
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     Ok(Aws {
-        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        store: DynamoStore::new(ddb.clone(), &ctx.table),
+        ddb,
         sqs: aws_sdk_sqs::Client::new(&sdk),
     })
 }
@@ -621,10 +665,11 @@ fn letter_line(d: &DeadLetter) -> String {
 }
 
 async fn dlq_list(ctx: &Ctx, a: &Args) -> Res<()> {
-    let aws = aws().await?;
+    let aws = aws(ctx).await?;
     let mut all = Vec::new();
     for (d, url) in dlqs(ctx, a, &aws).await? {
-        let letters = deadletters::list(&aws.sqs, &aws.ddb, &ctx.table, &d, &url, 1000).await?;
+        let letters =
+            operator::list_dead_letters(&aws.sqs, &aws.store, ctx.actor(), &d, &url, 1000).await?;
         all.push((d, url, letters));
     }
     let v = json!({"dlqs": all.iter().map(|(d, url, l)| json!({"domain": d, "queueUrl": url, "count": l.len(), "messages": l})).collect::<Vec<_>>()});
@@ -651,7 +696,7 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
             "dlq redrive needs --all, --event ID or --message ID",
         ));
     }
-    let aws = aws().await?;
+    let aws = aws(ctx).await?;
     let mut redriven = Vec::new();
     for (d, url) in dlqs(ctx, a, &aws).await? {
         let source = match a.flag("--source-url") {
@@ -663,7 +708,16 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
                 || l.event_id.as_ref().is_some_and(|e| events.contains(e))
                 || messages.contains(&l.message_id)
         };
-        let done = deadletters::redrive(&aws.sqs, &d, &url, Some(&source), pick).await?;
+        let done = operator::redrive_dead_letters(
+            &aws.sqs,
+            &aws.store,
+            ctx.actor(),
+            &d,
+            &url,
+            Some(&source),
+            pick,
+        )
+        .await?;
         redriven.extend(done);
     }
     if redriven.is_empty() && !a.has("--all") {
@@ -695,10 +749,12 @@ async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
             "dlq purge deletes every message of the DLQ; add --yes to confirm",
         ));
     }
-    let aws = aws().await?;
+    let aws = aws(ctx).await?;
     let mut n = 0;
     for (d, url) in dlqs(ctx, a, &aws).await? {
-        n += deadletters::purge(&aws.sqs, &d, &url).await?;
+        n += operator::purge_dead_letters(&aws.sqs, &aws.store, ctx.actor(), &d, &url, |_| true)
+            .await?
+            .len();
     }
     out(ctx, &json!({ "purged": n }), |o| {
         outln!(o, "purged {n} messages");
@@ -724,10 +780,9 @@ fn handler_domain(name: &str) -> Res<&'static str> {
 
 async fn handler_switch(ctx: &Ctx, name: &str, on: bool) -> Res<()> {
     handler_domain(name)?;
-    let aws = aws().await?;
-    event_adapters::ledger::DynamoLedger::new(aws.ddb.clone(), &ctx.table)
-        .set_enabled(name, on)
-        .await?;
+    let aws = aws(ctx).await?;
+    let ledger = DynamoLedger::new(aws.ddb.clone(), &ctx.table);
+    operator::switch_handler(&ledger, &aws.store, ctx.actor(), name, on).await?;
     let word = if on { "enabled" } else { "disabled" };
     out(ctx, &json!({"handler": name, "enabled": on}), |o| {
         outln!(
@@ -738,7 +793,7 @@ async fn handler_switch(ctx: &Ctx, name: &str, on: bool) -> Res<()> {
 }
 
 async fn handler_list(ctx: &Ctx) -> Res<()> {
-    let aws = aws().await?;
+    let aws = aws(ctx).await?;
     let today = chrono::Utc::now().date_naive();
     let mut rows = Vec::new();
     for h in lending_events::handlers::all() {
@@ -791,7 +846,7 @@ async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
         })
         .transpose()?
         .unwrap_or(1);
-    let aws = aws().await?;
+    let aws = aws(ctx).await?;
     let mut all = Vec::new();
     for n in &names {
         all.push(event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, n, last, days).await?);
