@@ -97,7 +97,8 @@ impl ApiError {
         }
     }
 
-    fn bad(field: &str, message: impl Into<String>) -> Self {
+    /// 400 `validation_failed` on `field`.
+    pub fn bad(field: &str, message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "validation_failed",
@@ -105,6 +106,33 @@ impl ApiError {
             Some(field.into()),
         )
     }
+}
+
+/// A small JSON body of an operator route: 413 over `max` bytes, 400 `malformed_json` saying
+/// what was `expected` when it does not decode.
+pub async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request,
+    max: usize,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let bytes: Bytes = axum::body::to_bytes(req.into_body(), max)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is over {max} bytes"),
+                None,
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("expected {expected}: {e}"),
+            None,
+        )
+    })
 }
 
 impl IntoResponse for ApiError {

@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -229,15 +228,6 @@ pub(crate) fn principal(req: &Request) -> Result<Principal, ApiError> {
         .ok_or_else(|| crate::auth::forbidden("no authenticated principal"))
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "validation_failed",
-        message,
-        Some(field.into()),
-    )
-}
-
 fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", message, None)
 }
@@ -264,7 +254,7 @@ async fn get_dead_letters(
     req: Request,
 ) -> Result<Response, ApiError> {
     let p = principal(&req)?;
-    let Query(q) = query.map_err(|e| bad("query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let domains: Vec<String> = match q.get("domain") {
         Some(d) => {
             domain_queues(&ops, d)?;
@@ -299,28 +289,12 @@ struct Selection {
 }
 
 async fn selection(req: Request) -> Result<Selection, ApiError> {
-    let bytes: Bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is over 64 KiB",
-                None,
-            )
-        })?;
-    let s: Selection = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("expected {{\"all\": true}} or {{\"eventIds\": [...]}}: {e}"),
-            None,
-        )
-    })?;
+    let s: Selection =
+        crate::api::json_body(req, 64 * 1024, "{\"all\": true} or {\"eventIds\": [...]}").await?;
     match (&s.all, &s.event_ids) {
         (true, None) => Ok(s),
         (false, Some(ids)) if !ids.is_empty() => Ok(s),
-        _ => Err(bad(
+        _ => Err(ApiError::bad(
             "eventIds",
             "give either \"all\": true or a non-empty \"eventIds\" list",
         )),
@@ -411,17 +385,7 @@ async fn put_handler(
     else {
         return Err(not_found(format!("no handler named {handler:?}")));
     };
-    let bytes: Bytes = axum::body::to_bytes(req.into_body(), 4096)
-        .await
-        .map_err(|_| bad("enabled", "send {\"enabled\": true|false}"))?;
-    let s: Switch = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("expected {{\"enabled\": true|false}}: {e}"),
-            None,
-        )
-    })?;
+    let s: Switch = crate::api::json_body(req, 4096, "{\"enabled\": true|false}").await?;
     let ledger = DynamoLedger::new(ops.dynamodb.clone(), &ops.config.table);
     let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     let actor = Actor {

@@ -74,23 +74,17 @@ fn decode(item: &Item) -> Result<EventEnvelope, AdapterError> {
     serde_json::from_str(body).map_err(|e| AdapterError::Decode(e.to_string()))
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "validation_failed",
-        message,
-        Some(field.into()),
-    )
-}
-
 /// An RFC 3339 time, in UTC at the millisecond precision `recordedAt` is stored with.
 fn time_param(field: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     let t = DateTime::parse_from_rfc3339(v)
-        .map_err(|_| bad(field, "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))?
+        .map_err(|_| ApiError::bad(field, "must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))?
         .with_timezone(&Utc);
     // Stored times are compared as text, which sorts right only for four-digit years.
     if !(0..=9999).contains(&t.year()) {
-        return Err(bad(field, "must fall in the years 0000 to 9999 (UTC)"));
+        return Err(ApiError::bad(
+            field,
+            "must fall in the years 0000 to 9999 (UTC)",
+        ));
     }
     Ok(t.trunc_subsecs(3))
 }
@@ -110,7 +104,7 @@ impl Window {
         let to = to.map(|v| time_param("to", v)).transpose()?;
         if let (Some(f), Some(t)) = (from, to) {
             if t < f {
-                return Err(bad(
+                return Err(ApiError::bad(
                     "to",
                     format!(
                         "the window is reversed: to ({}) is before from ({})",
@@ -130,7 +124,10 @@ impl Window {
         };
         // The forms above keep the text in time order; never let DynamoDB be the judge.
         if window.from > window.to {
-            return Err(bad("to", "the window is reversed: to is before from"));
+            return Err(ApiError::bad(
+                "to",
+                "the window is reversed: to is before from",
+            ));
         }
         Ok(window)
     }
@@ -143,7 +140,8 @@ async fn get_event(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
     let event_id = path_params(path)?;
-    let id = uuid::Uuid::parse_str(&event_id).map_err(|_| bad("eventId", "must be a UUID"))?;
+    let id =
+        uuid::Uuid::parse_str(&event_id).map_err(|_| ApiError::bad("eventId", "must be a UUID"))?;
     let store = crate::store::DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     match store.get_event(&tenant, &id).await? {
         Some(e) => Ok(Json(e).into_response()),
@@ -224,13 +222,13 @@ async fn list_events(
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
-    let Query(q) = query.map_err(|e| bad("query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let event_type = q
         .get("type")
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("type", "give the event type, e.g. ?type=Loan.Funded"))?;
+        .ok_or_else(|| ApiError::bad("type", "give the event type, e.g. ?type=Loan.Funded"))?;
     if !is_safe_id(event_type, 64) {
-        return Err(bad("type", "not an event type"));
+        return Err(ApiError::bad("type", "not an event type"));
     }
     let window = Window::parse(
         q.get("from").map(String::as_str),
@@ -242,7 +240,7 @@ async fn list_events(
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| bad("limit", "must be from 1 to 1000"))?,
+            .ok_or_else(|| ApiError::bad("limit", "must be from 1 to 1000"))?,
     };
     let cursor_query = by_type_query(&tenant, event_type, &window);
     let start = q
@@ -522,7 +520,7 @@ async fn get_correlation(
     let tenant = tenant_of(req.headers(), req.extensions(), ops.tenant_source)?;
     let correlation = path_params(path)?;
     if correlation.is_empty() || correlation.len() > 128 {
-        return Err(bad("correlationId", "must be 1-128 characters"));
+        return Err(ApiError::bad("correlationId", "must be 1-128 characters"));
     }
     match correlation_tree(&ops.dynamodb, &ops.config.table, &tenant, &correlation).await? {
         Some(tree) => Ok(Json(tree).into_response()),

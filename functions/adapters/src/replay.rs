@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -147,41 +146,16 @@ pub async fn send(
     Ok(sent)
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "validation_failed",
-        message,
-        Some(field.into()),
-    )
-}
-
 pub(crate) async fn post_replay(
     State(ops): State<Arc<Ops>>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let principal = crate::operator::principal(&req)?;
     let tenant = principal.tenant.clone();
-    let body = req.into_body();
-    let bytes: Bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body is over 64 KiB",
-            None,
-        )
-    })?;
-    let r: ReplayRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("not a replay request: {e}"),
-            None,
-        )
-    })?;
+    let r: ReplayRequest = crate::api::json_body(req, 64 * 1024, "a replay request").await?;
     if let Some(hs) = &r.handlers {
         if hs.is_empty() {
-            return Err(bad(
+            return Err(ApiError::bad(
                 "handlers",
                 "leave it out for every subscriber, or name at least one",
             ));
@@ -191,7 +165,7 @@ pub(crate) async fn post_replay(
             .map(|h| h.name())
             .collect();
         if let Some(u) = hs.iter().find(|h| !known.contains(&h.as_str())) {
-            return Err(bad(
+            return Err(ApiError::bad(
                 "handlers",
                 format!("unknown handler {u:?}; known: {}", known.join(", ")),
             ));
@@ -203,7 +177,7 @@ pub(crate) async fn post_replay(
             let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
             let h = store.history_until(stream, u64::MAX / 2).await?;
             if h.len() > MAX_REPLAY_EVENTS {
-                return Err(bad(
+                return Err(ApiError::bad(
                     "aggregateId",
                     format!("over {MAX_REPLAY_EVENTS} events; replay by eventType and a window"),
                 ));
@@ -212,7 +186,7 @@ pub(crate) async fn post_replay(
         }
         (None, None, Some(et)) => {
             if !lending_events::catalog::is_event_type_name(et) {
-                return Err(bad(
+                return Err(ApiError::bad(
                     "eventType",
                     "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
                 ));
@@ -221,11 +195,11 @@ pub(crate) async fn post_replay(
                 Some(
                     r.from
                         .as_deref()
-                        .ok_or_else(|| bad("from", "required with eventType"))?,
+                        .ok_or_else(|| ApiError::bad("from", "required with eventType"))?,
                 ),
                 Some(
                     r.to.as_deref()
-                        .ok_or_else(|| bad("to", "required with eventType"))?,
+                        .ok_or_else(|| ApiError::bad("to", "required with eventType"))?,
                 ),
             )?;
             let page = events_by_type(
@@ -239,7 +213,7 @@ pub(crate) async fn post_replay(
             )
             .await?;
             if page.events.len() > MAX_REPLAY_EVENTS {
-                return Err(bad(
+                return Err(ApiError::bad(
                     "to",
                     format!("over {MAX_REPLAY_EVENTS} events in the window; narrow it"),
                 ));
@@ -247,7 +221,7 @@ pub(crate) async fn post_replay(
             page.events
         }
         _ => {
-            return Err(bad(
+            return Err(ApiError::bad(
                 "aggregateType",
                 "give either aggregateType and aggregateId, or eventType, from and to",
             ))
