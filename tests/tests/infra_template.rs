@@ -1051,13 +1051,15 @@ fn is_operator_scope(scope: FixedScope) -> bool {
 }
 
 /// The scopes API Gateway must accept on a route that needs `scope`: `POST /events` also
-/// takes `events:write:<domain>` for every catalog domain (the router checks each type).
+/// takes `events:write:<domain>` for every domain with a client-published type (the router
+/// checks each type).
 fn gateway_scopes(scope: FixedScope) -> BTreeSet<String> {
     let mut scopes = BTreeSet::from([scope.scope().to_string()]);
     if scope == FixedScope::EventsWrite {
         scopes.extend(
             lending_events::catalog::CATALOG
                 .iter()
+                .filter(|spec| spec.client_may_publish())
                 .map(|spec| Scope::EventsWriteDomain(spec.domain.to_string()).to_string()),
         );
     }
