@@ -642,3 +642,38 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_stay_between_a_quarter_and_all_of_the_capped_exponential() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(10),
+            paused: Duration::from_secs(30),
+        };
+        for (receives, ceiling) in [(1, 2_000), (2, 4_000), (3, 8_000), (4, 10_000), (9, 10_000)] {
+            for _ in 0..200 {
+                let d = policy.delay(receives).as_millis() as u64;
+                assert!(
+                    (ceiling / 4..=ceiling).contains(&d),
+                    "receive {receives}: {d} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn failing_receives_fail_only_the_first_n() {
+        let faults = Faults {
+            fail_receives: 2,
+            ..Faults::default()
+        };
+        assert!(faults.inject_transient(1).is_err());
+        assert!(faults.inject_transient(2).is_err_and(|e| e.is_transient()));
+        assert!(faults.inject_transient(3).is_ok());
+        assert!(Faults::default().inject_transient(1).is_ok());
+    }
+}
