@@ -138,6 +138,14 @@ pub async fn aws() -> event_adapters::config::Clients {
     event_adapters::config::Clients::from_env().await
 }
 
+/// A numeric test setting from the environment; unset or unparsable gives the default.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Types of a list of envelopes, in order.
 pub fn types(events: &[Value]) -> Vec<&str> {
     events

@@ -599,10 +599,9 @@ async fn a_handler_killed_mid_batch_and_restarted_leaves_the_same_end_state() {
     println!("crash: {}", audit.summary());
     audit.assert_clean();
     assert_api_agrees(&api, &audit, "Loan", &loans).await;
-    assert_eq!(
-        log_lines(&runner, &["FAULT_CRASH_AFTER_APPENDS"]),
-        1,
-        "the process crashed once"
+    assert!(
+        log_lines(&runner, &["FAULT_CRASH_AFTER_APPENDS: aborting"]) >= 1,
+        "the process crashed"
     );
 }
 
@@ -879,6 +878,7 @@ async fn a_failed_dispatch_send_is_retried_from_the_stream_and_nothing_is_lost()
 /// The fault storm: 1,000 events across 50 loans plus 3 poison events; every message's
 /// first receive fails (so SQS redelivers it after the backoff), handlers fail transiently
 /// on ~10 % of the other executions, and a tenth of dispatch's queue sends fail.
+/// `STORM_LOANS` (default 50, 20 events each) scales it down for a slow or shared emulator.
 #[tokio::test]
 async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and_poison() {
     let runner = RunnerProcess::start(
@@ -900,7 +900,8 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     // 50 loans, 20 events each: created (every other one with one of five funds, so fund
     // streams take appends from several loans at once), funded (four handlers), 18
     // payments (one handler each).
-    let loans: Vec<String> = (0..50).map(|i| format!("L{i}")).collect();
+    let loan_count = integration_tests::env_number("STORM_LOANS", 50);
+    let loans: Vec<String> = (0..loan_count).map(|i| format!("L{i}")).collect();
     for (i, loan) in loans.iter().enumerate() {
         let fund = format!("F-{}", i % 5);
         let mut events = vec![
@@ -918,11 +919,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             .await;
         poison.insert(str_of(&stored[0], "eventId").to_string());
     }
-    assert!(
-        posted.events.len() >= 1000,
-        "{} events",
-        posted.events.len()
-    );
+    assert_eq!(posted.events.len(), loans.len() * 20 + poison.len());
 
     let started = Instant::now();
     let audit = settle(&runner, &posted, &api.tenant, Duration::from_secs(900)).await;
