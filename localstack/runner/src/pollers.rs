@@ -273,6 +273,8 @@ pub async fn poll_queue(
             .visibility_timeout(batch_timeout().as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
+            .customize()
+            .config_override(patient_receive())
             .send()
             .await
         {
@@ -358,6 +360,20 @@ pub async fn poll_queue(
             }
         }
     }
+}
+
+/// A receive that waits for its answer however busy the emulator is. A receive the SDK
+/// gave up on (its attempt timeout is 10 s) still takes its messages on LocalStack: they
+/// stay invisible for the batch timeout and count a receive without being handled, and
+/// five of those move a message to the DLQ it never failed into.
+fn patient_receive() -> aws_sdk_sqs::config::Builder {
+    use aws_sdk_sqs::config::timeout::TimeoutConfig;
+    aws_sdk_sqs::config::Builder::new().timeout_config(
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(300))
+            .operation_timeout(Duration::from_secs(300))
+            .build(),
+    )
 }
 
 async fn any_enabled(runner: &BatchRunner<DynamoStore, DynamoLedger>) -> bool {
