@@ -593,7 +593,14 @@ async fn a_handler_killed_mid_batch_and_restarted_leaves_the_same_end_state() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    runner.spawn(&[("FAULT_CRASH_AFTER_APPENDS", "")]).await;
+    // The crashed batch's messages come back after 4 s; the restarted process's own batches
+    // get longer, so a slow emulator does not hand them out twice.
+    runner
+        .spawn(&[
+            ("FAULT_CRASH_AFTER_APPENDS", ""),
+            ("LOCAL_BATCH_TIMEOUT_SECS", "120"),
+        ])
+        .await;
     let api = runner.api("crash-tenant");
     let audit = settle(&runner, &posted, &api.tenant, Duration::from_secs(180)).await;
     println!("crash: {}", audit.summary());
@@ -838,7 +845,16 @@ async fn a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count() 
 /// again from it, and every event still reaches each of its handlers once.
 #[tokio::test]
 async fn a_failed_dispatch_send_is_retried_from_the_stream_and_nothing_is_lost() {
-    let runner = RunnerProcess::start("dispatch", &[("FAULT_DISPATCH_SEND_PERCENT", "30")]).await;
+    // A long batch timeout: on a busy emulator a batch can outlast 30 s, and its messages
+    // would come back while it still runs.
+    let runner = RunnerProcess::start(
+        "dispatch",
+        &[
+            ("FAULT_DISPATCH_SEND_PERCENT", "30"),
+            ("LOCAL_BATCH_TIMEOUT_SECS", "120"),
+        ],
+    )
+    .await;
     let api = runner.api("dispatch-tenant");
     let mut posted = Posted::default();
     let loans: Vec<String> = (0..10).map(|i| format!("L{i}")).collect();

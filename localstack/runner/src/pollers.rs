@@ -349,14 +349,22 @@ pub async fn poll_queue(
             })
             .collect();
         if !entries.is_empty() {
-            if let Err(e) = sqs
+            match sqs
                 .delete_message_batch()
                 .queue_url(&url)
                 .set_entries(Some(entries))
                 .send()
                 .await
             {
-                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed");
+                Err(e) => {
+                    tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed")
+                }
+                // A receipt handle that expired while the batch ran (it outlasted its
+                // visibility timeout): the message comes back and is handled again.
+                Ok(out) if !out.failed().is_empty() => {
+                    tracing::warn!(queue = %url, failed = out.failed().len(), reason = ?out.failed().first().and_then(|f| f.message()), "DeleteMessageBatch left messages on the queue")
+                }
+                Ok(_) => {}
             }
         }
     }
