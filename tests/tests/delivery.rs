@@ -777,6 +777,7 @@ async fn a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count() 
     let ids: HashSet<String> = posted.ids().into_iter().collect();
 
     let mut checked = 0;
+    let mut gaps_after: Vec<Vec<Duration>> = vec![Vec::new(); MAX_RECEIVE_COUNT as usize - 1];
     for h in subscribers("Borrower.Flagged") {
         let domain = handler_domain(h);
         let source = queue_url(&clients.sqs, &runner.queue_name(domain, false)).await;
@@ -810,7 +811,12 @@ async fn a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count() 
                 MAX_RECEIVE_COUNT as usize,
                 "{h} on {id}: {log:?}"
             );
-            assert_backoff(&policy, &format!("{h} on {id}"), &log);
+            for (k, gap) in assert_backoff(&policy, &format!("{h} on {id}"), &log)
+                .into_iter()
+                .enumerate()
+            {
+                gaps_after[k].push(gap);
+            }
             assert!(log.iter().all(|x| x.outcome == "transient"), "{log:?}");
             let sent: i64 = m
                 .system
@@ -836,7 +842,16 @@ async fn a_message_that_keeps_failing_reaches_the_dlq_after_max_receive_count() 
         "nothing appended for them"
     );
     println!(
-        "dead letters: {checked} messages moved to their DLQ after {MAX_RECEIVE_COUNT} failed receives each, backoff within the policy"
+        "dead letters: {checked} messages moved to their DLQ after {MAX_RECEIVE_COUNT} failed receives each; gaps after receive 1..4 (shortest..longest): {}",
+        gaps_after
+            .iter()
+            .map(|g| format!(
+                "{:.1}..{:.1} s",
+                g.iter().min().map_or(0.0, Duration::as_secs_f64),
+                g.iter().max().map_or(0.0, Duration::as_secs_f64)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     assert_eq!(checked, ids.len() * subscribers("Borrower.Flagged").len());
 }
