@@ -742,9 +742,10 @@ async fn redelivered_messages_back_off_within_the_policy_and_hold_their_aggregat
             held += 1;
         }
     }
-    let (shortest, longest) = (gaps.iter().min().copied(), gaps.iter().max().copied());
+    let seconds = |g: Option<&Duration>| g.map_or(0.0, Duration::as_secs_f64);
+    let (shortest, longest) = (seconds(gaps.iter().min()), seconds(gaps.iter().max()));
     println!(
-        "backoff: {} redelivery gaps within the policy (shortest {shortest:?}, longest {longest:?}), {held} later messages held behind their loan's funding",
+        "backoff: {} redelivery gaps within the policy (shortest {shortest:.1} s, longest {longest:.1} s), {held} later messages held behind their loan's funding",
         gaps.len()
     );
     assert_eq!(gaps.len(), 2 * subscribers("Loan.Funded").len());
