@@ -81,33 +81,16 @@ struct Posted {
 }
 
 impl Posted {
-    /// Post events in one request (all or nothing) and keep the envelopes returned. The
-    /// events get their eventIds here, so a request that failed on a busy emulator (5xx,
-    /// nothing stored) can be resent as it was: an exact resend is answered with the
-    /// stored envelopes.
-    async fn post(&mut self, api: &Api, mut events: Vec<Value>) -> Vec<Value> {
-        let count = events.len();
-        for e in &mut events {
-            e["eventId"] = json!(uuid::Uuid::new_v4().to_string());
-        }
-        let body = json!({ "events": events });
-        let mut r = api.post("/events", &body).await;
-        for _ in 0..3 {
-            if r.status < 500 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            r = api.post("/events", &body).await;
-        }
-        assert!(
-            r.status == 201 || r.status == 200,
-            "{}: {}",
-            r.status,
-            r.body
-        );
-        let stored = r.body["events"].as_array().cloned().unwrap_or_default();
-        assert_eq!(stored.len(), count, "one envelope per posted event");
-        for e in &stored {
+    /// Post events in one request (all or nothing) and keep the envelopes returned.
+    async fn post(&mut self, api: &Api, events: Vec<Value>) -> Vec<Value> {
+        let stored = post_events(api, events).await;
+        self.record(&stored);
+        stored
+    }
+
+    /// Keep envelopes a POST returned.
+    fn record(&mut self, stored: &[Value]) {
+        for e in stored {
             if e["eventType"] == "Loan.Created" {
                 let fund = e["payload"]["fundId"].as_str().map(str::to_string);
                 self.loans
@@ -115,7 +98,6 @@ impl Posted {
             }
         }
         self.events.extend(stored.iter().cloned());
-        stored
     }
 
     fn ids(&self) -> Vec<String> {
@@ -149,6 +131,35 @@ impl Posted {
             _ => Vec::new(),
         }
     }
+}
+
+/// Post events in one request (all or nothing); the stored envelopes the API returned.
+/// The events get their eventIds here, so a request that failed on a busy emulator (5xx,
+/// nothing stored) can be resent as it was: an exact resend is answered with the stored
+/// envelopes.
+async fn post_events(api: &Api, mut events: Vec<Value>) -> Vec<Value> {
+    let count = events.len();
+    for e in &mut events {
+        e["eventId"] = json!(uuid::Uuid::new_v4().to_string());
+    }
+    let body = json!({ "events": events });
+    let mut r = api.post("/events", &body).await;
+    for _ in 0..3 {
+        if r.status < 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r = api.post("/events", &body).await;
+    }
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    let stored = r.body["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(stored.len(), count, "one envelope per posted event");
+    stored
 }
 
 /// The table's events checked against what was posted.
@@ -922,6 +933,8 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             ("RETRY_BASE_MS", "500"),
             ("RETRY_CAP_MS", "2000"),
             ("LOCAL_BATCH_TIMEOUT_SECS", "120"),
+            // Four receivers per queue: many loans (message groups) are handled at once.
+            ("LOCAL_QUEUE_CONCURRENCY", "4"),
         ],
     )
     .await;
@@ -934,6 +947,10 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     // payments (one handler each).
     let loan_count = integration_tests::env_number("STORM_LOANS", 50);
     let loans: Vec<String> = (0..loan_count).map(|i| format!("L{i}")).collect();
+    // Five loans are posted side by side, each one's events in order, five a request: a
+    // 20-event transaction can outlast the SDK's timeouts on a busy emulator.
+    let mut posting = tokio::task::JoinSet::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(5));
     for (i, loan) in loans.iter().enumerate() {
         let fund = format!("F-{}", i % 5);
         let mut events = vec![
@@ -941,11 +958,18 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             loan_funded(loan),
         ];
         events.extend((0..18).map(|k| payment(loan, &format!("P{i}-{k}"))));
-        // Five at a time: a 20-event transaction can outlast the SDK's timeouts on a busy
-        // emulator.
-        for chunk in events.chunks(5) {
-            posted.post(&api, chunk.to_vec()).await;
-        }
+        let (api, slots) = (api.clone(), slots.clone());
+        posting.spawn(async move {
+            let _slot = slots.acquire().await.expect("semaphore open");
+            let mut stored = Vec::new();
+            for chunk in events.chunks(5) {
+                stored.extend(post_events(&api, chunk.to_vec()).await);
+            }
+            stored
+        });
+    }
+    while let Some(stored) = posting.join_next().await {
+        posted.record(&stored.expect("posting task"));
     }
     // Poison: funding loans that were never created is a business-rule rejection.
     let mut poison = HashSet::new();
