@@ -150,6 +150,14 @@ pub async fn aws() -> event_adapters::config::Clients {
     event_adapters::config::Clients::from_env().await
 }
 
+/// A numeric test setting from the environment; unset or unparsable gives the default.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Types of a list of envelopes, in order.
 pub fn types(events: &[Value]) -> Vec<&str> {
     events
@@ -199,7 +207,11 @@ impl RunnerProcess {
 
     /// (Re)start the process, with `extra` environment on top of the original.
     pub async fn spawn(&mut self, extra: &[(&str, &str)]) {
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("{}.log", self.prefix)))
+        // Appended to, so a restarted process keeps the earlier one's log.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
             .expect("log file");
         let mut cmd = std::process::Command::new(Self::binary());
         cmd.args([
@@ -252,6 +264,11 @@ impl RunnerProcess {
 
     pub fn table(&self) -> String {
         format!("{}-events", self.prefix)
+    }
+
+    /// Where the process writes its logs (stdout and stderr), kept across restarts.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}.log", self.prefix))
     }
 
     pub fn queue_name(&self, domain: &str, dlq: bool) -> String {
@@ -334,6 +351,45 @@ pub async fn batch_get(
         }
     }
     out
+}
+
+/// Every event item of one tenant, read with a Scan of the table (no index, no API), as
+/// the stored envelopes. Each envelope's `sequence` is checked against the item's sort key.
+pub async fn scan_events(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str) -> Vec<Value> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = ddb
+            .scan()
+            .table_name(table)
+            .filter_expression("#kind = :event AND begins_with(pk, :stream)")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":event", AttributeValue::S("event".into()))
+            .expression_attribute_values(":stream", AttributeValue::S(format!("A#{tenant}#")))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Scan");
+        for item in page.items() {
+            let envelope: Value = item
+                .get("envelope")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| serde_json::from_str(s).ok())
+                .expect("an event item holds its envelope");
+            let sk = item.get("sk").and_then(|v| v.as_n().ok()).cloned();
+            assert_eq!(
+                sk.as_deref(),
+                Some(envelope["sequence"].to_string().as_str()),
+                "sort key and envelope sequence agree"
+            );
+            out.push(envelope);
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return out;
+        }
+    }
 }
 
 /// Every event of one correlation, from the byCorrelation index.

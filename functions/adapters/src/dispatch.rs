@@ -14,12 +14,16 @@ use lending_events::routing::RoutingTable;
 use lending_events::EventEnvelope;
 
 use crate::config::Config;
+use crate::error::AdapterError;
 use crate::publisher::{OutgoingMessage, QueuePublisher};
 
 pub struct Dispatcher {
     publisher: QueuePublisher,
     routing: RoutingTable,
     config: Config,
+    /// Test-only fault hook (never set in production): `FAULT_DISPATCH_SEND_PERCENT` fails
+    /// that share of queue sends as if SQS had refused every message of the call.
+    send_fault_percent: u64,
 }
 
 /// The event carried by a stream record, if it is a newly inserted event item.
@@ -46,6 +50,9 @@ impl Dispatcher {
             publisher,
             routing,
             config,
+            send_fault_percent: crate::runner::fault_setting("FAULT_DISPATCH_SEND_PERCENT")
+                .unwrap_or(0)
+                .min(100),
         }
     }
 
@@ -85,7 +92,14 @@ impl Dispatcher {
         for (url, msgs) in &per_queue {
             let (messages, origins): (Vec<OutgoingMessage>, Vec<usize>) =
                 msgs.iter().cloned().unzip();
-            let failed = match self.publisher.send(url, &messages).await {
+            let send = if crate::runner::by_chance(self.send_fault_percent) {
+                Err(AdapterError::Transient(
+                    "injected fault: send failed".into(),
+                ))
+            } else {
+                self.publisher.send(url, &messages).await
+            };
+            let failed = match send {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(error = %e, queue = url, "dispatch failed");

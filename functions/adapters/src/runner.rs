@@ -98,29 +98,55 @@ pub struct DomainQueueOps {
 
 /// Test hooks to inject faults into a running function (never set in production):
 /// `FAULT_TRANSIENT_PERCENT` fails that share of handler executions with a transient
-/// error; `FAULT_CRASH_AFTER_APPENDS` aborts the process after that many follow-on appends,
-/// before the processing record is completed or the message acknowledged.
+/// error (retried in-process first, like a real blip); `FAULT_FAIL_RECEIVES` fails every
+/// handler execution while its message's receive count is at most that, without
+/// in-process retries, so SQS redelivers the message after its backoff (a value of
+/// maxReceiveCount or more sends it to the DLQ); `FAULT_CRASH_AFTER_APPENDS` aborts the
+/// process after that many follow-on appends, before the processing record is completed
+/// or the message acknowledged.
 #[derive(Debug, Default)]
 pub struct Faults {
     transient_percent: u64,
+    fail_receives: u32,
     crash_after_appends: Option<u64>,
     appends: AtomicU64,
 }
 
+/// A test-only fault variable: a number, `None` when unset or not a number.
+pub(crate) fn fault_setting(var: &str) -> Option<u64> {
+    std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok())
+}
+
+/// True for about `percent` % of calls.
+pub(crate) fn by_chance(percent: u64) -> bool {
+    percent > 0 && (uuid::Uuid::new_v4().as_u128() % 100) < percent as u128
+}
+
 impl Faults {
     pub fn from_env() -> Self {
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
         Faults {
-            transient_percent: num("FAULT_TRANSIENT_PERCENT").unwrap_or(0).min(100),
-            crash_after_appends: num("FAULT_CRASH_AFTER_APPENDS"),
+            transient_percent: fault_setting("FAULT_TRANSIENT_PERCENT")
+                .unwrap_or(0)
+                .min(100),
+            fail_receives: fault_setting("FAULT_FAIL_RECEIVES").map_or(0, |n| n.min(1000) as u32),
+            crash_after_appends: fault_setting("FAULT_CRASH_AFTER_APPENDS"),
             appends: AtomicU64::new(0),
         }
     }
 
-    fn inject_transient(&self) -> Result<(), AdapterError> {
-        if self.transient_percent > 0
-            && (uuid::Uuid::new_v4().as_u128() % 100) < self.transient_percent as u128
-        {
+    /// Whether every execution on this receive of a message is to fail.
+    fn fails_receive(&self, receives: u32) -> bool {
+        receives <= self.fail_receives
+    }
+
+    fn inject_transient(&self, receives: u32) -> Result<(), AdapterError> {
+        if self.fails_receive(receives) {
+            return Err(AdapterError::Transient(format!(
+                "injected fault: receive {receives} of at most {} failing",
+                self.fail_receives
+            )));
+        }
+        if by_chance(self.transient_percent) {
             return Err(AdapterError::Transient("injected fault".into()));
         }
         Ok(())
@@ -186,6 +212,15 @@ impl ReplayMarker {
             .as_ref()
             .is_none_or(|hs| hs.iter().any(|h| h == handler))
     }
+}
+
+/// What the runner knows of this delivery of a message.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    /// SQS's ApproximateReceiveCount: 1 on the first receive.
+    receives: u32,
+    /// Run even where the processing record is COMPLETED (replay with `rerun`).
+    rerun: bool,
 }
 
 /// The end of one handler's work on one message.
@@ -294,11 +329,15 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             tracing::info!(replay_id = %id, rerun = marker.rerun, event_id = %event.event_id, "replayed delivery");
         }
         subscribed.sort_by_key(|h| h.priority());
+        let delivery = Delivery {
+            receives,
+            rerun: marker.rerun,
+        };
         let mut history: Option<Vec<EventEnvelope>> = None;
         let mut paused = false;
         for h in subscribed {
             match self
-                .run_one(*h, &event, &mut history, lease, stats, marker.rerun)
+                .run_one(*h, &event, &mut history, lease, stats, delivery)
                 .await
             {
                 Step::Done => {}
@@ -331,15 +370,23 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         history: &mut Option<Vec<EventEnvelope>>,
         lease: Duration,
         stats: &BatchStats,
-        rerun: bool,
+        delivery: Delivery,
     ) -> Step {
         let started = Instant::now();
+        // A receive the fault hook fails gets one attempt, so SQS really redelivers it.
+        let attempts = if self.faults.fails_receive(delivery.receives) {
+            1
+        } else {
+            QUICK_ATTEMPTS
+        };
         let mut attempt = 1;
         loop {
-            let step = self.run_once(h, event, history, lease, stats, rerun).await;
+            let step = self
+                .run_once(h, event, history, lease, stats, delivery)
+                .await;
             let retry = matches!(&step, Step::Failed(e) if e.is_transient());
             let pause = Duration::from_millis(50 << attempt);
-            if !retry || attempt >= QUICK_ATTEMPTS || started.elapsed() + pause * 4 > lease {
+            if !retry || attempt >= attempts || started.elapsed() + pause * 4 > lease {
                 return step;
             }
             attempt += 1;
@@ -354,7 +401,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         history: &mut Option<Vec<EventEnvelope>>,
         lease: Duration,
         stats: &BatchStats,
-        rerun: bool,
+        delivery: Delivery,
     ) -> Step {
         match self.ledger.enabled(h.name()).await {
             Ok(true) => {}
@@ -369,7 +416,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             Ok(Claim::Acquired { attempt }) => attempt,
             // An explicit re-run (replay with `rerun`): run again on the completed record;
             // follow-on ids are deterministic, so the store keeps the first run's events.
-            Ok(Claim::AlreadyDone) if rerun => 0,
+            Ok(Claim::AlreadyDone) if delivery.rerun => 0,
             Ok(Claim::AlreadyDone) => {
                 tracing::info!(handler = h.name(), event_id = %event.event_id, "already processed; skipping");
                 return Step::Done;
@@ -382,7 +429,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             Err(e) => return Step::Failed(e),
         };
         let started = Instant::now();
-        let result = self.execute(h, event, history).await;
+        let result = self.execute(h, event, history, delivery.receives).await;
         let elapsed = started.elapsed();
         let now = Utc::now();
         let lag_ms = (now - event.recorded_at).num_milliseconds();
@@ -426,8 +473,9 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         h: &'static dyn DomainHandler,
         event: &EventEnvelope,
         history: &mut Option<Vec<EventEnvelope>>,
+        receives: u32,
     ) -> Result<usize, AdapterError> {
-        self.faults.inject_transient()?;
+        self.faults.inject_transient(receives)?;
         if history.is_none() {
             let loaded: Vec<EventEnvelope> = self
                 .store
@@ -575,7 +623,8 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(handle)
-                        .visibility_timeout(delay.as_secs().clamp(0, 43_200) as i32)
+                        // Whole seconds, rounded up: never shorter than the policy's delay.
+                        .visibility_timeout(delay.as_millis().div_ceil(1000).min(43_200) as i32)
                         .build()
                         .ok()
                 })
@@ -591,5 +640,40 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                 tracing::warn!(error = %classify("ChangeMessageVisibilityBatch", e), "could not set retry delays");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_stay_between_a_quarter_and_all_of_the_capped_exponential() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(10),
+            paused: Duration::from_secs(30),
+        };
+        for (receives, ceiling) in [(1, 2_000), (2, 4_000), (3, 8_000), (4, 10_000), (9, 10_000)] {
+            for _ in 0..200 {
+                let d = policy.delay(receives).as_millis() as u64;
+                assert!(
+                    (ceiling / 4..=ceiling).contains(&d),
+                    "receive {receives}: {d} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn failing_receives_fail_only_the_first_n() {
+        let faults = Faults {
+            fail_receives: 2,
+            ..Faults::default()
+        };
+        assert!(faults.inject_transient(1).is_err());
+        assert!(faults.inject_transient(2).is_err_and(|e| e.is_transient()));
+        assert!(faults.inject_transient(3).is_ok());
+        assert!(Faults::default().inject_transient(1).is_ok());
     }
 }

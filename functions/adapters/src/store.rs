@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -240,6 +241,12 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(Ok(stored)),
+            // A timeout or a dropped connection is transient, not an unknown service error.
+            Err(
+                err @ (SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_)),
+            ) => Err(classify("TransactWriteItems", err)),
             Err(err) => match err.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(tc) => {
                     let reasons: Vec<&str> = tc

@@ -7,8 +7,10 @@
 //! - For all tenants (the daily run): a Scan of the `byType` index filtered on the type
 //!   part of `typeKey`. The index holds keys only, of event items only (not the eventId
 //!   guards or processing records), but a Scan still reads, and pays for, every entry:
-//!   about (index size / 4 KB) / 2 read units per run, e.g. 10 million entries of ~150 B
-//!   are ~1.5 GB, ~190,000 RRU, about $0.02 a day on demand. Fine for a daily job; when it
+//!   an eventually consistent Scan costs 0.5 read unit per 4 KB, so (index size / 4 KB) / 2
+//!   read units per run. An entry is its keys (pk, sk, typeKey, recordedAt), ~150 B: 10
+//!   million entries are ~1.5 GB, ~190,000 RRU, about $0.02 a day on demand ($0.125 per
+//!   million RRU; the README gives the same figure). Fine for a daily job; when it
 //!   is not, keep a per-day index of funded loans (no new table needed: a sparse attribute
 //!   on the Loan.Funded item and a GSI on it) or give the job its tenant list.
 //!

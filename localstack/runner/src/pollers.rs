@@ -344,6 +344,8 @@ pub async fn poll_queue(
             .visibility_timeout(batch_timeout().as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
+            .customize()
+            .config_override(patient_receive())
             .send()
             .await
         {
@@ -418,17 +420,39 @@ pub async fn poll_queue(
             })
             .collect();
         if !entries.is_empty() {
-            if let Err(e) = sqs
+            match sqs
                 .delete_message_batch()
                 .queue_url(&url)
                 .set_entries(Some(entries))
                 .send()
                 .await
             {
-                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed");
+                Err(e) => {
+                    tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed")
+                }
+                // A receipt handle that expired while the batch ran (it outlasted its
+                // visibility timeout): the message comes back and is handled again.
+                Ok(out) if !out.failed().is_empty() => {
+                    tracing::warn!(queue = %url, failed = out.failed().len(), reason = ?out.failed().first().and_then(|f| f.message()), "DeleteMessageBatch left messages on the queue")
+                }
+                Ok(_) => {}
             }
         }
     }
+}
+
+/// A receive that waits for its answer however busy the emulator is. A receive the SDK
+/// gave up on (its attempt timeout is 10 s) still takes its messages on LocalStack: they
+/// stay invisible for the batch timeout and count a receive without being handled, and
+/// five of those move a message to the DLQ it never failed into.
+fn patient_receive() -> aws_sdk_sqs::config::Builder {
+    use aws_sdk_sqs::config::timeout::TimeoutConfig;
+    aws_sdk_sqs::config::Builder::new().timeout_config(
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(300))
+            .operation_timeout(Duration::from_secs(300))
+            .build(),
+    )
 }
 
 async fn any_enabled(runner: &BatchRunner<DynamoStore, DynamoLedger>) -> bool {
