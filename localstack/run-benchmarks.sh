@@ -84,5 +84,11 @@ run_load --events "${LOAD_EVENTS:-160}" --aggregates "${LOAD_AGGREGATES:-8}" --b
     --concurrency "${LOAD_CONCURRENCY:-4}" --ceiling
 run_load --events 50 --aggregates 25 --batch 25 --concurrency 1
 
+# The soak: the fault storm at full size (1,000 events over 50 loans, every fault hook on);
+# the test command runs it with 10 loans. Needs a local runner only for its own process.
+step "soak: the fault storm with STORM_LOANS=${STORM_LOANS:-50} (tests/tests/delivery.rs)"
+STORM_LOANS="${STORM_LOANS:-50}" cargo nextest run --quiet -p integration-tests --test delivery \
+    --no-capture -E 'test(every_event_is_handled_exactly_once)' 2>&1 | grep -E '^storm|PASS|FAIL'
+
 echo
 echo "results: $results"

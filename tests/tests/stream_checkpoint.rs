@@ -9,15 +9,17 @@ use event_adapters::ledger::DynamoLedger;
 use integration_tests::{aws, queue_depth, queue_url, RunnerProcess};
 use serde_json::{json, Value};
 
-/// Loan.PaidOff is routed to the notification domain only.
-fn paid_off(loan: &str) -> Value {
-    json!({"eventType": "Loan.PaidOff", "aggregateType": "Loan", "aggregateId": loan,
-        "payload": {"loanId": loan, "finalPaymentId": format!("P-{loan}"),
-            "paidOffAt": "2026-03-01T10:00:00Z"}})
+/// Draw.Requested is a client type routed to the draw domain only.
+fn draw_requested(draw: &str) -> Value {
+    json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": draw,
+        "payload": {"drawId": draw, "loanId": format!("L-{draw}"), "amount": "25000.00"}})
 }
 
-async fn publish(runner: &RunnerProcess, tenant: &str, loan: &str) -> String {
-    let r = runner.api(tenant).post("/events", &paid_off(loan)).await;
+async fn publish(runner: &RunnerProcess, tenant: &str, draw: &str) -> String {
+    let r = runner
+        .api(tenant)
+        .post("/events", &draw_requested(draw))
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["events"][0]["eventId"]
         .as_str()
@@ -64,21 +66,21 @@ async fn deliveries(
 async fn a_restarted_runner_does_not_dispatch_stored_events_again() {
     let mut runner = RunnerProcess::start("checkpoint", &[]).await;
     let clients = aws().await;
-    // The notification handler is switched off, so its queue keeps what dispatch sends
+    // The draw handler is switched off, so its queue keeps what dispatch sends
     // (the local mapping receives nothing while it is off) and the test can count it.
     DynamoLedger::new(clients.dynamodb.clone(), runner.table())
-        .set_enabled("notifications", false)
+        .set_enabled("draw-workflow", false)
         .await
-        .expect("switch the notification handler off");
+        .expect("switch the draw handler off");
     // The switch is cached for 2 s by the running pollers.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let tenant = format!("t-{}", runner.prefix);
     let mut earlier = Vec::new();
     for i in 0..3 {
-        earlier.push(publish(&runner, &tenant, &format!("L{i}")).await);
+        earlier.push(publish(&runner, &tenant, &format!("D{i}")).await);
     }
-    let queue_name = runner.queue_name("notification", false);
+    let queue_name = runner.queue_name("draw", false);
     let url = queue_url(&clients.sqs, &queue_name).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while queue_depth(&clients.sqs, &url).await.0 < earlier.len() as u64 {
@@ -103,7 +105,7 @@ async fn a_restarted_runner_does_not_dispatch_stored_events_again() {
         .expect("DeleteQueue");
     runner.spawn(&[]).await;
     let url = queue_url(&clients.sqs, &queue_name).await;
-    let later = publish(&runner, &tenant, "L-after-restart").await;
+    let later = publish(&runner, &tenant, "D-after-restart").await;
 
     // The stream keeps order per shard: once the later event is delivered, every earlier
     // record a missing checkpoint would re-read has been dispatched before it.
