@@ -34,6 +34,8 @@ impl DemoClient {
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("x-tenant-id", &self.tenant)
+            // Local identity headers (on AWS the JWT's `sub`): stored as metadata.principal.
+            .header("x-principal", "loan-officer")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(
                 body.map(Value::to_string).unwrap_or_default(),
@@ -480,6 +482,7 @@ pub async fn play(
         "  (redrive with: evctl dlq redrive --domain payment --event {})",
         letter.event_id.as_deref().unwrap_or("?")
     );
+    trust(&api, &loan).await?;
     println!("\n✔ demo complete");
     Ok(())
 }
@@ -495,4 +498,44 @@ fn short_id(id: &str) -> &str {
 
 fn correlation_id(e: &Value) -> String {
     s(&e["metadata"]["correlationId"])
+}
+
+/// Who may do what: a forged decision refused, the principal on every stored event, and an
+/// operator action recorded as an event.
+async fn trust(api: &DemoClient, loan: &str) -> Result<(), String> {
+    println!("\n▶ 14. Trust: producers, principals, operator actions");
+    let forged = json!({"eventType": "Payment.Applied", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan}});
+    let (status, body) = api.call("POST", "/events", Some(&forged)).await?;
+    println!(
+        "  ✗ a client posting Payment.Applied (the payment handler's decision): {status} {} on {}",
+        body["error"]["code"].as_str().unwrap_or("?"),
+        body["error"]["field"].as_str().unwrap_or("?")
+    );
+    for e in api.history("Loan", loan).await?.iter().take(4) {
+        println!(
+            "  {:<26} principal {}",
+            e["eventType"].as_str().unwrap_or("?"),
+            e["metadata"]["principal"].as_str().unwrap_or("?")
+        );
+    }
+    let (status, _) = api
+        .call(
+            "PUT",
+            "/handlers/notifications",
+            Some(&json!({"enabled": true})),
+        )
+        .await?;
+    let (_, ops) = api
+        .call(
+            "GET",
+            "/events?type=Ops.HandlerSwitched&from=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await?;
+    let recorded = ops["events"].as_array().map_or(0, Vec::len);
+    println!(
+        "  PUT /handlers/notifications {{\"enabled\": true}}: {status}; Ops.HandlerSwitched events on this tenant's Ops stream: {recorded}"
+    );
+    Ok(())
 }
