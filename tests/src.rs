@@ -553,3 +553,34 @@ pub async fn evctl(runner: &RunnerProcess, tenant: &str, args: &[&str]) -> Evctl
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The eventIds of every message on a queue, sorted; each message is hidden for
+/// `visibility_secs` (a peek when short; for the rest of a test when long).
+pub async fn event_ids_on(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    visibility_secs: i32,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_secs)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        if out.messages().is_empty() {
+            empty += 1;
+        }
+        for m in out.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
+            ids.push(body["eventId"].as_str().unwrap_or("?").to_string());
+        }
+    }
+    ids.sort();
+    ids
+}

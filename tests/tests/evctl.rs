@@ -577,33 +577,6 @@ async fn inject_dead_letter(sqs: &aws_sdk_sqs::Client, dlq_url: &str, tenant: &s
     event_id
 }
 
-/// The eventIds of every message on a queue, each hidden for a short time (enough for the
-/// read; the queues read here are not read again by the test).
-async fn event_ids_on(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        if out.messages().is_empty() {
-            empty += 1;
-        }
-        for m in out.messages() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
-            ids.push(body["eventId"].as_str().unwrap_or("?").to_string());
-        }
-    }
-    ids.sort();
-    ids
-}
-
 #[tokio::test]
 async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal() {
     let runner = RunnerProcess::start("evctl-ops", &[]).await;
@@ -709,7 +682,10 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
     )
     .await;
     assert_eq!((r.code, r.json["redriven"].clone()), (0, json!(1)), "{r:?}");
-    assert_eq!(event_ids_on(&clients.sqs, &target).await, vec![a1.clone()]);
+    assert_eq!(
+        integration_tests::event_ids_on(&clients.sqs, &target, 30).await,
+        vec![a1.clone()]
+    );
     assert_eq!(
         recorded(&a, "Ops.DeadLettersRedriven").await,
         [(json!([a1]), default_principal.clone())]
@@ -736,7 +712,9 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
         "{v} {stderr}"
     );
     assert!(
-        event_ids_on(&clients.sqs, &dlq).await.is_empty(),
+        integration_tests::event_ids_on(&clients.sqs, &dlq, 30)
+            .await
+            .is_empty(),
         "the DLQ is empty"
     );
     let carol = json!("evctl:ops-carol");

@@ -97,6 +97,16 @@ impl ApiError {
         }
     }
 
+    /// 413 `payload_too_large` for a body over `max` bytes.
+    pub fn body_too_large(max: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is over {max} bytes"),
+            None,
+        )
+    }
+
     /// 400 `validation_failed` on `field`.
     pub fn bad(field: &str, message: impl Into<String>) -> Self {
         ApiError::new(
@@ -117,14 +127,7 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let bytes: Bytes = axum::body::to_bytes(req.into_body(), max)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body is over {max} bytes"),
-                None,
-            )
-        })?;
+        .map_err(|_| ApiError::body_too_large(max))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -294,14 +297,9 @@ async fn post_events<S: EventStore + 'static>(
         ));
     }
     let max = api.limits.max_body_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, max + 1).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body is over {max} bytes"),
-            None,
-        )
-    })?;
+    let bytes: Bytes = axum::body::to_bytes(body, max + 1)
+        .await
+        .map_err(|_| ApiError::body_too_large(max))?;
     let now = Utc::now();
     let ctx = WriteContext::client(tenant, &principal.subject, now);
     let events = parse_body_in(&api.catalog, &bytes, &api.limits, &ctx, &mut Uuid::new_v4)?;
