@@ -475,6 +475,17 @@ pub async fn take_dead_letter(
         for m in out.messages() {
             let body: Value = serde_json::from_str(m.body().unwrap_or("")).unwrap_or(Value::Null);
             if body["eventId"] != event_id {
+                // Not ours: visible again at once, so the test's next read of the queue
+                // (a list, a redrive) sees it.
+                if let Some(h) = m.receipt_handle() {
+                    let _ = sqs
+                        .change_message_visibility()
+                        .queue_url(&url)
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .send()
+                        .await;
+                }
                 continue;
             }
             let attrs = m
