@@ -595,3 +595,14 @@ pub async fn event_ids_on(
     ids.sort();
     ids
 }
+
+/// The tenant's events of one type, all of them (`GET /events?type=` over every time).
+pub async fn events_of_type(api: &Api, event_type: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!(
+            "/events?type={event_type}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"].as_array().cloned().unwrap_or_default()
+}

@@ -523,20 +523,9 @@ async fn the_readme_evctl_block_runs_as_written() {
     );
 }
 
-/// The `Ops.*` events of one type on a tenant's stream, through `GET /events`.
-async fn ops_events(api: &Api, event_type: &str) -> Vec<Value> {
-    let r = api
-        .get(&format!(
-            "/events?type={event_type}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000"
-        ))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["events"].as_array().cloned().unwrap_or_default()
-}
-
 /// `(eventIds, principal)` of each `Ops.*` event of a type on a tenant's stream.
 async fn recorded(api: &Api, event_type: &str) -> Vec<(Value, Value)> {
-    ops_events(api, event_type)
+    integration_tests::events_of_type(api, event_type)
         .await
         .iter()
         .map(|e| {
@@ -767,7 +756,7 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
             .collect()
     };
     assert_eq!(
-        switches(ops_events(&a, "Ops.HandlerSwitched").await),
+        switches(integration_tests::events_of_type(&a, "Ops.HandlerSwitched").await),
         [
             (json!("notifications"), json!(false), carol.clone()),
             (
@@ -778,7 +767,10 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
         ]
     );
     assert_eq!(
-        switches(ops_events(&runner.api("_platform"), "Ops.HandlerSwitched").await),
+        switches(
+            integration_tests::events_of_type(&runner.api("_platform"), "Ops.HandlerSwitched")
+                .await
+        ),
         [(
             json!("fund-allocation"),
             json!(false),
@@ -787,7 +779,9 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
     );
     // B did nothing and took part in no switch or redrive: its stream has none; listing,
     // the refused purge and the redrives that matched nothing recorded nothing for A.
-    assert!(ops_events(&b, "Ops.HandlerSwitched").await.is_empty());
+    assert!(integration_tests::events_of_type(&b, "Ops.HandlerSwitched")
+        .await
+        .is_empty());
     assert_eq!(recorded(&a, "Ops.DeadLettersRedriven").await.len(), 1);
     assert_eq!(recorded(&a, "Ops.DeadLettersPurged").await.len(), 1);
     let _ = clients.sqs.delete_queue().queue_url(&target).send().await;

@@ -57,17 +57,6 @@ async fn wait_for(api: &Api, t: &str, id: &str, event_type: &str, n: usize) -> V
     h
 }
 
-/// The tenant's events of one type (all of them, from the beginning of time).
-async fn events_of_type(api: &Api, event_type: &str) -> Vec<Value> {
-    let r = api
-        .get(&format!(
-            "/events?type={event_type}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=1000"
-        ))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["events"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn each_handler_owned_type_is_refused_and_nothing_is_stored() {
     let api = Api::new_tenant();
@@ -278,12 +267,14 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
     dry["dryRun"] = json!(true);
     let r = a.post("/replay", &dry).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(events_of_type(&a, "Ops.ReplayRequested").await.is_empty());
+    assert!(integration_tests::events_of_type(&a, "Ops.ReplayRequested")
+        .await
+        .is_empty());
     let r = a.post("/replay", &replay).await;
     assert_eq!(r.status, 202, "{}", r.body);
     let replay_id = r.body["replayId"].clone();
     let sent = r.body["sent"].clone();
-    let recorded = events_of_type(&a, "Ops.ReplayRequested").await;
+    let recorded = integration_tests::events_of_type(&a, "Ops.ReplayRequested").await;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     let rec = &recorded[0];
     assert_eq!(rec["metadata"]["principal"], "ops-alice");
@@ -318,7 +309,7 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["enabled"], enabled);
     }
-    let switched = events_of_type(&a, "Ops.HandlerSwitched").await;
+    let switched = integration_tests::events_of_type(&a, "Ops.HandlerSwitched").await;
     let states: Vec<(Value, Value)> = switched
         .iter()
         .map(|e| {
@@ -399,7 +390,7 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
         ("Ops.DeadLettersRedriven", "redriven"),
         ("Ops.DeadLettersPurged", "purged"),
     ] {
-        let recorded = events_of_type(&a, t).await;
+        let recorded = integration_tests::events_of_type(&a, t).await;
         assert_eq!(recorded.len(), 1, "{t} ({key}): {recorded:?}");
         let p = &recorded[0]["payload"];
         assert_eq!(p["eventIds"], json!([over_id]), "{t}");
@@ -424,10 +415,12 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
         r.status,
         r.body
     );
-    assert!(events_of_type(&b, "Loan.Funded").await.is_empty());
+    assert!(integration_tests::events_of_type(&b, "Loan.Funded")
+        .await
+        .is_empty());
     // B's own actions are on B's stream (its replay of nothing, recorded as B's); nothing of
     // A's. B's redrive and purge touched no letter, so they recorded nothing.
-    let b_replays = events_of_type(&b, "Ops.ReplayRequested").await;
+    let b_replays = integration_tests::events_of_type(&b, "Ops.ReplayRequested").await;
     assert_eq!(b_replays.len(), 1, "{b_replays:?}");
     assert_eq!(b_replays[0]["metadata"]["principal"], "ops-bob");
     assert_eq!(b_replays[0]["metadata"]["tenantId"], json!(b.tenant));
@@ -437,7 +430,10 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
         "Ops.DeadLettersRedriven",
         "Ops.DeadLettersPurged",
     ] {
-        assert!(events_of_type(&b, t).await.is_empty(), "B sees {t}");
+        assert!(
+            integration_tests::events_of_type(&b, t).await.is_empty(),
+            "B sees {t}"
+        );
     }
     // And A reads its own.
     assert_eq!(a.get(&format!("/events/{funded_id}")).await.status, 200);
