@@ -105,6 +105,9 @@ pub const CLIENT: &str = "client";
 /// The producer of `Ops.*` events: the operator actions (replay, dead letters, handler
 /// switches), recorded by the server on behalf of the operator's principal.
 pub const OPERATOR: &str = "operator";
+/// The producer of the circuit-breaker events of subscriptions: the delivery function,
+/// which opens and closes a target's circuit.
+pub const DELIVERY: &str = "delivery";
 
 /// Names the seeds use for the same thing; the canonical name is stored.
 pub const ALIASES: &[(&str, &str)] = &[
@@ -180,6 +183,9 @@ const FUND_ALLOCATION: &[&str] = &["fund-allocation"];
 const NOTIFICATIONS: &[&str] = &["notifications"];
 const LATE_PAYMENTS: &[&str] = &[crate::late::JOB];
 const OPERATOR_ACTION: &[&str] = &[OPERATOR];
+const DELIVERY_FUNCTION: &[&str] = &[DELIVERY];
+const SUBSCRIPTION_STATUS: FieldKind = FieldKind::OneOf(&["active", "paused"]);
+const SUBSCRIPTION_FORMAT: FieldKind = FieldKind::OneOf(&["cloudevents", "envelope"]);
 
 pub const CATALOG: &[EventSpec] = &[
     // Loan
@@ -761,6 +767,82 @@ pub const CATALOG: &[EventSpec] = &[
         ],
         producers = OPERATOR_ACTION,
     ),
+    // Subscriptions of other systems (webhooks, SQS targets); aggregateId = subscriptionId.
+    // The signing secret is never in an event.
+    spec!(
+        "Subscription.Created",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription was created (POST /subscriptions)",
+        [
+            req("subscriptionId", ID),
+            req("name", TEXT),
+            req("filter", FieldKind::Object),
+            req("target", FieldKind::Object),
+            req("format", SUBSCRIPTION_FORMAT),
+            req("status", SUBSCRIPTION_STATUS),
+            opt("startFrom", DATETIME),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.Updated",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription's filter, target, format, name or status changed",
+        [
+            req("subscriptionId", ID),
+            req("changes", FieldKind::Object),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.Deleted",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription was deleted; nothing more is delivered to it",
+        [req("subscriptionId", ID)],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.SecretRotated",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A new signing secret was issued; the previous one stays valid until previousValidUntil",
+        [
+            req("subscriptionId", ID),
+            req("previousValidUntil", DATETIME),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.CircuitOpened",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "Deliveries to a target failed too often in a row: they wait until a probe succeeds",
+        [
+            req("subscriptionId", ID),
+            req("target", TEXT),
+            req("consecutiveFailures", COUNT),
+            req("retryAt", DATETIME),
+            opt("lastError", TEXT),
+        ],
+        producers = DELIVERY_FUNCTION,
+    ),
+    spec!(
+        "Subscription.CircuitClosed",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A probe to a target succeeded: deliveries resume",
+        [req("subscriptionId", ID), req("target", TEXT)],
+        producers = DELIVERY_FUNCTION,
+    ),
 ];
 
 fn quarterly_term_divides_by_three(p: &Map<String, Value>) -> Result<(), CoreError> {
@@ -962,13 +1044,16 @@ mod tests {
             assert!(!s.producers.is_empty(), "{} has no producer", s.event_type);
             for p in s.producers {
                 assert!(
-                    [CLIENT, OPERATOR, crate::late::JOB].contains(p) || handlers.contains(p),
+                    [CLIENT, OPERATOR, DELIVERY, crate::late::JOB].contains(p)
+                        || handlers.contains(p),
                     "{}: unknown producer {p}",
                     s.event_type
                 );
             }
             assert_eq!(
-                s.event_type.starts_with("Ops."),
+                s.event_type.starts_with("Ops.")
+                    || (s.event_type.starts_with("Subscription.")
+                        && !s.event_type.contains("Circuit")),
                 s.produced_by(OPERATOR),
                 "{}",
                 s.event_type
