@@ -28,6 +28,7 @@ pub mod routing;
 pub mod schedule;
 pub mod schema;
 pub mod state;
+pub mod subscription;
 pub mod upcast;
 
 pub use envelope::{EventEnvelope, Metadata, NewEvent};
