@@ -15,6 +15,11 @@ use crate::ledger::DynamoLedger;
 use crate::publisher::QueuePublisher;
 use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
+use crate::subscriptions::deliverylog::DeliveryLog;
+use crate::subscriptions::egress::EgressPolicy;
+use crate::subscriptions::repo::SubscriptionStore;
+use crate::subscriptions::routes::SubscriptionsApi;
+use crate::subscriptions::secrets::SecretBox;
 
 /// The HTTP API over the events table; `catalog` is what ingest accepts (see
 /// [`catalog_from_env`]).
@@ -31,6 +36,12 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         tenant_source,
     };
     let operator = crate::operator::router(std::sync::Arc::new(ops.clone()));
+    let subscriptions = crate::subscriptions::routes::router(subscriptions_api(
+        config,
+        clients,
+        tenant_source,
+        EgressPolicy::from_env(),
+    ));
     let ops = crate::query::router(ops);
     api::router(Api {
         store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
@@ -40,6 +51,7 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
     })
     .merge(ops)
     .merge(operator)
+    .merge(subscriptions)
     // After the merges: it applies to the routes registered so far.
     .method_not_allowed_fallback(api::method_not_allowed)
     // Every route answers to its entry in the scope table (unmatched paths still get 404).
@@ -47,6 +59,31 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         tenant_source,
         crate::auth::require_scope,
     ))
+}
+
+/// What the subscription routes need; `egress` decides which webhook targets are allowed.
+pub fn subscriptions_api(
+    config: &Config,
+    clients: &Clients,
+    tenant_source: TenantSource,
+    egress: EgressPolicy,
+) -> SubscriptionsApi {
+    SubscriptionsApi {
+        subscriptions: SubscriptionStore::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            &config.table,
+        )),
+        secrets: SecretBox::new(clients.kms.clone(), config.subscriptions.key_id.clone()),
+        publisher: QueuePublisher::new(clients.sqs.clone()),
+        log: DeliveryLog::new(
+            clients.dynamodb.clone(),
+            &config.table,
+            config.cursor_key.clone(),
+        ),
+        settings: config.subscriptions.clone(),
+        egress,
+        tenant_source,
+    }
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting

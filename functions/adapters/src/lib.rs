@@ -35,6 +35,7 @@ pub mod runner;
 pub mod scopes;
 pub mod stats;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod topology;
 

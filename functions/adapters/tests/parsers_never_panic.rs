@@ -62,6 +62,16 @@ fn unreachable_clients() -> Clients {
             aws_sdk_sqs::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url(NOWHERE)
+                .http_client(http.clone())
+                .retry_config(no_retries.clone())
+                .build(),
+        ),
+        kms: aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
                 .credentials_provider(credentials)
                 .endpoint_url(NOWHERE)
                 .http_client(http)
@@ -78,6 +88,7 @@ fn router() -> axum::Router {
         queues: Default::default(),
         tenant_from_header: true,
         cursor_key: CursorKey::development(),
+        subscriptions: Default::default(),
     };
     event_adapters::functions::ingest_router(&config, &unreachable_clients(), Catalog::default())
 }

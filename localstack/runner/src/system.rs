@@ -31,6 +31,7 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
             .collect(),
         tenant_from_header: true,
         cursor_key: CursorKey::from_env().map_err(|e| e.to_string())?,
+        subscriptions: resources.subscription_settings(),
     })
 }
 

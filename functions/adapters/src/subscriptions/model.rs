@@ -8,45 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+pub use lending_events::subscription::{Filter, Format, Target};
+
 use crate::api::ApiError;
 
 /// Longest subscription name.
 pub const MAX_NAME_CHARS: usize = 128;
-/// Longest target URL.
-pub const MAX_URL_CHARS: usize = 2048;
 
-/// Where matching events go.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Target {
-    /// An HTTPS endpoint, signed per Standard Webhooks.
-    Webhook { url: String },
-    /// Another team's SQS queue (standard or FIFO).
-    Sqs {
-        #[serde(rename = "queueUrl")]
-        queue_url: String,
-    },
-}
-
-impl Target {
-    /// The target's address: the URL or the queue URL. Circuit breakers are per address.
-    pub fn address(&self) -> &str {
-        match self {
-            Target::Webhook { url } => url,
-            Target::Sqs { queue_url } => queue_url,
-        }
+/// A target's address: the URL or the queue URL. Circuit breakers are per address.
+pub fn address(target: &Target) -> &str {
+    match target {
+        Target::Webhook { url } => url,
+        Target::Sqs { queue_url } => queue_url,
     }
-}
-
-/// How a delivered event is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// CloudEvents 1.0, structured JSON mode.
-    #[default]
-    Cloudevents,
-    /// The stored envelope as it is.
-    Envelope,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -65,7 +39,7 @@ pub struct Subscription {
     pub subscription_id: Uuid,
     pub tenant_id: String,
     pub name: String,
-    pub filter: Value,
+    pub filter: Filter,
     pub target: Target,
     pub format: Format,
     pub status: Status,
@@ -88,7 +62,7 @@ impl Subscription {
         let mut p = json!({
             "subscriptionId": self.subscription_id.to_string(),
             "name": self.name,
-            "filter": self.filter,
+            "filter": self.filter.as_json(),
             "target": self.target,
             "format": self.format,
             "status": self.status,
@@ -104,7 +78,7 @@ impl Subscription {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRequest {
     pub name: String,
-    pub filter: Value,
+    pub filter: Filter,
     pub target: Target,
     pub format: Format,
     pub start_from: Option<DateTime<Utc>>,
@@ -114,7 +88,7 @@ pub struct CreateRequest {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PatchRequest {
     pub name: Option<String>,
-    pub filter: Option<Value>,
+    pub filter: Option<Filter>,
     pub target: Option<Target>,
     pub format: Option<Format>,
     pub status: Option<Status>,
@@ -132,7 +106,7 @@ impl PatchRequest {
             c.insert("name".into(), json!(n));
         }
         if let Some(f) = &self.filter {
-            c.insert("filter".into(), f.clone());
+            c.insert("filter".into(), f.as_json().clone());
         }
         if let Some(t) = &self.target {
             c.insert("target".into(), json!(t));
@@ -190,43 +164,17 @@ fn parse_name(v: &Value) -> Result<String, ApiError> {
     }
 }
 
-/// A target's shape (not yet its address: see [`super::targets`]).
+/// A target's shape (its address is checked by the egress policy).
 pub fn parse_target(v: &Value) -> Result<Target, ApiError> {
-    let obj = object(v, "target")?;
-    let string = |k: &str| -> Result<String, ApiError> {
-        match obj.get(k).and_then(Value::as_str) {
-            Some(s) if !s.is_empty() && s.len() <= MAX_URL_CHARS => Ok(s.to_string()),
-            _ => Err(ApiError::bad(
-                &format!("target.{k}"),
-                format!("must be a URL of at most {MAX_URL_CHARS} characters"),
-            )),
-        }
-    };
-    match obj.get("type").and_then(Value::as_str) {
-        Some("webhook") => {
-            refuse_unknown(obj, &["type", "url"], "target.")?;
-            Ok(Target::Webhook {
-                url: string("url")?,
-            })
-        }
-        Some("sqs") => {
-            refuse_unknown(obj, &["type", "queueUrl"], "target.")?;
-            let queue_url = string("queueUrl")?;
-            if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
-                return Err(ApiError::bad("target.queueUrl", "must be an SQS queue URL"));
-            }
-            Ok(Target::Sqs { queue_url })
-        }
-        _ => Err(ApiError::bad(
-            "target.type",
-            "must be \"webhook\" or \"sqs\"",
-        )),
-    }
+    Ok(Target::parse(v)?)
 }
 
 fn parse_format(v: &Value) -> Result<Format, ApiError> {
-    serde_json::from_value(v.clone())
-        .map_err(|_| ApiError::bad("format", "must be \"cloudevents\" or \"envelope\""))
+    Ok(Format::parse(Some(v))?)
+}
+
+fn parse_filter(v: &Value) -> Result<Filter, ApiError> {
+    Ok(Filter::parse(v)?)
 }
 
 fn parse_start_from(v: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -247,13 +195,8 @@ fn parse_start_from(v: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc
 }
 
 impl CreateRequest {
-    /// Parse and validate a create body; `validate_filter` checks the filter (it names the
-    /// wrong field under `filter.`).
-    pub fn parse(
-        body: &Value,
-        now: DateTime<Utc>,
-        validate_filter: impl Fn(&Value) -> Result<(), ApiError>,
-    ) -> Result<CreateRequest, ApiError> {
+    /// Parse and validate a create body; errors name the wrong field.
+    pub fn parse(body: &Value, now: DateTime<Utc>) -> Result<CreateRequest, ApiError> {
         let obj = object(body, "")?;
         refuse_unknown(
             obj,
@@ -261,11 +204,10 @@ impl CreateRequest {
             "",
         )?;
         let name = parse_name(obj.get("name").unwrap_or(&Value::Null))?;
-        let filter = obj
-            .get("filter")
-            .cloned()
-            .ok_or_else(|| ApiError::bad("filter", "is required"))?;
-        validate_filter(&filter)?;
+        let filter = parse_filter(
+            obj.get("filter")
+                .ok_or_else(|| ApiError::bad("filter", "is required"))?,
+        )?;
         let target = parse_target(
             obj.get("target")
                 .ok_or_else(|| ApiError::bad("target", "is required"))?,
@@ -291,10 +233,7 @@ impl CreateRequest {
 }
 
 impl PatchRequest {
-    pub fn parse(
-        body: &Value,
-        validate_filter: impl Fn(&Value) -> Result<(), ApiError>,
-    ) -> Result<PatchRequest, ApiError> {
+    pub fn parse(body: &Value) -> Result<PatchRequest, ApiError> {
         let obj = object(body, "")?;
         refuse_unknown(obj, &["name", "filter", "target", "format", "status"], "")?;
         let mut p = PatchRequest::default();
@@ -302,8 +241,7 @@ impl PatchRequest {
             p.name = Some(parse_name(v)?);
         }
         if let Some(v) = obj.get("filter") {
-            validate_filter(v)?;
-            p.filter = Some(v.clone());
+            p.filter = Some(parse_filter(v)?);
         }
         if let Some(v) = obj.get("target") {
             p.target = Some(parse_target(v)?);
@@ -348,19 +286,15 @@ pub fn not_found(id: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    fn ok(_: &Value) -> Result<(), ApiError> {
-        Ok(())
-    }
-
     fn field(body: Value) -> Option<String> {
-        CreateRequest::parse(&body, Utc::now(), ok).unwrap_err().field
+        CreateRequest::parse(&body, Utc::now()).unwrap_err().field
     }
 
     #[test]
     fn create_requests_name_the_wrong_field() {
         let good = json!({"name": "n", "filter": {"eventTypes": ["Loan.*"]},
             "target": {"type": "webhook", "url": "https://example.com/hook"}});
-        let parsed = CreateRequest::parse(&good, Utc::now(), ok).unwrap();
+        let parsed = CreateRequest::parse(&good, Utc::now()).unwrap();
         assert_eq!(parsed.format, Format::Cloudevents);
         assert_eq!(parsed.start_from, None);
         let mut b = good.clone();
@@ -378,6 +312,9 @@ mod tests {
         let mut b = good.clone();
         b["color"] = json!(1);
         assert_eq!(field(b).as_deref(), Some("color"));
+        let mut b = good.clone();
+        b["filter"] = json!({"eventTypes": ["loan"]});
+        assert_eq!(field(b).as_deref(), Some("filter.eventTypes[0]"));
         let mut b = good;
         b["name"] = json!("");
         assert_eq!(field(b).as_deref(), Some("name"));
@@ -385,11 +322,11 @@ mod tests {
 
     #[test]
     fn a_patch_changes_only_what_it_names() {
-        let p = PatchRequest::parse(&json!({"status": "paused"}), ok).unwrap();
+        let p = PatchRequest::parse(&json!({"status": "paused"})).unwrap();
         assert_eq!(p.changes(), json!({"status": "paused"}));
-        assert!(PatchRequest::parse(&json!({}), ok).is_err());
+        assert!(PatchRequest::parse(&json!({})).is_err());
         assert_eq!(
-            PatchRequest::parse(&json!({"status": "gone"}), ok)
+            PatchRequest::parse(&json!({"status": "gone"}))
                 .unwrap_err()
                 .field
                 .as_deref(),
