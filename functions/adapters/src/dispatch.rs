@@ -16,11 +16,14 @@ use lending_events::EventEnvelope;
 use crate::config::Config;
 use crate::error::AdapterError;
 use crate::publisher::{OutgoingMessage, QueuePublisher};
+use crate::subscriptions::matching::SubscriptionMatcher;
 
 pub struct Dispatcher {
     publisher: QueuePublisher,
     routing: RoutingTable,
     config: Config,
+    /// Subscriptions of other systems: the matcher and the delivery queue.
+    subscriptions: Option<(SubscriptionMatcher, String)>,
     /// Test-only fault hook (never set in production): `FAULT_DISPATCH_SEND_PERCENT` fails
     /// that share of queue sends as if SQS had refused every message of the call.
     send_fault_percent: u64,
@@ -50,10 +53,18 @@ impl Dispatcher {
             publisher,
             routing,
             config,
+            subscriptions: None,
             send_fault_percent: crate::runner::fault_setting("FAULT_DISPATCH_SEND_PERCENT")
                 .unwrap_or(0)
                 .min(100),
         }
+    }
+
+    /// Also match every event against the tenants' subscriptions and send the matches to
+    /// `delivery_queue_url`.
+    pub fn with_subscriptions(mut self, matcher: SubscriptionMatcher, delivery_queue_url: String) -> Self {
+        self.subscriptions = Some((matcher, delivery_queue_url));
+        self
     }
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
@@ -85,6 +96,18 @@ impl Dispatcher {
                     },
                     i,
                 ));
+            }
+            if let Some((matcher, url)) = &self.subscriptions {
+                match matcher.deliveries(&env).await {
+                    Ok(messages) => per_queue
+                        .entry(url.as_str())
+                        .or_default()
+                        .extend(messages.into_iter().map(|m| (m, i))),
+                    Err(e) => {
+                        tracing::error!(error = %e, event_id = %env.event_id, "subscriptions not matched");
+                        first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
+                    }
+                }
             }
             tracing::info!(event_id = %env.event_id, event_type = %env.event_type,
                 correlation_id = %env.metadata.correlation_id, "dispatching");

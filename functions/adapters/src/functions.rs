@@ -17,6 +17,7 @@ use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
 use crate::subscriptions::deliverylog::DeliveryLog;
 use crate::subscriptions::egress::EgressPolicy;
+use crate::subscriptions::matching::SubscriptionMatcher;
 use crate::subscriptions::repo::SubscriptionStore;
 use crate::subscriptions::routes::SubscriptionsApi;
 use crate::subscriptions::secrets::SecretBox;
@@ -125,12 +126,24 @@ pub fn handler_config_from_env() -> Result<HandlerConfig, AdapterError> {
     }
 }
 
+/// Dispatch to the domain queues and, when a delivery queue is configured, to the
+/// subscriptions.
 pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
-    Dispatcher::new(
+    let dispatcher = Dispatcher::new(
         QueuePublisher::new(clients.sqs.clone()),
         RoutingTable::standard(),
         config.clone(),
-    )
+    );
+    match &config.subscriptions.delivery_queue_url {
+        Some(url) => dispatcher.with_subscriptions(
+            SubscriptionMatcher::new(
+                SubscriptionStore::new(DynamoStore::new(clients.dynamodb.clone(), &config.table)),
+                SubscriptionMatcher::ttl_from_env(),
+            ),
+            url.clone(),
+        ),
+        None => dispatcher,
+    }
 }
 
 /// The domain runner with its DynamoDB store and ledger, queues, and retry policy and

@@ -265,33 +265,14 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     /// processing records end there.
     pub async fn handle(&self, event: SqsEvent, lease: Duration) -> SqsBatchResponse {
         let stats = BatchStats::default();
-        let mut failed_groups: HashMap<String, Duration> = HashMap::new();
-        let mut response = SqsBatchResponse::default();
-        let mut visibility: Vec<(String, Duration)> = Vec::new();
-        for msg in &event.records {
-            let id = msg.message_id.clone().unwrap_or_default();
-            let group = msg.attributes.get("MessageGroupId").cloned();
-            let outcome = match group.as_ref().and_then(|g| failed_groups.get(g)) {
-                Some(delay) => Outcome::Retry {
-                    reason: "an earlier message of its group failed".into(),
-                    delay: *delay,
-                },
-                None => self.process(msg, lease, &stats).await,
-            };
-            if let Outcome::Retry { reason, delay } = &outcome {
-                tracing::warn!(message_id = %id, %reason, delay_ms = delay.as_millis() as u64, "message left for retry");
-                if let Some(g) = group {
-                    failed_groups.entry(g).or_insert(*delay);
-                }
-                if let Some(handle) = &msg.receipt_handle {
-                    visibility.push((handle.clone(), *delay));
-                }
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                response.batch_item_failures.push(f);
-            }
-        }
-        self.set_visibility(&visibility).await;
+        let (client, url) = match &self.queues {
+            Some(q) => (Some(&q.client), q.queue_url.as_deref()),
+            None => (None, None),
+        };
+        let response = match client {
+            Some(client) => run_batch(&event, client, url, |msg| self.process(msg, lease, &stats)).await,
+            None => run_batch_without_queue(&event, |msg| self.process(msg, lease, &stats)).await,
+        };
         stats.emit_metrics();
         if let Err(e) = self.ledger.flush_stats(&stats, Utc::now()).await {
             tracing::warn!(error = %e, "could not write handler statistics");
@@ -611,34 +592,101 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             .map_err(|e| classify("SendMessage(DLQ)", e))?;
         Ok(())
     }
+}
 
-    async fn set_visibility(&self, changes: &[(String, Duration)]) {
-        let Some(q) = &self.queues else { return };
-        let Some(url) = &q.queue_url else { return };
-        for chunk in changes.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (handle, delay))| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        // Whole seconds, rounded up: never shorter than the policy's delay.
-                        .visibility_timeout(delay.as_millis().div_ceil(1000).min(43_200) as i32)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if let Err(e) = q
-                .client
-                .change_message_visibility_batch()
-                .queue_url(url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                tracing::warn!(error = %classify("ChangeMessageVisibilityBatch", e), "could not set retry delays");
+/// The batch loop every SQS consumer shares (the domain runners and the delivery
+/// function): messages in batch order, each to an [`Outcome`] by `process`; on FIFO queues a
+/// message that is left for retry fails every later message of its group in the batch (with
+/// the same delay), so nothing of a group overtakes an earlier message. Messages left for
+/// retry are reported in `batchItemFailures` and their visibility set to their delay on
+/// `queue_url`.
+pub async fn run_batch<'a, F, Fut>(
+    event: &'a SqsEvent,
+    client: &aws_sdk_sqs::Client,
+    queue_url: Option<&str>,
+    process: F,
+) -> SqsBatchResponse
+where
+    F: FnMut(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let (response, visibility) = batch_outcomes(event, process).await;
+    if let Some(url) = queue_url {
+        set_visibility(client, url, &visibility).await;
+    }
+    response
+}
+
+/// [`run_batch`] without a queue to set visibility on (tests, in-memory runs).
+pub async fn run_batch_without_queue<'a, F, Fut>(event: &'a SqsEvent, process: F) -> SqsBatchResponse
+where
+    F: FnMut(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    batch_outcomes(event, process).await.0
+}
+
+async fn batch_outcomes<'a, F, Fut>(
+    event: &'a SqsEvent,
+    mut process: F,
+) -> (SqsBatchResponse, Vec<(String, Duration)>)
+where
+    F: FnMut(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let mut failed_groups: HashMap<String, Duration> = HashMap::new();
+    let mut response = SqsBatchResponse::default();
+    let mut visibility: Vec<(String, Duration)> = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let group = msg.attributes.get("MessageGroupId").cloned();
+        let outcome = match group.as_ref().and_then(|g| failed_groups.get(g)) {
+            Some(delay) => Outcome::Retry {
+                reason: "an earlier message of its group failed".into(),
+                delay: *delay,
+            },
+            None => process(msg).await,
+        };
+        if let Outcome::Retry { reason, delay } = &outcome {
+            tracing::warn!(message_id = %id, %reason, delay_ms = delay.as_millis() as u64, "message left for retry");
+            if let Some(g) = group {
+                failed_groups.entry(g).or_insert(*delay);
             }
+            if let Some(handle) = &msg.receipt_handle {
+                visibility.push((handle.clone(), *delay));
+            }
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            response.batch_item_failures.push(f);
+        }
+    }
+    (response, visibility)
+}
+
+/// Set each message's visibility to its retry delay.
+async fn set_visibility(client: &aws_sdk_sqs::Client, url: &str, changes: &[(String, Duration)]) {
+    for chunk in changes.chunks(10) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (handle, delay))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    // Whole seconds, rounded up: never shorter than the policy's delay.
+                    .visibility_timeout(delay.as_millis().div_ceil(1000).min(43_200) as i32)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if let Err(e) = client
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %classify("ChangeMessageVisibilityBatch", e), "could not set retry delays");
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod model;
 pub mod repo;
 pub mod routes;
 pub mod secrets;
+pub mod circuit;
+pub mod delivery;
 
 use std::time::Duration;
 

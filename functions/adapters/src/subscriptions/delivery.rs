@@ -1,0 +1,632 @@
+//! The delivery function: takes messages off the delivery queue (with the same batch loop
+//! as the domain runners, [`crate::runner::run_batch`]) and delivers each event to its
+//! subscription's target, a signed webhook or another team's SQS queue, in CloudEvents
+//! (default) or envelope format.
+//!
+//! Per message:
+//! - the subscription is gone: dropped; paused: it waits;
+//! - a live event of a subscription whose backfill has not finished: it waits (history
+//!   first, in order);
+//! - already delivered (a redelivered message): acknowledged;
+//! - the target's circuit is open: it waits for the cool-down (not an attempt, never
+//!   dead-lettered); afterwards one delivery probes;
+//! - sent: 2xx delivered; 5xx, 408, 429 (after its `Retry-After`) and network errors retry
+//!   with exponential backoff and jitter, up to `DELIVERY_MAX_ATTEMPTS` counted attempts;
+//!   other 4xx go to the subscription's dead letters at once, with the status and an
+//!   excerpt of the answer.
+//!
+//! Every attempt is logged ([`super::deliverylog`]). The `webhook-id` is the eventId, the
+//! same on every retry, so a receiver can deduplicate.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageAttributeValue;
+use chrono::{DateTime, Utc};
+use lending_events::catalog::{Catalog, DELIVERY};
+use lending_events::envelope::{format_recorded_at, format_time};
+use lending_events::EventEnvelope;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::circuit::{BreakerSettings, Circuits, Gate, Transition};
+use super::deliverylog::{Attempt, AttemptOutcome, DeliveryLog};
+use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
+use super::model::{self, Format, Status, Target};
+use super::repo::{StoredSubscription, SubscriptionStore};
+use super::secrets::{SecretBox, SigningSecret};
+use crate::error::{classify, AdapterError};
+use crate::publisher::QueuePublisher;
+use crate::runner::{run_batch, Outcome};
+
+/// The principal of what the delivery function records.
+pub const DELIVERY_PRINCIPAL: &str = "delivery:delivery-handler";
+
+/// What a webhook POST came back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookResult {
+    /// The endpoint answered.
+    Answered {
+        status: u16,
+        /// `Retry-After` of a 429 or 503, when it gave one.
+        retry_after: Option<Duration>,
+        /// The first characters of the answer's body.
+        body_excerpt: String,
+    },
+    /// No answer: refused connection, time-out, TLS failure, or an address the egress
+    /// policy refused at connect time.
+    Failed(String),
+}
+
+/// One webhook request: the body, signed per Standard Webhooks with every secret given.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest<'a> {
+    pub url: &'a str,
+    /// `webhook-id`: the eventId.
+    pub id: &'a str,
+    /// `webhook-timestamp`: seconds since the epoch, of this attempt.
+    pub timestamp: i64,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub secrets: &'a [SigningSecret],
+}
+
+/// Sends webhooks.
+pub trait WebhookPort: Send + Sync {
+    fn post(&self, request: WebhookRequest<'_>) -> impl Future<Output = WebhookResult> + Send;
+}
+
+/// Delivery settings from the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverySettings {
+    /// Counted attempts before a failing delivery is dead-lettered
+    /// (`DELIVERY_MAX_ATTEMPTS`, default 8).
+    pub max_attempts: u32,
+    /// First retry delay, doubled per attempt with jitter (`DELIVERY_RETRY_BASE_MS`, default
+    /// 2000), capped (`DELIVERY_RETRY_CAP_MS`, default 300 000).
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// How long a held message (paused subscription, unfinished backfill) waits before it
+    /// is looked at again (`DELIVERY_HOLD_MS`, default 2000).
+    pub hold: Duration,
+    pub breaker: BreakerSettings,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            max_attempts: 8,
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
+            hold: Duration::from_secs(2),
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+impl DeliverySettings {
+    pub fn from_env() -> DeliverySettings {
+        let d = DeliverySettings::default();
+        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+        let ms = |k: &str, def: Duration| num(k).map(Duration::from_millis).unwrap_or(def);
+        DeliverySettings {
+            max_attempts: num("DELIVERY_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n.clamp(1, 100) as u32),
+            retry_base: ms("DELIVERY_RETRY_BASE_MS", d.retry_base),
+            retry_cap: ms("DELIVERY_RETRY_CAP_MS", d.retry_cap),
+            hold: ms("DELIVERY_HOLD_MS", d.hold),
+            breaker: BreakerSettings {
+                threshold: num("DELIVERY_BREAKER_THRESHOLD")
+                    .map_or(d.breaker.threshold, |n| n.clamp(1, 1000) as u32),
+                cooldown: ms("DELIVERY_BREAKER_COOLDOWN_MS", d.breaker.cooldown),
+            },
+        }
+    }
+
+    /// base·2^(attempts-1), capped, with jitter (half to all of it).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .retry_base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16));
+        let ceiling = exp.min(self.retry_cap).as_millis() as u64;
+        let jitter = Uuid::new_v4().as_u128() as u64 % (ceiling / 2 + 1);
+        Duration::from_millis(ceiling / 2 + jitter)
+    }
+}
+
+/// A subscription as the delivery function uses it, with its secrets decrypted.
+struct Ready {
+    stored: StoredSubscription,
+    secrets: Vec<SigningSecret>,
+    at: Instant,
+}
+
+/// The body and content type of an event in a format.
+pub fn render(event: &EventEnvelope, format: Format) -> Result<(Vec<u8>, &'static str), AdapterError> {
+    match format {
+        // Stand-in until the CloudEvents mapping lands: the envelope.
+        Format::Cloudevents => Ok((
+            serde_json::to_vec(event).map_err(|e| AdapterError::Decode(e.to_string()))?,
+            "application/cloudevents+json; charset=utf-8",
+        )),
+        Format::Envelope => Ok((
+            serde_json::to_vec(event).map_err(|e| AdapterError::Decode(e.to_string()))?,
+            "application/json",
+        )),
+    }
+}
+
+/// Is an HTTP status worth retrying? 5xx, 408 and 429.
+pub fn retryable(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+pub struct DeliveryRunner<W> {
+    subscriptions: SubscriptionStore,
+    secrets: SecretBox,
+    log: DeliveryLog,
+    circuits: Circuits,
+    webhooks: W,
+    sqs: aws_sdk_sqs::Client,
+    publisher: QueuePublisher,
+    /// The delivery queue (visibility changes, backfill sends) and the dead letters.
+    queue_url: Option<String>,
+    dlq_url: Option<String>,
+    settings: DeliverySettings,
+    cache: Mutex<HashMap<(String, Uuid), Arc<Ready>>>,
+    cache_ttl: Duration,
+}
+
+/// What became of one delivery attempt.
+enum Sent {
+    Ok { status: Option<u16> },
+    Retry { status: Option<u16>, error: String, retry_after: Option<Duration> },
+    Permanent { status: u16, excerpt: String },
+}
+
+impl<W: WebhookPort> DeliveryRunner<W> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        subscriptions: SubscriptionStore,
+        secrets: SecretBox,
+        log: DeliveryLog,
+        webhooks: W,
+        sqs: aws_sdk_sqs::Client,
+        queue_url: Option<String>,
+        dlq_url: Option<String>,
+        settings: DeliverySettings,
+    ) -> Self {
+        let circuits = Circuits::new(log.client().clone(), log.table(), settings.breaker);
+        DeliveryRunner {
+            subscriptions,
+            secrets,
+            log,
+            circuits,
+            webhooks,
+            publisher: QueuePublisher::new(sqs.clone()),
+            sqs,
+            queue_url,
+            dlq_url,
+            settings,
+            cache: Mutex::new(HashMap::new()),
+            cache_ttl: Duration::from_secs(2),
+        }
+    }
+
+    /// Handle one SQS batch of the delivery queue.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        run_batch(&event, &self.sqs, self.queue_url.as_deref(), |msg| self.process(msg)).await
+    }
+
+    /// The subscription with decrypted secrets, cached briefly (`fresh`: read again).
+    async fn ready(&self, tenant: &str, id: &Uuid, fresh: bool) -> Result<Option<Arc<Ready>>, AdapterError> {
+        let key = (tenant.to_string(), *id);
+        if !fresh {
+            if let Some(r) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                if r.at.elapsed() < self.cache_ttl {
+                    return Ok(Some(r.clone()));
+                }
+            }
+        }
+        let Some(stored) = self.subscriptions.get(tenant, id).await? else {
+            self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            return Ok(None);
+        };
+        let sid = id.to_string();
+        let mut secrets = vec![self.secrets.open(tenant, &sid, &stored.secret).await?];
+        if let Some((cipher, until)) = &stored.previous_secret {
+            if *until > Utc::now() {
+                secrets.push(self.secrets.open(tenant, &sid, cipher).await?);
+            }
+        }
+        let ready = Arc::new(Ready {
+            stored,
+            secrets,
+            at: Instant::now(),
+        });
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, ready.clone());
+        Ok(Some(ready))
+    }
+
+    /// One message to an outcome; never panics, never loses the message.
+    pub async fn process(&self, msg: &SqsMessage) -> Outcome {
+        let body = msg.body.as_deref().unwrap_or("");
+        let message: DeliveryMessage = match serde_json::from_str(body) {
+            Ok(m) => m,
+            Err(e) => return self.dead_letter(msg, &format!("undecodable delivery message: {e}"), None, None).await,
+        };
+        let result = match (&message.kind, &message.event) {
+            (DeliveryKind::StartBackfill, _) => self.backfill(&message).await,
+            (_, Some(event)) => self.deliver(msg, &message, event).await,
+            (_, None) => Ok(self.dead_letter(msg, "a delivery message without its event", None, None).await),
+        };
+        result.unwrap_or_else(|e| Outcome::Retry {
+            reason: e.to_string(),
+            delay: self.settings.backoff(1),
+        })
+    }
+
+    async fn deliver(&self, msg: &SqsMessage, message: &DeliveryMessage, event: &EventEnvelope) -> Result<Outcome, AdapterError> {
+        let tenant = &message.tenant_id;
+        let sub_id = &message.subscription_id;
+        if event.metadata.tenant_id != *tenant {
+            return Ok(self.dead_letter(msg, "the event is not the subscription's tenant's", None, None).await);
+        }
+        let Some(mut ready) = self.ready(tenant, sub_id, false).await? else {
+            tracing::info!(subscription = %sub_id, event_id = %event.event_id, "subscription deleted; delivery dropped");
+            return Ok(Outcome::Done);
+        };
+        if ready.stored.subscription.status == Status::Paused {
+            return Ok(hold("the subscription is paused", self.settings.hold));
+        }
+        if message.kind == DeliveryKind::Live && !ready.stored.backfill_done() {
+            // The cached view may be behind: look again before holding.
+            ready = match self.ready(tenant, sub_id, true).await? {
+                Some(r) => r,
+                None => return Ok(Outcome::Done),
+            };
+            if !ready.stored.backfill_done() {
+                return Ok(hold("the subscription's backfill has not finished", self.settings.hold));
+            }
+        }
+        if self.log.delivered(tenant, sub_id, &event.event_id).await? {
+            return Ok(Outcome::Done);
+        }
+        let sub = &ready.stored.subscription;
+        let address = model::address(&sub.target).to_string();
+        let now = Utc::now();
+        let gate = self.circuits.gate(tenant, &address, now).await?;
+        let probe = match gate {
+            Gate::Wait(d) => return Ok(hold("the target's circuit is open", d)),
+            Gate::Probe => true,
+            Gate::Send => false,
+        };
+        let (body, content_type) = render(event, sub.format)?;
+        let started = Instant::now();
+        let sent = match &sub.target {
+            Target::Webhook { url } => {
+                let id = event.event_id.to_string();
+                let answer = self
+                    .webhooks
+                    .post(WebhookRequest {
+                        url,
+                        id: &id,
+                        timestamp: now.timestamp(),
+                        content_type,
+                        body: &body,
+                        secrets: &ready.secrets,
+                    })
+                    .await;
+                match answer {
+                    WebhookResult::Answered { status, .. } if (200..300).contains(&status) => Sent::Ok { status: Some(status) },
+                    WebhookResult::Answered { status, retry_after, body_excerpt } if retryable(status) => Sent::Retry {
+                        status: Some(status),
+                        error: format!("HTTP {status}: {body_excerpt}"),
+                        retry_after,
+                    },
+                    WebhookResult::Answered { status, body_excerpt, .. } => Sent::Permanent { status, excerpt: body_excerpt },
+                    WebhookResult::Failed(e) => Sent::Retry { status: None, error: e, retry_after: None },
+                }
+            }
+            Target::Sqs { queue_url } => match self.send_sqs(queue_url, event, &body, content_type).await {
+                Ok(()) => Sent::Ok { status: None },
+                Err(e) => Sent::Retry { status: None, error: e.to_string(), retry_after: None },
+            },
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let mut attempt = Attempt::of(sub_id, event, AttemptOutcome::Delivered, now);
+        attempt.duration_ms = duration_ms;
+        let metric = |name: &'static str| {
+            crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count(name, 1).emit();
+        };
+        match sent {
+            Sent::Ok { status } => {
+                attempt.status = status;
+                let logged = self.log.record(tenant, &attempt, !probe).await?;
+                self.after_success(&ready.stored, &address).await;
+                if message.kind == DeliveryKind::Backfill && logged.first_finish {
+                    self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                }
+                metric("Delivered");
+                Ok(Outcome::Done)
+            }
+            Sent::Permanent { status, excerpt } => {
+                // The target answered: it is up, whatever it thinks of this event.
+                self.after_success(&ready.stored, &address).await;
+                attempt.outcome = AttemptOutcome::DeadLettered;
+                attempt.status = Some(status);
+                attempt.error = Some(format!("HTTP {status}: {excerpt}"));
+                let outcome = self
+                    .dead_letter(msg, &format!("the target answered {status}"), Some(status), Some(&excerpt))
+                    .await;
+                if matches!(outcome, Outcome::DeadLettered(_)) {
+                    let logged = self.log.record(tenant, &attempt, !probe).await?;
+                    if message.kind == DeliveryKind::Backfill && logged.first_finish {
+                        self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                    }
+                    metric("DeadLettered");
+                }
+                Ok(outcome)
+            }
+            Sent::Retry { status, error, retry_after } => {
+                attempt.outcome = AttemptOutcome::Retrying;
+                attempt.status = status;
+                attempt.error = Some(error.clone());
+                metric("DeliveryFailed");
+                let transition = self.circuits.failed(tenant, &address, probe, now).await?;
+                let logged = self.log.record(tenant, &attempt, !probe).await?;
+                if let Transition::Opened { failures, retry_at } = &transition {
+                    self.record_circuit(&ready.stored, "Subscription.CircuitOpened",
+                        json!({"consecutiveFailures": failures, "retryAt": format_time(retry_at),
+                            "lastError": error.chars().take(900).collect::<String>()}), &address).await;
+                    metric("CircuitOpened");
+                }
+                if !probe && transition == Transition::None && logged.counted_attempts >= self.settings.max_attempts {
+                    let outcome = self
+                        .dead_letter(msg, &format!("{} attempts failed; last: {error}", logged.counted_attempts), status, None)
+                        .await;
+                    if matches!(outcome, Outcome::DeadLettered(_)) {
+                        attempt.outcome = AttemptOutcome::DeadLettered;
+                        self.log.record(tenant, &attempt, false).await?;
+                        if message.kind == DeliveryKind::Backfill {
+                            self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                        }
+                    }
+                    return Ok(outcome);
+                }
+                let delay = match transition {
+                    Transition::Opened { .. } => self.settings.breaker.cooldown,
+                    _ if probe => self.settings.breaker.cooldown,
+                    _ => retry_after
+                        .unwrap_or_default()
+                        .max(self.settings.backoff(logged.counted_attempts.max(1))),
+                };
+                Ok(Outcome::Retry { reason: error, delay })
+            }
+        }
+    }
+
+    async fn after_success(&self, stored: &StoredSubscription, address: &str) {
+        match self.circuits.succeeded(&stored.subscription.tenant_id, address).await {
+            Ok(Transition::Closed) => {
+                self.record_circuit(stored, "Subscription.CircuitClosed", json!({}), address).await;
+                crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count("CircuitClosed", 1).emit();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not reset the circuit"),
+        }
+    }
+
+    /// Record a circuit event on the subscription's stream (best effort: the circuit item
+    /// is the truth; a lost event is logged).
+    async fn record_circuit(&self, stored: &StoredSubscription, event_type: &str, mut payload: Value, address: &str) {
+        let sub = &stored.subscription;
+        payload["subscriptionId"] = json!(sub.subscription_id.to_string());
+        payload["target"] = json!(address.chars().take(900).collect::<String>());
+        let raw = json!({"eventType": event_type, "aggregateType": "Subscription",
+            "aggregateId": sub.subscription_id.to_string(), "payload": payload,
+            "metadata": {"source": DELIVERY}});
+        let now = Utc::now();
+        let ctx = lending_events::envelope::WriteContext {
+            tenant_id: &sub.tenant_id,
+            now,
+            principal: DELIVERY_PRINCIPAL,
+            producer: DELIVERY,
+        };
+        let appended = match lending_events::envelope::NewEvent::from_value_in(Catalog::builtin(), raw, &ctx, &mut Uuid::new_v4) {
+            Ok(e) => crate::store::EventStore::append(self.subscriptions.events(), vec![e], now).await,
+            Err(e) => Err(e.into()),
+        };
+        match appended {
+            Ok(_) => tracing::warn!(subscription = %sub.subscription_id, event_type, target = address, "circuit changed"),
+            Err(e) => tracing::error!(error = %e, event_type, "could not record the circuit event"),
+        }
+    }
+
+    async fn send_sqs(&self, queue_url: &str, event: &EventEnvelope, body: &[u8], content_type: &str) -> Result<(), AdapterError> {
+        let text = String::from_utf8_lossy(body).into_owned();
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))
+        };
+        let mut req = self
+            .sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(text)
+            .message_attributes("contentType", attr(content_type)?)
+            .message_attributes("eventType", attr(&event.event_type)?);
+        if queue_url.ends_with(".fifo") {
+            req = req
+                .message_group_id(event.stream().message_group())
+                .message_deduplication_id(event.event_id.to_string());
+        }
+        req.send().await.map_err(|e| classify("SendMessage(target)", e))?;
+        Ok(())
+    }
+
+    /// Move a message to the subscriptions' dead letters with why (and the target's status
+    /// and answer when there is one).
+    async fn dead_letter(&self, msg: &SqsMessage, reason: &str, status: Option<u16>, excerpt: Option<&str>) -> Outcome {
+        let Some(dlq) = &self.dlq_url else {
+            return Outcome::Retry {
+                reason: format!("{reason}; and no dead-letter queue is configured"),
+                delay: self.settings.retry_cap,
+            };
+        };
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))
+        };
+        let subscription = serde_json::from_str::<Value>(msg.body.as_deref().unwrap_or(""))
+            .ok()
+            .and_then(|v| v["subscriptionId"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        let send = async {
+            let mut req = self
+                .sqs
+                .send_message()
+                .queue_url(dlq)
+                .message_body(msg.body.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "(empty body)".into()))
+                .message_group_id(msg.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| "unknown".into()))
+                .message_deduplication_id(msg.message_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()))
+                .message_attributes("failureReason", attr(&reason.chars().take(1000).collect::<String>())?)
+                .message_attributes("subscriptionId", attr(&subscription)?)
+                .message_attributes("failedAt", attr(&format_time(&Utc::now()))?);
+            if let Some(st) = status {
+                req = req.message_attributes("status", attr(&st.to_string())?);
+            }
+            if let Some(x) = excerpt.filter(|x| !x.is_empty()) {
+                req = req.message_attributes("bodyExcerpt", attr(&x.chars().take(1000).collect::<String>())?);
+            }
+            if let Some(src) = &self.queue_url {
+                req = req.message_attributes("sourceQueue", attr(src)?);
+            }
+            req.send().await.map_err(|e| classify("SendMessage(delivery DLQ)", e))?;
+            Ok::<(), AdapterError>(())
+        };
+        match send.await {
+            Ok(()) => {
+                tracing::error!(message_id = ?msg.message_id, %reason, "delivery dead-lettered");
+                Outcome::DeadLettered(reason.to_string())
+            }
+            Err(e) => Outcome::Retry {
+                reason: format!("{reason}; and the dead-letter send failed: {e}"),
+                delay: self.settings.backoff(1),
+            },
+        }
+    }
+
+    /// Send the subscription's history from `startFrom` up to its live start, in order per
+    /// aggregate, then record how many messages that was.
+    async fn backfill(&self, message: &DeliveryMessage) -> Result<Outcome, AdapterError> {
+        let tenant = &message.tenant_id;
+        let Some(stored) = self.subscriptions.get(tenant, &message.subscription_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        if stored.backfill_sent.is_some() {
+            return Ok(Outcome::Done);
+        }
+        let (Some(from), Some(to)) = (stored.subscription.start_from, stored.live_from) else {
+            return Ok(Outcome::Done);
+        };
+        let now = Utc::now();
+        // Wait until every event up to the live start is stored and streamed.
+        let ready_at = to + chrono::Duration::seconds(1);
+        if ready_at > now {
+            return Ok(hold(
+                "the backfill waits for its live start",
+                (ready_at - now).to_std().unwrap_or_default(),
+            ));
+        }
+        let Some(queue) = &self.queue_url else {
+            return Err(AdapterError::Config("no delivery queue configured".into()));
+        };
+        let events = history(self.log.client(), self.log.table(), tenant, &stored, from, to).await?;
+        let messages = events
+            .iter()
+            .map(|e| delivery_message(&message.subscription_id, e, DeliveryKind::Backfill, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let failed = self.publisher.send(queue, &messages).await?;
+        if !failed.is_empty() {
+            return Err(AdapterError::Transient(format!("{} backfill messages not sent", failed.len())));
+        }
+        self.subscriptions
+            .set_backfill_sent(tenant, &message.subscription_id, messages.len() as u64)
+            .await?;
+        tracing::info!(subscription = %message.subscription_id, events = messages.len(), "backfill sent");
+        Ok(Outcome::Done)
+    }
+}
+
+fn hold(reason: &str, delay: Duration) -> Outcome {
+    Outcome::Retry {
+        reason: reason.to_string(),
+        delay,
+    }
+}
+
+/// The event types a filter can match: its `eventTypes` (patterns expanded over the
+/// catalog), or every catalog type.
+fn candidate_types(filter: &Value) -> Vec<String> {
+    let all: Vec<&str> = Catalog::builtin().specs().map(|s| s.event_type).collect();
+    match filter.get("eventTypes").and_then(Value::as_array) {
+        None => all.iter().map(|t| t.to_string()).collect(),
+        Some(list) => {
+            let mut out: Vec<String> = Vec::new();
+            for p in list.iter().filter_map(Value::as_str) {
+                match p.strip_suffix('*') {
+                    Some(prefix) => out.extend(all.iter().filter(|t| t.starts_with(prefix)).map(|t| t.to_string())),
+                    None => out.push(p.to_string()),
+                }
+            }
+            out.sort();
+            out.dedup();
+            out
+        }
+    }
+}
+
+/// The tenant's events the subscription matches, recorded in `[from, to]`, ordered by
+/// aggregate and sequence.
+async fn history(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    stored: &StoredSubscription,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<EventEnvelope>, AdapterError> {
+    let window = crate::query::Window {
+        from: format_recorded_at(&from),
+        to: format_recorded_at(&to),
+    };
+    let filter = &stored.subscription.filter;
+    let mut events = Vec::new();
+    for t in candidate_types(filter.as_json()) {
+        let mut start = None;
+        loop {
+            let page = crate::query::events_by_type(ddb, table, tenant, &t, &window, 1000, start).await?;
+            events.extend(page.events.into_iter().filter(|e| filter.matches(e)));
+            start = page.last_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    events.sort_by(|a, b| {
+        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(&b.aggregate_type, &b.aggregate_id, b.sequence))
+    });
+    Ok(events)
+}
