@@ -717,6 +717,7 @@ pub const CATALOG: &[EventSpec] = &[
             req("replayId", ID),
             req("selection", FieldKind::Object),
             opt("handlers", FieldKind::IdList { max: 64 }),
+            opt("subscriptions", FieldKind::IdList { max: 64 }),
             req("rerun", FieldKind::Bool),
             req("events", COUNT),
             req("messages", COUNT),

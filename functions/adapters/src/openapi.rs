@@ -84,6 +84,7 @@ pub(crate) mod tests {
             include_str!("api.rs"),
             include_str!("query.rs"),
             include_str!("operator.rs"),
+            include_str!("subscriptions/routes.rs"),
         ] {
             all.extend(routes_in_source(src));
         }

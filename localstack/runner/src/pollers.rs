@@ -322,17 +322,58 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Poll one domain queue and feed the batch runner, deleting what it did not report failed.
-pub async fn poll_queue(
+/// What an SQS event source mapping feeds: a domain runner or the delivery function.
+pub trait Consumer: Send + Sync {
+    /// Handle one batch within `lease`.
+    fn handle(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+        lease: Duration,
+    ) -> impl std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse> + Send;
+
+    /// Whether to receive at all now (false: the mapping is as good as disabled).
+    fn receiving(&self) -> impl std::future::Future<Output = bool> + Send {
+        async { true }
+    }
+}
+
+impl Consumer for BatchRunner<DynamoStore, DynamoLedger> {
+    async fn handle(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+        lease: Duration,
+    ) -> aws_lambda_events::sqs::SqsBatchResponse {
+        BatchRunner::handle(self, event, lease).await
+    }
+
+    async fn receiving(&self) -> bool {
+        any_enabled(self).await
+    }
+}
+
+impl<W: event_adapters::subscriptions::delivery::WebhookPort> Consumer
+    for event_adapters::subscriptions::delivery::DeliveryRunner<W>
+{
+    async fn handle(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+        _lease: Duration,
+    ) -> aws_lambda_events::sqs::SqsBatchResponse {
+        event_adapters::subscriptions::delivery::DeliveryRunner::handle(self, event).await
+    }
+}
+
+/// Poll one queue and feed its consumer, deleting what it did not report failed.
+pub async fn poll_queue<C: Consumer>(
     sqs: aws_sdk_sqs::Client,
     url: String,
     arn: String,
-    runner: std::sync::Arc<BatchRunner<DynamoStore, DynamoLedger>>,
+    runner: std::sync::Arc<C>,
 ) {
     loop {
         // As disabling an event source mapping does: while every handler of the domain is
         // switched off, receive nothing, so messages wait without using up receives.
-        if !any_enabled(&runner).await {
+        if !runner.receiving().await {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }

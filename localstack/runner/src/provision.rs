@@ -24,6 +24,10 @@ pub struct Provisioned {
     pub table: String,
     pub stream_arn: String,
     pub queues: Vec<ProvisionedQueue>,
+    /// The delivery queue of subscriptions (`domain` = "deliveries") and its dead letters.
+    pub delivery: ProvisionedQueue,
+    /// The KMS key (alias) of subscriptions' signing secrets.
+    pub subscription_key: String,
 }
 
 impl Provisioned {
@@ -32,7 +36,21 @@ impl Provisioned {
             "table": self.table,
             "streamArn": self.stream_arn,
             "queues": self.queues.iter().map(|q| json!({"domain": q.domain, "queueUrl": q.queue_url, "dlqUrl": q.dlq_url})).collect::<Vec<_>>(),
+            "deliveryQueueUrl": self.delivery.queue_url,
+            "deliveryDlqUrl": self.delivery.dlq_url,
+            "subscriptionKey": self.subscription_key,
         })
+    }
+
+    /// Where subscriptions' deliveries go and the key of their secrets.
+    pub fn subscription_settings(&self) -> event_adapters::subscriptions::SubscriptionSettings {
+        let mut settings = event_adapters::subscriptions::SubscriptionSettings::from_lookup(|k| {
+            std::env::var(k).ok()
+        });
+        settings.delivery_queue_url = Some(self.delivery.queue_url.clone());
+        settings.delivery_dlq_url = Some(self.delivery.dlq_url.clone());
+        settings.key_id = Some(self.subscription_key.clone());
+        settings
     }
 }
 
@@ -45,12 +63,26 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
-        queues.push(ensure_queues(&clients.sqs, &pair).await?);
+        queues.push(ensure_queues(&clients.sqs, &pair, MAX_RECEIVE_COUNT).await?);
     }
+    let (queue, dlq) = topology::delivery_queues(prefix);
+    let delivery = ensure_queues(
+        &clients.sqs,
+        &topology::QueuePair {
+            domain: "deliveries",
+            queue,
+            dlq,
+        },
+        topology::DELIVERY_MAX_RECEIVE_COUNT,
+    )
+    .await?;
+    let subscription_key = ensure_key(&clients.kms, &topology::subscription_key_alias(prefix)).await?;
     Ok(Provisioned {
         table: table.to_string(),
         stream_arn,
         queues,
+        delivery,
+        subscription_key,
     })
 }
 
@@ -185,9 +217,35 @@ async fn wait_stream(arn: &str) -> Result<(), String> {
     Err(format!("stream {arn} did not become readable: {last}"))
 }
 
+/// The KMS key behind `alias` (LocalStack's KMS locally), created with the alias when it
+/// does not exist yet; returns the alias.
+async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, String> {
+    if kms.describe_key().key_id(alias).send().await.is_ok() {
+        return Ok(alias.to_string());
+    }
+    let key = kms
+        .create_key()
+        .description("signing secrets of subscriptions (local)")
+        .send()
+        .await
+        .map_err(|e| format!("CreateKey: {}", aws_sdk_kms::error::DisplayErrorContext(&e)))?;
+    let id = key
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .ok_or("CreateKey returned no key")?;
+    match kms.create_alias().alias_name(alias).target_key_id(&id).send().await {
+        Ok(_) => tracing::info!(alias, "created KMS key"),
+        // Another runner created it meanwhile: use theirs.
+        Err(e) if aws_sdk_kms::error::DisplayErrorContext(&e).to_string().contains("AlreadyExists") => {}
+        Err(e) => return Err(format!("CreateAlias {alias}: {}", aws_sdk_kms::error::DisplayErrorContext(&e))),
+    }
+    Ok(alias.to_string())
+}
+
 async fn ensure_queues(
     sqs: &aws_sdk_sqs::Client,
     pair: &topology::QueuePair,
+    max_receive_count: u32,
 ) -> Result<ProvisionedQueue, String> {
     let dlq_url = create_fifo_queue(
         sqs,
@@ -197,7 +255,7 @@ async fn ensure_queues(
     .await?;
     let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
-        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
     let queue_url = create_fifo_queue(
         sqs,
         &pair.queue,
@@ -282,7 +340,13 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
         .table_name(format!("{prefix}-events"))
         .send()
         .await;
-    for pair in topology::queues(prefix) {
+    let (delivery, delivery_dlq) = topology::delivery_queues(prefix);
+    let pairs = topology::queues(prefix).into_iter().chain([topology::QueuePair {
+        domain: "deliveries",
+        queue: delivery,
+        dlq: delivery_dlq,
+    }]);
+    for pair in pairs {
         for name in [&pair.queue, &pair.dlq] {
             if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {
                 if let Some(url) = out.queue_url() {

@@ -294,7 +294,8 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 return Ok(hold("the subscription's backfill has not finished", self.settings.hold));
             }
         }
-        if self.log.delivered(tenant, sub_id, &event.event_id).await? {
+        // A redelivered message of an event already delivered (a replay delivers again).
+        if message.kind != DeliveryKind::Replay && self.log.delivered(tenant, sub_id, &event.event_id).await? {
             return Ok(Outcome::Done);
         }
         let sub = &ready.stored.subscription;
