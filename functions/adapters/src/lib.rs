@@ -37,5 +37,6 @@ pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topology;
+pub mod webhooks;
 
 pub use error::AdapterError;
