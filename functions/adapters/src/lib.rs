@@ -38,5 +38,6 @@ pub mod store;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod topology;
+pub mod webhooks;
 
 pub use error::AdapterError;

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use super::circuit::{BreakerSettings, Circuits, Gate, Transition};
 use super::deliverylog::{Attempt, AttemptOutcome, DeliveryLog};
 use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
-use super::model::{self, Format, Status, Target};
+use super::model::{self, Status, Target};
 use super::repo::{StoredSubscription, SubscriptionStore};
 use super::secrets::{SecretBox, SigningSecret};
 use crate::error::{classify, AdapterError};
@@ -141,21 +141,6 @@ struct Ready {
     stored: StoredSubscription,
     secrets: Vec<SigningSecret>,
     at: Instant,
-}
-
-/// The body and content type of an event in a format.
-pub fn render(event: &EventEnvelope, format: Format) -> Result<(Vec<u8>, &'static str), AdapterError> {
-    match format {
-        // Stand-in until the CloudEvents mapping lands: the envelope.
-        Format::Cloudevents => Ok((
-            serde_json::to_vec(event).map_err(|e| AdapterError::Decode(e.to_string()))?,
-            "application/cloudevents+json; charset=utf-8",
-        )),
-        Format::Envelope => Ok((
-            serde_json::to_vec(event).map_err(|e| AdapterError::Decode(e.to_string()))?,
-            "application/json",
-        )),
-    }
 }
 
 /// Is an HTTP status worth retrying? 5xx, 408 and 429.
@@ -307,7 +292,8 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             Gate::Probe => true,
             Gate::Send => false,
         };
-        let (body, content_type) = render(event, sub.format)?;
+        let rendered = crate::webhooks::delivery_body(event, sub.format)?;
+        let (body, content_type) = (rendered.bytes, rendered.content_type);
         let started = Instant::now();
         let sent = match &sub.target {
             Target::Webhook { url } => {
