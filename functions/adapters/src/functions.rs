@@ -15,6 +15,7 @@ use crate::ledger::DynamoLedger;
 use crate::publisher::QueuePublisher;
 use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
+use crate::subscriptions::delivery::{DeliveryRunner, DeliverySettings, WebhookPort};
 use crate::subscriptions::deliverylog::DeliveryLog;
 use crate::subscriptions::egress::EgressPolicy;
 use crate::subscriptions::matching::SubscriptionMatcher;
@@ -25,6 +26,17 @@ use crate::subscriptions::secrets::SecretBox;
 /// The HTTP API over the events table; `catalog` is what ingest accepts (see
 /// [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
+    ingest_router_with_egress(config, clients, catalog, EgressPolicy::from_env())
+}
+
+/// [`ingest_router`] with the webhook targets that `egress` allows (the local runner allows
+/// loopback).
+pub fn ingest_router_with_egress(
+    config: &Config,
+    clients: &Clients,
+    catalog: Catalog,
+    egress: EgressPolicy,
+) -> axum::Router {
     let tenant_source = if config.tenant_from_header {
         TenantSource::Header
     } else {
@@ -41,7 +53,7 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         config,
         clients,
         tenant_source,
-        EgressPolicy::from_env(),
+        egress,
     ));
     let ops = crate::query::router(ops);
     api::router(Api {
@@ -167,6 +179,47 @@ pub fn domain_runner(
         RetryPolicy::from_env(),
         Faults::from_env(),
     )
+}
+
+/// The delivery function's runner: subscriptions, secrets, the delivery log, the delivery
+/// queue and its dead letters from `config`; webhooks sent with `webhooks`.
+pub fn delivery_runner<W: WebhookPort>(
+    config: &Config,
+    clients: &Clients,
+    webhooks: W,
+) -> DeliveryRunner<W> {
+    DeliveryRunner::new(
+        SubscriptionStore::new(DynamoStore::new(clients.dynamodb.clone(), &config.table)),
+        SecretBox::new(clients.kms.clone(), config.subscriptions.key_id.clone()),
+        DeliveryLog::new(
+            clients.dynamodb.clone(),
+            &config.table,
+            config.cursor_key.clone(),
+        ),
+        webhooks,
+        clients.sqs.clone(),
+        config.subscriptions.delivery_queue_url.clone(),
+        config.subscriptions.delivery_dlq_url.clone(),
+        DeliverySettings::from_env(),
+    )
+}
+
+/// `main` of the delivery function (SQS event source on the delivery queue).
+pub async fn run_delivery() -> Result<(), Error> {
+    crate::telemetry::init();
+    let config = Config::from_env()?;
+    let runner = delivery_runner(
+        &config,
+        &Clients::from_env().await,
+        crate::subscriptions::delivery::webhook_sender(EgressPolicy::from_env()),
+    );
+    let runner = &runner;
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(runner.handle(e.payload).await)
+        },
+    ))
+    .await
 }
 
 /// `main` of the ingest function.

@@ -501,10 +501,30 @@ pub async fn correlation_tree(
         };
         json!({"event": e, "handlers": handlers, "children": kids})
     }
-    let roots: Vec<Value> = children
+    let mut roots: Vec<Value> = children
         .get(&None)
         .map(|v| v.iter().map(|e| node(e, &children, &by_pk, 0)).collect())
         .unwrap_or_default();
+    // Deliveries to subscriptions, beside the handlers (one Query per event).
+    let mut deliveries: HashMap<String, Vec<Value>> = HashMap::new();
+    for e in &events {
+        let found = crate::subscriptions::deliverylog::deliveries_of_event(ddb, table, tenant, &e.event_id).await?;
+        if !found.is_empty() {
+            deliveries.insert(e.event_id.to_string(), found);
+        }
+    }
+    fn attach(node: &mut Value, deliveries: &HashMap<String, Vec<Value>>) {
+        let id = node["event"]["eventId"].as_str().unwrap_or_default().to_string();
+        node["deliveries"] = json!(deliveries.get(&id).cloned().unwrap_or_default());
+        if let Some(kids) = node["children"].as_array_mut() {
+            for k in kids {
+                attach(k, deliveries);
+            }
+        }
+    }
+    for r in &mut roots {
+        attach(r, &deliveries);
+    }
     Ok(Some(json!({
         "correlationId": correlation,
         "eventCount": events.len(),

@@ -5,6 +5,8 @@
 use event_adapters::config::{Clients, Config, DomainQueues};
 use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
+use event_adapters::subscriptions::delivery::webhook_sender;
+use event_adapters::subscriptions::egress::EgressPolicy;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
@@ -38,7 +40,13 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
 /// The ingest function's router plus the local admin routes.
 pub fn api_router(config: &Config, clients: &Clients) -> Result<axum::Router, String> {
     let admin = admin::router(late_payments::Job::new(clients, &config.table));
-    Ok(functions::ingest_router(config, clients, admin::catalog()?).merge(admin))
+    Ok(functions::ingest_router_with_egress(
+        config,
+        clients,
+        admin::catalog()?,
+        EgressPolicy::local_default(),
+    )
+    .merge(admin))
 }
 
 /// The DynamoDB stream mapping: dispatch with `clients`, stream reads with `streams`,
@@ -93,5 +101,29 @@ pub fn spawn_queue_pollers(
             let runner = runner.clone();
             tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
         }
+    }
+}
+
+/// The delivery queue's mapping: [`queue_concurrency`] pollers feeding the delivery
+/// function's runner (webhooks allowed by [`EgressPolicy::local_default`]).
+pub fn spawn_delivery_pollers(
+    tasks: &mut JoinSet<()>,
+    resources: &Provisioned,
+    config: &Config,
+    clients: &Clients,
+) {
+    let runner = std::sync::Arc::new(functions::delivery_runner(
+        config,
+        clients,
+        webhook_sender(EgressPolicy::local_default()),
+    ));
+    for _ in 0..queue_concurrency() {
+        let (sqs, url, arn) = (
+            clients.sqs.clone(),
+            resources.delivery.queue_url.clone(),
+            resources.delivery.queue_arn.clone(),
+        );
+        let runner = runner.clone();
+        tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
     }
 }

@@ -79,6 +79,21 @@ pub trait WebhookPort: Send + Sync {
     fn post(&self, request: WebhookRequest<'_>) -> impl Future<Output = WebhookResult> + Send;
 }
 
+/// The webhook sender of the delivery function, with the egress policy checked again when
+/// each connection is opened.
+pub fn webhook_sender(egress: super::egress::EgressPolicy) -> impl WebhookPort {
+    PendingSender(egress)
+}
+
+/// Stand-in until the HTTP sender lands: every webhook fails as a network error.
+struct PendingSender(#[allow(dead_code)] super::egress::EgressPolicy);
+
+impl WebhookPort for PendingSender {
+    async fn post(&self, _request: WebhookRequest<'_>) -> WebhookResult {
+        WebhookResult::Failed("no webhook sender in this build".into())
+    }
+}
+
 /// Delivery settings from the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliverySettings {

@@ -100,6 +100,17 @@ impl EgressPolicy {
         }
     }
 
+    /// The local runner's policy: [`EgressPolicy::from_env`] when either variable is set,
+    /// else [`EgressPolicy::local`].
+    pub fn local_default() -> EgressPolicy {
+        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+        if set("WEBHOOK_ALLOW_HTTP") || set("WEBHOOK_ALLOW_CIDRS") {
+            EgressPolicy::from_env()
+        } else {
+            EgressPolicy::local()
+        }
+    }
+
     /// The local runner's default: loopback, `http` included.
     pub fn local() -> EgressPolicy {
         EgressPolicy {

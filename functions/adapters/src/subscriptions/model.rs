@@ -48,7 +48,7 @@ pub struct Subscription {
     pub start_from: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The sequence of the subscription's last event (its `Subscription` stream).
+    /// Changes so far (1 after creation): each change is conditioned on the version read.
     pub version: u64,
 }
 

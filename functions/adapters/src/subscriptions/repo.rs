@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use lending_events::catalog::{Catalog, OPERATOR};
 use lending_events::envelope::{format_time, NewEvent, WriteContext};
@@ -136,21 +136,20 @@ impl SubscriptionStore {
         self.store.table()
     }
 
-    /// The `Subscription.*` event of a change, as `principal`, expecting the subscription's
-    /// stream at `expected`.
+    /// The `Subscription.*` event of a change, as `principal`. Concurrent changes are
+    /// refused by the item's `version` condition; the event goes to the head of the
+    /// subscription's stream (the delivery function appends circuit events there too).
     pub fn event(
         sub: &Subscription,
         event_type: &str,
         payload: Value,
         principal: &str,
         producer: &str,
-        expected: u64,
         now: DateTime<Utc>,
     ) -> Result<NewEvent, AdapterError> {
         let id = sub.subscription_id.to_string();
         let raw = json!({"eventType": event_type, "aggregateType": "Subscription",
-            "aggregateId": id, "payload": payload, "expectedSequence": expected,
-            "metadata": {"source": producer}});
+            "aggregateId": id, "payload": payload, "metadata": {"source": producer}});
         let ctx = WriteContext {
             tenant_id: &sub.tenant_id,
             now,
@@ -190,7 +189,6 @@ impl SubscriptionStore {
             sub.created_payload(),
             principal,
             OPERATOR,
-            0,
             sub.created_at,
         )?;
         let put = self.put(stored.item()?, "attribute_not_exists(pk)", Item::new())?;
@@ -212,7 +210,7 @@ impl SubscriptionStore {
     ) -> Result<EventEnvelope, AdapterError> {
         let sub = &stored.subscription;
         let previous = sub.version.saturating_sub(1);
-        let event = Self::event(sub, event_type, payload, principal, producer, previous, sub.updated_at)?;
+        let event = Self::event(sub, event_type, payload, principal, producer, sub.updated_at)?;
         let put = self.put(
             stored.item()?,
             "version = :v",
@@ -224,34 +222,36 @@ impl SubscriptionStore {
             .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
     }
 
-    /// Delete a subscription at `version` with its `Subscription.Deleted` event.
+    /// Delete a subscription (expected at `stored`'s version) with its
+    /// `Subscription.Deleted` event. The item stays as a tombstone without its secrets (no
+    /// role may delete items of the table); reads no longer see it.
     pub async fn delete(
         &self,
-        sub: &Subscription,
+        stored: &StoredSubscription,
         principal: &str,
         now: DateTime<Utc>,
     ) -> Result<EventEnvelope, AdapterError> {
+        let sub = &stored.subscription;
         let event = Self::event(
             sub,
             "Subscription.Deleted",
             json!({"subscriptionId": sub.subscription_id.to_string()}),
             principal,
             OPERATOR,
-            sub.version,
             now,
         )?;
-        let delete = Delete::builder()
-            .table_name(self.table())
-            .key("pk", s(subscriptions_pk(&sub.tenant_id)))
-            .key("sk", n(subscription_sk(&sub.subscription_id)))
-            .condition_expression("version = :v")
-            .expression_attribute_values(":v", n(sub.version))
-            .build()
-            .map_err(|e| AdapterError::Aws(e.to_string()))?;
-        let mut events = self
-            .store
-            .append_with(vec![event], vec![TransactWriteItem::builder().delete(delete).build()], now)
-            .await?;
+        let mut tombstone = stored.clone();
+        tombstone.secret = String::new();
+        tombstone.previous_secret = None;
+        tombstone.subscription.version += 1;
+        let mut item = tombstone.item()?;
+        item.insert("deletedAt".into(), s(format_time(&now)));
+        let put = self.put(
+            item,
+            "version = :v",
+            HashMap::from([(":v".into(), n(sub.version))]),
+        )?;
+        let mut events = self.store.append_with(vec![event], vec![put], now).await?;
         events
             .pop()
             .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
@@ -273,7 +273,7 @@ impl SubscriptionStore {
             .send()
             .await
             .map_err(|e| classify("GetItem(subscription)", e))?;
-        match out.item() {
+        match out.item().filter(|i| !i.contains_key("deletedAt")) {
             Some(item) => {
                 let stored = StoredSubscription::from_item(item)?;
                 // The key is derived from the id: make sure it is this one.
@@ -298,7 +298,7 @@ impl SubscriptionStore {
                 .send()
                 .await
                 .map_err(|e| classify("Query(subscriptions)", e))?;
-            for item in page.items() {
+            for item in page.items().iter().filter(|i| !i.contains_key("deletedAt")) {
                 out.push(StoredSubscription::from_item(item)?);
             }
             start = page.last_evaluated_key().cloned();

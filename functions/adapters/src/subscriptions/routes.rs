@@ -229,7 +229,7 @@ async fn delete(
     let principal = crate::operator::principal(&req)?.subject;
     let stored = load(&api, &tenant, &path_params(path)?).await?;
     api.subscriptions
-        .delete(&stored.subscription, &principal, Utc::now())
+        .delete(&stored, &principal, Utc::now())
         .await
         .map_err(stored_error)?;
     Ok(Json(json!({"subscriptionId": stored.subscription.subscription_id, "deleted": true}))
