@@ -26,7 +26,9 @@ use crate::subscriptions::secrets::SecretBox;
 /// The HTTP API over the events table; `catalog` is what ingest accepts (see
 /// [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
-    ingest_router_with_egress(config, clients, catalog, EgressPolicy::from_env())
+    // A bad allow-list stops the function at start (run_ingest checks it first).
+    let egress = crate::subscriptions::egress::policy_from_env().unwrap_or_default();
+    ingest_router_with_egress(config, clients, catalog, egress)
 }
 
 /// [`ingest_router`] with the webhook targets that `egress` allows (the local runner allows
@@ -211,7 +213,7 @@ pub async fn run_delivery() -> Result<(), Error> {
     let runner = delivery_runner(
         &config,
         &Clients::from_env().await,
-        crate::subscriptions::delivery::webhook_sender(EgressPolicy::from_env()),
+        crate::subscriptions::delivery::webhook_sender(crate::subscriptions::egress::policy_from_env()?),
     );
     let runner = &runner;
     lambda_runtime::run(service_fn(
@@ -227,6 +229,7 @@ pub async fn run_ingest() -> Result<(), Error> {
     crate::telemetry::init();
     let catalog = catalog_from_env()?.unwrap_or_default();
     let config = Config::from_env()?;
+    crate::subscriptions::egress::policy_from_env()?;
     if config.cursor_key.is_development() && !config.tenant_from_header {
         tracing::warn!(
             "CURSOR_SIGNING_KEY is not set: cursors are signed with the public development key"

@@ -6,7 +6,7 @@ use event_adapters::config::{Clients, Config, DomainQueues};
 use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
 use event_adapters::subscriptions::delivery::webhook_sender;
-use event_adapters::subscriptions::egress::EgressPolicy;
+use event_adapters::subscriptions::egress;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
@@ -44,7 +44,7 @@ pub fn api_router(config: &Config, clients: &Clients) -> Result<axum::Router, St
         config,
         clients,
         admin::catalog()?,
-        EgressPolicy::local_default(),
+        egress::local_policy().map_err(|e| e.to_string())?,
     )
     .merge(admin))
 }
@@ -105,17 +105,17 @@ pub fn spawn_queue_pollers(
 }
 
 /// The delivery queue's mapping: [`queue_concurrency`] pollers feeding the delivery
-/// function's runner (webhooks allowed by [`EgressPolicy::local_default`]).
+/// function's runner (webhooks allowed by [`egress::local_policy`]).
 pub fn spawn_delivery_pollers(
     tasks: &mut JoinSet<()>,
     resources: &Provisioned,
     config: &Config,
     clients: &Clients,
-) {
+) -> Result<(), String> {
     let runner = std::sync::Arc::new(functions::delivery_runner(
         config,
         clients,
-        webhook_sender(EgressPolicy::local_default()),
+        webhook_sender(egress::local_policy().map_err(|e| e.to_string())?),
     ));
     for _ in 0..queue_concurrency() {
         let (sqs, url, arn) = (
@@ -126,4 +126,5 @@ pub fn spawn_delivery_pollers(
         let runner = runner.clone();
         tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
     }
+    Ok(())
 }

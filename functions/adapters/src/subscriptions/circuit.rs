@@ -1,19 +1,16 @@
-//! The circuit breaker of one target (per tenant and target address), kept in the table so
-//! every concurrent delivery sees the same state:
-//! - closed: deliveries go; failures in a row are counted, a success resets the count;
-//! - after `threshold` failures in a row it opens: deliveries wait in the queue (they are
-//!   neither attempted nor dead-lettered) until `retryAt`;
-//! - then one delivery claims the probe (half-open); its success closes the circuit, its
-//!   failure opens it again for another cool-down.
-//!
-//! Opening and closing are reported to the caller, which records them as events.
+//! The circuit breakers of targets, stored: core's pure [`Circuit`] per tenant and target
+//! address, in one item of the table (`CB#`) with a version, so every concurrent delivery
+//! sees and changes the same state (each change is a conditional write on the version
+//! read; a lost race reads again). Closed with no failures costs one read per delivery and
+//! no write.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeDelta, Utc};
 use lending_events::envelope::format_time;
+pub use lending_events::subscription::{BreakerConfig, BreakerEvent, Circuit, Decision, Transition};
 
 use super::keys::circuit_pk;
 use crate::error::{classify, AdapterError};
@@ -28,235 +25,169 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Breaker settings: `DELIVERY_BREAKER_THRESHOLD` (default 5 failures in a row) and
-/// `DELIVERY_BREAKER_COOLDOWN_MS` (default 30 000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerSettings {
-    pub threshold: u32,
-    pub cooldown: Duration,
-}
-
-impl Default for BreakerSettings {
-    fn default() -> Self {
-        BreakerSettings {
-            threshold: 5,
-            cooldown: Duration::from_secs(30),
-        }
-    }
-}
-
 /// What a delivery may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     /// Send (the circuit is closed).
     Send,
-    /// Send as the probe of an open circuit.
+    /// Send as the one probe of an open circuit.
     Probe,
-    /// Wait this long; the circuit is open (or another delivery is probing).
+    /// Wait this long (the circuit is open, or another delivery is probing).
     Wait(Duration),
-}
-
-/// What a recorded result changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    None,
-    /// The circuit opened after this many failures in a row; it retries at the time.
-    Opened {
-        failures: u32,
-        retry_at: DateTime<Utc>,
-    },
-    Closed,
 }
 
 #[derive(Clone)]
 pub struct Circuits {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    pub settings: BreakerSettings,
+    pub config: BreakerConfig,
 }
 
-fn time_of(item: &Item, k: &str) -> Option<DateTime<Utc>> {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn until(t: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    (t - now).to_std().unwrap_or_default().max(Duration::from_millis(200))
-}
+/// How often a change is tried again after losing the race to another delivery.
+const RACES: u32 = 8;
 
 impl Circuits {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, settings: BreakerSettings) -> Circuits {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, config: BreakerConfig) -> Circuits {
         Circuits {
             client,
             table: table.into(),
-            settings,
+            config,
         }
     }
 
-    async fn read(&self, pk: &str) -> Result<Option<Item>, AdapterError> {
+    /// The circuit and its version (0: never written).
+    pub async fn load(&self, tenant: &str, address: &str) -> Result<(Circuit, u64), AdapterError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
+            .key("pk", s(circuit_pk(tenant, address)))
             .key("sk", n(0))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| classify("GetItem(circuit)", e))?;
-        Ok(out.item().cloned())
-    }
-
-    /// May a delivery to `address` go now?
-    pub async fn gate(&self, tenant: &str, address: &str, now: DateTime<Utc>) -> Result<Gate, AdapterError> {
-        let pk = circuit_pk(tenant, address);
-        let Some(item) = self.read(&pk).await? else {
-            return Ok(Gate::Send);
+        let Some(item) = out.item() else {
+            return Ok((Circuit::default(), 0));
         };
-        let state = item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str);
-        if state != Some("open") {
-            return Ok(Gate::Send);
-        }
-        let retry_at = time_of(&item, "retryAt").unwrap_or(now);
-        if retry_at > now {
-            return Ok(Gate::Wait(until(retry_at, now)));
-        }
-        // Claim the probe: push retryAt one cool-down ahead, so nobody else probes meanwhile.
-        let next = now + chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
-        let claimed = self
+        Ok((decode(item)?, version_of(item)))
+    }
+
+    /// Write `circuit` if the stored version is still `version`; false when another
+    /// delivery changed it first.
+    async fn store(&self, tenant: &str, address: &str, circuit: &Circuit, version: u64) -> Result<bool, AdapterError> {
+        let body = serde_json::to_string(circuit).map_err(|e| AdapterError::Decode(e.to_string()))?;
+        let mut put = self
             .client
-            .update_item()
+            .put_item()
             .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", n(0))
-            .update_expression("SET retryAt = :next")
-            .condition_expression("#state = :open AND retryAt = :seen")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":seen", s(format_time(&retry_at)))
-            .expression_attribute_values(":next", s(format_time(&next)))
-            .send()
-            .await;
-        match claimed {
-            Ok(_) => Ok(Gate::Probe),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Ok(Gate::Wait(Duration::from_secs(1)))
-            }
-            Err(e) => Err(classify("UpdateItem(circuit probe)", e)),
+            .item("pk", s(circuit_pk(tenant, address)))
+            .item("sk", n(0))
+            .item("kind", s("circuit"))
+            .item("circuit", s(body))
+            .item("address", s(address))
+            .item("version", n(version + 1))
+            .item("updatedAt", s(format_time(&Utc::now())));
+        put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(classify("PutItem(circuit)", e)),
         }
     }
 
-    /// A delivery reached the target: reset the count, close an open circuit.
-    pub async fn succeeded(&self, tenant: &str, address: &str) -> Result<Transition, AdapterError> {
-        let pk = circuit_pk(tenant, address);
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", n(0))
-            .update_expression("SET #state = :closed, failures = :zero REMOVE retryAt")
-            .condition_expression("attribute_exists(pk) AND (#state = :open OR failures > :zero)")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":closed", s("closed"))
-            .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":zero", n(0))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(o) => {
-                let was_open = o
-                    .attributes()
-                    .and_then(|a| a.get("state"))
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|st| st == "open");
-                Ok(if was_open { Transition::Closed } else { Transition::None })
+    /// May a delivery to `address` go now? An open circuit past its cool-down lets exactly
+    /// one delivery through as the probe.
+    pub async fn gate(&self, tenant: &str, address: &str, now: DateTime<Utc>) -> Result<Gate, AdapterError> {
+        let (circuit, version) = self.load(tenant, address).await?;
+        match circuit.decide(&self.config, now) {
+            Decision::Send => Ok(Gate::Send),
+            Decision::Wait { until } => Ok(Gate::Wait(wait(until, now))),
+            Decision::Probe => {
+                let (probing, _) = circuit.apply(&self.config, BreakerEvent::ProbeStarted(now));
+                if self.store(tenant, address, &probing, version).await? {
+                    Ok(Gate::Probe)
+                } else {
+                    Ok(Gate::Wait(Duration::from_secs(1)))
+                }
             }
-            // Nothing to reset: the usual case, one conditional write that changes nothing.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Ok(Transition::None)
-            }
-            Err(e) => Err(classify("UpdateItem(circuit success)", e)),
         }
     }
 
-    /// A delivery failed in a way that counts against the target (5xx, 408, 429, network).
-    pub async fn failed(
+    /// Fold in what an attempt did; the transition it made (opened, closed), if any.
+    pub async fn record(
         &self,
         tenant: &str,
         address: &str,
-        probe: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Transition, AdapterError> {
-        let pk = circuit_pk(tenant, address);
-        let retry_at = now + chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
-        if probe {
-            // The probe failed: open for another cool-down (no new event: it stayed open).
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", n(0))
-                .update_expression("SET #state = :open, retryAt = :at ADD failures :one")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":open", s("open"))
-                .expression_attribute_values(":at", s(format_time(&retry_at)))
-                .expression_attribute_values(":one", n(1))
-                .send()
-                .await
-                .map_err(|e| classify("UpdateItem(circuit probe failed)", e))?;
-            return Ok(Transition::None);
-        }
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", n(0))
-            .update_expression("SET address = :addr, #state = if_not_exists(#state, :closed) ADD failures :one")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":addr", s(address))
-            .expression_attribute_values(":closed", s("closed"))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(circuit failure)", e))?;
-        let attrs = out.attributes().cloned().unwrap_or_default();
-        let failures: u32 = attrs
-            .get("failures")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let closed = attrs.get("state").and_then(|v| v.as_s().ok()).is_none_or(|st| st == "closed");
-        if !closed || failures < self.settings.threshold {
-            return Ok(Transition::None);
-        }
-        // Exactly one delivery opens it (and records the event).
-        let opened = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", n(0))
-            .update_expression("SET #state = :open, retryAt = :at, openedAt = :now")
-            .condition_expression("#state = :closed")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":open", s("open"))
-            .expression_attribute_values(":closed", s("closed"))
-            .expression_attribute_values(":at", s(format_time(&retry_at)))
-            .expression_attribute_values(":now", s(format_time(&now)))
-            .send()
-            .await;
-        match opened {
-            Ok(_) => Ok(Transition::Opened { failures, retry_at }),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Ok(Transition::None)
+        event: BreakerEvent,
+    ) -> Result<(Circuit, Option<Transition>), AdapterError> {
+        for _ in 0..RACES {
+            let (circuit, version) = self.load(tenant, address).await?;
+            let (next, transition) = circuit.apply(&self.config, event);
+            if next == circuit || self.store(tenant, address, &next, version).await? {
+                return Ok((next, transition));
             }
-            Err(e) => Err(classify("UpdateItem(circuit open)", e)),
         }
+        Err(AdapterError::Transient(format!(
+            "the circuit of {address} changed {RACES} times while this delivery recorded its result"
+        )))
+    }
+
+    /// When an open circuit lets its next probe through.
+    pub fn retry_at(&self, circuit: &Circuit) -> Option<DateTime<Utc>> {
+        match circuit {
+            Circuit::Open { since, .. } => Some(*since + self.config.cool_down),
+            Circuit::HalfOpen { probe_started, .. } => Some(*probe_started + self.config.cool_down),
+            Circuit::Closed { .. } => None,
+        }
+    }
+}
+
+fn wait(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (until - now).to_std().unwrap_or_default().max(Duration::from_millis(200))
+}
+
+fn decode(item: &Item) -> Result<Circuit, AdapterError> {
+    let body = item
+        .get("circuit")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| AdapterError::Decode("circuit item without circuit".into()))?;
+    serde_json::from_str(body).map_err(|e| AdapterError::Decode(format!("circuit item: {e}")))
+}
+
+fn version_of(item: &Item) -> u64 {
+    item.get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The circuit as the API shows it.
+pub fn view(circuit: &Circuit, config: &BreakerConfig) -> serde_json::Value {
+    let mut v = serde_json::to_value(circuit).unwrap_or_default();
+    let retry = match circuit {
+        Circuit::Open { since, .. } => Some(*since + config.cool_down),
+        Circuit::HalfOpen { probe_started, .. } => Some(*probe_started + config.cool_down),
+        Circuit::Closed { .. } => None,
+    };
+    if let Some(t) = retry {
+        v["retryAt"] = serde_json::json!(format_time(&t));
+    }
+    v
+}
+
+/// `DELIVERY_BREAKER_THRESHOLD` (default 5 failures in a row) and
+/// `DELIVERY_BREAKER_COOLDOWN_MS` (default 30 000).
+pub fn config_from_env() -> BreakerConfig {
+    let d = BreakerConfig::default();
+    let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
+    BreakerConfig {
+        failure_threshold: num("DELIVERY_BREAKER_THRESHOLD").map_or(d.failure_threshold, |v| v.clamp(1, 1000) as u32),
+        cool_down: num("DELIVERY_BREAKER_COOLDOWN_MS").map_or(d.cool_down, |v| TimeDelta::milliseconds(v.clamp(100, 86_400_000))),
     }
 }

@@ -32,8 +32,11 @@ use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::circuit::{BreakerSettings, Circuits, Gate, Transition};
-use super::deliverylog::{Attempt, AttemptOutcome, DeliveryLog};
+use super::circuit::{BreakerConfig, BreakerEvent, Circuits, Gate, Transition};
+use super::deliverylog::{Attempt, AttemptOutcome as Logged, DeliveryLog};
+use chrono::TimeDelta;
+use lending_events::subscription::retry::is_retryable_status;
+use lending_events::subscription::{AttemptOutcome, RetryPolicy, Verdict};
 use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
 use super::model::{self, Status, Target};
 use super::repo::{StoredSubscription, SubscriptionStore};
@@ -51,8 +54,8 @@ pub enum WebhookResult {
     /// The endpoint answered.
     Answered {
         status: u16,
-        /// `Retry-After` of a 429 or 503, when it gave one.
-        retry_after: Option<Duration>,
+        /// The `Retry-After` header, as sent.
+        retry_after: Option<String>,
         /// The first characters of the answer's body.
         body_excerpt: String,
     },
@@ -100,24 +103,22 @@ pub struct DeliverySettings {
     /// Counted attempts before a failing delivery is dead-lettered
     /// (`DELIVERY_MAX_ATTEMPTS`, default 8).
     pub max_attempts: u32,
-    /// First retry delay, doubled per attempt with jitter (`DELIVERY_RETRY_BASE_MS`, default
-    /// 2000), capped (`DELIVERY_RETRY_CAP_MS`, default 300 000).
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
+    /// Backoff: `DELIVERY_RETRY_BASE_MS` (default 1000), `DELIVERY_RETRY_CAP_MS` (default
+    /// 300 000), with jitter, never sooner than a `Retry-After`.
+    pub retry: RetryPolicy,
     /// How long a held message (paused subscription, unfinished backfill) waits before it
     /// is looked at again (`DELIVERY_HOLD_MS`, default 2000).
     pub hold: Duration,
-    pub breaker: BreakerSettings,
+    pub breaker: BreakerConfig,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
         DeliverySettings {
             max_attempts: 8,
-            retry_base: Duration::from_secs(2),
-            retry_cap: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
             hold: Duration::from_secs(2),
-            breaker: BreakerSettings::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -125,29 +126,26 @@ impl Default for DeliverySettings {
 impl DeliverySettings {
     pub fn from_env() -> DeliverySettings {
         let d = DeliverySettings::default();
-        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-        let ms = |k: &str, def: Duration| num(k).map(Duration::from_millis).unwrap_or(def);
+        let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
+        let ms = |k: &str, def: TimeDelta| num(k).map_or(def, |v| TimeDelta::milliseconds(v.clamp(1, 86_400_000)));
         DeliverySettings {
             max_attempts: num("DELIVERY_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n.clamp(1, 100) as u32),
-            retry_base: ms("DELIVERY_RETRY_BASE_MS", d.retry_base),
-            retry_cap: ms("DELIVERY_RETRY_CAP_MS", d.retry_cap),
-            hold: ms("DELIVERY_HOLD_MS", d.hold),
-            breaker: BreakerSettings {
-                threshold: num("DELIVERY_BREAKER_THRESHOLD")
-                    .map_or(d.breaker.threshold, |n| n.clamp(1, 1000) as u32),
-                cooldown: ms("DELIVERY_BREAKER_COOLDOWN_MS", d.breaker.cooldown),
+            retry: RetryPolicy {
+                base_delay: ms("DELIVERY_RETRY_BASE_MS", d.retry.base_delay),
+                max_delay: ms("DELIVERY_RETRY_CAP_MS", d.retry.max_delay),
+                ..d.retry
             },
+            hold: num("DELIVERY_HOLD_MS").map_or(d.hold, |v| Duration::from_millis(v.clamp(1, 43_200_000) as u64)),
+            breaker: super::circuit::config_from_env(),
         }
     }
 
-    /// base·2^(attempts-1), capped, with jitter (half to all of it).
+    /// The retry delay after `attempts` failed attempts.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = self
-            .retry_base
-            .saturating_mul(1u32 << attempts.saturating_sub(1).min(16));
-        let ceiling = exp.min(self.retry_cap).as_millis() as u64;
-        let jitter = Uuid::new_v4().as_u128() as u64 % (ceiling / 2 + 1);
-        Duration::from_millis(ceiling / 2 + jitter)
+        self.retry
+            .backoff(attempts.max(1), Uuid::new_v4().as_u128() as u64)
+            .to_std()
+            .unwrap_or_default()
     }
 }
 
@@ -156,11 +154,6 @@ struct Ready {
     stored: StoredSubscription,
     secrets: Vec<SigningSecret>,
     at: Instant,
-}
-
-/// Is an HTTP status worth retrying? 5xx, 408 and 429.
-pub fn retryable(status: u16) -> bool {
-    status >= 500 || status == 408 || status == 429
 }
 
 pub struct DeliveryRunner<W> {
@@ -182,7 +175,7 @@ pub struct DeliveryRunner<W> {
 /// What became of one delivery attempt.
 enum Sent {
     Ok { status: Option<u16> },
-    Retry { status: Option<u16>, error: String, retry_after: Option<Duration> },
+    Retry { status: Option<u16>, error: String, retry_after: Option<String> },
     Permanent { status: u16, excerpt: String },
 }
 
@@ -326,7 +319,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                     .await;
                 match answer {
                     WebhookResult::Answered { status, .. } if (200..300).contains(&status) => Sent::Ok { status: Some(status) },
-                    WebhookResult::Answered { status, retry_after, body_excerpt } if retryable(status) => Sent::Retry {
+                    WebhookResult::Answered { status, retry_after, body_excerpt } if is_retryable_status(status) => Sent::Retry {
                         status: Some(status),
                         error: format!("HTTP {status}: {body_excerpt}"),
                         retry_after,
@@ -341,7 +334,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             },
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        let mut attempt = Attempt::of(sub_id, event, AttemptOutcome::Delivered, now);
+        let mut attempt = Attempt::of(sub_id, event, Logged::Delivered, now);
         attempt.duration_ms = duration_ms;
         let metric = |name: &'static str| {
             crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count(name, 1).emit();
@@ -360,7 +353,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             Sent::Permanent { status, excerpt } => {
                 // The target answered: it is up, whatever it thinks of this event.
                 self.after_success(&ready.stored, &address).await;
-                attempt.outcome = AttemptOutcome::DeadLettered;
+                attempt.outcome = Logged::DeadLettered;
                 attempt.status = Some(status);
                 attempt.error = Some(format!("HTTP {status}: {excerpt}"));
                 let outcome = self
@@ -376,24 +369,26 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 Ok(outcome)
             }
             Sent::Retry { status, error, retry_after } => {
-                attempt.outcome = AttemptOutcome::Retrying;
+                attempt.outcome = Logged::Retrying;
                 attempt.status = status;
                 attempt.error = Some(error.clone());
                 metric("DeliveryFailed");
-                let transition = self.circuits.failed(tenant, &address, probe, now).await?;
+                let (circuit, transition) = self.circuits.record(tenant, &address, BreakerEvent::Failed(Utc::now())).await?;
                 let logged = self.log.record(tenant, &attempt, !probe).await?;
-                if let Transition::Opened { failures, retry_at } = &transition {
+                let opened = transition == Some(Transition::Opened);
+                if opened {
+                    let retry_at = self.circuits.retry_at(&circuit).unwrap_or(now);
                     self.record_circuit(&ready.stored, "Subscription.CircuitOpened",
-                        json!({"consecutiveFailures": failures, "retryAt": format_time(retry_at),
+                        json!({"consecutiveFailures": circuit.consecutive_failures(), "retryAt": format_time(&retry_at),
                             "lastError": error.chars().take(900).collect::<String>()}), &address).await;
                     metric("CircuitOpened");
                 }
-                if !probe && transition == Transition::None && logged.counted_attempts >= self.settings.max_attempts {
+                if !probe && !opened && logged.counted_attempts >= self.settings.max_attempts {
                     let outcome = self
                         .dead_letter(msg, &format!("{} attempts failed; last: {error}", logged.counted_attempts), status, None)
                         .await;
                     if matches!(outcome, Outcome::DeadLettered(_)) {
-                        attempt.outcome = AttemptOutcome::DeadLettered;
+                        attempt.outcome = Logged::DeadLettered;
                         self.log.record(tenant, &attempt, false).await?;
                         if message.kind == DeliveryKind::Backfill {
                             self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
@@ -401,12 +396,20 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                     }
                     return Ok(outcome);
                 }
-                let delay = match transition {
-                    Transition::Opened { .. } => self.settings.breaker.cooldown,
-                    _ if probe => self.settings.breaker.cooldown,
-                    _ => retry_after
-                        .unwrap_or_default()
-                        .max(self.settings.backoff(logged.counted_attempts.max(1))),
+                // An open circuit: wait for the probe. Else the backoff, never sooner than the
+                // target's Retry-After.
+                let delay = match self.circuits.retry_at(&circuit) {
+                    Some(at) => (at - Utc::now()).to_std().unwrap_or_default().max(Duration::from_millis(200)),
+                    None => {
+                        let outcome = AttemptOutcome::Answered {
+                            status: status.unwrap_or(503),
+                            retry_after: retry_after.as_deref(),
+                        };
+                        match self.settings.retry.verdict(logged.counted_attempts.max(1), outcome, Utc::now(), Uuid::new_v4().as_u128() as u64) {
+                            Verdict::RetryAfter(d) => d.to_std().unwrap_or_default(),
+                            _ => self.settings.backoff(logged.counted_attempts),
+                        }
+                    }
                 };
                 Ok(Outcome::Retry { reason: error, delay })
             }
@@ -414,8 +417,8 @@ impl<W: WebhookPort> DeliveryRunner<W> {
     }
 
     async fn after_success(&self, stored: &StoredSubscription, address: &str) {
-        match self.circuits.succeeded(&stored.subscription.tenant_id, address).await {
-            Ok(Transition::Closed) => {
+        match self.circuits.record(&stored.subscription.tenant_id, address, BreakerEvent::Succeeded).await {
+            Ok((_, Some(Transition::Closed))) => {
                 self.record_circuit(stored, "Subscription.CircuitClosed", json!({}), address).await;
                 crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count("CircuitClosed", 1).emit();
             }
@@ -481,7 +484,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         let Some(dlq) = &self.dlq_url else {
             return Outcome::Retry {
                 reason: format!("{reason}; and no dead-letter queue is configured"),
-                delay: self.settings.retry_cap,
+                delay: self.settings.retry.max_delay.to_std().unwrap_or_default(),
             };
         };
         let attr = |v: &str| {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::keys::{attempt_sk, attempts_pk, circuit_pk, delivery_pk, subscription_sk};
+use super::keys::{attempt_sk, attempts_pk, delivery_pk, subscription_sk};
 use crate::api::ApiError;
 use crate::cursor::CursorKey;
 use crate::error::{classify, AdapterError};
@@ -275,27 +275,6 @@ impl DeliveryLog {
             .last_evaluated_key()
             .map(|k| self.cursor_key.seal(&query, &k.clone()));
         Ok((entries, next))
-    }
-
-    /// The circuit of a target as the API shows it (`closed` when there is no record).
-    pub async fn circuit_view(&self, tenant: &str, address: &str) -> Result<Value, AdapterError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(circuit_pk(tenant, address)))
-            .key("sk", n(0))
-            .send()
-            .await
-            .map_err(|e| classify("GetItem(circuit)", e))?;
-        Ok(match out.item() {
-            None => json!({"state": "closed", "consecutiveFailures": 0}),
-            Some(i) => json!({
-                "state": str_of(i, "state").unwrap_or("closed"),
-                "consecutiveFailures": num_of(i, "failures").unwrap_or(0),
-                "retryAt": str_of(i, "retryAt"),
-            }),
-        })
     }
 }
 

@@ -1,194 +1,91 @@
-//! Which webhook targets may be called (server-side request forgery): on AWS only `https`
-//! URLs whose host resolves to public addresses; loopback, private, link-local, metadata
-//! (169.254.169.254) and the other special ranges are refused at creation and again when
-//! the connection is opened (a DNS answer can change). An explicit allow-list is
-//! configuration: `WEBHOOK_ALLOW_CIDRS` (comma-separated `addr/len`) and
-//! `WEBHOOK_ALLOW_HTTP=1`; the local runner allows loopback, `http` included, by default.
+//! Which webhook targets may be called (server-side request forgery), applied: the rules
+//! are core's [`EgressPolicy`] (public https only, unless an allow-list says more); this
+//! module reads the allow-list from configuration and checks a target when a subscription
+//! is created or its target changed: the URL, and every address its host resolves to now.
+//! The sender checks again on every connection (a DNS answer can change).
+//!
+//! `WEBHOOK_EGRESS_ALLOW`: a comma-separated allow-list of address classes and `http`
+//! (e.g. `loopback,http`); unset or empty on AWS (the template sets nothing). The local
+//! runner allows `loopback,http` unless the variable is set.
 
 use std::net::IpAddr;
 
+pub use lending_events::subscription::EgressPolicy;
 use lending_events::subscription::{Target, TargetUrl};
 
 use crate::api::ApiError;
+use crate::error::AdapterError;
 
-/// An allowed address range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub len: u8,
+/// The variable holding the allow-list.
+pub const EGRESS_ALLOW_VAR: &str = "WEBHOOK_EGRESS_ALLOW";
+
+/// The policy of `WEBHOOK_EGRESS_ALLOW` (strict when unset); an unknown entry is an error.
+pub fn policy_from_env() -> Result<EgressPolicy, AdapterError> {
+    EgressPolicy::from_allow_list(&std::env::var(EGRESS_ALLOW_VAR).unwrap_or_default())
+        .map_err(|e| AdapterError::Config(format!("{EGRESS_ALLOW_VAR}: {e}")))
 }
 
-impl Cidr {
-    pub fn parse(text: &str) -> Option<Cidr> {
-        let (a, l) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = if l.is_empty() { max } else { l.parse().ok()? };
-        (len <= max).then_some(Cidr { addr, len })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - self.len as u32).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - self.len as u32).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+/// The local runner's policy: `WEBHOOK_EGRESS_ALLOW` when set, else loopback over http too.
+pub fn local_policy() -> Result<EgressPolicy, AdapterError> {
+    match std::env::var(EGRESS_ALLOW_VAR) {
+        Ok(v) if !v.trim().is_empty() => policy_from_env(),
+        _ => Ok(EgressPolicy::local_runner()),
     }
 }
 
-/// Whether an address is on the public internet (not loopback, private, link-local,
-/// shared, documentation, multicast, unspecified or reserved).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8
-                || s[0] == 0x64 && s[1] == 0xff9b)
-        }
+/// 400 on `target.url` for a webhook target the policy refuses: its URL, and each address
+/// the host resolves to now (a name that does not resolve is refused too).
+pub async fn check_at_creation(policy: &EgressPolicy, target: &Target) -> Result<(), ApiError> {
+    let Target::Webhook { url } = target else {
+        return Ok(());
+    };
+    const FIELD: &str = "target.url";
+    let parsed = TargetUrl::parse(url).map_err(|m| ApiError::bad(FIELD, m))?;
+    policy.check_target(&parsed, FIELD)?;
+    if parsed.ip().is_some() {
+        return Ok(());
     }
-}
-
-/// The egress rules of webhook targets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EgressPolicy {
-    /// Plain `http://` allowed (local runs only).
-    pub allow_http: bool,
-    /// Non-public ranges allowed anyway.
-    pub allowed: Vec<Cidr>,
-}
-
-impl EgressPolicy {
-    /// From `WEBHOOK_ALLOW_HTTP` and `WEBHOOK_ALLOW_CIDRS`; unset: public https only.
-    pub fn from_env() -> EgressPolicy {
-        EgressPolicy {
-            allow_http: std::env::var("WEBHOOK_ALLOW_HTTP").is_ok_and(|v| v == "1"),
-            allowed: std::env::var("WEBHOOK_ALLOW_CIDRS")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|c| !c.trim().is_empty())
-                .filter_map(Cidr::parse)
-                .collect(),
-        }
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((parsed.host.as_str(), parsed.port))
+        .await
+        .map_err(|e| ApiError::bad(FIELD, format!("{} does not resolve: {e}", parsed.host)))?
+        .map(|a| a.ip())
+        .collect();
+    if addrs.is_empty() {
+        return Err(ApiError::bad(FIELD, format!("{} does not resolve", parsed.host)));
     }
-
-    /// The local runner's policy: [`EgressPolicy::from_env`] when either variable is set,
-    /// else [`EgressPolicy::local`].
-    pub fn local_default() -> EgressPolicy {
-        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
-        if set("WEBHOOK_ALLOW_HTTP") || set("WEBHOOK_ALLOW_CIDRS") {
-            EgressPolicy::from_env()
-        } else {
-            EgressPolicy::local()
-        }
+    for ip in addrs {
+        policy
+            .check_address(&parsed, ip)
+            .map_err(|m| ApiError::bad(FIELD, m))?;
     }
-
-    /// The local runner's default: loopback, `http` included.
-    pub fn local() -> EgressPolicy {
-        EgressPolicy {
-            allow_http: true,
-            allowed: vec![
-                Cidr::parse("127.0.0.0/8").expect("valid"),
-                Cidr::parse("::1/128").expect("valid"),
-            ],
-        }
-    }
-
-    pub fn allows_ip(&self, ip: IpAddr) -> bool {
-        is_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
-    }
-
-    /// Check a URL and every address its host resolves to now.
-    pub async fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = TargetUrl::parse(url)?;
-        if !parsed.https && !self.allow_http {
-            return Err("only https targets are allowed".into());
-        }
-        let addrs: Vec<IpAddr> = match parsed.ip() {
-            Some(ip) => vec![ip],
-            None => tokio::net::lookup_host((parsed.host.as_str(), parsed.port))
-                .await
-                .map_err(|e| format!("the host does not resolve: {e}"))?
-                .map(|a| a.ip())
-                .collect(),
-        };
-        if addrs.is_empty() {
-            return Err("the host does not resolve".into());
-        }
-        match addrs.iter().find(|ip| !self.allows_ip(**ip)) {
-            Some(ip) => Err(format!(
-                "the target resolves to {ip}, a loopback, private, link-local or otherwise non-public address"
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// 400 on `target.url` for a webhook this policy refuses.
-    pub async fn check_at_creation(&self, target: &Target) -> Result<(), ApiError> {
-        match target {
-            Target::Webhook { url } => self
-                .check_url(url)
-                .await
-                .map_err(|m| ApiError::bad("target.url", m)),
-            Target::Sqs { .. } => Ok(()),
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn special_ranges_are_not_public() {
-        for a in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"] {
-            assert!(!is_public(a.parse().unwrap()), "{a}");
-        }
-        for a in ["8.8.8.8", "2606:4700::1111"] {
-            assert!(is_public(a.parse().unwrap()), "{a}");
-        }
-        let local = EgressPolicy::local();
-        assert!(local.allows_ip("127.0.0.1".parse().unwrap()));
-        assert!(!local.allows_ip("169.254.169.254".parse().unwrap()));
-        assert!(!EgressPolicy::default().allows_ip("127.0.0.1".parse().unwrap()));
+    fn target(url: &str) -> Target {
+        Target::parse(&json!({"type": "webhook", "url": url})).unwrap()
     }
 
     #[tokio::test]
-    async fn metadata_and_private_targets_are_refused() {
-        let p = EgressPolicy::default();
-        assert!(p.check_url("https://169.254.169.254/latest").await.is_err());
-        assert!(p.check_url("https://10.0.0.5/hook").await.is_err());
-        assert!(p.check_url("http://8.8.8.8/hook").await.is_err());
-        assert!(p.check_url("https://8.8.8.8/hook").await.is_ok());
-        assert!(EgressPolicy::local().check_url("http://127.0.0.1:9/h").await.is_ok());
+    async fn private_and_metadata_targets_are_refused_at_creation() {
+        let strict = EgressPolicy::strict();
+        for url in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.5/hook",
+            "https://127.0.0.1/hook",
+            "https://localhost/hook",
+            "http://8.8.8.8/hook",
+        ] {
+            let e = check_at_creation(&strict, &target(url)).await.unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("target.url"), "{url}");
+        }
+        assert!(check_at_creation(&strict, &target("https://8.8.8.8/hook")).await.is_ok());
+        let local = EgressPolicy::local_runner();
+        assert!(check_at_creation(&local, &target("http://127.0.0.1:9/h")).await.is_ok());
+        assert!(check_at_creation(&local, &target("http://10.0.0.1/h")).await.is_err());
     }
 }

@@ -26,6 +26,7 @@ use lending_events::catalog::OPERATOR;
 use lending_events::envelope::format_time;
 use serde_json::{json, Value};
 
+use super::circuit::{self, Circuits};
 use super::deliverylog::DeliveryLog;
 use super::egress::EgressPolicy;
 use super::matching::{DeliveryKind, DeliveryMessage};
@@ -110,7 +111,7 @@ async fn create(State(api): State<Arc<SubscriptionsApi>>, req: Request) -> Resul
     let principal = crate::operator::principal(&req)?.subject;
     let now = Utc::now();
     let request = CreateRequest::parse(&body(req).await?, now)?;
-    api.egress.check_at_creation(&request.target).await?;
+    super::egress::check_at_creation(&api.egress, &request.target).await?;
     let secret = SigningSecret::generate()?;
     let id = uuid::Uuid::new_v4();
     let sealed = api.secrets.seal(&tenant, &id.to_string(), &secret).await?;
@@ -191,7 +192,9 @@ async fn show(
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let stored = load(&api, &tenant, &path_params(path)?).await?;
     let mut v = view(&stored);
-    v["circuit"] = api.log.circuit_view(&tenant, model::address(&stored.subscription.target)).await?;
+    let circuits = Circuits::new(api.log.client().clone(), api.log.table(), circuit::config_from_env());
+    let (state, _) = circuits.load(&tenant, model::address(&stored.subscription.target)).await?;
+    v["circuit"] = circuit::view(&state, &circuits.config);
     Ok(Json(v).into_response())
 }
 
@@ -205,7 +208,7 @@ async fn patch(
     let raw_id = path_params(path)?;
     let change = PatchRequest::parse(&body(req).await?)?;
     if let Some(t) = &change.target {
-        api.egress.check_at_creation(t).await?;
+        super::egress::check_at_creation(&api.egress, t).await?;
     }
     let mut stored = load(&api, &tenant, &raw_id).await?;
     change.apply(&mut stored.subscription);
