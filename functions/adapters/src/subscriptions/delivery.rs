@@ -35,7 +35,6 @@ use uuid::Uuid;
 use super::circuit::{BreakerConfig, BreakerEvent, Circuits, Gate, Transition};
 use super::deliverylog::{Attempt, AttemptOutcome as Logged, DeliveryLog};
 use chrono::TimeDelta;
-use lending_events::subscription::retry::is_retryable_status;
 use lending_events::subscription::{AttemptOutcome, RetryPolicy, Verdict};
 use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
 use super::model::{self, Status, Target};
@@ -43,58 +42,32 @@ use super::repo::{StoredSubscription, SubscriptionStore};
 use super::secrets::{SecretBox, SigningSecret};
 use crate::error::{classify, AdapterError};
 use crate::publisher::QueuePublisher;
+use crate::webhooks::sender::{Attempt as SentAttempt, Delivery, SendOutcome, WebhookSender};
+use crate::webhooks::signing::Signer;
 use crate::runner::{run_batch, Outcome};
 
 /// The principal of what the delivery function records.
 pub const DELIVERY_PRINCIPAL: &str = "delivery:delivery-handler";
 
-/// What a webhook POST came back with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookResult {
-    /// The endpoint answered.
-    Answered {
-        status: u16,
-        /// The `Retry-After` header, as sent.
-        retry_after: Option<String>,
-        /// The first characters of the answer's body.
-        body_excerpt: String,
-    },
-    /// No answer: refused connection, time-out, TLS failure, or an address the egress
-    /// policy refused at connect time.
-    Failed(String),
-}
-
-/// One webhook request: the body, signed per Standard Webhooks with every secret given.
-#[derive(Debug, Clone)]
-pub struct WebhookRequest<'a> {
-    pub url: &'a str,
-    /// `webhook-id`: the eventId.
-    pub id: &'a str,
-    /// `webhook-timestamp`: seconds since the epoch, of this attempt.
-    pub timestamp: i64,
-    pub content_type: &'a str,
-    pub body: &'a [u8],
-    pub secrets: &'a [SigningSecret],
-}
-
-/// Sends webhooks.
+/// Sends webhooks: the HTTP sender ([`WebhookSender`]), or a stand-in in tests.
 pub trait WebhookPort: Send + Sync {
-    fn post(&self, request: WebhookRequest<'_>) -> impl Future<Output = WebhookResult> + Send;
+    fn post(&self, delivery: Delivery<'_>) -> impl Future<Output = SentAttempt> + Send;
 }
 
-/// The webhook sender of the delivery function, with the egress policy checked again when
-/// each connection is opened.
-pub fn webhook_sender(egress: super::egress::EgressPolicy) -> impl WebhookPort {
-    PendingSender(egress)
-}
-
-/// Stand-in until the HTTP sender lands: every webhook fails as a network error.
-struct PendingSender(#[allow(dead_code)] super::egress::EgressPolicy);
-
-impl WebhookPort for PendingSender {
-    async fn post(&self, _request: WebhookRequest<'_>) -> WebhookResult {
-        WebhookResult::Failed("no webhook sender in this build".into())
+impl WebhookPort for WebhookSender {
+    async fn post(&self, delivery: Delivery<'_>) -> SentAttempt {
+        self.send(&delivery).await
     }
+}
+
+/// The webhook sender of the delivery function under `egress` (checked again on every
+/// connection), with the per-attempt deadline `DELIVERY_TIMEOUT_MS` (default 5000).
+pub fn webhook_sender(egress: super::egress::EgressPolicy) -> Result<WebhookSender, AdapterError> {
+    let timeout = std::env::var("DELIVERY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(crate::webhooks::sender::DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.clamp(100, 30_000)));
+    Ok(WebhookSender::new(egress)?.with_timeout(timeout))
 }
 
 /// Delivery settings from the environment.
@@ -152,7 +125,7 @@ impl DeliverySettings {
 /// A subscription as the delivery function uses it, with its secrets decrypted.
 struct Ready {
     stored: StoredSubscription,
-    secrets: Vec<SigningSecret>,
+    signer: Signer,
     at: Instant,
 }
 
@@ -234,9 +207,10 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 secrets.push(self.secrets.open(tenant, &sid, cipher).await?);
             }
         }
+        let texts: Vec<&str> = secrets.iter().map(SigningSecret::expose).collect();
         let ready = Arc::new(Ready {
             stored,
-            secrets,
+            signer: Signer::new(&texts)?,
             at: Instant::now(),
         });
         self.cache
@@ -300,41 +274,43 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             Gate::Probe => true,
             Gate::Send => false,
         };
-        let rendered = crate::webhooks::delivery_body(event, sub.format)?;
-        let (body, content_type) = (rendered.bytes, rendered.content_type);
+        let body = crate::webhooks::delivery_body(event, sub.format)?;
+        let webhook_id = crate::webhooks::signing::webhook_id(&sub_id.to_string(), &event.event_id);
         let started = Instant::now();
         let sent = match &sub.target {
             Target::Webhook { url } => {
-                let id = event.event_id.to_string();
                 let answer = self
                     .webhooks
-                    .post(WebhookRequest {
+                    .post(Delivery {
                         url,
-                        id: &id,
-                        timestamp: now.timestamp(),
-                        content_type,
+                        webhook_id: &webhook_id,
                         body: &body,
-                        secrets: &ready.secrets,
+                        signer: &ready.signer,
+                        timestamp: now,
                     })
                     .await;
-                match answer {
-                    WebhookResult::Answered { status, .. } if (200..300).contains(&status) => Sent::Ok { status: Some(status) },
-                    WebhookResult::Answered { status, retry_after, body_excerpt } if is_retryable_status(status) => Sent::Retry {
+                match answer.outcome {
+                    SendOutcome::Delivered { status } => Sent::Ok { status: Some(status) },
+                    SendOutcome::RetryLater { status, retry_after, body_excerpt } => Sent::Retry {
                         status: Some(status),
                         error: format!("HTTP {status}: {body_excerpt}"),
                         retry_after,
                     },
-                    WebhookResult::Answered { status, body_excerpt, .. } => Sent::Permanent { status, excerpt: body_excerpt },
-                    WebhookResult::Failed(e) => Sent::Retry { status: None, error: e, retry_after: None },
+                    SendOutcome::Permanent { status, body_excerpt } => Sent::Permanent { status, excerpt: body_excerpt },
+                    SendOutcome::NetworkError { message, .. } => Sent::Retry { status: None, error: message, retry_after: None },
+                    // The egress policy refuses the target now (its DNS answer changed):
+                    // never sent, not the target's failure; it waits like a failure would.
+                    SendOutcome::Refused { reason } => Sent::Retry { status: None, error: format!("refused: {reason}"), retry_after: None },
                 }
             }
-            Target::Sqs { queue_url } => match self.send_sqs(queue_url, event, &body, content_type).await {
+            Target::Sqs { queue_url } => match self.send_sqs(queue_url, event, &body.bytes, body.content_type).await {
                 Ok(()) => Sent::Ok { status: None },
                 Err(e) => Sent::Retry { status: None, error: e.to_string(), retry_after: None },
             },
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         let mut attempt = Attempt::of(sub_id, event, Logged::Delivered, now);
+        attempt.webhook_id = webhook_id.clone();
         attempt.duration_ms = duration_ms;
         let metric = |name: &'static str| {
             crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count(name, 1).emit();

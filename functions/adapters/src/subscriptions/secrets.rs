@@ -12,12 +12,9 @@ use std::fmt;
 
 use crate::error::{classify, AdapterError};
 
-/// The prefix of a Standard Webhooks secret.
-pub const SECRET_PREFIX: &str = "whsec_";
-
-/// A signing secret's raw bytes. `Debug` never shows them.
+/// A signing secret in its shareable form, `whsec_<base64>`. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SigningSecret(Vec<u8>);
+pub struct SigningSecret(String);
 
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -26,27 +23,15 @@ impl fmt::Debug for SigningSecret {
 }
 
 impl SigningSecret {
-    /// 32 bytes from the operating system's generator.
+    /// A new secret from the operating system's random source
+    /// ([`crate::webhooks::signing::generate_secret`]).
     pub fn generate() -> Result<SigningSecret, AdapterError> {
-        let mut bytes = vec![0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| AdapterError::Config(format!("no random source: {e}")))?;
-        Ok(SigningSecret(bytes))
+        Ok(SigningSecret(crate::webhooks::signing::generate_secret()?))
     }
 
-    pub fn bytes(&self) -> &[u8] {
+    /// `whsec_<base64>`, the form receivers configure and the signer takes.
+    pub fn expose(&self) -> &str {
         &self.0
-    }
-
-    /// `whsec_<base64>`, the form receivers configure.
-    pub fn expose(&self) -> String {
-        format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.0))
-    }
-
-    /// Parse `whsec_<base64>` (or bare base64).
-    pub fn parse(text: &str) -> Option<SigningSecret> {
-        let b64 = text.strip_prefix(SECRET_PREFIX).unwrap_or(text);
-        STANDARD.decode(b64).ok().filter(|b| !b.is_empty()).map(SigningSecret)
     }
 }
 
@@ -78,7 +63,7 @@ impl SecretBox {
             .kms
             .encrypt()
             .key_id(key)
-            .plaintext(Blob::new(secret.bytes().to_vec()))
+            .plaintext(Blob::new(secret.expose().as_bytes().to_vec()))
             .encryption_context("tenantId", tenant)
             .encryption_context("subscriptionId", subscription)
             .send()
@@ -109,9 +94,12 @@ impl SecretBox {
             .send()
             .await
             .map_err(|e| classify("KMS.Decrypt", e))?;
-        out.plaintext()
-            .map(|p| SigningSecret(p.as_ref().to_vec()))
-            .ok_or_else(|| AdapterError::Aws("KMS.Decrypt returned no plaintext".into()))
+        let plain = out
+            .plaintext()
+            .ok_or_else(|| AdapterError::Aws("KMS.Decrypt returned no plaintext".into()))?;
+        String::from_utf8(plain.as_ref().to_vec())
+            .map(SigningSecret)
+            .map_err(|_| AdapterError::Decode("a decrypted secret is not text".into()))
     }
 }
 
@@ -122,10 +110,8 @@ mod tests {
     #[test]
     fn secrets_have_the_standard_webhooks_form_and_hide_in_debug() {
         let s = SigningSecret::generate().unwrap();
-        let text = s.expose();
-        assert!(text.starts_with("whsec_"));
-        assert_eq!(SigningSecret::parse(&text), Some(s.clone()));
-        assert_eq!(s.bytes().len(), 32);
+        assert!(s.expose().starts_with("whsec_"));
+        assert!(crate::webhooks::signing::Signer::new(&[s.expose()]).is_ok());
         assert_ne!(SigningSecret::generate().unwrap(), s);
         assert_eq!(format!("{s:?}"), "SigningSecret(..)");
     }

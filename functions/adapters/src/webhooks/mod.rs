@@ -1,7 +1,11 @@
 //! Deliveries to other systems' endpoints: the body of a delivery in the subscription's
-//! format ([`delivery_body`], CloudEvents by default: [`cloudevents`]).
+//! format ([`delivery_body`], CloudEvents by default: [`cloudevents`]), its Standard
+//! Webhooks signature ([`signing`]) and the HTTP client that sends it under the egress
+//! policy ([`sender`]).
 
 pub mod cloudevents;
+pub mod sender;
+pub mod signing;
 
 use lending_events::subscription::Format;
 use lending_events::EventEnvelope;
@@ -9,6 +13,8 @@ use lending_events::EventEnvelope;
 use crate::error::AdapterError;
 
 pub use self::cloudevents::{cloudevent_json, to_cloudevent, CLOUDEVENTS_CONTENT_TYPE};
+pub use sender::{Attempt, Delivery, SendOutcome, WebhookSender, DEFAULT_TIMEOUT};
+pub use signing::{generate_secret, webhook_id, Signer};
 
 /// The media type of a delivery in the `envelope` format.
 pub const ENVELOPE_CONTENT_TYPE: &str = "application/json";

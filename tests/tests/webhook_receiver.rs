@@ -1,0 +1,314 @@
+//! Our webhook sender against the independent receiver (tests/receiver/receiver.py, which
+//! verifies Standard Webhooks signatures with the reference Python library): signatures,
+//! secret rotation, timestamps and every way the receiver can answer. No LocalStack needed.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use event_adapters::webhooks::{
+    delivery_body, generate_secret, webhook_id, Attempt, Delivery, DeliveryBody, SendOutcome,
+    Signer, WebhookSender,
+};
+use integration_tests::{Receiver, ReceiverMode};
+use lending_events::subscription::{EgressPolicy, Format};
+use lending_events::EventEnvelope;
+use serde_json::json;
+
+fn envelope(sequence: u64) -> EventEnvelope {
+    serde_json::from_value(json!({
+        "eventId": uuid::Uuid::new_v4(),
+        "eventType": "Payment.Received",
+        "eventVersion": 2,
+        "domain": "payment",
+        "aggregateType": "Loan",
+        "aggregateId": "L-77",
+        "sequence": sequence,
+        "occurredAt": "2026-03-01T10:00:00Z",
+        "recordedAt": "2026-03-01T10:00:00.123Z",
+        "payload": {"paymentId": format!("P-{sequence}"), "loanId": "L-77", "amount": "1250.00", "method": "ACH", "memo": "déjà vu ✓"},
+        "metadata": {"correlationId": "corr-77", "tenantId": "acme"}
+    }))
+    .expect("an envelope")
+}
+
+async fn send(
+    sender: &WebhookSender,
+    url: &str,
+    id: &str,
+    body: &DeliveryBody,
+    secrets: &[&str],
+    timestamp: chrono::DateTime<Utc>,
+) -> Attempt {
+    let signer = Signer::new(secrets).expect("secrets");
+    sender
+        .send(&Delivery {
+            url,
+            webhook_id: id,
+            body,
+            signer: &signer,
+            timestamp,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn the_receiver_verifies_our_cloudevents_deliveries() {
+    let secret = generate_secret().expect("a secret");
+    let receiver = Receiver::start(&[&secret]).await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).expect("sender");
+    let events: Vec<EventEnvelope> = (1..=5).map(envelope).collect();
+    for event in &events {
+        let body = delivery_body(event, Format::Cloudevents).expect("body");
+        let id = webhook_id("sub-1", &event.event_id);
+        let attempt = send(
+            &sender,
+            &receiver.url("/hooks/lending"),
+            &id,
+            &body,
+            &[&secret],
+            Utc::now(),
+        )
+        .await;
+        assert_eq!(
+            attempt.outcome,
+            SendOutcome::Delivered { status: 200 },
+            "{attempt:?}"
+        );
+    }
+    let received = receiver.requests().await;
+    assert_eq!(received.len(), events.len());
+    for (request, event) in received.iter().zip(&events) {
+        assert!(request.verified, "not verified: {:?}", request.error);
+        assert_eq!(request.path, "/hooks/lending");
+        assert_eq!(
+            request.header("webhook-id"),
+            Some(webhook_id("sub-1", &event.event_id).as_str())
+        );
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/cloudevents+json; charset=utf-8")
+        );
+        let ce = &request.json;
+        assert_eq!(ce["specversion"], "1.0");
+        assert_eq!(ce["id"], event.event_id.to_string());
+        assert_eq!(ce["type"], "Payment.Received");
+        assert_eq!(ce["subject"], "Loan/L-77");
+        assert_eq!(ce["data"], event.payload);
+        assert_eq!(
+            ce["sequence"].as_str().map(|s| s.parse::<u64>().ok()),
+            Some(Some(event.sequence))
+        );
+    }
+    // The envelope format is signed the same way.
+    let body = delivery_body(&events[0], Format::Envelope).expect("body");
+    let attempt = send(
+        &sender,
+        &receiver.url("/env"),
+        "sub-2_x",
+        &body,
+        &[&secret],
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(attempt.outcome, SendOutcome::Delivered { status: 200 });
+    let last = receiver.requests().await.pop().expect("a request");
+    assert!(last.verified);
+    assert_eq!(last.json["eventId"], events[0].event_id.to_string());
+}
+
+#[tokio::test]
+async fn a_wrong_secret_or_a_stale_timestamp_does_not_verify() {
+    let (ours, theirs) = (generate_secret().unwrap(), generate_secret().unwrap());
+    let receiver = Receiver::start(&[&theirs]).await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
+    let body = delivery_body(&envelope(1), Format::Cloudevents).unwrap();
+    let attempt = send(
+        &sender,
+        &receiver.url("/h"),
+        "m1",
+        &body,
+        &[&ours],
+        Utc::now(),
+    )
+    .await;
+    // The receiver refuses it: a permanent failure for the sender, with the receiver's words.
+    match &attempt.outcome {
+        SendOutcome::Permanent {
+            status: 401,
+            body_excerpt,
+        } => assert!(
+            body_excerpt.contains("No matching signature"),
+            "{body_excerpt}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let stale = Utc::now() - chrono::TimeDelta::minutes(10);
+    let attempt = send(&sender, &receiver.url("/h"), "m2", &body, &[&theirs], stale).await;
+    assert_eq!(attempt.outcome.status(), Some(401));
+    let received = receiver.requests().await;
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|r| !r.verified));
+    assert_eq!(
+        received[1].error.as_deref(),
+        Some("Message timestamp too old")
+    );
+}
+
+#[tokio::test]
+async fn during_a_rotation_either_secret_verifies() {
+    let (old, new) = (generate_secret().unwrap(), generate_secret().unwrap());
+    let receiver = Receiver::start(&[&old]).await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
+    let body = delivery_body(&envelope(1), Format::Cloudevents).unwrap();
+    // Signed with both: a receiver still on the old secret, then one already on the new.
+    let a = send(
+        &sender,
+        &receiver.url("/h"),
+        "m1",
+        &body,
+        &[&new, &old],
+        Utc::now(),
+    )
+    .await;
+    receiver.set_secrets(&[&new]).await;
+    let b = send(
+        &sender,
+        &receiver.url("/h"),
+        "m2",
+        &body,
+        &[&new, &old],
+        Utc::now(),
+    )
+    .await;
+    // After the grace period only the new secret signs: the old one no longer verifies.
+    receiver.set_secrets(&[&old]).await;
+    let c = send(
+        &sender,
+        &receiver.url("/h"),
+        "m3",
+        &body,
+        &[&new],
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        (a.outcome.status(), b.outcome.status(), c.outcome.status()),
+        (Some(200), Some(200), Some(401))
+    );
+    let verified: Vec<bool> = receiver
+        .requests()
+        .await
+        .iter()
+        .map(|r| r.verified)
+        .collect();
+    assert_eq!(verified, vec![true, true, false]);
+}
+
+#[tokio::test]
+async fn the_receiver_misbehaves_on_command() {
+    let secret = generate_secret().unwrap();
+    let receiver = Receiver::start(&[&secret]).await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
+    let body = delivery_body(&envelope(1), Format::Cloudevents).unwrap();
+    let url = receiver.url("/h");
+    let id = "sub-9_e1";
+
+    receiver.set_mode(&ReceiverMode::status(410)).await;
+    match send(&sender, &url, id, &body, &[&secret], Utc::now())
+        .await
+        .outcome
+    {
+        SendOutcome::Permanent {
+            status: 410,
+            body_excerpt,
+        } => assert!(body_excerpt.contains("410")),
+        other => panic!("{other:?}"),
+    }
+
+    receiver
+        .set_mode(&ReceiverMode {
+            retry_after: Some(Some("3".into())),
+            ..ReceiverMode::failing(1.0, 1)
+        })
+        .await;
+    match send(&sender, &url, id, &body, &[&secret], Utc::now())
+        .await
+        .outcome
+    {
+        SendOutcome::RetryLater {
+            status: 500,
+            retry_after,
+            ..
+        } => assert_eq!(retry_after.as_deref(), Some("3")),
+        other => panic!("{other:?}"),
+    }
+
+    // 30 % failures: the share the receiver answered 500 to is about that (seeded).
+    receiver.clear().await;
+    receiver.set_mode(&ReceiverMode::failing(0.3, 42)).await;
+    let sends = 60;
+    let mut failed = 0;
+    for _ in 0..sends {
+        let attempt = send(&sender, &url, id, &body, &[&secret], Utc::now()).await;
+        if matches!(attempt.outcome, SendOutcome::RetryLater { status: 500, .. }) {
+            failed += 1;
+        }
+    }
+    let received = receiver.requests().await;
+    let answered_500 = received.iter().filter(|r| r.status == 500).count();
+    assert_eq!(answered_500, failed, "sender and receiver disagree");
+    assert!(
+        (6..=30).contains(&failed),
+        "{failed} of {sends} failed at a 30 % rate"
+    );
+    assert!(received
+        .iter()
+        .all(|r| r.verified && r.header("webhook-id") == Some(id)));
+    println!(
+        "{failed} of {sends} answered 500 ({:.0} %)",
+        100.0 * failed as f64 / sends as f64
+    );
+
+    // Down: connections are refused; up again on the same port: delivered.
+    receiver.set_mode(&ReceiverMode::normal()).await;
+    receiver.down().await;
+    let attempt = send(&sender, &url, id, &body, &[&secret], Utc::now()).await;
+    assert!(
+        matches!(
+            attempt.outcome,
+            SendOutcome::NetworkError {
+                timed_out: false,
+                ..
+            }
+        ),
+        "{attempt:?}"
+    );
+    receiver.up().await;
+    let attempt = send(&sender, &url, id, &body, &[&secret], Utc::now()).await;
+    assert_eq!(attempt.outcome, SendOutcome::Delivered { status: 200 });
+
+    // Slow: the sender's deadline ends the attempt.
+    receiver
+        .set_mode(&ReceiverMode {
+            delay_ms: Some(1500),
+            ..ReceiverMode::normal()
+        })
+        .await;
+    let quick = sender.clone().with_timeout(Duration::from_millis(400));
+    let attempt = send(&quick, &url, id, &body, &[&secret], Utc::now()).await;
+    assert!(
+        matches!(
+            attempt.outcome,
+            SendOutcome::NetworkError {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{attempt:?}"
+    );
+    assert!(
+        attempt.latency < Duration::from_millis(1500),
+        "{:?}",
+        attempt.latency
+    );
+}
