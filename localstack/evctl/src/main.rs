@@ -33,6 +33,9 @@ macro_rules! outln {
     };
 }
 
+// After the macro: the module prints with it.
+mod subscriptions;
+
 const USAGE: &str = "\
 evctl: operate the LendingOS event backbone
 
@@ -47,8 +50,17 @@ Events (through the HTTP API):
   events --type T [--from RFC3339] [--to RFC3339] [--limit N] [--cursor C]
   trace <correlationId>                      the causal tree with each handler's outcome
   replay --aggregate Type/Id | --type T --from X --to Y
-         [--handlers h1,h2] [--rerun] [--dry-run]
+         [--handlers h1,h2] [--subscriptions id1,id2] [--rerun] [--dry-run]
 
+Subscriptions of other systems (through the HTTP API, scope subscriptions:admin):
+  subscriptions create --name N --url URL | --queue-url Q [--filter JSON|F.json]
+         [--format cloudevents|envelope] [--start-from RFC3339]   (the secret is shown once)
+  subscriptions list                         the tenant's subscriptions
+  subscriptions show <id>                    one subscription, its filter and circuit
+  subscriptions pause <id> | resume <id>     deliveries wait while paused
+  subscriptions delete <id>
+  subscriptions rotate-secret <id>           a new secret; the old one signs for a grace period
+  subscriptions deliveries <id> [--limit N] [--cursor C]   the delivery log, newest first
 Dead letters and handlers (DynamoDB and SQS directly):
   dlq list [--domain D]                      messages in each DLQ with event, handler, reason
   dlq redrive [--domain D] (--all | --event ID ... | --message ID ...) [--principal P]
@@ -270,6 +282,7 @@ async fn run(ctx: &Ctx, command: &Command, a: &Args) -> Res<()> {
             handler_switch(ctx, a.word(0, "handler name")?, *switch == "enable").await
         }
         ["handler", "stats"] => handler_stats(ctx, a).await,
+        ["subscriptions", sub] => subscriptions::run(ctx, sub, a).await,
         name => Err(Fail::usage(format!(
             "{} is in the command table but has no code",
             name.join(" ")
@@ -515,6 +528,10 @@ async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
     let hs = a.all("--handlers");
     if !hs.is_empty() {
         body["handlers"] = json!(hs);
+    }
+    let subs = a.all("--subscriptions");
+    if !subs.is_empty() {
+        body["subscriptions"] = json!(subs);
     }
     let (_, r) = ctx.api.send("POST", "/replay", Some(&body)).await?;
     out(ctx, &r, |o| {

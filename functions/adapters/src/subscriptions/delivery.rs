@@ -79,9 +79,14 @@ pub struct DeliverySettings {
     /// Backoff: `DELIVERY_RETRY_BASE_MS` (default 1000), `DELIVERY_RETRY_CAP_MS` (default
     /// 300 000), with jitter, never sooner than a `Retry-After`.
     pub retry: RetryPolicy,
-    /// How long a held message (paused subscription, unfinished backfill) waits before it
-    /// is looked at again (`DELIVERY_HOLD_MS`, default 2000).
+    /// How long a held message (an unfinished backfill) waits before it is looked at again
+    /// (`DELIVERY_HOLD_MS`, default 2000).
     pub hold: Duration,
+    /// How long a paused subscription's message waits before it is looked at again
+    /// (`DELIVERY_PAUSED_HOLD_MS`, default 60 000). Each look is a receive: with the delivery
+    /// queue's 1000 receives a pause can last about 16 hours before its deliveries reach
+    /// the dead letters (redrive them after resuming).
+    pub paused_hold: Duration,
     pub breaker: BreakerConfig,
 }
 
@@ -91,6 +96,7 @@ impl Default for DeliverySettings {
             max_attempts: 8,
             retry: RetryPolicy::default(),
             hold: Duration::from_secs(2),
+            paused_hold: Duration::from_secs(60),
             breaker: BreakerConfig::default(),
         }
     }
@@ -109,6 +115,8 @@ impl DeliverySettings {
                 ..d.retry
             },
             hold: num("DELIVERY_HOLD_MS").map_or(d.hold, |v| Duration::from_millis(v.clamp(1, 43_200_000) as u64)),
+            paused_hold: num("DELIVERY_PAUSED_HOLD_MS")
+                .map_or(d.paused_hold, |v| Duration::from_millis(v.clamp(1, 43_200_000) as u64)),
             breaker: super::circuit::config_from_env(),
         }
     }
@@ -249,7 +257,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             return Ok(Outcome::Done);
         };
         if ready.stored.subscription.status == Status::Paused {
-            return Ok(hold("the subscription is paused", self.settings.hold));
+            return Ok(hold("the subscription is paused", self.settings.paused_hold));
         }
         if message.kind == DeliveryKind::Live && !ready.stored.backfill_done() {
             // The cached view may be behind: look again before holding.

@@ -86,7 +86,7 @@ pub fn delivery_message(
     })
 }
 
-/// An active subscription as dispatch sees it.
+/// A subscription as dispatch sees it (active or paused; deleted ones are gone).
 #[derive(Debug, Clone)]
 pub struct ActiveSubscription {
     pub id: Uuid,
@@ -149,7 +149,7 @@ impl SubscriptionMatcher {
             .list(tenant)
             .await?
             .into_iter()
-            .filter(|s| s.subscription.is_active())
+            // Paused ones too: their deliveries wait in the queue until they resume.
             .map(|s| ActiveSubscription {
                 id: s.subscription.subscription_id,
                 filter: s.subscription.filter,

@@ -28,7 +28,7 @@ pub fn address(target: &Target) -> &str {
 pub enum Status {
     #[default]
     Active,
-    /// Nothing is matched for it while paused (resuming does not deliver what passed).
+    /// Its deliveries wait in the queue (matched events included) until it is resumed.
     Paused,
 }
 
