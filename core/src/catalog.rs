@@ -793,10 +793,7 @@ pub const CATALOG: &[EventSpec] = &[
         "Subscription",
         "subscriptionId",
         "A subscription's filter, target, format, name or status changed",
-        [
-            req("subscriptionId", ID),
-            req("changes", FieldKind::Object),
-        ],
+        [req("subscriptionId", ID), req("changes", FieldKind::Object),],
         producers = OPERATOR_ACTION,
     ),
     spec!(

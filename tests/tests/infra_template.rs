@@ -2203,7 +2203,10 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
         Some(u64::from(topology::DELIVERY_MAX_RECEIVE_COUNT)),
         "{queue_id}: maxReceiveCount = topology::DELIVERY_MAX_RECEIVE_COUNT (waiting deliveries use receives)"
     );
-    assert_eq!(q["RedrivePolicy"]["deadLetterTargetArn"], get_att(dlq_id, "Arn"));
+    assert_eq!(
+        q["RedrivePolicy"]["deadLetterTargetArn"],
+        get_att(dlq_id, "Arn")
+    );
     assert_ne!(q["ContentBasedDeduplication"], json!(true));
     for (id, metric) in [
         (dlq_id, "ApproximateNumberOfMessagesVisible"),
@@ -2216,10 +2219,20 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
         );
     }
 
-    let (fid, f) = t.function_for(DELIVERY_HANDLER).expect("a delivery function");
+    let (fid, f) = t
+        .function_for(DELIVERY_HANDLER)
+        .expect("a delivery function");
     let env = t.env(f);
-    assert_eq!(env.get("DELIVERY_QUEUE_URL"), Some(&reference(queue_id)), "{fid}");
-    assert_eq!(env.get("DELIVERY_DLQ_URL"), Some(&reference(dlq_id)), "{fid}");
+    assert_eq!(
+        env.get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id)),
+        "{fid}"
+    );
+    assert_eq!(
+        env.get("DELIVERY_DLQ_URL"),
+        Some(&reference(dlq_id)),
+        "{fid}"
+    );
     assert_eq!(
         env.get("SUBSCRIPTION_KEY_ID"),
         Some(&get_att("EncryptionKey", "Arn")),
@@ -2240,9 +2253,15 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
 
     // Dispatch sends matches there; the operator backfills and replays and encrypts secrets.
     let dispatch = t.function_for("dispatch").expect("dispatch").1;
-    assert_eq!(t.env(dispatch).get("DELIVERY_QUEUE_URL"), Some(&reference(queue_id)));
+    assert_eq!(
+        t.env(dispatch).get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id))
+    );
     let operator = t.resource(OPERATOR_FUNCTION);
-    assert_eq!(t.env(operator).get("DELIVERY_QUEUE_URL"), Some(&reference(queue_id)));
+    assert_eq!(
+        t.env(operator).get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id))
+    );
     assert_eq!(
         t.env(operator).get("SUBSCRIPTION_KEY_ID"),
         Some(&get_att("EncryptionKey", "Arn"))
@@ -2267,4 +2286,3 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
         "no alarm on CircuitOpened"
     );
 }
-

@@ -59,18 +59,47 @@ fn payment(loan: &str, id: &str, amount: &str) -> Value {
             "receivedAt": "2026-04-01T10:00:00Z"}})
 }
 
-/// Post events (1 to 25) and return the stored envelopes.
+/// POST, retried while the API answers 503 (a busy emulator: clients retry 503 with
+/// backoff, as the API asks).
+async fn post_retrying(api: &Api, path: &str, body: &Value) -> integration_tests::Reply {
+    let start = Instant::now();
+    loop {
+        let r = api.post(path, body).await;
+        if r.status != 503 || start.elapsed() > Duration::from_secs(90) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Post events (1 to 25) and return the stored envelopes (a retried request carries the
+/// same eventIds, so it is stored once).
 async fn post(api: &Api, events: Vec<Value>) -> Vec<Value> {
-    let r = api.post("/events", &json!({ "events": events })).await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|mut e| {
+            e["eventId"] = json!(uuid::Uuid::new_v4().to_string());
+            e
+        })
+        .collect();
+    let r = post_retrying(api, "/events", &json!({ "events": events })).await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{} {}",
+        r.status,
+        r.body
+    );
     r.body["events"].as_array().cloned().unwrap_or_default()
 }
 
 /// Create a subscription; its id and its secret.
 async fn subscribe(api: &Api, body: Value) -> (String, String) {
-    let r = api.post("/subscriptions", &body).await;
+    let r = post_retrying(api, "/subscriptions", &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["subscriptionId"].as_str().expect("an id").to_string();
+    let id = r.body["subscriptionId"]
+        .as_str()
+        .expect("an id")
+        .to_string();
     let secret = r.body["secret"].as_str().expect("a secret").to_string();
     assert!(secret.starts_with("whsec_"), "{secret}");
     (id, secret)
@@ -103,7 +132,11 @@ fn accepted_ids(requests: &[ReceivedRequest], path: &str) -> BTreeSet<String> {
 fn assert_signed_and_stable(requests: &[ReceivedRequest]) {
     let mut per_event: HashMap<String, (String, String)> = HashMap::new();
     for r in requests {
-        assert!(r.verified, "an unverified request: {:?} {:?}", r.error, r.headers);
+        assert!(
+            r.verified,
+            "an unverified request: {:?} {:?}",
+            r.error, r.headers
+        );
         let id = r.header("webhook-id").expect("webhook-id").to_string();
         let seen = per_event
             .entry(event_id_of(r))
@@ -195,7 +228,8 @@ fn dead_letters_of<'a>(
 /// A request with a JSON body (or none for `Value::Null`).
 async fn send(api: &Api, method: &str, path: &str, body: &Value) -> integration_tests::Reply {
     let bytes = (!body.is_null()).then(|| body.to_string().into_bytes());
-    api.raw(method, path, bytes, Some("application/json"), true).await
+    api.raw(method, path, bytes, Some("application/json"), true)
+        .await
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(
@@ -217,12 +251,20 @@ async fn filters_deliver_exactly_the_matching_events_signed_as_cloudevents() {
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     let (a, sa) = subscribe(
         &api,
-        webhook("flags", &receiver.url("/a"), json!({"eventTypes": ["Borrower.Flagged"]})),
+        webhook(
+            "flags",
+            &receiver.url("/a"),
+            json!({"eventTypes": ["Borrower.Flagged"]}),
+        ),
     )
     .await;
     let (_, sb) = subscribe(
         &api,
-        webhook("payments", &receiver.url("/b"), json!({"eventTypes": ["Payment.*"]})),
+        webhook(
+            "payments",
+            &receiver.url("/b"),
+            json!({"eventTypes": ["Payment.*"]}),
+        ),
     )
     .await;
     let (_, sc) = subscribe(
@@ -279,12 +321,18 @@ async fn filters_deliver_exactly_the_matching_events_signed_as_cloudevents() {
     };
     let want: BTreeMap<&str, BTreeSet<String>> = BTreeMap::from([
         ("/a", ids(&|e| e["eventType"] == "Borrower.Flagged")),
-        ("/b", ids(&|e| e["eventType"].as_str().unwrap().starts_with("Payment."))),
+        (
+            "/b",
+            ids(&|e| e["eventType"].as_str().unwrap().starts_with("Payment.")),
+        ),
         (
             "/c",
             ids(&|e| {
                 e["eventType"] == "Borrower.Flagged"
-                    && e["payload"]["reason"].as_str().unwrap().starts_with("fraud")
+                    && e["payload"]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("fraud")
             }),
         ),
         (
@@ -299,13 +347,18 @@ async fn filters_deliver_exactly_the_matching_events_signed_as_cloudevents() {
 
     let requests = receiver
         .wait_for(Duration::from_secs(60), |rs| {
-            want.iter().all(|(path, ids)| accepted_ids(rs, path) == *ids)
+            want.iter()
+                .all(|(path, ids)| accepted_ids(rs, path) == *ids)
         })
         .await;
     // Nothing else arrives afterwards.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let requests_after = receiver.requests().await;
-    assert_eq!(requests_after.len(), requests.len(), "late, unexpected deliveries");
+    assert_eq!(
+        requests_after.len(),
+        requests.len(),
+        "late, unexpected deliveries"
+    );
     assert_signed_and_stable(&requests_after);
     for (path, ids) in &want {
         assert_eq!(&accepted_ids(&requests_after, path), ids, "{path}");
@@ -313,11 +366,23 @@ async fn filters_deliver_exactly_the_matching_events_signed_as_cloudevents() {
 
     // CloudEvents 1.0, structured mode, by default; the envelope when asked.
     let ce = requests_after.iter().find(|r| r.path == "/a").unwrap();
-    let event = stored.iter().find(|e| e["eventId"] == ce.json["id"]).unwrap();
-    assert!(ce.header("content-type").unwrap().starts_with("application/cloudevents+json"));
+    let event = stored
+        .iter()
+        .find(|e| e["eventId"] == ce.json["id"])
+        .unwrap();
+    assert!(ce
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/cloudevents+json"));
     assert_eq!(ce.json["specversion"], "1.0");
     assert_eq!(ce.json["type"], event["eventType"]);
-    assert_eq!(ce.json["subject"], json!(format!("Borrower/{}", event["aggregateId"].as_str().unwrap())));
+    assert_eq!(
+        ce.json["subject"],
+        json!(format!(
+            "Borrower/{}",
+            event["aggregateId"].as_str().unwrap()
+        ))
+    );
     assert_eq!(ce.json["data"], event["payload"]);
     assert_eq!(ce.json["tenantid"], json!(api.tenant));
     assert_eq!(ce.json["correlationid"], event["metadata"]["correlationId"]);
@@ -347,7 +412,11 @@ async fn per_aggregate_order_holds_while_the_receiver_fails_at_random() {
     receiver.set_mode(&ReceiverMode::failing(0.3, 42)).await;
     let (_, secret) = subscribe(
         &api,
-        webhook("ordered", &receiver.url("/o"), json!({"eventTypes": ["Borrower.Flagged"]})),
+        webhook(
+            "ordered",
+            &receiver.url("/o"),
+            json!({"eventTypes": ["Borrower.Flagged"]}),
+        ),
     )
     .await;
     receiver.set_secrets(&[&secret]).await;
@@ -368,7 +437,9 @@ async fn per_aggregate_order_holds_while_the_receiver_fails_at_random() {
         }
     }
     let requests = receiver
-        .wait_for(Duration::from_secs(90), |rs| accepted_ids(rs, "/o") == posted)
+        .wait_for(Duration::from_secs(90), |rs| {
+            accepted_ids(rs, "/o") == posted
+        })
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let requests = {
@@ -387,7 +458,10 @@ async fn per_aggregate_order_holds_while_the_receiver_fails_at_random() {
         );
     }
     let failed = requests.iter().filter(|r| r.status == 500).count();
-    assert!(failed > 0, "the receiver never failed: the test proved nothing");
+    assert!(
+        failed > 0,
+        "the receiver never failed: the test proved nothing"
+    );
     println!(
         "{} events, {} requests, {failed} answered 500, every aggregate in order",
         posted.len(),
@@ -402,7 +476,11 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     let (id, secret) = subscribe(
         &api,
-        webhook("breaker", &receiver.url("/down"), json!({"eventTypes": ["Borrower.Flagged"]})),
+        webhook(
+            "breaker",
+            &receiver.url("/down"),
+            json!({"eventTypes": ["Borrower.Flagged"]}),
+        ),
     )
     .await;
     receiver.set_secrets(&[&secret]).await;
@@ -414,7 +492,10 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
         .collect();
     let mut posted = BTreeSet::new();
     for round in 0..4 {
-        let events = borrowers.iter().map(|b| flagged(b, &format!("r{round}"))).collect();
+        let events = borrowers
+            .iter()
+            .map(|b| flagged(b, &format!("r{round}")))
+            .collect();
         for e in post(&api, events).await {
             posted.insert(e["eventId"].as_str().unwrap().to_string());
         }
@@ -427,14 +508,18 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
             .map(|e| e["eventType"].as_str().unwrap_or_default().to_string())
             .collect::<Vec<_>>()
     };
-    wait_until(Duration::from_secs(30), "Subscription.CircuitOpened", || {
-        let (api, id) = (api.clone(), id.clone());
-        async move {
-            circuit_events(api, id)
-                .await
-                .contains(&"Subscription.CircuitOpened".to_string())
-        }
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "Subscription.CircuitOpened",
+        || {
+            let (api, id) = (api.clone(), id.clone());
+            async move {
+                circuit_events(api, id)
+                    .await
+                    .contains(&"Subscription.CircuitOpened".to_string())
+            }
+        },
+    )
     .await;
     let shown = api.get(&format!("/subscriptions/{id}")).await;
     assert_eq!(shown.body["circuit"]["state"], "open", "{}", shown.body);
@@ -446,20 +531,26 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
 
     receiver.up().await;
     let requests = receiver
-        .wait_for(Duration::from_secs(60), |rs| accepted_ids(rs, "/down") == posted)
+        .wait_for(Duration::from_secs(60), |rs| {
+            accepted_ids(rs, "/down") == posted
+        })
         .await;
     assert_signed_and_stable(&requests);
     for (subject, seqs) in accepted_order(&requests, "/down") {
         assert_eq!(seqs, vec![1, 2, 3, 4], "{subject}");
     }
-    wait_until(Duration::from_secs(20), "Subscription.CircuitClosed", || {
-        let (api, id) = (api.clone(), id.clone());
-        async move {
-            circuit_events(api, id)
-                .await
-                .contains(&"Subscription.CircuitClosed".to_string())
-        }
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "Subscription.CircuitClosed",
+        || {
+            let (api, id) = (api.clone(), id.clone());
+            async move {
+                circuit_events(api, id)
+                    .await
+                    .contains(&"Subscription.CircuitClosed".to_string())
+            }
+        },
+    )
     .await;
     assert!(dead_letters_of(&peek(&sqs, &dlq).await, &id).is_empty());
 }
@@ -472,7 +563,11 @@ async fn a_410_goes_to_the_dead_letters_with_its_status_and_is_not_retried() {
     receiver.set_mode(&ReceiverMode::status(410)).await;
     let (id, secret) = subscribe(
         &api,
-        webhook("gone", &receiver.url("/gone"), json!({"eventTypes": ["Borrower.Flagged"]})),
+        webhook(
+            "gone",
+            &receiver.url("/gone"),
+            json!({"eventTypes": ["Borrower.Flagged"]}),
+        ),
     )
     .await;
     receiver.set_secrets(&[&secret]).await;
@@ -518,20 +613,30 @@ async fn a_backfill_from_start_from_delivers_history_in_order_then_live_events()
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut history = BTreeSet::new();
     for round in 0..3 {
-        let events = borrowers.iter().map(|b| flagged(b, &format!("h{round}"))).collect();
+        let events = borrowers
+            .iter()
+            .map(|b| flagged(b, &format!("h{round}")))
+            .collect();
         for e in post(&api, events).await {
             history.insert(e["eventId"].as_str().unwrap().to_string());
         }
     }
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
-    let mut body = webhook("backfill", &receiver.url("/bf"), json!({"eventTypes": ["Borrower.Flagged"]}));
+    let mut body = webhook(
+        "backfill",
+        &receiver.url("/bf"),
+        json!({"eventTypes": ["Borrower.Flagged"]}),
+    );
     body["startFrom"] = json!(start_from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     let (_, secret) = subscribe(&api, body).await;
     receiver.set_secrets(&[&secret]).await;
     // Live events right away, while the backfill has not run yet.
     let mut live = BTreeSet::new();
     for round in 0..2 {
-        let events = borrowers.iter().map(|b| flagged(b, &format!("l{round}"))).collect();
+        let events = borrowers
+            .iter()
+            .map(|b| flagged(b, &format!("l{round}")))
+            .collect();
         for e in post(&api, events).await {
             live.insert(e["eventId"].as_str().unwrap().to_string());
         }
@@ -559,10 +664,16 @@ fn accepted_order_from(
     let mut order: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for r in requests.iter().filter(|r| r.path == path) {
         let subject = r.json["subject"].as_str().unwrap_or_default().to_string();
-        let seq: u64 = r.json["sequence"].as_str().and_then(|s| s.parse().ok()).unwrap();
+        let seq: u64 = r.json["sequence"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap();
         let done = order.entry(subject.clone()).or_default();
         let next = done.last().map_or(first, |l| l + 1);
-        assert!(seq <= next, "{subject}: {seq} sent before {next} was accepted");
+        assert!(
+            seq <= next,
+            "{subject}: {seq} sent before {next} was accepted"
+        );
         if r.accepted() && seq == next {
             done.push(seq);
         }
@@ -591,11 +702,19 @@ async fn private_and_metadata_targets_are_refused_and_nothing_is_stored() {
     let r = api
         .post(
             "/subscriptions",
-            &webhook("bad filter", "http://127.0.0.1:9/h", json!({"eventTypes": ["loan funded"]})),
+            &webhook(
+                "bad filter",
+                "http://127.0.0.1:9/h",
+                json!({"eventTypes": ["loan funded"]}),
+            ),
         )
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.body["error"]["field"], "filter.eventTypes[0]", "{}", r.body);
+    assert_eq!(
+        r.body["error"]["field"], "filter.eventTypes[0]",
+        "{}",
+        r.body
+    );
     // Nothing was stored: no subscription, no Subscription.Created event.
     let list = api.get("/subscriptions").await;
     assert_eq!(list.body["subscriptions"], json!([]));
@@ -603,7 +722,10 @@ async fn private_and_metadata_targets_are_refused_and_nothing_is_stored() {
     assert!(stored.is_empty(), "{stored:?}");
     // The local runner allows loopback receivers (documented).
     let ok = api
-        .post("/subscriptions", &webhook("local", "http://127.0.0.1:9/h", json!({})))
+        .post(
+            "/subscriptions",
+            &webhook("local", "http://127.0.0.1:9/h", json!({})),
+        )
         .await;
     assert_eq!(ok.status, 201, "{}", ok.body);
 }
@@ -632,7 +754,11 @@ async fn another_teams_sqs_queue_receives_cloudevents() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let posted: BTreeSet<String> = post(
         &api,
-        vec![flagged("B-q1", "a"), flagged("B-q2", "b"), flagged("B-q1", "c")],
+        vec![
+            flagged("B-q1", "a"),
+            flagged("B-q2", "b"),
+            flagged("B-q1", "c"),
+        ],
     )
     .await
     .iter()
@@ -671,7 +797,11 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     let (id, old_secret) = subscribe(
         &api,
-        webhook("admin", &receiver.url("/m"), json!({"eventTypes": ["Borrower.Flagged"]})),
+        webhook(
+            "admin",
+            &receiver.url("/m"),
+            json!({"eventTypes": ["Borrower.Flagged"]}),
+        ),
     )
     .await;
     // The secret is shown once: never in reads.
@@ -679,37 +809,72 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     assert_eq!(shown.status, 200);
     assert!(shown.body.get("secret").is_none(), "{}", shown.body);
     assert_eq!(shown.body["status"], "active");
-    assert_eq!(api.get("/subscriptions").await.body["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.get("/subscriptions").await.body["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // Another tenant sees nothing of it.
     let other = runner.api(&tenant());
     assert_eq!(other.get(&format!("/subscriptions/{id}")).await.status, 404);
     assert_eq!(api.get("/subscriptions/not-a-uuid").await.status, 404);
     // Without the scope: 403.
-    let plain = runner.api(&api.tenant).with_header("x-scopes", "events:read");
+    let plain = runner
+        .api(&api.tenant)
+        .with_header("x-scopes", "events:read");
     assert_eq!(plain.get("/subscriptions").await.status, 403);
 
     // Pause: nothing goes out; resume: what waited goes.
-    let paused = send(&api, "PATCH", &format!("/subscriptions/{id}"), &json!({"status": "paused"})).await;
+    let paused = send(
+        &api,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &json!({"status": "paused"}),
+    )
+    .await;
     assert_eq!(paused.status, 200, "{}", paused.body);
     assert_eq!(paused.body["status"], "paused");
     tokio::time::sleep(Duration::from_millis(800)).await;
     receiver.set_secrets(&[&old_secret]).await;
-    let first = post(&api, vec![flagged("B-m", "while paused")]).await.remove(0);
+    let first = post(&api, vec![flagged("B-m", "while paused")])
+        .await
+        .remove(0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(receiver.requests().await.is_empty(), "delivered while paused");
-    let resumed = send(&api, "PATCH", &format!("/subscriptions/{id}"), &json!({"status": "active"})).await;
+    assert!(
+        receiver.requests().await.is_empty(),
+        "delivered while paused"
+    );
+    let resumed = send(
+        &api,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &json!({"status": "active"}),
+    )
+    .await;
     assert_eq!(resumed.status, 200);
     receiver
-        .wait_for(Duration::from_secs(30), |rs| rs.iter().any(|r| r.accepted()))
+        .wait_for(Duration::from_secs(30), |rs| {
+            rs.iter().any(|r| r.accepted())
+        })
         .await;
     // A bad patch names its field and changes nothing.
-    let bad = send(&api, "PATCH", &format!("/subscriptions/{id}"), &json!({"format": "xml"})).await;
+    let bad = send(
+        &api,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &json!({"format": "xml"}),
+    )
+    .await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["field"], "format");
 
     // Rotation: the new secret is returned once; during the grace period a receiver holding
     // only the old secret, or only the new one, verifies.
-    let rotated = api.post(&format!("/subscriptions/{id}/rotate-secret"), &json!({})).await;
+    let rotated = api
+        .post(&format!("/subscriptions/{id}/rotate-secret"), &json!({}))
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_secret = rotated.body["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, old_secret);
@@ -719,10 +884,16 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     post(&api, vec![flagged("B-m", "after rotation")]).await;
     let rs = receiver
-        .wait_for(Duration::from_secs(30), |rs| rs.iter().any(|r| r.accepted()))
+        .wait_for(Duration::from_secs(30), |rs| {
+            rs.iter().any(|r| r.accepted())
+        })
         .await;
     let signature = rs[0].header("webhook-signature").unwrap().to_string();
-    assert_eq!(signature.split(' ').count(), 2, "both secrets sign: {signature}");
+    assert_eq!(
+        signature.split(' ').count(),
+        2,
+        "both secrets sign: {signature}"
+    );
     receiver.set_secrets(&[&new_secret]).await;
     receiver.clear().await;
 
@@ -743,24 +914,44 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     assert!(rs.iter().all(|r| r.verified));
 
     // The delivery log pages with signed cursors; a cursor of another query is refused.
-    let page = api.get(&format!("/subscriptions/{id}/deliveries?limit=1")).await;
+    let page = api
+        .get(&format!("/subscriptions/{id}/deliveries?limit=1"))
+        .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.body["deliveries"].as_array().unwrap().len(), 1);
-    let cursor = page.body["cursor"].as_str().expect("a next page").to_string();
-    let next = api.get(&format!("/subscriptions/{id}/deliveries?limit=1&cursor={cursor}")).await;
+    let cursor = page.body["cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let next = api
+        .get(&format!(
+            "/subscriptions/{id}/deliveries?limit=1&cursor={cursor}"
+        ))
+        .await;
     assert_eq!(next.status, 200, "{}", next.body);
     assert_ne!(next.body["deliveries"][0], page.body["deliveries"][0]);
-    let foreign = other.get(&format!("/subscriptions/{id}/deliveries?cursor={cursor}")).await;
+    let foreign = other
+        .get(&format!("/subscriptions/{id}/deliveries?cursor={cursor}"))
+        .await;
     assert_eq!(foreign.status, 404);
 
     // Delete: gone from reads, nothing more delivered.
-    let deleted = send(&api, "DELETE", &format!("/subscriptions/{id}"), &Value::Null).await;
+    let deleted = send(
+        &api,
+        "DELETE",
+        &format!("/subscriptions/{id}"),
+        &Value::Null,
+    )
+    .await;
     assert_eq!(deleted.status, 200, "{}", deleted.body);
     assert_eq!(api.get(&format!("/subscriptions/{id}")).await.status, 404);
 
     // Every change is an event on the subscription's stream, by the caller.
     let history = api.history("Subscription", &id).await;
-    let types: Vec<&str> = history.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    let types: Vec<&str> = history
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
         [
@@ -771,7 +962,10 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
             "Subscription.Deleted"
         ]
     );
-    assert!(history.iter().all(|e| !e.to_string().contains("whsec_")), "a secret in an event");
+    assert!(
+        history.iter().all(|e| !e.to_string().contains("whsec_")),
+        "a secret in an event"
+    );
 
     // The deliveries show beside the handlers in the correlation tree.
     let corr = first["metadata"]["correlationId"].as_str().unwrap();
@@ -780,5 +974,4 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     let deliveries = &tree.body["tree"][0]["deliveries"];
     assert_eq!(deliveries[0]["subscriptionId"], json!(id), "{}", tree.body);
     assert_eq!(deliveries[0]["status"], "DELIVERED");
-
 }

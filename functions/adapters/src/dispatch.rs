@@ -62,7 +62,11 @@ impl Dispatcher {
 
     /// Also match every event against the tenants' subscriptions and send the matches to
     /// `delivery_queue_url`.
-    pub fn with_subscriptions(mut self, matcher: SubscriptionMatcher, delivery_queue_url: String) -> Self {
+    pub fn with_subscriptions(
+        mut self,
+        matcher: SubscriptionMatcher,
+        delivery_queue_url: String,
+    ) -> Self {
         self.subscriptions = Some((matcher, delivery_queue_url));
         self
     }

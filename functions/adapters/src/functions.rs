@@ -213,7 +213,9 @@ pub async fn run_delivery() -> Result<(), Error> {
     let runner = delivery_runner(
         &config,
         &Clients::from_env().await,
-        crate::subscriptions::delivery::webhook_sender(crate::subscriptions::egress::policy_from_env()?)?,
+        crate::subscriptions::delivery::webhook_sender(
+            crate::subscriptions::egress::policy_from_env()?,
+        )?,
     );
     let runner = &runner;
     lambda_runtime::run(service_fn(

@@ -201,7 +201,11 @@ pub(crate) mod tests {
                 .region(aws_sdk_kms::config::Region::new("us-east-1"))
                 .build(),
         );
-        let clients = crate::config::Clients { dynamodb: ddb, sqs, kms };
+        let clients = crate::config::Clients {
+            dynamodb: ddb,
+            sqs,
+            kms,
+        };
         crate::functions::ingest_router(&config, &clients, Default::default())
     }
 }

@@ -508,13 +508,18 @@ pub async fn correlation_tree(
     // Deliveries to subscriptions, beside the handlers (one Query per event).
     let mut deliveries: HashMap<String, Vec<Value>> = HashMap::new();
     for e in &events {
-        let found = crate::subscriptions::deliverylog::deliveries_of_event(ddb, table, tenant, &e.event_id).await?;
+        let found =
+            crate::subscriptions::deliverylog::deliveries_of_event(ddb, table, tenant, &e.event_id)
+                .await?;
         if !found.is_empty() {
             deliveries.insert(e.event_id.to_string(), found);
         }
     }
     fn attach(node: &mut Value, deliveries: &HashMap<String, Vec<Value>>) {
-        let id = node["event"]["eventId"].as_str().unwrap_or_default().to_string();
+        let id = node["event"]["eventId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         node["deliveries"] = json!(deliveries.get(&id).cloned().unwrap_or_default());
         if let Some(kids) = node["children"].as_array_mut() {
             for k in kids {

@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 
 use crate::api::{stream_of, ApiError};
 use crate::error::{classify, AdapterError};
-use crate::query::{events_by_type, Ops, Window};
 use crate::publisher::QueuePublisher;
+use crate::query::{events_by_type, Ops, Window};
 use crate::store::{DynamoStore, EventStore};
 use crate::subscriptions::matching::{delivery_message, DeliveryKind};
 use crate::subscriptions::repo::{StoredSubscription, SubscriptionStore};
@@ -334,7 +334,12 @@ async fn replay_subscriptions(
     let store = SubscriptionStore::new(DynamoStore::new(ops.dynamodb.clone(), &ops.config.table));
     let mut out = Vec::new();
     for (i, raw) in ids.iter().enumerate() {
-        let unknown = || ApiError::bad(&format!("subscriptions[{i}]"), format!("no subscription {raw}"));
+        let unknown = || {
+            ApiError::bad(
+                &format!("subscriptions[{i}]"),
+                format!("no subscription {raw}"),
+            )
+        };
         let id = uuid::Uuid::parse_str(raw).map_err(|_| unknown())?;
         out.push(store.get(tenant, &id).await?.ok_or_else(unknown)?);
     }
@@ -362,7 +367,9 @@ async fn send_deliveries(
         .iter()
         .map(|(s, e)| delivery_message(s, e, DeliveryKind::Replay, Some(replay_id)))
         .collect::<Result<Vec<_>, _>>()?;
-    let failed = QueuePublisher::new(ops.sqs.clone()).send(url, &messages).await?;
+    let failed = QueuePublisher::new(ops.sqs.clone())
+        .send(url, &messages)
+        .await?;
     if !failed.is_empty() {
         return Err(AdapterError::Transient(format!(
             "{} of {} replayed deliveries were not queued",

@@ -270,7 +270,9 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             None => (None, None),
         };
         let response = match client {
-            Some(client) => run_batch(&event, client, url, |msg| self.process(msg, lease, &stats)).await,
+            Some(client) => {
+                run_batch(&event, client, url, |msg| self.process(msg, lease, &stats)).await
+            }
             None => run_batch_without_queue(&event, |msg| self.process(msg, lease, &stats)).await,
         };
         stats.emit_metrics();
@@ -618,7 +620,10 @@ where
 }
 
 /// [`run_batch`] without a queue to set visibility on (tests, in-memory runs).
-pub async fn run_batch_without_queue<'a, F, Fut>(event: &'a SqsEvent, process: F) -> SqsBatchResponse
+pub async fn run_batch_without_queue<'a, F, Fut>(
+    event: &'a SqsEvent,
+    process: F,
+) -> SqsBatchResponse
 where
     F: FnMut(&'a SqsMessage) -> Fut,
     Fut: std::future::Future<Output = Outcome>,

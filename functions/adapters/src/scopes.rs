@@ -158,9 +158,21 @@ pub const ROUTES: &[RouteScope] = &[
     route("PUT", "/handlers/{handler}", FixedScope::OpsHandlers),
     route("POST", "/subscriptions", FixedScope::SubscriptionsAdmin),
     route("GET", "/subscriptions", FixedScope::SubscriptionsAdmin),
-    route("GET", "/subscriptions/{subscriptionId}", FixedScope::SubscriptionsAdmin),
-    route("PATCH", "/subscriptions/{subscriptionId}", FixedScope::SubscriptionsAdmin),
-    route("DELETE", "/subscriptions/{subscriptionId}", FixedScope::SubscriptionsAdmin),
+    route(
+        "GET",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "PATCH",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "DELETE",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
     route(
         "POST",
         "/subscriptions/{subscriptionId}/rotate-secret",

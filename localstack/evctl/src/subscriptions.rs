@@ -12,12 +12,28 @@ pub async fn run(ctx: &Ctx, sub: &str, a: &Args) -> Res<()> {
         "create" => create(ctx, a).await,
         "list" => list(ctx).await,
         "show" => show(ctx, a.word(0, "subscription id")?).await,
-        "pause" => patch(ctx, a.word(0, "subscription id")?, json!({"status": "paused"})).await,
-        "resume" => patch(ctx, a.word(0, "subscription id")?, json!({"status": "active"})).await,
+        "pause" => {
+            patch(
+                ctx,
+                a.word(0, "subscription id")?,
+                json!({"status": "paused"}),
+            )
+            .await
+        }
+        "resume" => {
+            patch(
+                ctx,
+                a.word(0, "subscription id")?,
+                json!({"status": "active"}),
+            )
+            .await
+        }
         "delete" => delete(ctx, a.word(0, "subscription id")?).await,
         "rotate-secret" => rotate(ctx, a.word(0, "subscription id")?).await,
         "deliveries" => deliveries(ctx, a.word(0, "subscription id")?, a).await,
-        other => Err(Fail::usage(format!("subscriptions {other}: no such command"))),
+        other => Err(Fail::usage(format!(
+            "subscriptions {other}: no such command"
+        ))),
     }
 }
 
@@ -51,7 +67,11 @@ async fn create(ctx: &Ctx, a: &Args) -> Res<()> {
     let target = match (a.flag("--url"), a.flag("--queue-url")) {
         (Some(url), None) => json!({"type": "webhook", "url": url}),
         (None, Some(q)) => json!({"type": "sqs", "queueUrl": q}),
-        _ => return Err(Fail::usage("give --url (webhook) or --queue-url (SQS), one of them")),
+        _ => {
+            return Err(Fail::usage(
+                "give --url (webhook) or --queue-url (SQS), one of them",
+            ))
+        }
     };
     let mut body = json!({"name": name, "filter": filter, "target": target});
     if let Some(f) = a.flag("--format") {
@@ -63,7 +83,11 @@ async fn create(ctx: &Ctx, a: &Args) -> Res<()> {
     let (_, s) = ctx.api.send("POST", "/subscriptions", Some(&body)).await?;
     out(ctx, &s, |o| {
         outln!(o, "created {}", summary(&s));
-        outln!(o, "signing secret (shown once): {}", s["secret"].as_str().unwrap_or("?"));
+        outln!(
+            o,
+            "signing secret (shown once): {}",
+            s["secret"].as_str().unwrap_or("?")
+        );
     })
 }
 
@@ -126,7 +150,11 @@ async fn rotate(ctx: &Ctx, id: &str) -> Res<()> {
         )
         .await?;
     out(ctx, &r, |o| {
-        outln!(o, "new signing secret (shown once): {}", r["secret"].as_str().unwrap_or("?"));
+        outln!(
+            o,
+            "new signing secret (shown once): {}",
+            r["secret"].as_str().unwrap_or("?")
+        );
         outln!(
             o,
             "the previous secret also signs until {}",
@@ -150,7 +178,11 @@ async fn deliveries(ctx: &Ctx, id: &str, a: &Args) -> Res<()> {
     };
     let (_, r) = ctx
         .api
-        .send("GET", &format!("/subscriptions/{}/deliveries{q}", enc(id)), None)
+        .send(
+            "GET",
+            &format!("/subscriptions/{}/deliveries{q}", enc(id)),
+            None,
+        )
         .await?;
     out(ctx, &r, |o| {
         for d in r["deliveries"].as_array().into_iter().flatten() {
@@ -159,13 +191,19 @@ async fn deliveries(ctx: &Ctx, id: &str, a: &Args) -> Res<()> {
                 "{}  {:<13} {:>4} {:>5} ms  {:<26} {}/{} #{}{}",
                 d["at"].as_str().unwrap_or("?"),
                 d["outcome"].as_str().unwrap_or("?"),
-                d["status"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                d["status"]
+                    .as_u64()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 d["durationMs"],
                 d["eventType"].as_str().unwrap_or("?"),
                 d["aggregateType"].as_str().unwrap_or("?"),
                 d["aggregateId"].as_str().unwrap_or("?"),
                 d["sequence"],
-                d["error"].as_str().map(|e| format!("  {e}")).unwrap_or_default()
+                d["error"]
+                    .as_str()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
             );
         }
         if let Some(c) = r["cursor"].as_str() {

@@ -26,6 +26,7 @@
 mod admin;
 mod checkpoint;
 mod demo;
+mod demo_webhook;
 mod load;
 mod pollers;
 mod provision;

@@ -76,7 +76,8 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
         topology::DELIVERY_MAX_RECEIVE_COUNT,
     )
     .await?;
-    let subscription_key = ensure_key(&clients.kms, &topology::subscription_key_alias(prefix)).await?;
+    let subscription_key =
+        ensure_key(&clients.kms, &topology::subscription_key_alias(prefix)).await?;
     Ok(Provisioned {
         table: table.to_string(),
         stream_arn,
@@ -233,11 +234,25 @@ async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, St
         .key_metadata()
         .map(|m| m.key_id().to_string())
         .ok_or("CreateKey returned no key")?;
-    match kms.create_alias().alias_name(alias).target_key_id(&id).send().await {
+    match kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(&id)
+        .send()
+        .await
+    {
         Ok(_) => tracing::info!(alias, "created KMS key"),
         // Another runner created it meanwhile: use theirs.
-        Err(e) if aws_sdk_kms::error::DisplayErrorContext(&e).to_string().contains("AlreadyExists") => {}
-        Err(e) => return Err(format!("CreateAlias {alias}: {}", aws_sdk_kms::error::DisplayErrorContext(&e))),
+        Err(e)
+            if aws_sdk_kms::error::DisplayErrorContext(&e)
+                .to_string()
+                .contains("AlreadyExists") => {}
+        Err(e) => {
+            return Err(format!(
+                "CreateAlias {alias}: {}",
+                aws_sdk_kms::error::DisplayErrorContext(&e)
+            ))
+        }
     }
     Ok(alias.to_string())
 }
@@ -341,11 +356,13 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
         .send()
         .await;
     let (delivery, delivery_dlq) = topology::delivery_queues(prefix);
-    let pairs = topology::queues(prefix).into_iter().chain([topology::QueuePair {
-        domain: "deliveries",
-        queue: delivery,
-        dlq: delivery_dlq,
-    }]);
+    let pairs = topology::queues(prefix)
+        .into_iter()
+        .chain([topology::QueuePair {
+            domain: "deliveries",
+            queue: delivery,
+            dlq: delivery_dlq,
+        }]);
     for pair in pairs {
         for name in [&pair.queue, &pair.dlq] {
             if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {

@@ -115,7 +115,8 @@ pub fn spawn_delivery_pollers(
     let runner = std::sync::Arc::new(functions::delivery_runner(
         config,
         clients,
-        webhook_sender(egress::local_policy().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?,
+        webhook_sender(egress::local_policy().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
     ));
     for _ in 0..queue_concurrency() {
         let (sqs, url, arn) = (

@@ -10,7 +10,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use lending_events::envelope::format_time;
-pub use lending_events::subscription::{BreakerConfig, BreakerEvent, Circuit, Decision, Transition};
+pub use lending_events::subscription::{
+    BreakerConfig, BreakerEvent, Circuit, Decision, Transition,
+};
 
 use super::keys::circuit_pk;
 use crate::error::{classify, AdapterError};
@@ -47,7 +49,11 @@ pub struct Circuits {
 const RACES: u32 = 8;
 
 impl Circuits {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, config: BreakerConfig) -> Circuits {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        config: BreakerConfig,
+    ) -> Circuits {
         Circuits {
             client,
             table: table.into(),
@@ -75,8 +81,15 @@ impl Circuits {
 
     /// Write `circuit` if the stored version is still `version`; false when another
     /// delivery changed it first.
-    async fn store(&self, tenant: &str, address: &str, circuit: &Circuit, version: u64) -> Result<bool, AdapterError> {
-        let body = serde_json::to_string(circuit).map_err(|e| AdapterError::Decode(e.to_string()))?;
+    async fn store(
+        &self,
+        tenant: &str,
+        address: &str,
+        circuit: &Circuit,
+        version: u64,
+    ) -> Result<bool, AdapterError> {
+        let body =
+            serde_json::to_string(circuit).map_err(|e| AdapterError::Decode(e.to_string()))?;
         let mut put = self
             .client
             .put_item()
@@ -96,14 +109,24 @@ impl Circuits {
         };
         match put.send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(classify("PutItem(circuit)", e)),
         }
     }
 
     /// May a delivery to `address` go now? An open circuit past its cool-down lets exactly
     /// one delivery through as the probe.
-    pub async fn gate(&self, tenant: &str, address: &str, now: DateTime<Utc>) -> Result<Gate, AdapterError> {
+    pub async fn gate(
+        &self,
+        tenant: &str,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Gate, AdapterError> {
         let (circuit, version) = self.load(tenant, address).await?;
         match circuit.decide(&self.config, now) {
             Decision::Send => Ok(Gate::Send),
@@ -149,7 +172,10 @@ impl Circuits {
 }
 
 fn wait(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    (until - now).to_std().unwrap_or_default().max(Duration::from_millis(200))
+    (until - now)
+        .to_std()
+        .unwrap_or_default()
+        .max(Duration::from_millis(200))
 }
 
 fn decode(item: &Item) -> Result<Circuit, AdapterError> {
@@ -187,7 +213,10 @@ pub fn config_from_env() -> BreakerConfig {
     let d = BreakerConfig::default();
     let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
     BreakerConfig {
-        failure_threshold: num("DELIVERY_BREAKER_THRESHOLD").map_or(d.failure_threshold, |v| v.clamp(1, 1000) as u32),
-        cool_down: num("DELIVERY_BREAKER_COOLDOWN_MS").map_or(d.cool_down, |v| TimeDelta::milliseconds(v.clamp(100, 86_400_000))),
+        failure_threshold: num("DELIVERY_BREAKER_THRESHOLD")
+            .map_or(d.failure_threshold, |v| v.clamp(1, 1000) as u32),
+        cool_down: num("DELIVERY_BREAKER_COOLDOWN_MS").map_or(d.cool_down, |v| {
+            TimeDelta::milliseconds(v.clamp(100, 86_400_000))
+        }),
     }
 }

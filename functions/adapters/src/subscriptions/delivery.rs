@@ -34,17 +34,17 @@ use uuid::Uuid;
 
 use super::circuit::{BreakerConfig, BreakerEvent, Circuits, Gate, Transition};
 use super::deliverylog::{Attempt, AttemptOutcome as Logged, DeliveryLog};
-use chrono::TimeDelta;
-use lending_events::subscription::{AttemptOutcome, RetryPolicy, Verdict};
 use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
 use super::model::{self, Status, Target};
 use super::repo::{StoredSubscription, SubscriptionStore};
 use super::secrets::{SecretBox, SigningSecret};
 use crate::error::{classify, AdapterError};
 use crate::publisher::QueuePublisher;
+use crate::runner::{run_batch, Outcome};
 use crate::webhooks::sender::{Attempt as SentAttempt, Delivery, SendOutcome, WebhookSender};
 use crate::webhooks::signing::Signer;
-use crate::runner::{run_batch, Outcome};
+use chrono::TimeDelta;
+use lending_events::subscription::{AttemptOutcome, RetryPolicy, Verdict};
 
 /// The principal of what the delivery function records.
 pub const DELIVERY_PRINCIPAL: &str = "delivery:delivery-handler";
@@ -66,7 +66,9 @@ pub fn webhook_sender(egress: super::egress::EgressPolicy) -> Result<WebhookSend
     let timeout = std::env::var("DELIVERY_TIMEOUT_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .map_or(crate::webhooks::sender::DEFAULT_TIMEOUT, |ms| Duration::from_millis(ms.clamp(100, 30_000)));
+        .map_or(crate::webhooks::sender::DEFAULT_TIMEOUT, |ms| {
+            Duration::from_millis(ms.clamp(100, 30_000))
+        });
     Ok(WebhookSender::new(egress)?.with_timeout(timeout))
 }
 
@@ -106,17 +108,23 @@ impl DeliverySettings {
     pub fn from_env() -> DeliverySettings {
         let d = DeliverySettings::default();
         let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i64>().ok());
-        let ms = |k: &str, def: TimeDelta| num(k).map_or(def, |v| TimeDelta::milliseconds(v.clamp(1, 86_400_000)));
+        let ms = |k: &str, def: TimeDelta| {
+            num(k).map_or(def, |v| TimeDelta::milliseconds(v.clamp(1, 86_400_000)))
+        };
         DeliverySettings {
-            max_attempts: num("DELIVERY_MAX_ATTEMPTS").map_or(d.max_attempts, |n| n.clamp(1, 100) as u32),
+            max_attempts: num("DELIVERY_MAX_ATTEMPTS")
+                .map_or(d.max_attempts, |n| n.clamp(1, 100) as u32),
             retry: RetryPolicy {
                 base_delay: ms("DELIVERY_RETRY_BASE_MS", d.retry.base_delay),
                 max_delay: ms("DELIVERY_RETRY_CAP_MS", d.retry.max_delay),
                 ..d.retry
             },
-            hold: num("DELIVERY_HOLD_MS").map_or(d.hold, |v| Duration::from_millis(v.clamp(1, 43_200_000) as u64)),
-            paused_hold: num("DELIVERY_PAUSED_HOLD_MS")
-                .map_or(d.paused_hold, |v| Duration::from_millis(v.clamp(1, 43_200_000) as u64)),
+            hold: num("DELIVERY_HOLD_MS").map_or(d.hold, |v| {
+                Duration::from_millis(v.clamp(1, 43_200_000) as u64)
+            }),
+            paused_hold: num("DELIVERY_PAUSED_HOLD_MS").map_or(d.paused_hold, |v| {
+                Duration::from_millis(v.clamp(1, 43_200_000) as u64)
+            }),
             breaker: super::circuit::config_from_env(),
         }
     }
@@ -155,9 +163,18 @@ pub struct DeliveryRunner<W> {
 
 /// What became of one delivery attempt.
 enum Sent {
-    Ok { status: Option<u16> },
-    Retry { status: Option<u16>, error: String, retry_after: Option<String> },
-    Permanent { status: u16, excerpt: String },
+    Ok {
+        status: Option<u16>,
+    },
+    Retry {
+        status: Option<u16>,
+        error: String,
+        retry_after: Option<String>,
+    },
+    Permanent {
+        status: u16,
+        excerpt: String,
+    },
 }
 
 impl<W: WebhookPort> DeliveryRunner<W> {
@@ -191,21 +208,37 @@ impl<W: WebhookPort> DeliveryRunner<W> {
 
     /// Handle one SQS batch of the delivery queue.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&event, &self.sqs, self.queue_url.as_deref(), |msg| self.process(msg)).await
+        run_batch(&event, &self.sqs, self.queue_url.as_deref(), |msg| {
+            self.process(msg)
+        })
+        .await
     }
 
     /// The subscription with decrypted secrets, cached briefly (`fresh`: read again).
-    async fn ready(&self, tenant: &str, id: &Uuid, fresh: bool) -> Result<Option<Arc<Ready>>, AdapterError> {
+    async fn ready(
+        &self,
+        tenant: &str,
+        id: &Uuid,
+        fresh: bool,
+    ) -> Result<Option<Arc<Ready>>, AdapterError> {
         let key = (tenant.to_string(), *id);
         if !fresh {
-            if let Some(r) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if let Some(r) = self
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+            {
                 if r.at.elapsed() < self.cache_ttl {
                     return Ok(Some(r.clone()));
                 }
             }
         }
         let Some(stored) = self.subscriptions.get(tenant, id).await? else {
-            self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
             return Ok(None);
         };
         let sid = id.to_string();
@@ -233,12 +266,23 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         let body = msg.body.as_deref().unwrap_or("");
         let message: DeliveryMessage = match serde_json::from_str(body) {
             Ok(m) => m,
-            Err(e) => return self.dead_letter(msg, &format!("undecodable delivery message: {e}"), None, None).await,
+            Err(e) => {
+                return self
+                    .dead_letter(
+                        msg,
+                        &format!("undecodable delivery message: {e}"),
+                        None,
+                        None,
+                    )
+                    .await
+            }
         };
         let result = match (&message.kind, &message.event) {
             (DeliveryKind::StartBackfill, _) => self.backfill(&message).await,
             (_, Some(event)) => self.deliver(msg, &message, event).await,
-            (_, None) => Ok(self.dead_letter(msg, "a delivery message without its event", None, None).await),
+            (_, None) => Ok(self
+                .dead_letter(msg, "a delivery message without its event", None, None)
+                .await),
         };
         result.unwrap_or_else(|e| Outcome::Retry {
             reason: e.to_string(),
@@ -246,18 +290,33 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         })
     }
 
-    async fn deliver(&self, msg: &SqsMessage, message: &DeliveryMessage, event: &EventEnvelope) -> Result<Outcome, AdapterError> {
+    async fn deliver(
+        &self,
+        msg: &SqsMessage,
+        message: &DeliveryMessage,
+        event: &EventEnvelope,
+    ) -> Result<Outcome, AdapterError> {
         let tenant = &message.tenant_id;
         let sub_id = &message.subscription_id;
         if event.metadata.tenant_id != *tenant {
-            return Ok(self.dead_letter(msg, "the event is not the subscription's tenant's", None, None).await);
+            return Ok(self
+                .dead_letter(
+                    msg,
+                    "the event is not the subscription's tenant's",
+                    None,
+                    None,
+                )
+                .await);
         }
         let Some(mut ready) = self.ready(tenant, sub_id, false).await? else {
             tracing::info!(subscription = %sub_id, event_id = %event.event_id, "subscription deleted; delivery dropped");
             return Ok(Outcome::Done);
         };
         if ready.stored.subscription.status == Status::Paused {
-            return Ok(hold("the subscription is paused", self.settings.paused_hold));
+            return Ok(hold(
+                "the subscription is paused",
+                self.settings.paused_hold,
+            ));
         }
         if message.kind == DeliveryKind::Live && !ready.stored.backfill_done() {
             // The cached view may be behind: look again before holding.
@@ -266,11 +325,16 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 None => return Ok(Outcome::Done),
             };
             if !ready.stored.backfill_done() {
-                return Ok(hold("the subscription's backfill has not finished", self.settings.hold));
+                return Ok(hold(
+                    "the subscription's backfill has not finished",
+                    self.settings.hold,
+                ));
             }
         }
         // A redelivered message of an event already delivered (a replay delivers again).
-        if message.kind != DeliveryKind::Replay && self.log.delivered(tenant, sub_id, &event.event_id).await? {
+        if message.kind != DeliveryKind::Replay
+            && self.log.delivered(tenant, sub_id, &event.event_id).await?
+        {
             return Ok(Outcome::Done);
         }
         let sub = &ready.stored.subscription;
@@ -298,22 +362,49 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                     })
                     .await;
                 match answer.outcome {
-                    SendOutcome::Delivered { status } => Sent::Ok { status: Some(status) },
-                    SendOutcome::RetryLater { status, retry_after, body_excerpt } => Sent::Retry {
+                    SendOutcome::Delivered { status } => Sent::Ok {
+                        status: Some(status),
+                    },
+                    SendOutcome::RetryLater {
+                        status,
+                        retry_after,
+                        body_excerpt,
+                    } => Sent::Retry {
                         status: Some(status),
                         error: format!("HTTP {status}: {body_excerpt}"),
                         retry_after,
                     },
-                    SendOutcome::Permanent { status, body_excerpt } => Sent::Permanent { status, excerpt: body_excerpt },
-                    SendOutcome::NetworkError { message, .. } => Sent::Retry { status: None, error: message, retry_after: None },
+                    SendOutcome::Permanent {
+                        status,
+                        body_excerpt,
+                    } => Sent::Permanent {
+                        status,
+                        excerpt: body_excerpt,
+                    },
+                    SendOutcome::NetworkError { message, .. } => Sent::Retry {
+                        status: None,
+                        error: message,
+                        retry_after: None,
+                    },
                     // The egress policy refuses the target now (its DNS answer changed):
                     // never sent, not the target's failure; it waits like a failure would.
-                    SendOutcome::Refused { reason } => Sent::Retry { status: None, error: format!("refused: {reason}"), retry_after: None },
+                    SendOutcome::Refused { reason } => Sent::Retry {
+                        status: None,
+                        error: format!("refused: {reason}"),
+                        retry_after: None,
+                    },
                 }
             }
-            Target::Sqs { queue_url } => match self.send_sqs(queue_url, event, &body.bytes, body.content_type).await {
+            Target::Sqs { queue_url } => match self
+                .send_sqs(queue_url, event, &body.bytes, body.content_type)
+                .await
+            {
                 Ok(()) => Sent::Ok { status: None },
-                Err(e) => Sent::Retry { status: None, error: e.to_string(), retry_after: None },
+                Err(e) => Sent::Retry {
+                    status: None,
+                    error: e.to_string(),
+                    retry_after: None,
+                },
             },
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -321,7 +412,9 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         attempt.webhook_id = webhook_id.clone();
         attempt.duration_ms = duration_ms;
         let metric = |name: &'static str| {
-            crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count(name, 1).emit();
+            crate::metrics::Emf::new(&[("Function", "delivery-handler")])
+                .count(name, 1)
+                .emit();
         };
         match sent {
             Sent::Ok { status } => {
@@ -329,7 +422,9 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 let logged = self.log.record(tenant, &attempt, !probe).await?;
                 self.after_success(&ready.stored, &address).await;
                 if message.kind == DeliveryKind::Backfill && logged.first_finish {
-                    self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                    self.subscriptions
+                        .count_backfill_finished(tenant, sub_id)
+                        .await?;
                 }
                 metric("Delivered");
                 Ok(Outcome::Done)
@@ -341,23 +436,37 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 attempt.status = Some(status);
                 attempt.error = Some(format!("HTTP {status}: {excerpt}"));
                 let outcome = self
-                    .dead_letter(msg, &format!("the target answered {status}"), Some(status), Some(&excerpt))
+                    .dead_letter(
+                        msg,
+                        &format!("the target answered {status}"),
+                        Some(status),
+                        Some(&excerpt),
+                    )
                     .await;
                 if matches!(outcome, Outcome::DeadLettered(_)) {
                     let logged = self.log.record(tenant, &attempt, !probe).await?;
                     if message.kind == DeliveryKind::Backfill && logged.first_finish {
-                        self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                        self.subscriptions
+                            .count_backfill_finished(tenant, sub_id)
+                            .await?;
                     }
                     metric("DeadLettered");
                 }
                 Ok(outcome)
             }
-            Sent::Retry { status, error, retry_after } => {
+            Sent::Retry {
+                status,
+                error,
+                retry_after,
+            } => {
                 attempt.outcome = Logged::Retrying;
                 attempt.status = status;
                 attempt.error = Some(error.clone());
                 metric("DeliveryFailed");
-                let (circuit, transition) = self.circuits.record(tenant, &address, BreakerEvent::Failed(Utc::now())).await?;
+                let (circuit, transition) = self
+                    .circuits
+                    .record(tenant, &address, BreakerEvent::Failed(Utc::now()))
+                    .await?;
                 let logged = self.log.record(tenant, &attempt, !probe).await?;
                 let opened = transition == Some(Transition::Opened);
                 if opened {
@@ -369,13 +478,20 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 }
                 if !probe && !opened && logged.counted_attempts >= self.settings.max_attempts {
                     let outcome = self
-                        .dead_letter(msg, &format!("{} attempts failed; last: {error}", logged.counted_attempts), status, None)
+                        .dead_letter(
+                            msg,
+                            &format!("{} attempts failed; last: {error}", logged.counted_attempts),
+                            status,
+                            None,
+                        )
                         .await;
                     if matches!(outcome, Outcome::DeadLettered(_)) {
                         attempt.outcome = Logged::DeadLettered;
                         self.log.record(tenant, &attempt, false).await?;
                         if message.kind == DeliveryKind::Backfill {
-                            self.subscriptions.count_backfill_finished(tenant, sub_id).await?;
+                            self.subscriptions
+                                .count_backfill_finished(tenant, sub_id)
+                                .await?;
                         }
                     }
                     return Ok(outcome);
@@ -383,28 +499,50 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 // An open circuit: wait for the probe. Else the backoff, never sooner than the
                 // target's Retry-After.
                 let delay = match self.circuits.retry_at(&circuit) {
-                    Some(at) => (at - Utc::now()).to_std().unwrap_or_default().max(Duration::from_millis(200)),
+                    Some(at) => (at - Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .max(Duration::from_millis(200)),
                     None => {
                         let outcome = AttemptOutcome::Answered {
                             status: status.unwrap_or(503),
                             retry_after: retry_after.as_deref(),
                         };
-                        match self.settings.retry.verdict(logged.counted_attempts.max(1), outcome, Utc::now(), Uuid::new_v4().as_u128() as u64) {
+                        match self.settings.retry.verdict(
+                            logged.counted_attempts.max(1),
+                            outcome,
+                            Utc::now(),
+                            Uuid::new_v4().as_u128() as u64,
+                        ) {
                             Verdict::RetryAfter(d) => d.to_std().unwrap_or_default(),
                             _ => self.settings.backoff(logged.counted_attempts),
                         }
                     }
                 };
-                Ok(Outcome::Retry { reason: error, delay })
+                Ok(Outcome::Retry {
+                    reason: error,
+                    delay,
+                })
             }
         }
     }
 
     async fn after_success(&self, stored: &StoredSubscription, address: &str) {
-        match self.circuits.record(&stored.subscription.tenant_id, address, BreakerEvent::Succeeded).await {
+        match self
+            .circuits
+            .record(
+                &stored.subscription.tenant_id,
+                address,
+                BreakerEvent::Succeeded,
+            )
+            .await
+        {
             Ok((_, Some(Transition::Closed))) => {
-                self.record_circuit(stored, "Subscription.CircuitClosed", json!({}), address).await;
-                crate::metrics::Emf::new(&[("Function", "delivery-handler")]).count("CircuitClosed", 1).emit();
+                self.record_circuit(stored, "Subscription.CircuitClosed", json!({}), address)
+                    .await;
+                crate::metrics::Emf::new(&[("Function", "delivery-handler")])
+                    .count("CircuitClosed", 1)
+                    .emit();
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not reset the circuit"),
@@ -413,7 +551,13 @@ impl<W: WebhookPort> DeliveryRunner<W> {
 
     /// Record a circuit event on the subscription's stream (best effort: the circuit item
     /// is the truth; a lost event is logged).
-    async fn record_circuit(&self, stored: &StoredSubscription, event_type: &str, mut payload: Value, address: &str) {
+    async fn record_circuit(
+        &self,
+        stored: &StoredSubscription,
+        event_type: &str,
+        mut payload: Value,
+        address: &str,
+    ) {
         let sub = &stored.subscription;
         payload["subscriptionId"] = json!(sub.subscription_id.to_string());
         payload["target"] = json!(address.chars().take(900).collect::<String>());
@@ -427,17 +571,32 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             principal: DELIVERY_PRINCIPAL,
             producer: DELIVERY,
         };
-        let appended = match lending_events::envelope::NewEvent::from_value_in(Catalog::builtin(), raw, &ctx, &mut Uuid::new_v4) {
-            Ok(e) => crate::store::EventStore::append(self.subscriptions.events(), vec![e], now).await,
+        let appended = match lending_events::envelope::NewEvent::from_value_in(
+            Catalog::builtin(),
+            raw,
+            &ctx,
+            &mut Uuid::new_v4,
+        ) {
+            Ok(e) => {
+                crate::store::EventStore::append(self.subscriptions.events(), vec![e], now).await
+            }
             Err(e) => Err(e.into()),
         };
         match appended {
-            Ok(_) => tracing::warn!(subscription = %sub.subscription_id, event_type, target = address, "circuit changed"),
+            Ok(_) => {
+                tracing::warn!(subscription = %sub.subscription_id, event_type, target = address, "circuit changed")
+            }
             Err(e) => tracing::error!(error = %e, event_type, "could not record the circuit event"),
         }
     }
 
-    async fn send_sqs(&self, queue_url: &str, event: &EventEnvelope, body: &[u8], content_type: &str) -> Result<(), AdapterError> {
+    async fn send_sqs(
+        &self,
+        queue_url: &str,
+        event: &EventEnvelope,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<(), AdapterError> {
         let text = String::from_utf8_lossy(body).into_owned();
         let attr = |v: &str| {
             MessageAttributeValue::builder()
@@ -458,13 +617,21 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 .message_group_id(event.stream().message_group())
                 .message_deduplication_id(event.event_id.to_string());
         }
-        req.send().await.map_err(|e| classify("SendMessage(target)", e))?;
+        req.send()
+            .await
+            .map_err(|e| classify("SendMessage(target)", e))?;
         Ok(())
     }
 
     /// Move a message to the subscriptions' dead letters with why (and the target's status
     /// and answer when there is one).
-    async fn dead_letter(&self, msg: &SqsMessage, reason: &str, status: Option<u16>, excerpt: Option<&str>) -> Outcome {
+    async fn dead_letter(
+        &self,
+        msg: &SqsMessage,
+        reason: &str,
+        status: Option<u16>,
+        excerpt: Option<&str>,
+    ) -> Outcome {
         let Some(dlq) = &self.dlq_url else {
             return Outcome::Retry {
                 reason: format!("{reason}; and no dead-letter queue is configured"),
@@ -487,22 +654,44 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 .sqs
                 .send_message()
                 .queue_url(dlq)
-                .message_body(msg.body.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "(empty body)".into()))
-                .message_group_id(msg.attributes.get("MessageGroupId").cloned().unwrap_or_else(|| "unknown".into()))
-                .message_deduplication_id(msg.message_id.clone().unwrap_or_else(|| Uuid::new_v4().to_string()))
-                .message_attributes("failureReason", attr(&reason.chars().take(1000).collect::<String>())?)
+                .message_body(
+                    msg.body
+                        .clone()
+                        .filter(|b| !b.is_empty())
+                        .unwrap_or_else(|| "(empty body)".into()),
+                )
+                .message_group_id(
+                    msg.attributes
+                        .get("MessageGroupId")
+                        .cloned()
+                        .unwrap_or_else(|| "unknown".into()),
+                )
+                .message_deduplication_id(
+                    msg.message_id
+                        .clone()
+                        .unwrap_or_else(|| Uuid::new_v4().to_string()),
+                )
+                .message_attributes(
+                    "failureReason",
+                    attr(&reason.chars().take(1000).collect::<String>())?,
+                )
                 .message_attributes("subscriptionId", attr(&subscription)?)
                 .message_attributes("failedAt", attr(&format_time(&Utc::now()))?);
             if let Some(st) = status {
                 req = req.message_attributes("status", attr(&st.to_string())?);
             }
             if let Some(x) = excerpt.filter(|x| !x.is_empty()) {
-                req = req.message_attributes("bodyExcerpt", attr(&x.chars().take(1000).collect::<String>())?);
+                req = req.message_attributes(
+                    "bodyExcerpt",
+                    attr(&x.chars().take(1000).collect::<String>())?,
+                );
             }
             if let Some(src) = &self.queue_url {
                 req = req.message_attributes("sourceQueue", attr(src)?);
             }
-            req.send().await.map_err(|e| classify("SendMessage(delivery DLQ)", e))?;
+            req.send()
+                .await
+                .map_err(|e| classify("SendMessage(delivery DLQ)", e))?;
             Ok::<(), AdapterError>(())
         };
         match send.await {
@@ -521,7 +710,11 @@ impl<W: WebhookPort> DeliveryRunner<W> {
     /// aggregate, then record how many messages that was.
     async fn backfill(&self, message: &DeliveryMessage) -> Result<Outcome, AdapterError> {
         let tenant = &message.tenant_id;
-        let Some(stored) = self.subscriptions.get(tenant, &message.subscription_id).await? else {
+        let Some(stored) = self
+            .subscriptions
+            .get(tenant, &message.subscription_id)
+            .await?
+        else {
             return Ok(Outcome::Done);
         };
         if stored.backfill_sent.is_some() {
@@ -542,14 +735,25 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         let Some(queue) = &self.queue_url else {
             return Err(AdapterError::Config("no delivery queue configured".into()));
         };
-        let events = history(self.log.client(), self.log.table(), tenant, &stored, from, to).await?;
+        let events = history(
+            self.log.client(),
+            self.log.table(),
+            tenant,
+            &stored,
+            from,
+            to,
+        )
+        .await?;
         let messages = events
             .iter()
             .map(|e| delivery_message(&message.subscription_id, e, DeliveryKind::Backfill, None))
             .collect::<Result<Vec<_>, _>>()?;
         let failed = self.publisher.send(queue, &messages).await?;
         if !failed.is_empty() {
-            return Err(AdapterError::Transient(format!("{} backfill messages not sent", failed.len())));
+            return Err(AdapterError::Transient(format!(
+                "{} backfill messages not sent",
+                failed.len()
+            )));
         }
         self.subscriptions
             .set_backfill_sent(tenant, &message.subscription_id, messages.len() as u64)
@@ -576,7 +780,11 @@ fn candidate_types(filter: &Value) -> Vec<String> {
             let mut out: Vec<String> = Vec::new();
             for p in list.iter().filter_map(Value::as_str) {
                 match p.strip_suffix('*') {
-                    Some(prefix) => out.extend(all.iter().filter(|t| t.starts_with(prefix)).map(|t| t.to_string())),
+                    Some(prefix) => out.extend(
+                        all.iter()
+                            .filter(|t| t.starts_with(prefix))
+                            .map(|t| t.to_string()),
+                    ),
                     None => out.push(p.to_string()),
                 }
             }
@@ -606,7 +814,8 @@ async fn history(
     for t in candidate_types(filter.as_json()) {
         let mut start = None;
         loop {
-            let page = crate::query::events_by_type(ddb, table, tenant, &t, &window, 1000, start).await?;
+            let page =
+                crate::query::events_by_type(ddb, table, tenant, &t, &window, 1000, start).await?;
             events.extend(page.events.into_iter().filter(|e| filter.matches(e)));
             start = page.last_key;
             if start.is_none() {
@@ -615,7 +824,11 @@ async fn history(
         }
     }
     events.sort_by(|a, b| {
-        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(&b.aggregate_type, &b.aggregate_id, b.sequence))
+        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
+            &b.aggregate_type,
+            &b.aggregate_id,
+            b.sequence,
+        ))
     });
     Ok(events)
 }

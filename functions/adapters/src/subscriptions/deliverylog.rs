@@ -33,7 +33,9 @@ fn str_of<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
 }
 
 fn num_of(item: &Item, k: &str) -> Option<u64> {
-    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// How one attempt ended.
@@ -81,7 +83,12 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    pub fn of(subscription: &Uuid, event: &EventEnvelope, outcome: AttemptOutcome, at: DateTime<Utc>) -> Attempt {
+    pub fn of(
+        subscription: &Uuid,
+        event: &EventEnvelope,
+        outcome: AttemptOutcome,
+        at: DateTime<Utc>,
+    ) -> Attempt {
         Attempt {
             subscription_id: *subscription,
             event_id: event.event_id,
@@ -117,7 +124,11 @@ pub struct DeliveryLog {
 }
 
 impl DeliveryLog {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, cursor_key: CursorKey) -> DeliveryLog {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        cursor_key: CursorKey,
+    ) -> DeliveryLog {
         DeliveryLog {
             client,
             table: table.into(),
@@ -136,8 +147,14 @@ impl DeliveryLog {
     /// Log an attempt: an item in the subscription's log, and the event's delivery record
     /// for this subscription updated. `counted`: the attempt counts toward the retry limit
     /// (probes of an open circuit do not).
-    pub async fn record(&self, tenant: &str, attempt: &Attempt, counted: bool) -> Result<Logged, AdapterError> {
-        let body = serde_json::to_string(attempt).map_err(|e| AdapterError::Decode(e.to_string()))?;
+    pub async fn record(
+        &self,
+        tenant: &str,
+        attempt: &Attempt,
+        counted: bool,
+    ) -> Result<Logged, AdapterError> {
+        let body =
+            serde_json::to_string(attempt).map_err(|e| AdapterError::Decode(e.to_string()))?;
         let expires = attempt.at.timestamp() + RECORD_TTL.as_secs() as i64;
         self.client
             .put_item()
@@ -187,7 +204,10 @@ impl DeliveryLog {
             .expression_attribute_values(":at", s(format_time(&attempt.at)))
             .expression_attribute_values(":exp", n(expires))
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![AttributeValue::M(entry)]))
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![AttributeValue::M(entry)]),
+            )
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":counted", n(u8::from(counted)))
             .return_values(ReturnValue::AllOld);
@@ -197,12 +217,16 @@ impl DeliveryLog {
         }
         if let Some(e) = &attempt.error {
             sets.push("lastError = :le");
-            req = req.expression_attribute_values(":le", s(e.chars().take(500).collect::<String>()));
+            req =
+                req.expression_attribute_values(":le", s(e.chars().take(500).collect::<String>()));
         }
         if finished {
             sets.push("finishedAt = if_not_exists(finishedAt, :at)");
         }
-        let update = format!("SET {} ADD attempts :one, countedAttempts :counted", sets.join(", "));
+        let update = format!(
+            "SET {} ADD attempts :one, countedAttempts :counted",
+            sets.join(", ")
+        );
         let old = req
             .update_expression(update)
             .send()
@@ -217,7 +241,12 @@ impl DeliveryLog {
     }
 
     /// Whether the event was already delivered to the subscription (a redelivered message).
-    pub async fn delivered(&self, tenant: &str, subscription: &Uuid, event_id: &Uuid) -> Result<bool, AdapterError> {
+    pub async fn delivered(
+        &self,
+        tenant: &str,
+        subscription: &Uuid,
+        event_id: &Uuid,
+    ) -> Result<bool, AdapterError> {
         let out = self
             .client
             .get_item()
@@ -246,7 +275,9 @@ impl DeliveryLog {
     ) -> Result<(Vec<Value>, Option<String>), ApiError> {
         let sub = subscription.to_string();
         let query = ["deliveries", tenant, sub.as_str()];
-        let start = cursor.map(|c| self.cursor_key.open(&query, c)).transpose()?;
+        let start = cursor
+            .map(|c| self.cursor_key.open(&query, c))
+            .transpose()?;
         let pk = attempts_pk(tenant, subscription);
         if let Some(k) = &start {
             if k.get("pk").and_then(|v| v.as_s().ok()) != Some(&pk) {
@@ -264,7 +295,7 @@ impl DeliveryLog {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| AdapterError::from(classify("Query(delivery log)", e)))?;
+            .map_err(|e| ApiError::from(classify("Query(delivery log)", e)))?;
         let entries: Vec<Value> = out
             .items()
             .iter()

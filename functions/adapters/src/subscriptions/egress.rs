@@ -51,7 +51,10 @@ pub async fn check_at_creation(policy: &EgressPolicy, target: &Target) -> Result
         .map(|a| a.ip())
         .collect();
     if addrs.is_empty() {
-        return Err(ApiError::bad(FIELD, format!("{} does not resolve", parsed.host)));
+        return Err(ApiError::bad(
+            FIELD,
+            format!("{} does not resolve", parsed.host),
+        ));
     }
     for ip in addrs {
         policy
@@ -83,9 +86,15 @@ mod tests {
             let e = check_at_creation(&strict, &target(url)).await.unwrap_err();
             assert_eq!(e.field.as_deref(), Some("target.url"), "{url}");
         }
-        assert!(check_at_creation(&strict, &target("https://8.8.8.8/hook")).await.is_ok());
+        assert!(check_at_creation(&strict, &target("https://8.8.8.8/hook"))
+            .await
+            .is_ok());
         let local = EgressPolicy::local_runner();
-        assert!(check_at_creation(&local, &target("http://127.0.0.1:9/h")).await.is_ok());
-        assert!(check_at_creation(&local, &target("http://10.0.0.1/h")).await.is_err());
+        assert!(check_at_creation(&local, &target("http://127.0.0.1:9/h"))
+            .await
+            .is_ok());
+        assert!(check_at_creation(&local, &target("http://10.0.0.1/h"))
+            .await
+            .is_err());
     }
 }

@@ -50,7 +50,11 @@ pub struct DeliveryMessage {
 /// groups of its own (live deliveries wait for it to finish, see the delivery function).
 pub fn delivery_group(subscription: &Uuid, event: &EventEnvelope, kind: DeliveryKind) -> String {
     let stream = event.stream().key();
-    let tag = if kind == DeliveryKind::Backfill { "#b" } else { "" };
+    let tag = if kind == DeliveryKind::Backfill {
+        "#b"
+    } else {
+        ""
+    };
     let group = format!("{subscription}#{stream}{tag}");
     if group.len() <= 128 {
         group
@@ -75,7 +79,11 @@ pub fn delivery_message(
         event: Some(event.clone()),
     };
     let dedup = match replay {
-        Some(r) => format!("{subscription}:{}:{}", event.event_id, super::keys::target_hash(r)),
+        Some(r) => format!(
+            "{subscription}:{}:{}",
+            event.event_id,
+            super::keys::target_hash(r)
+        ),
         None => format!("{subscription}:{}", event.event_id),
     };
     Ok(OutgoingMessage {
@@ -165,7 +173,10 @@ impl SubscriptionMatcher {
     }
 
     /// The delivery messages of one event: one per matching active subscription.
-    pub async fn deliveries(&self, event: &EventEnvelope) -> Result<Vec<OutgoingMessage>, AdapterError> {
+    pub async fn deliveries(
+        &self,
+        event: &EventEnvelope,
+    ) -> Result<Vec<OutgoingMessage>, AdapterError> {
         let subs = self.active(&event.metadata.tenant_id).await?;
         subs.iter()
             .filter(|s| s.wants(event))

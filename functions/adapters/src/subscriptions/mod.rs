@@ -12,6 +12,8 @@
 //! | `WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_CIDRS` | the egress allow-list ([`egress`]) |
 //! | `DELIVERY_*` | timeouts, retries and the breaker ([`delivery::DeliverySettings`]) |
 
+pub mod circuit;
+pub mod delivery;
 pub mod deliverylog;
 pub mod egress;
 pub mod keys;
@@ -20,8 +22,6 @@ pub mod model;
 pub mod repo;
 pub mod routes;
 pub mod secrets;
-pub mod circuit;
-pub mod delivery;
 
 use std::time::Duration;
 
@@ -45,9 +45,8 @@ pub const SUBSCRIPTION_KEY_ID_VAR: &str = "SUBSCRIPTION_KEY_ID";
 impl SubscriptionSettings {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> SubscriptionSettings {
         let set = |k: &str| var(k).filter(|v| !v.is_empty());
-        let secs = |k: &str, d: u64| {
-            Duration::from_secs(var(k).and_then(|v| v.parse().ok()).unwrap_or(d))
-        };
+        let secs =
+            |k: &str, d: u64| Duration::from_secs(var(k).and_then(|v| v.parse().ok()).unwrap_or(d));
         let cache = Duration::from_millis(
             var("SUBSCRIPTION_CACHE_MS")
                 .and_then(|v| v.parse().ok())

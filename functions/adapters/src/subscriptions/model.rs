@@ -178,7 +178,12 @@ fn parse_filter(v: &Value) -> Result<Filter, ApiError> {
 }
 
 fn parse_start_from(v: &Value, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let bad = || ApiError::bad("startFrom", "must be \"now\" or an RFC 3339 timestamp in the past");
+    let bad = || {
+        ApiError::bad(
+            "startFrom",
+            "must be \"now\" or an RFC 3339 timestamp in the past",
+        )
+    };
     match v.as_str() {
         Some("now") => Ok(None),
         Some(t) => {

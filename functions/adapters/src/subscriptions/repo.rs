@@ -60,8 +60,7 @@ impl StoredSubscription {
 
     fn item(&self) -> Result<Item, AdapterError> {
         let sub = &self.subscription;
-        let body =
-            serde_json::to_string(sub).map_err(|e| AdapterError::Decode(e.to_string()))?;
+        let body = serde_json::to_string(sub).map_err(|e| AdapterError::Decode(e.to_string()))?;
         let mut item = HashMap::from([
             ("pk".into(), s(subscriptions_pk(&sub.tenant_id))),
             ("sk".into(), n(subscription_sk(&sub.subscription_id))),
@@ -164,7 +163,12 @@ impl SubscriptionStore {
         )?)
     }
 
-    fn put(&self, item: Item, condition: &str, values: Item) -> Result<TransactWriteItem, AdapterError> {
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, AdapterError> {
         let mut put = Put::builder()
             .table_name(self.table())
             .set_item(Some(item))
@@ -192,7 +196,10 @@ impl SubscriptionStore {
             sub.created_at,
         )?;
         let put = self.put(stored.item()?, "attribute_not_exists(pk)", Item::new())?;
-        let mut stored_events = self.store.append_with(vec![event], vec![put], sub.created_at).await?;
+        let mut stored_events = self
+            .store
+            .append_with(vec![event], vec![put], sub.created_at)
+            .await?;
         stored_events
             .pop()
             .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
@@ -210,13 +217,23 @@ impl SubscriptionStore {
     ) -> Result<EventEnvelope, AdapterError> {
         let sub = &stored.subscription;
         let previous = sub.version.saturating_sub(1);
-        let event = Self::event(sub, event_type, payload, principal, producer, sub.updated_at)?;
+        let event = Self::event(
+            sub,
+            event_type,
+            payload,
+            principal,
+            producer,
+            sub.updated_at,
+        )?;
         let put = self.put(
             stored.item()?,
             "version = :v",
             HashMap::from([(":v".into(), n(previous))]),
         )?;
-        let mut events = self.store.append_with(vec![event], vec![put], sub.updated_at).await?;
+        let mut events = self
+            .store
+            .append_with(vec![event], vec![put], sub.updated_at)
+            .await?;
         events
             .pop()
             .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
@@ -328,13 +345,22 @@ impl SubscriptionStore {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(classify("UpdateItem(backfillSent)", e)),
         }
     }
 
     /// Count one backfilled message as finished (delivered or dead-lettered).
-    pub async fn count_backfill_finished(&self, tenant: &str, id: &Uuid) -> Result<(), AdapterError> {
+    pub async fn count_backfill_finished(
+        &self,
+        tenant: &str,
+        id: &Uuid,
+    ) -> Result<(), AdapterError> {
         let r = self
             .client()
             .update_item()
@@ -348,7 +374,12 @@ impl SubscriptionStore {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(classify("UpdateItem(backfillFinished)", e)),
         }
     }

@@ -55,10 +55,7 @@ pub struct SubscriptionsApi {
 pub fn router(api: SubscriptionsApi) -> Router {
     Router::new()
         .route("/subscriptions", post(create).get(list))
-        .route(
-            "/subscriptions/{id}",
-            get(show).patch(patch).delete(delete),
-        )
+        .route("/subscriptions/{id}", get(show).patch(patch).delete(delete))
         .route("/subscriptions/{id}/rotate-secret", post(rotate))
         .route("/subscriptions/{id}/deliveries", get(deliveries))
         .with_state(Arc::new(api))
@@ -98,7 +95,11 @@ fn stored_error(e: AdapterError) -> ApiError {
     }
 }
 
-async fn load(api: &SubscriptionsApi, tenant: &str, raw_id: &str) -> Result<StoredSubscription, ApiError> {
+async fn load(
+    api: &SubscriptionsApi,
+    tenant: &str,
+    raw_id: &str,
+) -> Result<StoredSubscription, ApiError> {
     let id = model::parse_id(raw_id)?;
     api.subscriptions
         .get(tenant, &id)
@@ -106,7 +107,10 @@ async fn load(api: &SubscriptionsApi, tenant: &str, raw_id: &str) -> Result<Stor
         .ok_or_else(|| model::not_found(raw_id))
 }
 
-async fn create(State(api): State<Arc<SubscriptionsApi>>, req: Request) -> Result<Response, ApiError> {
+async fn create(
+    State(api): State<Arc<SubscriptionsApi>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let principal = crate::operator::principal(&req)?.subject;
     let now = Utc::now();
@@ -154,7 +158,10 @@ async fn create(State(api): State<Arc<SubscriptionsApi>>, req: Request) -> Resul
 }
 
 /// Queue the control message that makes the delivery function backfill the subscription.
-pub async fn start_backfill(api: &SubscriptionsApi, stored: &StoredSubscription) -> Result<(), ApiError> {
+pub async fn start_backfill(
+    api: &SubscriptionsApi,
+    stored: &StoredSubscription,
+) -> Result<(), ApiError> {
     let Some(queue) = api.settings.delivery_queue_url.as_deref() else {
         return Err(AdapterError::Config("no delivery queue configured".into()).into());
     };
@@ -178,9 +185,18 @@ pub async fn start_backfill(api: &SubscriptionsApi, stored: &StoredSubscription)
     Ok(())
 }
 
-async fn list(State(api): State<Arc<SubscriptionsApi>>, req: Request) -> Result<Response, ApiError> {
+async fn list(
+    State(api): State<Arc<SubscriptionsApi>>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
-    let subs: Vec<Value> = api.subscriptions.list(&tenant).await?.iter().map(view).collect();
+    let subs: Vec<Value> = api
+        .subscriptions
+        .list(&tenant)
+        .await?
+        .iter()
+        .map(view)
+        .collect();
     Ok(Json(json!({"subscriptions": subs})).into_response())
 }
 
@@ -192,8 +208,14 @@ async fn show(
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let stored = load(&api, &tenant, &path_params(path)?).await?;
     let mut v = view(&stored);
-    let circuits = Circuits::new(api.log.client().clone(), api.log.table(), circuit::config_from_env());
-    let (state, _) = circuits.load(&tenant, model::address(&stored.subscription.target)).await?;
+    let circuits = Circuits::new(
+        api.log.client().clone(),
+        api.log.table(),
+        circuit::config_from_env(),
+    );
+    let (state, _) = circuits
+        .load(&tenant, model::address(&stored.subscription.target))
+        .await?;
     v["circuit"] = circuit::view(&state, &circuits.config);
     Ok(Json(v).into_response())
 }
@@ -217,7 +239,13 @@ async fn patch(
     let payload = json!({"subscriptionId": stored.subscription.subscription_id.to_string(),
         "changes": change.changes()});
     api.subscriptions
-        .replace(&stored, "Subscription.Updated", payload, &principal, OPERATOR)
+        .replace(
+            &stored,
+            "Subscription.Updated",
+            payload,
+            &principal,
+            OPERATOR,
+        )
         .await
         .map_err(stored_error)?;
     Ok(Json(view(&stored)).into_response())
@@ -235,8 +263,10 @@ async fn delete(
         .delete(&stored, &principal, Utc::now())
         .await
         .map_err(stored_error)?;
-    Ok(Json(json!({"subscriptionId": stored.subscription.subscription_id, "deleted": true}))
-        .into_response())
+    Ok(
+        Json(json!({"subscriptionId": stored.subscription.subscription_id, "deleted": true}))
+            .into_response(),
+    )
 }
 
 async fn rotate(
@@ -295,7 +325,12 @@ async fn deliveries(
     };
     let (entries, cursor) = api
         .log
-        .attempts(&tenant, &stored.subscription.subscription_id, limit, q.cursor.as_deref())
+        .attempts(
+            &tenant,
+            &stored.subscription.subscription_id,
+            limit,
+            q.cursor.as_deref(),
+        )
         .await?;
     Ok(Json(json!({"deliveries": entries, "cursor": cursor})).into_response())
 }
