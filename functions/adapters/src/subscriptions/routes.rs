@@ -91,6 +91,23 @@ fn conflict() -> ApiError {
 fn stored_error(e: AdapterError) -> ApiError {
     match e {
         AdapterError::SequenceConflict { .. } | AdapterError::StreamContended { .. } => conflict(),
+        other => unavailable_if_unconfigured(other),
+    }
+}
+
+/// A deployment without the delivery queue or the secrets key answers 503 (the
+/// subscriptions part is not available there), not 500.
+fn unavailable_if_unconfigured(e: AdapterError) -> ApiError {
+    match e {
+        AdapterError::Config(m) => {
+            tracing::error!(error = %m, "subscriptions are not configured");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "subscriptions are not configured on this deployment",
+                None,
+            )
+        }
         other => other.into(),
     }
 }
@@ -118,7 +135,11 @@ async fn create(
     super::egress::check_at_creation(&api.egress, &request.target).await?;
     let secret = SigningSecret::generate()?;
     let id = uuid::Uuid::new_v4();
-    let sealed = api.secrets.seal(&tenant, &id.to_string(), &secret).await?;
+    let sealed = api
+        .secrets
+        .seal(&tenant, &id.to_string(), &secret)
+        .await
+        .map_err(unavailable_if_unconfigured)?;
     let subscription = Subscription {
         subscription_id: id,
         tenant_id: tenant.clone(),
@@ -163,7 +184,9 @@ pub async fn start_backfill(
     stored: &StoredSubscription,
 ) -> Result<(), ApiError> {
     let Some(queue) = api.settings.delivery_queue_url.as_deref() else {
-        return Err(AdapterError::Config("no delivery queue configured".into()).into());
+        return Err(unavailable_if_unconfigured(AdapterError::Config(
+            "no delivery queue configured".into(),
+        )));
     };
     let sub = &stored.subscription;
     let message = DeliveryMessage {
@@ -279,7 +302,11 @@ async fn rotate(
     let mut stored = load(&api, &tenant, &path_params(path)?).await?;
     let id = stored.subscription.subscription_id;
     let secret = SigningSecret::generate()?;
-    let sealed = api.secrets.seal(&tenant, &id.to_string(), &secret).await?;
+    let sealed = api
+        .secrets
+        .seal(&tenant, &id.to_string(), &secret)
+        .await
+        .map_err(unavailable_if_unconfigured)?;
     let now = Utc::now();
     let until = now + TimeDelta::from_std(api.settings.rotation_grace).unwrap_or_default();
     stored.previous_secret = Some((std::mem::replace(&mut stored.secret, sealed), until));
