@@ -351,14 +351,11 @@ async fn filters_deliver_exactly_the_matching_events_signed_as_cloudevents() {
                 .all(|(path, ids)| accepted_ids(rs, path) == *ids)
         })
         .await;
-    // Nothing else arrives afterwards.
+    // No other event arrives afterwards (a redelivery of the same one, with the same
+    // webhook-id, may: delivery is at least once).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let requests_after = receiver.requests().await;
-    assert_eq!(
-        requests_after.len(),
-        requests.len(),
-        "late, unexpected deliveries"
-    );
+    assert!(requests_after.len() >= requests.len());
     assert_signed_and_stable(&requests_after);
     for (path, ids) in &want {
         assert_eq!(&accepted_ids(&requests_after, path), ids, "{path}");

@@ -27,6 +27,10 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// A circuit as read, with its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen(pub Circuit, pub u64);
+
 /// What a delivery may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -120,37 +124,48 @@ impl Circuits {
     }
 
     /// May a delivery to `address` go now? An open circuit past its cool-down lets exactly
-    /// one delivery through as the probe.
+    /// one delivery through as the probe. Also the state read (after a probe's claim, the
+    /// claimed state), to hand back to [`Circuits::record`].
     pub async fn gate(
         &self,
         tenant: &str,
         address: &str,
         now: DateTime<Utc>,
-    ) -> Result<Gate, AdapterError> {
+    ) -> Result<(Gate, Seen), AdapterError> {
         let (circuit, version) = self.load(tenant, address).await?;
         match circuit.decide(&self.config, now) {
-            Decision::Send => Ok(Gate::Send),
-            Decision::Wait { until } => Ok(Gate::Wait(wait(until, now))),
+            Decision::Send => Ok((Gate::Send, Seen(circuit, version))),
+            Decision::Wait { until } => Ok((Gate::Wait(wait(until, now)), Seen(circuit, version))),
             Decision::Probe => {
                 let (probing, _) = circuit.apply(&self.config, BreakerEvent::ProbeStarted(now));
                 if self.store(tenant, address, &probing, version).await? {
-                    Ok(Gate::Probe)
+                    Ok((Gate::Probe, Seen(probing, version + 1)))
                 } else {
-                    Ok(Gate::Wait(Duration::from_secs(1)))
+                    Ok((Gate::Wait(Duration::from_secs(1)), Seen(circuit, version)))
                 }
             }
         }
     }
 
     /// Fold in what an attempt did; the transition it made (opened, closed), if any.
+    /// `seen`: the state [`Circuits::gate`] read, tried first (a closed circuit without
+    /// failures that sees a success costs nothing more).
     pub async fn record(
         &self,
         tenant: &str,
         address: &str,
         event: BreakerEvent,
+        seen: Option<Seen>,
     ) -> Result<(Circuit, Option<Transition>), AdapterError> {
+        let mut known = seen;
         for _ in 0..RACES {
-            let (circuit, version) = self.load(tenant, address).await?;
+            let Seen(circuit, version) = match known.take() {
+                Some(s) => s,
+                None => {
+                    let (c, v) = self.load(tenant, address).await?;
+                    Seen(c, v)
+                }
+            };
             let (next, transition) = circuit.apply(&self.config, event);
             if next == circuit || self.store(tenant, address, &next, version).await? {
                 return Ok((next, transition));

@@ -32,7 +32,7 @@ use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::circuit::{BreakerConfig, BreakerEvent, Circuits, Gate, Transition};
+use super::circuit::{BreakerConfig, BreakerEvent, Circuits, Gate, Seen, Transition};
 use super::deliverylog::{Attempt, AttemptOutcome as Logged, DeliveryLog};
 use super::matching::{delivery_message, DeliveryKind, DeliveryMessage};
 use super::model::{self, Status, Target};
@@ -141,7 +141,7 @@ impl DeliverySettings {
 /// A subscription as the delivery function uses it, with its secrets decrypted.
 struct Ready {
     stored: StoredSubscription,
-    signer: Signer,
+    signer: Arc<Signer>,
     at: Instant,
 }
 
@@ -222,16 +222,15 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         fresh: bool,
     ) -> Result<Option<Arc<Ready>>, AdapterError> {
         let key = (tenant.to_string(), *id);
-        if !fresh {
-            if let Some(r) = self
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-            {
-                if r.at.elapsed() < self.cache_ttl {
-                    return Ok(Some(r.clone()));
-                }
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(r) = &cached {
+            if !fresh && r.at.elapsed() < self.cache_ttl {
+                return Ok(Some(r.clone()));
             }
         }
         let Some(stored) = self.subscriptions.get(tenant, id).await? else {
@@ -241,17 +240,32 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 .remove(&key);
             return Ok(None);
         };
-        let sid = id.to_string();
-        let mut secrets = vec![self.secrets.open(tenant, &sid, &stored.secret).await?];
-        if let Some((cipher, until)) = &stored.previous_secret {
-            if *until > Utc::now() {
-                secrets.push(self.secrets.open(tenant, &sid, cipher).await?);
+        let now = Utc::now();
+        let signing = |s: &StoredSubscription| {
+            let previous = s
+                .previous_secret
+                .as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(c, _)| c.clone());
+            (s.secret.clone(), previous)
+        };
+        // The same ciphertexts as cached: no need to ask KMS again.
+        let signer = match cached.filter(|c| signing(&c.stored) == signing(&stored)) {
+            Some(c) => c.signer.clone(),
+            None => {
+                let sid = id.to_string();
+                let (current, previous) = signing(&stored);
+                let mut secrets = vec![self.secrets.open(tenant, &sid, &current).await?];
+                if let Some(cipher) = previous {
+                    secrets.push(self.secrets.open(tenant, &sid, &cipher).await?);
+                }
+                let texts: Vec<&str> = secrets.iter().map(SigningSecret::expose).collect();
+                Arc::new(Signer::new(&texts)?)
             }
-        }
-        let texts: Vec<&str> = secrets.iter().map(SigningSecret::expose).collect();
+        };
         let ready = Arc::new(Ready {
             stored,
-            signer: Signer::new(&texts)?,
+            signer,
             at: Instant::now(),
         });
         self.cache
@@ -331,8 +345,15 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 ));
             }
         }
-        // A redelivered message of an event already delivered (a replay delivers again).
+        // A redelivered message of an event already delivered (a replay delivers again;
+        // a first receive cannot have been delivered: SQS deduplicates the sends).
+        let receives: u32 = msg
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
         if message.kind != DeliveryKind::Replay
+            && receives > 1
             && self.log.delivered(tenant, sub_id, &event.event_id).await?
         {
             return Ok(Outcome::Done);
@@ -340,7 +361,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         let sub = &ready.stored.subscription;
         let address = model::address(&sub.target).to_string();
         let now = Utc::now();
-        let gate = self.circuits.gate(tenant, &address, now).await?;
+        let (gate, seen) = self.circuits.gate(tenant, &address, now).await?;
         let probe = match gate {
             Gate::Wait(d) => return Ok(hold("the target's circuit is open", d)),
             Gate::Probe => true,
@@ -420,7 +441,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             Sent::Ok { status } => {
                 attempt.status = status;
                 let logged = self.log.record(tenant, &attempt, !probe).await?;
-                self.after_success(&ready.stored, &address).await;
+                self.after_success(&ready.stored, &address, seen).await;
                 if message.kind == DeliveryKind::Backfill && logged.first_finish {
                     self.subscriptions
                         .count_backfill_finished(tenant, sub_id)
@@ -431,7 +452,7 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             }
             Sent::Permanent { status, excerpt } => {
                 // The target answered: it is up, whatever it thinks of this event.
-                self.after_success(&ready.stored, &address).await;
+                self.after_success(&ready.stored, &address, seen).await;
                 attempt.outcome = Logged::DeadLettered;
                 attempt.status = Some(status);
                 attempt.error = Some(format!("HTTP {status}: {excerpt}"));
@@ -465,7 +486,12 @@ impl<W: WebhookPort> DeliveryRunner<W> {
                 metric("DeliveryFailed");
                 let (circuit, transition) = self
                     .circuits
-                    .record(tenant, &address, BreakerEvent::Failed(Utc::now()))
+                    .record(
+                        tenant,
+                        &address,
+                        BreakerEvent::Failed(Utc::now()),
+                        Some(seen),
+                    )
                     .await?;
                 let logged = self.log.record(tenant, &attempt, !probe).await?;
                 let opened = transition == Some(Transition::Opened);
@@ -527,13 +553,14 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         }
     }
 
-    async fn after_success(&self, stored: &StoredSubscription, address: &str) {
+    async fn after_success(&self, stored: &StoredSubscription, address: &str, seen: Seen) {
         match self
             .circuits
             .record(
                 &stored.subscription.tenant_id,
                 address,
                 BreakerEvent::Succeeded,
+                Some(seen),
             )
             .await
         {
