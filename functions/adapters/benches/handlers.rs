@@ -1,5 +1,5 @@
 //! Each domain function's record path on a 10-message SQS batch, with the AWS calls
-//! replaced by the in-memory ports ([`event_adapters::memory`]): decode, switch check,
+//! replaced by the in-memory ports ([`event_adapters::store::memory`], [`event_adapters::ledger::memory`]): decode, switch check,
 //! idempotency claim, history load, the pure handler, follow-on validation and append,
 //! completion, statistics. `cargo bench -p event-adapters --bench handlers [-- filter]`.
 //!
@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use event_adapters::memory::{MemoryLedger, MemoryStore};
+use event_adapters::ledger::memory::MemoryLedger;
 use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::store::memory::MemoryStore;
 use lending_events::handlers;
 use lending_events::{EventEnvelope, Metadata};
 use serde_json::{json, Value};

@@ -376,7 +376,7 @@ async fn get_state<S: EventStore + 'static>(
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
-    let history = api.store.history_until(stream, u64::MAX / 2).await?;
+    let history = api.store.history(stream).await?;
     let doc = lending_events::state::document(history).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -26,8 +26,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{classify, AdapterError};
-use crate::ledger::record_pk;
-use crate::query::{batch_get_pks, str_of, subscribers};
+use crate::query::subscribers;
+use crate::store::layout::{attr, batch_get_pks, event_records_prefix, record_pk, str_of, Read};
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -189,20 +189,20 @@ async fn explain(
     if pks.is_empty() {
         return Ok(());
     }
-    let records = batch_get_pks(ddb, table, &pks).await?;
+    let records = batch_get_pks(ddb, table, &pks, Read::Eventual).await?;
     for d in letters.iter_mut().filter(|d| d.reason.is_empty()) {
         let (Some(t), Some(id)) = (&d.tenant, &d.event_id) else {
             d.reason = "(not an event envelope)".into();
             continue;
         };
-        let prefix = format!("P#{t}#{id}#");
+        let prefix = event_records_prefix(t, id);
         let failed = records.iter().find(|r| {
-            str_of(r, "pk").is_some_and(|pk| pk.starts_with(&prefix))
-                && str_of(r, "status") != Some("COMPLETED")
+            str_of(r, attr::PK).is_some_and(|pk| pk.starts_with(&prefix))
+                && str_of(r, attr::STATUS) != Some("COMPLETED")
         });
         match failed {
             Some(r) => {
-                d.handler = str_of(r, "handler").map(str::to_string);
+                d.handler = str_of(r, attr::HANDLER).map(str::to_string);
                 d.reason = str_of(r, "lastError")
                     .unwrap_or("(failed; no error recorded)")
                     .to_string();

@@ -175,7 +175,7 @@ pub(crate) async fn post_replay(
         (Some(at), Some(id), None) if r.from.is_none() && r.to.is_none() => {
             let stream = stream_of(&tenant, at, id)?;
             let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-            let h = store.history_until(stream, u64::MAX / 2).await?;
+            let h = store.history(stream).await?;
             if h.len() > MAX_REPLAY_EVENTS {
                 return Err(ApiError::bad(
                     "aggregateId",

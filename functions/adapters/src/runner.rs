@@ -502,7 +502,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                     aggregate_id: &aggregate_id,
                 };
                 self.store
-                    .history_until(stream, u64::MAX / 2)
+                    .history(stream)
                     .await?
                     .into_iter()
                     .map(upcast)
