@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use event_adapters::runner::RetryPolicy;
+use event_adapters::store::layout;
 use event_adapters::topology::{self, MAX_RECEIVE_COUNT};
 use integration_tests::{aws, batch_get, queue_depth, queue_url, scan_events, Api, RunnerProcess};
 use lending_events::handlers::compliance::DEFAULT_CLOSING_DOCUMENTS;
@@ -445,7 +446,7 @@ struct Execution {
 /// The log of the processing record of one handler on one event.
 async fn executions(table: &str, tenant: &str, event_id: &str, handler: &str) -> Vec<Execution> {
     let clients = aws().await;
-    let pk = format!("P#{tenant}#{event_id}#{handler}");
+    let pk = layout::record_pk(tenant, event_id, handler);
     let items = batch_get(&clients.dynamodb, table, &[pk]).await;
     let Some(AttributeValue::L(log)) = items.first().and_then(|i| i.get("log")) else {
         return Vec::new();

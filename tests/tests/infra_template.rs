@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use event_adapters::scopes::{FixedScope, Scope, ROUTES};
+use event_adapters::store::layout;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
@@ -1500,7 +1501,7 @@ fn family(pk: &str) -> String {
     pk[..end].to_string()
 }
 
-/// Key families, from the code that builds the keys (store.rs and ledger.rs item layouts):
+/// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
@@ -1509,12 +1510,11 @@ fn families() -> (String, String, String, String, String) {
         aggregate_id: "L-1",
     };
     (
-        family(&event_adapters::store::stream_pk(&stream)),
-        family(&event_adapters::store::guard_pk("t", &uuid::Uuid::nil())),
-        family(&event_adapters::ledger::record_pk("t", "e", "h")),
-        // ledger.rs: `H#<handler>` and `S#<handler>#<day>` (built inline there).
-        "H#".to_string(),
-        "S#".to_string(),
+        family(&layout::stream_pk(&stream)),
+        family(&layout::guard_pk("t", &uuid::Uuid::nil())),
+        family(&layout::record_pk("t", "e", "h")),
+        family(&layout::switch_pk("h")),
+        family(&layout::stats_pk("h", "2026-01-01")),
     )
 }
 
