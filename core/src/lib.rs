@@ -17,7 +17,6 @@
 //! - [`schedule`] and [`state`]: payment schedules and event-sourced aggregate state.
 
 pub mod catalog;
-pub mod custom;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
