@@ -17,6 +17,7 @@
 //! - [`schedule`] and [`state`]: payment schedules and event-sourced aggregate state.
 
 pub mod catalog;
+pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
@@ -29,6 +30,7 @@ pub mod schema;
 pub mod state;
 pub mod upcast;
 
+pub use domain::Domain;
 pub use envelope::{EventEnvelope, Metadata, NewEvent};
 pub use error::{CoreError, ErrorCode};
 pub use money::{Money, Rate};

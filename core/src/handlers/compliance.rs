@@ -1,11 +1,10 @@
 //! The compliance domain: closing documents when a loan is funded, reviews when a
 //! borrower fails KYC or is flagged.
 
-use std::borrow::Cow;
-
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -19,28 +18,29 @@ const NAME: &str = "compliance";
 /// `Loan.Funded` -> one `Document.Generated` per closing document (the list is
 /// configuration); `Borrower.KYCFailed` / `Borrower.Flagged` -> `Compliance.ReviewOpened`.
 pub struct ComplianceHandler {
-    documents: Cow<'static, [Cow<'static, str>]>,
+    documents: Vec<String>,
 }
-
-/// The handler with the default closing documents.
-pub static DEFAULT: ComplianceHandler = ComplianceHandler {
-    documents: Cow::Borrowed(&[
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[0]),
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[1]),
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[2]),
-    ]),
-};
 
 impl ComplianceHandler {
     pub fn new(documents: Vec<String>) -> Self {
-        ComplianceHandler {
-            documents: documents.into_iter().map(Cow::Owned).collect(),
-        }
+        ComplianceHandler { documents }
     }
 
     /// The document types generated on funding.
     pub fn documents(&self) -> impl Iterator<Item = &str> {
-        self.documents.iter().map(|d| d.as_ref())
+        self.documents.iter().map(String::as_str)
+    }
+}
+
+impl Default for ComplianceHandler {
+    /// The handler with the default closing documents.
+    fn default() -> Self {
+        ComplianceHandler::new(
+            DEFAULT_CLOSING_DOCUMENTS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+        )
     }
 }
 
@@ -49,8 +49,8 @@ impl DomainHandler for ComplianceHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "compliance"
+    fn domain(&self) -> Domain {
+        Domain::Compliance
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -129,7 +129,7 @@ mod tests {
     fn funding_generates_the_configured_closing_documents() {
         let mut h = Vec::new();
         funded(&mut h);
-        let out = run(&DEFAULT, &mut h.clone(), &[]).unwrap();
+        let out = run(&ComplianceHandler::default(), &mut h.clone(), &[]).unwrap();
         let types: Vec<_> = out
             .iter()
             .map(|e| e.payload["type"].as_str().unwrap())
@@ -157,7 +157,7 @@ mod tests {
                 json!({"eventType": t, "aggregateType": "Borrower", "aggregateId": "B1",
                 "payload": {"borrowerId": "B1", "reason": "sanctions list match"}}),
             );
-            let out = run(&DEFAULT, &mut h, &[]).unwrap();
+            let out = run(&ComplianceHandler::default(), &mut h, &[]).unwrap();
             assert_eq!(out[0].event_type, "Compliance.ReviewOpened");
             assert_eq!(out[0].payload["borrowerId"], "B1");
             assert!(out[0].payload["reason"]

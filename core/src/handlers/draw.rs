@@ -16,6 +16,7 @@ use chrono::Days;
 use serde_json::json;
 
 use super::{before, event_date, rejected, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::money::Money;
@@ -34,8 +35,8 @@ impl DomainHandler for DrawHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "draw"
+    fn domain(&self) -> Domain {
+        Domain::Draw
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {

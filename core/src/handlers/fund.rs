@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::FollowOn;
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -16,8 +17,8 @@ impl DomainHandler for FundHandler {
         "fund-allocation"
     }
 
-    fn domain(&self) -> &'static str {
-        "fund"
+    fn domain(&self) -> Domain {
+        Domain::Fund
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {

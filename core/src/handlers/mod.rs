@@ -23,6 +23,7 @@ pub mod fund;
 pub mod notification;
 pub mod payment;
 
+use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
 
@@ -40,7 +41,7 @@ pub trait DomainHandler: Send + Sync {
     /// Unique name, used for idempotency records and follow-on ids.
     fn name(&self) -> &'static str;
     /// The domain whose queue feeds this handler.
-    fn domain(&self) -> &'static str;
+    fn domain(&self) -> Domain;
     /// Event types this handler receives.
     fn subscriptions(&self) -> &'static [&'static str];
     /// Order among the handlers of one domain that receive the same event (lower first).
@@ -94,42 +95,34 @@ impl HandlerConfig {
     }
 }
 
-/// Every built-in handler, with the default configuration. The routing table derives
-/// from this list (configuration never changes subscriptions).
-pub fn all() -> Vec<&'static dyn DomainHandler> {
+/// A handler as the runner holds it: owned, so a configured one needs no `'static` copy.
+pub type BoxedHandler = Box<dyn DomainHandler>;
+
+/// Every built-in handler, built with `config`. The routing table derives from this list
+/// (configuration never changes subscriptions).
+pub fn all_with(config: &HandlerConfig) -> Vec<BoxedHandler> {
     vec![
-        &payment::PaymentHandler,
-        &payment::PaymentApplication,
-        &draw::DrawHandler,
-        &compliance::DEFAULT,
-        &fund::FundHandler,
-        &notification::NotificationHandler,
+        Box::new(payment::PaymentHandler),
+        Box::new(payment::PaymentApplication),
+        Box::new(draw::DrawHandler),
+        Box::new(compliance::ComplianceHandler::new(
+            config.closing_documents.clone(),
+        )),
+        Box::new(fund::FundHandler),
+        Box::new(notification::NotificationHandler),
     ]
 }
 
-/// Handlers of one domain.
-pub fn for_domain(domain: &str) -> Vec<&'static dyn DomainHandler> {
-    all().into_iter().filter(|h| h.domain() == domain).collect()
+/// Every built-in handler, with the default configuration.
+pub fn all() -> Vec<BoxedHandler> {
+    all_with(&HandlerConfig::default())
 }
 
-/// Handlers of one domain with `config`. A configured handler is built once per call and
-/// lives for the rest of the process: call this once at start.
-pub fn for_domain_with(domain: &str, config: &HandlerConfig) -> Vec<&'static dyn DomainHandler> {
-    if *config == HandlerConfig::default() {
-        return for_domain(domain);
-    }
-    all()
+/// The handlers of one domain, built with `config`: what one domain function runs.
+pub fn for_domain(domain: Domain, config: &HandlerConfig) -> Vec<BoxedHandler> {
+    all_with(config)
         .into_iter()
         .filter(|h| h.domain() == domain)
-        .map(|h| -> &'static dyn DomainHandler {
-            if h.name() == compliance::DEFAULT.name() {
-                Box::leak(Box::new(compliance::ComplianceHandler::new(
-                    config.closing_documents.clone(),
-                )))
-            } else {
-                h
-            }
-        })
         .collect()
 }
 
@@ -265,12 +258,12 @@ mod tests {
         assert!(HandlerConfig::default()
             .with_closing_documents("a b")
             .is_err());
-        let hs = for_domain_with("compliance", &config);
+        let hs = for_domain(Domain::Compliance, &config);
         assert_eq!(hs.len(), 1);
         assert_eq!(hs[0].name(), "compliance");
-        assert_eq!(for_domain_with("payment", &config).len(), 2);
+        assert_eq!(for_domain(Domain::Payment, &config).len(), 2);
         assert_eq!(
-            for_domain_with("compliance", &HandlerConfig::default()).len(),
+            for_domain(Domain::Compliance, &HandlerConfig::default()).len(),
             1
         );
     }

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -22,8 +23,8 @@ impl DomainHandler for NotificationHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "notification"
+    fn domain(&self) -> Domain {
+        Domain::Notification
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{before, rejected, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::loan::{PaymentIn, SCHEDULE_HANDLER};
@@ -18,8 +19,8 @@ impl DomainHandler for PaymentHandler {
         SCHEDULE_HANDLER
     }
 
-    fn domain(&self) -> &'static str {
-        "payment"
+    fn domain(&self) -> Domain {
+        Domain::Payment
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -93,8 +94,8 @@ impl DomainHandler for PaymentApplication {
         "payment-application"
     }
 
-    fn domain(&self) -> &'static str {
-        "payment"
+    fn domain(&self) -> Domain {
+        Domain::Payment
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {

@@ -2,6 +2,7 @@
 //! checks that hold the SAM template to the same shape.
 
 use lending_events::routing::RoutingTable;
+use lending_events::Domain;
 
 /// Partition and sort key of the event-history table.
 pub const TABLE_KEYS: (&str, &str) = ("pk", "sk");
@@ -30,7 +31,7 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 /// One domain's queue pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePair {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub queue: String,
     pub dlq: String,
 }
