@@ -22,6 +22,8 @@ pub mod draw;
 pub mod fund;
 pub mod notification;
 pub mod payment;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
@@ -145,96 +147,6 @@ pub(crate) fn rejected(why: impl Into<String>) -> CoreError {
 /// The date part of the source event's time, for derived dates.
 pub(crate) fn event_date(e: &EventEnvelope) -> chrono::NaiveDate {
     e.occurred_at.date_naive()
-}
-
-#[cfg(test)]
-pub(crate) mod testkit {
-    //! Building stored histories for handler tests.
-    use chrono::Utc;
-    use serde_json::Value;
-
-    use super::{DomainHandler, HandlerInput};
-    use crate::envelope::{EventEnvelope, FollowOn, NewEvent, WriteContext};
-    use crate::error::CoreError;
-
-    /// Validate and store `raw` at the end of `history` (as the store would).
-    pub fn stored(history: &mut Vec<EventEnvelope>, raw: Value) -> EventEnvelope {
-        // Histories hold handler-owned types too: written as their producer would.
-        let producer = crate::catalog::lookup(raw["eventType"].as_str().unwrap_or(""))
-            .map_or(crate::catalog::CLIENT, |s| s.producers[0]);
-        let ctx = WriteContext {
-            tenant_id: "acme",
-            now: Utc::now(),
-            principal: "test",
-            producer,
-        };
-        let seq = history
-            .iter()
-            .rev()
-            .find(|e| {
-                e.aggregate_type == raw["aggregateType"] && e.aggregate_id == raw["aggregateId"]
-            })
-            .map_or(1, |e| e.sequence + 1);
-        let e = NewEvent::from_json(&raw, &ctx, &mut uuid::Uuid::new_v4)
-            .unwrap_or_else(|err| panic!("{err:?}: {raw}"))
-            .into_envelope(seq, Utc::now());
-        let e = crate::upcast::upcast(e);
-        history.push(e.clone());
-        e
-    }
-
-    /// Run a handler on the last event of `history`, with `related` as its related history,
-    /// check every follow-on passes the catalog, and store them in `history`.
-    pub fn run(
-        h: &dyn DomainHandler,
-        history: &mut Vec<EventEnvelope>,
-        related: &[EventEnvelope],
-    ) -> Result<Vec<EventEnvelope>, CoreError> {
-        let event = history.last().unwrap().clone();
-        let own: Vec<EventEnvelope> = history
-            .iter()
-            .filter(|e| e.stream() == event.stream())
-            .cloned()
-            .collect();
-        let out = h.handle(&HandlerInput {
-            event: &event,
-            history: &own,
-            related,
-        })?;
-        Ok(store_follow_ons(h, &event, &out, history))
-    }
-
-    pub fn store_follow_ons(
-        h: &dyn DomainHandler,
-        source: &EventEnvelope,
-        out: &[FollowOn],
-        history: &mut Vec<EventEnvelope>,
-    ) -> Vec<EventEnvelope> {
-        out.iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let n = NewEvent::follow_on(source, h.name(), i, f.clone(), Utc::now())
-                    .unwrap_or_else(|e| panic!("{e:?}: {f:?}"));
-                let seq = history
-                    .iter()
-                    .rev()
-                    .find(|e| e.stream() == n.stream())
-                    .map_or(1, |e| e.sequence + 1);
-                let e = n.into_envelope(seq, Utc::now());
-                history.push(e.clone());
-                e
-            })
-            .collect()
-    }
-
-    /// Events of one aggregate.
-    pub fn stream(history: &[EventEnvelope], t: &str, id: &str) -> Vec<EventEnvelope> {
-        history
-            .iter()
-            .filter(|e| e.aggregate_type == t && e.aggregate_id == id)
-            .cloned()
-            .collect()
-    }
 }
 
 #[cfg(test)]
