@@ -151,6 +151,8 @@ pub(crate) fn event_date(e: &EventEnvelope) -> chrono::NaiveDate {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -178,5 +180,31 @@ mod tests {
             for_domain(Domain::Compliance, &HandlerConfig::default()).len(),
             1
         );
+        // The configured handler generates the configured documents.
+        let document = |t: &str| json!({"eventType": "Document.Generated", "payload": {"type": t}});
+        testkit::given([json!({"eventType": "Loan.Created", "aggregateType": "Loan",
+            "aggregateId": "L1",
+            "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}})])
+        .when(
+            hs[0].as_ref(),
+            json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
+        )
+        .then([document("promissory_note"), document("flood_certificate")]);
+    }
+
+    #[test]
+    fn every_handler_serves_its_domain_only() {
+        for d in Domain::ALL {
+            let hs = for_domain(d, &HandlerConfig::default());
+            assert!(!hs.is_empty(), "{d}");
+            assert!(hs.iter().all(|h| h.domain() == d), "{d}");
+        }
+        let total: usize = Domain::ALL
+            .iter()
+            .map(|d| for_domain(*d, &HandlerConfig::default()).len())
+            .sum();
+        assert_eq!(total, all().len());
     }
 }
