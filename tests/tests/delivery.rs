@@ -20,6 +20,7 @@ use event_adapters::store::layout;
 use event_adapters::topology::{self, MAX_RECEIVE_COUNT};
 use integration_tests::{aws, batch_get, queue_depth, queue_url, scan_events, Api, RunnerProcess};
 use lending_events::handlers::compliance::DEFAULT_CLOSING_DOCUMENTS;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 fn loan_created(loan: &str, fund: Option<&str>) -> Value {
@@ -59,7 +60,7 @@ fn handler_domain(handler: &str) -> &'static str {
     lending_events::handlers::all()
         .into_iter()
         .find(|h| h.name() == handler)
-        .map(|h| h.domain())
+        .map(|h| h.domain().as_str())
         .unwrap_or("?")
 }
 
@@ -995,7 +996,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     let mut dead_lettered = 0;
     for pair in topology::queues(&runner.prefix) {
         let dlq = queue_url(&clients.sqs, &pair.dlq).await;
-        let want = if pair.domain == "payment" {
+        let want = if pair.domain == Domain::Payment {
             poison.len()
         } else {
             0
@@ -1005,7 +1006,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             .iter()
             .map(|m| str_of(&m.body, "eventId").to_string())
             .collect();
-        if pair.domain == "payment" {
+        if pair.domain == Domain::Payment {
             assert_eq!(ids, poison, "exactly the poison events are dead-lettered");
             for m in &dead {
                 let reason = m

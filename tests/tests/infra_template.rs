@@ -320,7 +320,7 @@ fn queues_and_dlqs_match_the_topology() {
         );
 
         // Dispatch is told the queue URL.
-        let var = format!("QUEUE_URL_{}", pair.domain.to_ascii_uppercase());
+        let var = format!("QUEUE_URL_{}", pair.domain.as_str().to_ascii_uppercase());
         assert_eq!(
             dispatch_env.get(&var),
             Some(&reference(queue_id)),
@@ -343,7 +343,7 @@ fn queues_and_dlqs_match_the_topology() {
     // Dispatch gets no queue URL for a domain that core does not route.
     let routed: BTreeSet<String> = expected
         .iter()
-        .map(|p| format!("QUEUE_URL_{}", p.domain.to_ascii_uppercase()))
+        .map(|p| format!("QUEUE_URL_{}", p.domain.as_str().to_ascii_uppercase()))
         .collect();
     for var in dispatch_env.keys().filter(|k| k.starts_with("QUEUE_URL_")) {
         assert!(
@@ -839,7 +839,7 @@ fn domain_handlers_consume_their_queue_and_dead_letter_to_their_dlq() {
         let domain = bin.trim_end_matches("-handler");
         let pair = pairs
             .iter()
-            .find(|p| p.domain == domain)
+            .find(|p| p.domain.as_str() == domain)
             .unwrap_or_else(|| panic!("{bin}: core routes no events to domain {domain}"));
         let (id, f) = t
             .function_for(bin)

@@ -63,7 +63,7 @@ impl Dispatcher {
             };
             for domain in self.routing.domains_for(&env.event_type) {
                 let Some(url) = self.config.queue_url(domain) else {
-                    tracing::error!(domain, event_type = %env.event_type, "no queue configured for domain");
+                    tracing::error!(%domain, event_type = %env.event_type, "no queue configured for domain");
                     first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
                     continue;
                 };

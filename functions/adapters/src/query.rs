@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use lending_events::envelope::{format_recorded_at, format_time};
 use lending_events::schema::is_safe_id;
-use lending_events::EventEnvelope;
+use lending_events::{Domain, EventEnvelope};
 use serde_json::{json, Value};
 
 use crate::api::{path_params, tenant_of, ApiError, TenantSource};
@@ -282,7 +282,7 @@ pub async fn correlation_events(
 }
 
 /// Handlers (name, domain) subscribed to an event type.
-pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
+pub fn subscribers(event_type: &str) -> Vec<(&'static str, Domain)> {
     let mut hs: Vec<_> = lending_events::handlers::all()
         .into_iter()
         .filter(|h| h.subscriptions().contains(&event_type))
@@ -293,7 +293,7 @@ pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
 
 /// One handler's processing of one event, from its processing record (`PENDING` when
 /// there is none yet).
-pub fn handler_view(handler: &str, domain: &str, record: Option<&Item>) -> Value {
+pub fn handler_view(handler: &str, domain: Domain, record: Option<&Item>) -> Value {
     let Some(r) = record else {
         return json!({"handler": handler, "domain": domain, "status": "PENDING", "attempts": 0});
     };

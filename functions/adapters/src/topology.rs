@@ -2,6 +2,7 @@
 //! checks that hold the SAM template to the same shape.
 
 use lending_events::routing::RoutingTable;
+use lending_events::Domain;
 
 use crate::store::layout::{attr, index};
 
@@ -32,7 +33,7 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 /// One domain's queue pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePair {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub queue: String,
     pub dlq: String,
 }
