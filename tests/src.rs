@@ -399,7 +399,7 @@ pub async fn correlation_events(
     tenant: &str,
     correlation: &str,
 ) -> Vec<Value> {
-    event_adapters::query::correlation_events(ddb, table, tenant, correlation, usize::MAX)
+    event_adapters::store::indexes::correlation_events(ddb, table, tenant, correlation, usize::MAX)
         .await
         .expect("Query byCorrelation + BatchGetItem")
         .iter()

@@ -27,7 +27,8 @@ use serde_json::Value;
 
 use crate::error::{classify, AdapterError};
 use crate::ledger::record_pk;
-use crate::query::{batch_get_pks, str_of, subscribers};
+use crate::store::indexes::{batch_get_pks, str_of};
+use crate::topology::subscribers;
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, Serialize)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::AdapterError;
 use crate::ledger::DURATION_BUCKETS_MS;
-use crate::query::{batch_get_pks, num_of, str_of};
+use crate::store::indexes::{batch_get_pks, num_of, str_of};
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]

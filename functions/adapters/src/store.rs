@@ -27,6 +27,8 @@ use uuid::Uuid;
 
 use crate::error::{classify, AdapterError};
 
+pub mod indexes;
+
 /// What an append did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {

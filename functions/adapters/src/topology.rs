@@ -15,7 +15,7 @@ pub const GSIS: &[(&str, &str, &str)] = &[
 /// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each
 /// index write costs what the event write costs (2 WRU per index per event); a keys-only
 /// entry is 1 WRU, and the index's readers fetch envelopes with one BatchGetItem per page
-/// (`query::batch_get_keys`). Reads by type or correlation are rare next to writes.
+/// (`store::indexes::batch_get_keys`). Reads by type or correlation are rare next to writes.
 pub const GSI_PROJECTION: &str = "KEYS_ONLY";
 
 /// The stream view the dispatcher reads.
@@ -46,4 +46,14 @@ pub fn queues(prefix: &str) -> Vec<QueuePair> {
             dlq: format!("{prefix}-{d}-dlq.fifo"),
         })
         .collect()
+}
+
+/// Handlers (name, domain) subscribed to an event type.
+pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
+    let mut hs: Vec<_> = lending_events::handlers::all()
+        .into_iter()
+        .filter(|h| h.subscriptions().contains(&event_type))
+        .collect();
+    hs.sort_by_key(|h| (h.domain(), h.priority()));
+    hs.into_iter().map(|h| (h.name(), h.domain())).collect()
 }

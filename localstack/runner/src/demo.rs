@@ -153,13 +153,18 @@ async fn by_correlation(
 ) -> Result<Vec<Value>, String> {
     let start = Instant::now();
     loop {
-        let evs: Vec<Value> =
-            event_adapters::query::correlation_events(ddb, table, tenant, corr, usize::MAX)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|e| serde_json::to_value(e).ok())
-                .collect();
+        let evs: Vec<Value> = event_adapters::store::indexes::correlation_events(
+            ddb,
+            table,
+            tenant,
+            corr,
+            usize::MAX,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
         if evs.len() >= n || start.elapsed() > Duration::from_secs(120) {
             return Ok(evs);
         }
@@ -459,7 +464,7 @@ pub async fn play(
         }
         println!("  correlation {corr}: {} events", tree["eventCount"]);
         let mut text = String::new();
-        event_adapters::query::render_tree(
+        evctl::render::trace_tree(
             tree["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
             "    ",
             true,

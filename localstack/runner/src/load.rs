@@ -586,7 +586,7 @@ async fn wait_completed(
     loop {
         let mut status: HashMap<String, String> = HashMap::new();
         for chunk in pending.chunks(100) {
-            for item in event_adapters::query::batch_get_pks(ddb, table, chunk)
+            for item in event_adapters::store::indexes::batch_get_pks(ddb, table, chunk)
                 .await
                 .map_err(|e| e.to_string())?
             {

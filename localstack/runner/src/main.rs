@@ -143,7 +143,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
     // A cursor key that is too short stops the runner before it provisions anything.
-    event_adapters::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
+    event_adapters::http::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
     let resources = provision::provision(clients, prefix).await?;
     let config = system::config(&resources)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

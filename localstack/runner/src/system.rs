@@ -3,8 +3,8 @@
 //! Each part takes its own AWS clients, so `load` can count each part's calls apart.
 
 use event_adapters::config::{Clients, Config, DomainQueues};
-use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
+use event_adapters::http::cursor::CursorKey;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
