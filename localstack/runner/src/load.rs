@@ -33,15 +33,17 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use event_adapters::config::{self, CallCounter, Clients};
 use event_adapters::ledger::record_pk;
+use event_adapters::store::stream_pk;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use lending_events::envelope::StreamId;
 use lending_events::handlers;
 use lending_events::routing::RoutingTable;
 use serde_json::{json, Value};
 
 use crate::provision::{self, Provisioned};
-use crate::{pollers, system};
+use crate::{pollers, settings, system};
 
 mod ceiling;
 use ceiling::ceiling;
@@ -221,6 +223,7 @@ struct LoadReport {
     entries_per_send: usize,
 }
 
+/// Publish, wait for every handler execution, measure, and print the report.
 async fn drive(
     opts: &Options,
     plain: &Clients,
@@ -230,64 +233,14 @@ async fn drive(
 ) -> Result<(LoadReport, Vec<Published>), String> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let tenant = format!("load-{}", &run[..8]);
-    let base = format!("http://{addr}");
-    let routing = RoutingTable::standard();
-    let all_handlers = handlers::all();
-    let subscribers = |event_type: &str| -> Vec<&'static str> {
-        all_handlers
-            .iter()
-            .filter(|h| h.subscriptions().contains(&event_type))
-            .map(|h| h.name())
-            .collect()
-    };
 
-    // Per worker, its loans' events interleaved; each loan belongs to one worker, so its
-    // events are posted in order (the handlers need Created before Funded).
-    let plans = plan(opts, &run[..8]);
     config::reset_call_counts();
-    let (r0, m0) = (
-        pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed),
-        pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed),
-    );
+    let receives_before = Receives::now();
     let started = Utc::now();
-    let http: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut workers = tokio::task::JoinSet::new();
-    for requests in plans {
-        let (http, base, tenant) = (http.clone(), base.clone(), tenant.clone());
-        workers.spawn(async move { publish_all(&http, &base, &tenant, requests).await });
-    }
-    let mut published: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    let mut requests = 0;
-    while let Some(r) = workers.join_next().await {
-        let (n, stored) = r.map_err(|e| format!("publishing client: {e}"))??;
-        requests += n;
-        published.extend(stored);
-    }
+    let (requests, stored) =
+        publish_plans(&format!("http://{addr}"), &tenant, plan(opts, &run[..8])).await?;
     let publish_secs = secs_since(started);
-    let published: Vec<Published> = published
-        .into_iter()
-        .map(|(at, e)| {
-            let field = |k: &str| {
-                e[k].as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("stored envelope without {k}: {e}"))
-            };
-            let event_type = field("eventType")?;
-            Ok(Published {
-                event_id: field("eventId")?,
-                stream_pk: format!(
-                    "A#{tenant}#{}#{}",
-                    field("aggregateType")?,
-                    field("aggregateId")?
-                ),
-                domain_routes: routing.domains_for(&event_type).count(),
-                event_type,
-                at,
-                envelope: e.to_string(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
+    let published = published_events(stored, &tenant)?;
 
     // Every (event, subscribed handler) pair.
     let mut keys: Vec<(String, usize)> = Vec::new();
@@ -296,7 +249,6 @@ async fn drive(
             keys.push((record_pk(&tenant, &p.event_id, h), i));
         }
     }
-    let expected = keys.len();
     let deadline = Instant::now() + opts.timeout;
     let wait = wait_completed(&plain.dynamodb, table, &keys, deadline).await?;
     // Snapshot the counts at completion: later calls are idle polling.
@@ -304,154 +256,357 @@ async fn drive(
         .into_iter()
         .map(|l| (l, config::call_counts_for(l)))
         .collect();
-    let receives = pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed) - r0;
-    let received = pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed) - m0;
+    let receives = Receives::now().since(&receives_before);
 
-    // Follow-on events (appended by the handlers before they complete), and theirs.
-    let stored = stored_events(&plain.dynamodb, table, &tenant).await?;
-    let follow_ons: Vec<&(String, String)> = stored
-        .iter()
-        .filter(|(id, _)| !published.iter().any(|p| &p.event_id == id))
-        .collect();
-    let follow_on_keys: Vec<(String, usize)> = follow_ons
-        .iter()
-        .flat_map(|(id, ty)| subscribers(ty).into_iter().map(move |h| (id, h)))
-        .map(|(id, h)| (record_pk(&tenant, id, h), 0))
-        .collect();
-    let follow_on_wait = if follow_on_keys.is_empty() {
-        None
-    } else {
-        Some(wait_completed(&plain.dynamodb, table, &follow_on_keys, deadline).await?)
+    let follow_ons = FollowOns::wait(&plain.dynamodb, table, &tenant, &published, deadline).await?;
+    let measured = Measured {
+        opts,
+        started,
+        publish_secs,
+        requests,
+        published: &published,
+        keys,
+        wait,
+        counts,
+        receives,
+        follow_ons,
+        dead_lettered: depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?,
+        queued: depth(&plain.sqs, resources.queues.iter().map(|q| &q.queue_url)).await?,
     };
-    let follow_on_routes: usize = follow_ons
-        .iter()
-        .map(|(_, ty)| routing.domains_for(ty).count())
-        .sum();
-    let dead_lettered = depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?;
-    let queued = depth(&plain.sqs, resources.queues.iter().map(|q| &q.queue_url)).await?;
+    let report = measured.report();
+    measured.print(&report);
+    Ok((report, published))
+}
 
-    // Latency: per event with subscribers, its last handler's completion.
-    let mut last: HashMap<usize, DateTime<Utc>> = HashMap::new();
-    for (pk, i) in &keys {
-        if let Some(done) = wait.completed.get(pk) {
-            let e = last.entry(*i).or_insert(*done);
-            *e = (*e).max(*done);
+/// Handlers subscribed to an event type, by name.
+fn subscribers(event_type: &str) -> Vec<&'static str> {
+    handlers::all()
+        .iter()
+        .filter(|h| h.subscriptions().contains(&event_type))
+        .map(|h| h.name())
+        .collect()
+}
+
+/// The queue pollers' receives that returned messages, and the messages they returned.
+struct Receives {
+    with_messages: u64,
+    messages: u64,
+}
+
+impl Receives {
+    fn now() -> Receives {
+        Receives {
+            with_messages: pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed),
+            messages: pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed),
         }
     }
-    let mut latencies: Vec<f64> = last
-        .iter()
-        .map(|(i, done)| (*done - published[*i].at).num_microseconds().unwrap_or(0) as f64 / 1e3)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let end = wait
-        .completed
-        .values()
-        .max()
-        .copied()
-        .unwrap_or_else(Utc::now);
-    let wall = ((end - started).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
-    let completed = wait.completed.len();
-    let n = published.len();
-    let delivered: usize =
-        published.iter().map(|p| p.domain_routes).sum::<usize>() + follow_on_routes;
 
-    let get = |label: &str, op: &str| counts[label].get(op).copied().unwrap_or(0);
-    let sends = get(DISPATCH, "SQS.SendMessageBatch");
-    let mut work_mix = BTreeMap::new();
-    for label in [INGEST, DISPATCH, HANDLERS, STREAM] {
-        for (op, c) in &counts[label] {
-            // Idle long polls mostly wait: the ceiling replays the receives that returned
-            // messages, each with its delete.
-            let c = match op.as_str() {
-                "SQS.ReceiveMessage" if label == HANDLERS => receives,
-                "SQS.DeleteMessageBatch" if label == HANDLERS => continue,
-                _ => *c,
+    fn since(&self, before: &Receives) -> Receives {
+        Receives {
+            with_messages: self.with_messages - before.with_messages,
+            messages: self.messages - before.messages,
+        }
+    }
+}
+
+/// Post every worker's requests at once (each worker's in order): how many requests, and
+/// each stored envelope with the time just before its request was sent.
+///
+/// Per worker, its loans' events interleaved; each loan belongs to one worker, so its
+/// events are posted in order (the handlers need Created before Funded).
+async fn publish_plans(
+    base: &str,
+    tenant: &str,
+    plans: Vec<Vec<Value>>,
+) -> Result<(usize, Stored), String> {
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut workers = tokio::task::JoinSet::new();
+    for requests in plans {
+        let (http, base, tenant) = (http.clone(), base.to_string(), tenant.to_string());
+        workers.spawn(async move { publish_all(&http, &base, &tenant, requests).await });
+    }
+    let mut published: Stored = Vec::new();
+    let mut requests = 0;
+    while let Some(r) = workers.join_next().await {
+        let (n, stored) = r.map_err(|e| format!("publishing client: {e}"))??;
+        requests += n;
+        published.extend(stored);
+    }
+    Ok((requests, published))
+}
+
+/// The stored envelopes as [`Published`] events.
+fn published_events(stored: Stored, tenant: &str) -> Result<Vec<Published>, String> {
+    let routing = RoutingTable::standard();
+    stored
+        .into_iter()
+        .map(|(at, e)| {
+            let field = |k: &str| {
+                e[k].as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("stored envelope without {k}: {e}"))
             };
-            work_mix.insert(format!("{label}/{op}"), c as f64 / n as f64);
-        }
-    }
-    let report = LoadReport {
-        expected,
-        lost: expected - completed,
-        dead_lettered,
-        events_per_sec: n as f64 / wall,
-        work_mix,
-        entries_per_send: if sends == 0 {
-            1
-        } else {
-            ((delivered as f64 / sends as f64).round() as usize).clamp(1, 10)
-        },
-    };
+            let event_type = field("eventType")?;
+            let (aggregate_type, aggregate_id) = (field("aggregateType")?, field("aggregateId")?);
+            Ok(Published {
+                event_id: field("eventId")?,
+                stream_pk: stream_pk(&StreamId {
+                    tenant_id: tenant,
+                    aggregate_type: &aggregate_type,
+                    aggregate_id: &aggregate_id,
+                }),
+                domain_routes: routing.domains_for(&event_type).count(),
+                event_type,
+                at,
+                envelope: e.to_string(),
+            })
+        })
+        .collect()
+}
 
-    let pct = |q: f64| percentile(&latencies, q);
-    let loadavg = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    let follow_on_json = json!({
-        "events": follow_ons.len(),
-        "handlerExecutionsExpected": follow_on_keys.len(),
-        "handlerExecutionsCompleted": follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
-    });
-    let load = json!({
-        "prefix": opts.prefix,
-        "events": n,
-        "aggregates": opts.aggregates,
-        "batch": opts.batch,
-        "concurrency": opts.concurrency,
-        "queuePollers": system::queue_concurrency(),
-        "requests": requests,
-        "publishSecs": round3(publish_secs),
-        "publishedPerSec": round3(n as f64 / publish_secs.max(1e-6)),
-        "handlerExecutions": {"expected": expected, "completed": completed, "failedRecords": wait.failed},
-        "lost": expected - completed,
-        "deadLettered": dead_lettered,
-        "stillQueued": queued,
-        "followOns": follow_on_json,
-        "wallSecs": round3(wall),
-        "eventsPerSec": round3(report.events_per_sec),
-        "executionsPerSec": round3(completed as f64 / wall),
-        "latencyMs": {"n": latencies.len(), "p50": round3(pct(0.50)), "p95": round3(pct(0.95)),
-            "p99": round3(pct(0.99)), "max": round3(latencies.last().copied().unwrap_or(0.0))},
-        "loadavg": loadavg,
-        "date": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    });
-    let calls = json!({
-        "batch": opts.batch,
-        "events": n,
-        "requests": requests,
-        "storedEvents": stored.len(),
-        "messages": delivered,
-        "receivesWithMessages": receives,
-        "messagesReceived": received,
-        "handled": completed + follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
-        "ingestWritesPerRequest": round3(
-            (get(INGEST, "DynamoDB.TransactWriteItems") + get(INGEST, "DynamoDB.PutItem")) as f64
-                / requests.max(1) as f64
-        ),
-        "counts": counts,
-    });
-    let text = format!("{}{}", load_text(&load), calls_text(&calls));
-    if opts.json {
-        println!("LOAD {load}");
-        println!("CALLS {calls}");
-        // The readable report too, out of the way of the machine-readable lines.
-        eprint!("{text}");
-    } else {
-        print!("{text}");
+/// The follow-on events the handlers appended (before they completed), and the
+/// executions of their own subscribers.
+struct FollowOns {
+    /// (eventId, eventType) of each.
+    events: Vec<(String, String)>,
+    /// Handler executions they call for.
+    expected: usize,
+    /// Those completed before the deadline.
+    completed: usize,
+    /// Messages dispatch delivered for them.
+    routes: usize,
+    /// Every event item of the run's tenant, published and follow-on.
+    stored: usize,
+}
+
+impl FollowOns {
+    async fn wait(
+        ddb: &aws_sdk_dynamodb::Client,
+        table: &str,
+        tenant: &str,
+        published: &[Published],
+        deadline: Instant,
+    ) -> Result<FollowOns, String> {
+        let stored = stored_events(ddb, table, tenant).await?;
+        let stored_count = stored.len();
+        let events: Vec<(String, String)> = stored
+            .into_iter()
+            .filter(|(id, _)| !published.iter().any(|p| &p.event_id == id))
+            .collect();
+        let keys: Vec<(String, usize)> = events
+            .iter()
+            .flat_map(|(id, ty)| subscribers(ty).into_iter().map(move |h| (id, h)))
+            .map(|(id, h)| (record_pk(tenant, id, h), 0))
+            .collect();
+        let completed = if keys.is_empty() {
+            0
+        } else {
+            wait_completed(ddb, table, &keys, deadline)
+                .await?
+                .completed
+                .len()
+        };
+        let routing = RoutingTable::standard();
+        let routes = events
+            .iter()
+            .map(|(_, ty)| routing.domains_for(ty).count())
+            .sum();
+        Ok(FollowOns {
+            expected: keys.len(),
+            events,
+            completed,
+            routes,
+            stored: stored_count,
+        })
     }
-    if let Some(p) = &wait.pending_detail {
-        let mut types: BTreeMap<&str, usize> = BTreeMap::new();
-        for (pk, i) in &keys {
-            if !wait.completed.contains_key(pk) {
-                *types.entry(published[*i].event_type.as_str()).or_default() += 1;
+}
+
+/// Everything a load run observed, from which the report is computed.
+struct Measured<'a> {
+    opts: &'a Options,
+    started: DateTime<Utc>,
+    publish_secs: f64,
+    requests: usize,
+    published: &'a [Published],
+    /// Every (processing record pk, index into `published`) the run waited for.
+    keys: Vec<(String, usize)>,
+    wait: Waited,
+    /// AWS calls per part, at completion.
+    counts: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    receives: Receives,
+    follow_ons: FollowOns,
+    dead_lettered: u64,
+    queued: u64,
+}
+
+impl Measured<'_> {
+    /// Latency per event with subscribers: its last handler's completion minus the client's
+    /// clock just before the POST, in ms, sorted.
+    fn latencies_ms(&self) -> Vec<f64> {
+        let mut last: HashMap<usize, DateTime<Utc>> = HashMap::new();
+        for (pk, i) in &self.keys {
+            if let Some(done) = self.wait.completed.get(pk) {
+                let e = last.entry(*i).or_insert(*done);
+                *e = (*e).max(*done);
             }
         }
-        eprintln!(
-            "load: not completed within {:?}: {p}; by event type {types:?}; {queued} messages still on the domain queues",
-            opts.timeout
-        );
+        let mut latencies: Vec<f64> = last
+            .iter()
+            .map(|(i, done)| {
+                (*done - self.published[*i].at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1e3
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        latencies
     }
-    Ok((report, published))
+
+    /// Seconds from the first POST to the last completion.
+    fn wall_secs(&self) -> f64 {
+        let end = self
+            .wait
+            .completed
+            .values()
+            .max()
+            .copied()
+            .unwrap_or_else(Utc::now);
+        ((end - self.started).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6)
+    }
+
+    fn calls(&self, label: &str, op: &str) -> u64 {
+        self.counts[label].get(op).copied().unwrap_or(0)
+    }
+
+    /// Messages dispatch delivered: one per (event, routed domain).
+    fn delivered(&self) -> usize {
+        self.published
+            .iter()
+            .map(|p| p.domain_routes)
+            .sum::<usize>()
+            + self.follow_ons.routes
+    }
+
+    fn report(&self) -> LoadReport {
+        let n = self.published.len();
+        let expected = self.keys.len();
+        let mut work_mix = BTreeMap::new();
+        for label in [INGEST, DISPATCH, HANDLERS, STREAM] {
+            for (op, c) in &self.counts[label] {
+                // Idle long polls mostly wait: the ceiling replays the receives that returned
+                // messages, each with its delete.
+                let c = match op.as_str() {
+                    "SQS.ReceiveMessage" if label == HANDLERS => self.receives.with_messages,
+                    "SQS.DeleteMessageBatch" if label == HANDLERS => continue,
+                    _ => *c,
+                };
+                work_mix.insert(format!("{label}/{op}"), c as f64 / n as f64);
+            }
+        }
+        let sends = self.calls(DISPATCH, "SQS.SendMessageBatch");
+        LoadReport {
+            expected,
+            lost: expected - self.wait.completed.len(),
+            dead_lettered: self.dead_lettered,
+            events_per_sec: n as f64 / self.wall_secs(),
+            work_mix,
+            entries_per_send: if sends == 0 {
+                1
+            } else {
+                ((self.delivered() as f64 / sends as f64).round() as usize).clamp(1, 10)
+            },
+        }
+    }
+
+    /// The `LOAD` document: throughput, latency and what was left over.
+    fn load_json(&self, report: &LoadReport) -> Value {
+        let (opts, n) = (self.opts, self.published.len());
+        let completed = self.wait.completed.len();
+        let wall = self.wall_secs();
+        let latencies = self.latencies_ms();
+        let pct = |q: f64| percentile(&latencies, q);
+        let loadavg = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        json!({
+            "prefix": opts.prefix,
+            "events": n,
+            "aggregates": opts.aggregates,
+            "batch": opts.batch,
+            "concurrency": opts.concurrency,
+            "queuePollers": settings::queue_concurrency(),
+            "requests": self.requests,
+            "publishSecs": round3(self.publish_secs),
+            "publishedPerSec": round3(n as f64 / self.publish_secs.max(1e-6)),
+            "handlerExecutions": {"expected": report.expected, "completed": completed, "failedRecords": self.wait.failed},
+            "lost": report.lost,
+            "deadLettered": self.dead_lettered,
+            "stillQueued": self.queued,
+            "followOns": {
+                "events": self.follow_ons.events.len(),
+                "handlerExecutionsExpected": self.follow_ons.expected,
+                "handlerExecutionsCompleted": self.follow_ons.completed,
+            },
+            "wallSecs": round3(wall),
+            "eventsPerSec": round3(report.events_per_sec),
+            "executionsPerSec": round3(completed as f64 / wall),
+            "latencyMs": {"n": latencies.len(), "p50": round3(pct(0.50)), "p95": round3(pct(0.95)),
+                "p99": round3(pct(0.99)), "max": round3(latencies.last().copied().unwrap_or(0.0))},
+            "loadavg": loadavg,
+            "date": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+
+    /// The `CALLS` document: the AWS calls of each part.
+    fn calls_json(&self) -> Value {
+        json!({
+            "batch": self.opts.batch,
+            "events": self.published.len(),
+            "requests": self.requests,
+            "storedEvents": self.follow_ons.stored,
+            "messages": self.delivered(),
+            "receivesWithMessages": self.receives.with_messages,
+            "messagesReceived": self.receives.messages,
+            "handled": self.wait.completed.len() + self.follow_ons.completed,
+            "ingestWritesPerRequest": round3(
+                (self.calls(INGEST, "DynamoDB.TransactWriteItems")
+                    + self.calls(INGEST, "DynamoDB.PutItem")) as f64
+                    / self.requests.max(1) as f64
+            ),
+            "counts": self.counts,
+        })
+    }
+
+    /// The readable report (and with `--json` the `LOAD` and `CALLS` lines), and what did
+    /// not complete in time.
+    fn print(&self, report: &LoadReport) {
+        let (load, calls) = (self.load_json(report), self.calls_json());
+        let text = format!("{}{}", load_text(&load), calls_text(&calls));
+        if self.opts.json {
+            println!("LOAD {load}");
+            println!("CALLS {calls}");
+            // The readable report too, out of the way of the machine-readable lines.
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+        if let Some(p) = &self.wait.pending_detail {
+            let mut types: BTreeMap<&str, usize> = BTreeMap::new();
+            for (pk, i) in &self.keys {
+                if !self.wait.completed.contains_key(pk) {
+                    *types
+                        .entry(self.published[*i].event_type.as_str())
+                        .or_default() += 1;
+                }
+            }
+            eprintln!(
+                "load: not completed within {:?}: {p}; by event type {types:?}; {} messages still on the domain queues",
+                self.opts.timeout, self.queued
+            );
+        }
+    }
 }
 
 /// Requests per worker: each loan's events in order, loans interleaved, `batch` per request.

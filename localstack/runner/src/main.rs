@@ -29,6 +29,7 @@ mod demo;
 mod load;
 mod pollers;
 mod provision;
+mod settings;
 mod system;
 
 use std::net::SocketAddr;
