@@ -22,6 +22,20 @@
 //!
 //! Custom event types: `CUSTOM_EVENT_TYPES` (a file or the JSON itself), else the bundled
 //! example `localstack/runner/custom-event-types.json`.
+//!
+//! What lives where:
+//!
+//! | module | what |
+//! |---|---|
+//! | `main.rs` | the subcommands and `serve` |
+//! | [`provision`] | create and delete the table and queues of `event_adapters::topology` |
+//! | [`system`] | the parts `serve` and `load` run: the API router, the stream and queue pollers |
+//! | [`pollers`] | the event source mappings: stream and SQS records into the Lambda event types |
+//! | [`checkpoint`] | where the stream mapping resumes after a restart |
+//! | [`settings`] | the runner's `LOCAL_*` settings from the environment |
+//! | [`admin`] | local-only routes: the late-payment job on demand, the catalog export |
+//! | [`demo`] | the LendingOS story through the HTTP API |
+//! | [`load`] | the end-to-end load measurement (`load/report.rs` its report, `load/ceiling.rs` what LocalStack itself reaches) |
 
 mod admin;
 mod checkpoint;
