@@ -12,15 +12,13 @@
 //! | [`dispatch`] | DynamoDB stream records to domain queues (the routing table from core) |
 //! | [`runner`] | the generic SQS batch runner every domain function uses |
 //! | [`http`] | the HTTP API as one axum router: event routes, operator routes, scopes, cursors, OpenAPI |
-//! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them) |
-//! | [`deadletters`], [`stats`] | dead-letter queue tools and handler statistics |
+//! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them); dead-letter queue tools, handler statistics |
 //! | [`functions`] | the wiring of each Lambda function, so every `main.rs` is one call |
 //! | [`topology`] | the resources (table, indexes, queues) as data, and which handlers take an event type |
 //! | [`config`], [`telemetry`], [`metrics`] | environment and AWS clients, JSON logs, EMF metrics |
 //! | [`error`] | [`AdapterError`], the crate's one error type |
 
 pub mod config;
-pub mod deadletters;
 pub mod dispatch;
 pub mod error;
 pub mod functions;
@@ -31,7 +29,6 @@ pub mod metrics;
 pub mod operator;
 pub mod publisher;
 pub mod runner;
-pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod topology;

@@ -432,10 +432,16 @@ pub async fn play(
     let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
     let started = std::time::Instant::now();
     let letter = loop {
-        let letters =
-            event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
-                .await
-                .map_err(|e| e.to_string())?;
+        let letters = event_adapters::operator::dead_letters::list(
+            &clients.sqs,
+            ddb,
+            table,
+            "payment",
+            &dlq,
+            100,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if let Some(l) = letters
             .into_iter()
             .find(|l| l.event_id.as_deref() == poison["eventId"].as_str())

@@ -1,8 +1,8 @@
 //! `dlq list|redrive|purge`: the dead-letter queues, directly through SQS and DynamoDB and
 //! [`event_adapters::operator`] (so each redrive or purge is recorded as an `Ops.*` event).
 
-use event_adapters::deadletters::DeadLetter;
 use event_adapters::operator;
+use event_adapters::operator::dead_letters::DeadLetter;
 use serde_json::json;
 
 use crate::args::Args;

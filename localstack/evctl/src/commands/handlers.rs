@@ -46,8 +46,14 @@ pub async fn handler_list(ctx: &Ctx) -> Res<()> {
     let today = chrono::Utc::now().date_naive();
     let mut rows = Vec::new();
     for h in lending_events::handlers::all() {
-        let st =
-            event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, h.name(), today, 1).await?;
+        let st = event_adapters::operator::stats::handler_stats(
+            &aws.ddb,
+            &ctx.table,
+            h.name(),
+            today,
+            1,
+        )
+        .await?;
         rows.push(json!({"handler": h.name(), "domain": h.domain(), "enabled": st.enabled, "subscriptions": h.subscriptions()}));
     }
     out(ctx, &json!({ "handlers": rows }), |o| {
@@ -98,7 +104,10 @@ pub async fn handler_stats(ctx: &Ctx, a: &Args) -> Res<()> {
     let aws = aws(ctx).await?;
     let mut all = Vec::new();
     for n in &names {
-        all.push(event_adapters::stats::handler_stats(&aws.ddb, &ctx.table, n, last, days).await?);
+        all.push(
+            event_adapters::operator::stats::handler_stats(&aws.ddb, &ctx.table, n, last, days)
+                .await?,
+        );
     }
     let v = json!({ "stats": all });
     out(ctx, &v, |o| {

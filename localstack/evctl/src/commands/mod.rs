@@ -1,5 +1,5 @@
-//! Every command, one file per group: [`events`] (publish and the read commands over the
-//! HTTP API), [`replay`], [`dlq`] and [`handlers`] (direct DynamoDB and SQS commands through
+//! Every command, one file per group: [`mod@events`] (publish and the read commands over the
+//! HTTP API), [`mod@replay`], [`dlq`] and [`handlers`] (direct DynamoDB and SQS commands through
 //! [`event_adapters::operator`]).
 
 pub mod dlq;

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Ops;
-use crate::deadletters::DeadLetter;
 use crate::http::auth::{admitted, Principal};
 use crate::http::error::ApiError;
 use crate::http::request::json_body;
+use crate::operator::dead_letters::DeadLetter;
 use crate::operator::{
     list_dead_letters, purge_dead_letters, queue_name, redrive_dead_letters, Actor,
 };

@@ -10,6 +10,12 @@
 //! without a tenant (a platform operator's direct command) each affected tenant's stream
 //! gets the record of its messages, and what belongs to no tenant is recorded under
 //! [`PLATFORM_TENANT`].
+//!
+//! [`dead_letters`] holds the queue side (peek, redrive, purge) and [`stats`] the handler
+//! statistics `evctl handler stats` prints.
+
+pub mod dead_letters;
+pub mod stats;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +25,7 @@ use lending_events::envelope::{NewEvent, WriteContext};
 use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 
-use crate::deadletters::{self, DeadLetter};
+use self::dead_letters::DeadLetter;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
 use crate::store::{DynamoStore, EventStore};
@@ -122,7 +128,7 @@ pub async fn list_dead_letters(
     max: usize,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
     let letters =
-        deadletters::list(sqs, store.client(), store.table(), domain, dlq_url, max).await?;
+        dead_letters::list(sqs, store.client(), store.table(), domain, dlq_url, max).await?;
     Ok(letters.into_iter().filter(|l| actor.owns(l)).collect())
 }
 
@@ -136,7 +142,7 @@ pub async fn redrive_dead_letters(
     source_url: Option<&str>,
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
-    let done = deadletters::redrive(sqs, domain, dlq_url, source_url, |l| {
+    let done = dead_letters::redrive(sqs, domain, dlq_url, source_url, |l| {
         actor.owns(l) && select(l)
     })
     .await?;
@@ -161,7 +167,7 @@ pub async fn purge_dead_letters(
     dlq_url: &str,
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
-    let done = deadletters::purge(sqs, domain, dlq_url, |l| actor.owns(l) && select(l)).await?;
+    let done = dead_letters::purge(sqs, domain, dlq_url, |l| actor.owns(l) && select(l)).await?;
     record_letters(
         store,
         actor,
