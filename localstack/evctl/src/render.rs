@@ -103,3 +103,42 @@ pub fn trace_tree(nodes: &[Value], indent: &str, compact: bool, out: &mut String
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tree() -> Vec<Value> {
+        let handler = |name: &str, status: &str| json!({"handler": name, "status": status, "durationMs": 12, "attempts": 1});
+        vec![json!({
+            "event": {"eventId": "0123456789ab", "eventType": "Loan.Funded",
+                "aggregateType": "Loan", "aggregateId": "L-1", "sequence": 3},
+            "handlers": [handler("payments", "COMPLETED")],
+            "children": [{
+                "event": {"eventId": "abcdef012345", "eventType": "Schedule.Generated",
+                    "aggregateType": "Loan", "aggregateId": "L-1", "sequence": 4},
+                "handlers": [{"handler": "notify", "status": "FAILED", "attempts": 2,
+                    "lastError": "mail server down"}],
+                "children": [],
+            }],
+        })]
+    }
+
+    #[test]
+    fn a_tree_is_drawn_one_line_per_event_and_handler() {
+        let mut full = String::new();
+        trace_tree(&tree(), "", false, &mut full);
+        let lines: Vec<&str> = full.lines().collect();
+        assert_eq!(lines.len(), 4, "{full}");
+        assert!(lines[0].starts_with("└─ Loan.Funded Loan/L-1 #3 (01234567)"));
+        assert!(lines[1].contains("payments") && lines[1].contains("12 ms, 1 attempt"));
+        assert!(lines[2].starts_with("   └─ Schedule.Generated"));
+        assert!(lines[3].contains("2 attempts, last error: mail server down"));
+
+        let mut compact = String::new();
+        trace_tree(&tree(), "", true, &mut compact);
+        assert!(compact.contains("[payments✓ 12ms]"), "{compact}");
+        assert!(compact.contains("✗ notify: mail server down"), "{compact}");
+    }
+}
