@@ -15,7 +15,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use event_adapters::memory::{MemoryLedger, MemoryStore};
-use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::queue::MemoryQueue;
+use event_adapters::runner::{BatchRunner, RetryPolicy};
 use lending_events::handlers;
 use lending_events::{EventEnvelope, Metadata};
 use serde_json::{json, Value};
@@ -178,9 +179,8 @@ fn main() {
             MemoryStore::new(),
             MemoryLedger::new(),
             handlers::for_domain(case.domain),
-            None,
+            MemoryQueue::without_dlq(),
             RetryPolicy::default(),
-            Faults::default(),
         );
         let batch = {
             let mut ev = SqsEvent::default();

@@ -4,9 +4,11 @@
 //! by the local runner:
 //! - [`store`]: the DynamoDB event-history table (append with per-aggregate sequence and
 //!   idempotent eventIds; reads).
-//! - [`publisher`]: SQS FIFO publishing, batched.
+//! - [`queue`]: the queue port (dead letters, visibility, deletes, publishing) with its SQS
+//!   and in-memory adapters.
 //! - [`dispatch`]: DynamoDB stream records to domain queues (the routing table from core).
-//! - [`runner`]: the generic SQS batch runner every domain function uses.
+//! - [`runner`]: the generic SQS batch runner every domain function uses, over the store,
+//!   ledger and queue ports.
 //! - [`memory`]: in-memory store and ledger ports (benchmarks, tests without AWS).
 //! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
 //!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
@@ -28,8 +30,8 @@ pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;
-pub mod publisher;
 pub mod query;
+pub mod queue;
 pub mod replay;
 pub mod runner;
 pub mod scopes;

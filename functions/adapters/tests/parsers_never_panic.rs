@@ -16,7 +16,8 @@ use event_adapters::cursor::CursorKey;
 use event_adapters::dispatch::event_of;
 use event_adapters::memory::{MemoryLedger, MemoryStore};
 use event_adapters::query::Window;
-use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::queue::MemoryQueue;
+use event_adapters::runner::{BatchRunner, RetryPolicy};
 use lending_events::catalog::Catalog;
 use lending_events::handlers;
 use lending_events::routing::RoutingTable;
@@ -291,18 +292,17 @@ fn message_attributes() -> impl Strategy<Value = Value> {
         })
 }
 
-fn batch_runner(store: MemoryStore) -> BatchRunner<MemoryStore, MemoryLedger> {
+fn batch_runner(store: MemoryStore) -> BatchRunner<MemoryStore, MemoryLedger, MemoryQueue> {
     BatchRunner::new(
         store,
         MemoryLedger::new(),
         handlers::all(),
-        None,
+        MemoryQueue::without_dlq(),
         RetryPolicy {
             base: Duration::from_millis(1),
             cap: Duration::from_millis(2),
             paused: Duration::from_millis(1),
         },
-        Faults::default(),
     )
 }
 
