@@ -238,6 +238,10 @@ impl<L: Ledger> FaultyLedger<L> {
                 now,
             )
             .await?;
+        // Logged as the runner logs a failed execution, so the log reads as it would.
+        let event = work.event;
+        tracing::warn!(handler = work.handler, event_id = %event.event_id, event_type = %event.event_type,
+            correlation_id = %event.metadata.correlation_id, attempt, class = "transient", error = %reason, "handler failed");
         Err(AdapterError::Transient(reason))
     }
 }
