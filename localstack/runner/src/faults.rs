@@ -337,3 +337,63 @@ impl<P: Publisher> Publisher for FaultyPublisher<P> {
         self.inner.send(queue_url, messages).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use event_adapters::memory::MemoryLedger;
+    use lending_events::EventEnvelope;
+
+    use super::*;
+
+    fn event() -> EventEnvelope {
+        serde_json::from_value(serde_json::json!({
+            "eventId": "7f1c2a34-5b6d-4e8f-9a0b-1c2d3e4f5a6b", "eventType": "Loan.Funded",
+            "eventVersion": 1, "domain": "loan", "aggregateType": "Loan", "aggregateId": "L-1",
+            "sequence": 2, "occurredAt": "2026-03-01T10:00:00Z", "recordedAt": "2026-03-01T10:00:00Z",
+            "payload": {}, "metadata": {"correlationId": "c-1", "tenantId": "t-1"}
+        }))
+        .expect("an envelope")
+    }
+
+    /// A batch of one message carrying `e` on its `receives`-th receive.
+    fn batch(e: &EventEnvelope, receives: u32) -> SqsEvent {
+        let mut m = aws_lambda_events::sqs::SqsMessage::default();
+        m.body = Some(serde_json::to_string(e).expect("serialises"));
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), receives.to_string());
+        let mut b = SqsEvent::default();
+        b.records = vec![m];
+        b
+    }
+
+    #[tokio::test]
+    async fn failing_receives_fail_one_execution_per_receive_and_only_the_first_n() {
+        let faults = Arc::new(Faults {
+            fail_receives: 2,
+            ..Faults::default()
+        });
+        let ledger = FaultyLedger::new(MemoryLedger::new(), faults.clone());
+        let e = event();
+        let work = Work {
+            handler: "payment-schedule",
+            event: &e,
+        };
+        let lease = Duration::from_secs(60);
+        for receive in 1..=2 {
+            faults.note_batch(&batch(&e, receive));
+            // The first execution is claimed and recorded failed; quick retries on the
+            // same receive fail before claiming.
+            for _ in 0..3 {
+                let claim = ledger.claim(work, lease, Utc::now()).await;
+                assert!(claim.is_err_and(|e| e.is_transient()), "receive {receive}");
+            }
+            assert_eq!(ledger.inner.status(work), Some("FAILED"));
+        }
+        faults.note_batch(&batch(&e, 3));
+        let claim = ledger.claim(work, lease, Utc::now()).await;
+        assert!(
+            matches!(claim, Ok(Claim::Acquired { attempt: 3 })),
+            "{claim:?}"
+        );
+    }
+}
