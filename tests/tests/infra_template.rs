@@ -5,7 +5,7 @@
 //! - its IAM statements have no wildcard action and no wildcard resource on data services;
 //! - it has one function per binary crate under `functions/`, and no other (plus the
 //!   operator function, which runs the ingest binary with another role);
-//! - its HTTP API routes and their scopes are `event_adapters::scopes::ROUTES`, operator
+//! - its HTTP API routes and their scopes are `event_adapters::http::scopes::ROUTES`, operator
 //!   routes on the operator function with a low throttle;
 //! - queue policies let only the right roles send to each queue, over TLS only, and each
 //!   DLQ accepts redrives from its own queue only;
@@ -23,7 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use event_adapters::scopes::{FixedScope, Scope, ROUTES};
+use event_adapters::http::scopes::{FixedScope, Scope, ROUTES};
+use event_adapters::store::layout;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
@@ -325,7 +326,7 @@ fn queues_and_dlqs_match_the_topology() {
         );
 
         // Dispatch is told the queue URL.
-        let var = format!("QUEUE_URL_{}", pair.domain.to_ascii_uppercase());
+        let var = format!("QUEUE_URL_{}", pair.domain.as_str().to_ascii_uppercase());
         assert_eq!(
             dispatch_env.get(&var),
             Some(&reference(queue_id)),
@@ -348,7 +349,7 @@ fn queues_and_dlqs_match_the_topology() {
     // Dispatch gets no queue URL for a domain that core does not route.
     let routed: BTreeSet<String> = expected
         .iter()
-        .map(|p| format!("QUEUE_URL_{}", p.domain.to_ascii_uppercase()))
+        .map(|p| format!("QUEUE_URL_{}", p.domain.as_str().to_ascii_uppercase()))
         .collect();
     for var in dispatch_env.keys().filter(|k| k.starts_with("QUEUE_URL_")) {
         assert!(
@@ -847,7 +848,7 @@ fn domain_handlers_consume_their_queue_and_dead_letter_to_their_dlq() {
         let domain = bin.trim_end_matches("-handler");
         let pair = pairs
             .iter()
-            .find(|p| p.domain == domain)
+            .find(|p| p.domain.as_str() == domain)
             .unwrap_or_else(|| panic!("{bin}: core routes no events to domain {domain}"));
         let (id, f) = t
             .function_for(bin)
@@ -1020,7 +1021,7 @@ fn template_text() -> String {
 }
 
 // ----------------------------------------------------------------------------------------
-// (d) the HTTP API: routes and scopes are event_adapters::scopes::ROUTES
+// (d) the HTTP API: routes and scopes are event_adapters::http::scopes::ROUTES
 // ----------------------------------------------------------------------------------------
 
 /// One `HttpApi` event of a function: `POST /events` or `$default`.
@@ -1137,7 +1138,7 @@ fn route_violations(t: &Template) -> Vec<String> {
         let (method, path) = r.key.split_once(' ').unwrap_or_default();
         let Some(entry) = ROUTES.iter().find(|e| e.method == method && e.path == path) else {
             bad.push(format!(
-                "{what}: not in event_adapters::scopes::ROUTES (add it there, with its scope)"
+                "{what}: not in event_adapters::http::scopes::ROUTES (add it there, with its scope)"
             ));
             continue;
         };
@@ -1188,7 +1189,7 @@ fn route_violations(t: &Template) -> Vec<String> {
         let key = format!("{} {}", e.method, e.path);
         if !seen.contains(&key) {
             bad.push(format!(
-                "no template route for {key} (event_adapters::scopes::ROUTES)"
+                "no template route for {key} (event_adapters::http::scopes::ROUTES)"
             ));
         }
     }
@@ -1215,7 +1216,7 @@ fn api_routes_and_scopes_are_the_routers_table() {
     let bad = route_violations(&t);
     assert!(
         bad.is_empty(),
-        "the HTTP API differs from event_adapters::scopes::ROUTES:\n  {}",
+        "the HTTP API differs from event_adapters::http::scopes::ROUTES:\n  {}",
         bad.join("\n  ")
     );
     let (ingest, f) = t.function_for("ingest").expect("ingest function");
@@ -1454,23 +1455,21 @@ fn queue_policy_violations(t: &Template) -> Vec<String> {
         }
     }
     // Each DLQ takes dead letters from its own queue only.
-    let (delivery, delivery_dlq) = topology::delivery_queues(PREFIX);
-    let delivery_pair = topology::QueuePair {
-        domain: "deliveries",
-        queue: delivery,
-        dlq: delivery_dlq,
-    };
-    for pair in topology::queues(PREFIX).into_iter().chain([delivery_pair]) {
+    let pairs = topology::queues(PREFIX)
+        .into_iter()
+        .map(|p| (p.queue, p.dlq))
+        .chain([topology::delivery_queues(PREFIX)]);
+    for (queue, dlq_name) in pairs {
         let Some((dlq, d)) = t
             .of_type("AWS::SQS::Queue")
             .into_iter()
-            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(pair.dlq.as_str()))
+            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(dlq_name.as_str()))
         else {
             continue;
         };
         let policy = &d["Properties"]["RedriveAllowPolicy"];
         let source = json!({
-            "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}", pair.queue)
+            "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}", queue)
         });
         if policy["redrivePermission"] != "byQueue" || policy["sourceQueueArns"] != json!([source])
         {
@@ -1537,7 +1536,7 @@ fn family(pk: &str) -> String {
     pk[..end].to_string()
 }
 
-/// Key families, from the code that builds the keys (store.rs and ledger.rs item layouts):
+/// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
@@ -1546,17 +1545,16 @@ fn families() -> (String, String, String, String, String) {
         aggregate_id: "L-1",
     };
     (
-        family(&event_adapters::store::stream_pk(&stream)),
-        family(&event_adapters::store::guard_pk("t", &uuid::Uuid::nil())),
-        family(&event_adapters::ledger::record_pk("t", "e", "h")),
-        // ledger.rs: `H#<handler>` and `S#<handler>#<day>` (built inline there).
-        "H#".to_string(),
-        "S#".to_string(),
+        family(&layout::stream_pk(&stream)),
+        family(&layout::guard_pk("t", &uuid::Uuid::nil())),
+        family(&layout::record_pk("t", "e", "h")),
+        family(&layout::switch_pk("h")),
+        family(&layout::stats_pk("h", "2026-01-01")),
     )
 }
 
 /// Key families of subscriptions, from the code that builds them
-/// (`event_adapters::subscriptions::keys`).
+/// (`event_adapters::store::layout`).
 struct SubscriptionFamilies {
     subscriptions: String,
     attempts: String,
@@ -1565,7 +1563,7 @@ struct SubscriptionFamilies {
 }
 
 fn subscription_families() -> SubscriptionFamilies {
-    use event_adapters::subscriptions::keys;
+    use event_adapters::store::layout as keys;
     let id = uuid::Uuid::nil();
     SubscriptionFamilies {
         subscriptions: family(&keys::subscriptions_pk("t")),

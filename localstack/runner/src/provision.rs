@@ -11,10 +11,18 @@ use event_adapters::config::Clients;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
+use lending_events::Domain;
 use serde_json::json;
 
+/// A FIFO queue and its dead-letter queue.
+pub struct QueueUrls {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+}
+
 pub struct ProvisionedQueue {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,
@@ -24,8 +32,8 @@ pub struct Provisioned {
     pub table: String,
     pub stream_arn: String,
     pub queues: Vec<ProvisionedQueue>,
-    /// The delivery queue of subscriptions (`domain` = "deliveries") and its dead letters.
-    pub delivery: ProvisionedQueue,
+    /// The delivery queue of subscriptions and its dead letters.
+    pub delivery: QueueUrls,
     /// The KMS key (alias) of subscriptions' signing secrets.
     pub subscription_key: String,
 }
@@ -63,16 +71,19 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
-        queues.push(ensure_queues(&clients.sqs, &pair, MAX_RECEIVE_COUNT).await?);
+        let urls = ensure_queues(&clients.sqs, &pair.queue, &pair.dlq, MAX_RECEIVE_COUNT).await?;
+        queues.push(ProvisionedQueue {
+            domain: pair.domain,
+            queue_url: urls.queue_url,
+            queue_arn: urls.queue_arn,
+            dlq_url: urls.dlq_url,
+        });
     }
     let (queue, dlq) = topology::delivery_queues(prefix);
     let delivery = ensure_queues(
         &clients.sqs,
-        &topology::QueuePair {
-            domain: "deliveries",
-            queue,
-            dlq,
-        },
+        &queue,
+        &dlq,
         topology::DELIVERY_MAX_RECEIVE_COUNT,
     )
     .await?;
@@ -257,14 +268,17 @@ async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, St
     Ok(alias.to_string())
 }
 
+/// A FIFO queue `queue` redriving to its FIFO dead-letter queue `dlq` after
+/// `max_receive_count` receives.
 async fn ensure_queues(
     sqs: &aws_sdk_sqs::Client,
-    pair: &topology::QueuePair,
+    queue: &str,
+    dlq: &str,
     max_receive_count: u32,
-) -> Result<ProvisionedQueue, String> {
+) -> Result<QueueUrls, String> {
     let dlq_url = create_fifo_queue(
         sqs,
-        &pair.dlq,
+        dlq,
         &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())],
     )
     .await?;
@@ -273,7 +287,7 @@ async fn ensure_queues(
         json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
     let queue_url = create_fifo_queue(
         sqs,
-        &pair.queue,
+        queue,
         &[
             (
                 QueueAttributeName::VisibilityTimeout,
@@ -284,8 +298,7 @@ async fn ensure_queues(
     )
     .await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
-    Ok(ProvisionedQueue {
-        domain: pair.domain,
+    Ok(QueueUrls {
         queue_url,
         queue_arn,
         dlq_url,
@@ -355,16 +368,12 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
         .table_name(format!("{prefix}-events"))
         .send()
         .await;
-    let (delivery, delivery_dlq) = topology::delivery_queues(prefix);
-    let pairs = topology::queues(prefix)
+    let names = topology::queues(prefix)
         .into_iter()
-        .chain([topology::QueuePair {
-            domain: "deliveries",
-            queue: delivery,
-            dlq: delivery_dlq,
-        }]);
-    for pair in pairs {
-        for name in [&pair.queue, &pair.dlq] {
+        .map(|p| (p.queue, p.dlq))
+        .chain([topology::delivery_queues(prefix)]);
+    for (queue, dlq) in names {
+        for name in [&queue, &dlq] {
             if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {
                 if let Some(url) = out.queue_url() {
                     let _ = clients.sqs.delete_queue().queue_url(url).send().await;

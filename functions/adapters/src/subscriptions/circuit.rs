@@ -14,8 +14,8 @@ pub use lending_events::subscription::{
     BreakerConfig, BreakerEvent, Circuit, Decision, Transition,
 };
 
-use super::keys::circuit_pk;
 use crate::error::{classify, AdapterError};
+use crate::store::layout::circuit_pk;
 
 type Item = HashMap<String, AttributeValue>;
 

@@ -27,7 +27,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::{DateTime, Utc};
 use lending_events::catalog::{Catalog, DELIVERY};
-use lending_events::envelope::{format_recorded_at, format_time};
+use lending_events::envelope::format_time;
 use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -39,8 +39,9 @@ use super::model::{self, Status, Target};
 use super::repo::{StoredSubscription, SubscriptionStore};
 use super::secrets::{SecretBox, SigningSecret};
 use crate::error::{classify, AdapterError};
-use crate::publisher::QueuePublisher;
+use crate::queue::{Publisher, QueuePublisher, SqsDomainQueue};
 use crate::runner::{run_batch, Outcome};
+use crate::store::indexes::{events_by_type, Window};
 use crate::webhooks::sender::{Attempt as SentAttempt, Delivery, SendOutcome, WebhookSender};
 use crate::webhooks::signing::Signer;
 use chrono::TimeDelta;
@@ -153,6 +154,8 @@ pub struct DeliveryRunner<W> {
     webhooks: W,
     sqs: aws_sdk_sqs::Client,
     publisher: QueuePublisher,
+    /// The delivery queue as the batch loop uses it (visibility of retried messages).
+    queue: SqsDomainQueue,
     /// The delivery queue (visibility changes, backfill sends) and the dead letters.
     queue_url: Option<String>,
     dlq_url: Option<String>,
@@ -197,6 +200,11 @@ impl<W: WebhookPort> DeliveryRunner<W> {
             circuits,
             webhooks,
             publisher: QueuePublisher::new(sqs.clone()),
+            queue: SqsDomainQueue {
+                client: sqs.clone(),
+                queue_url: queue_url.clone(),
+                dlq_url: dlq_url.clone(),
+            },
             sqs,
             queue_url,
             dlq_url,
@@ -206,12 +214,14 @@ impl<W: WebhookPort> DeliveryRunner<W> {
         }
     }
 
+    /// The delivery queue (deletes of handled messages, as the event source mapping does).
+    pub fn queue(&self) -> &SqsDomainQueue {
+        &self.queue
+    }
+
     /// Handle one SQS batch of the delivery queue.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        run_batch(&event, &self.sqs, self.queue_url.as_deref(), |msg| {
-            self.process(msg)
-        })
-        .await
+        run_batch(&event, &self.queue, |msg| self.process(msg)).await
     }
 
     /// The subscription with decrypted secrets, cached briefly (`fresh`: read again).
@@ -832,17 +842,13 @@ async fn history(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<EventEnvelope>, AdapterError> {
-    let window = crate::query::Window {
-        from: format_recorded_at(&from),
-        to: format_recorded_at(&to),
-    };
+    let window = Window::between(Some(&from), Some(&to));
     let filter = &stored.subscription.filter;
     let mut events = Vec::new();
     for t in candidate_types(filter.as_json()) {
         let mut start = None;
         loop {
-            let page =
-                crate::query::events_by_type(ddb, table, tenant, &t, &window, 1000, start).await?;
+            let page = events_by_type(ddb, table, tenant, &t, &window, 1000, start).await?;
             events.extend(page.events.into_iter().filter(|e| filter.matches(e)));
             start = page.last_key;
             if start.is_none() {

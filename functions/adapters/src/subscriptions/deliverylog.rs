@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::keys::{attempt_sk, attempts_pk, delivery_pk, subscription_sk};
-use crate::api::ApiError;
-use crate::cursor::CursorKey;
 use crate::error::{classify, AdapterError};
+use crate::http::cursor::CursorKey;
+use crate::http::error::ApiError;
 use crate::ledger::RECORD_TTL;
+use crate::store::layout::{attempt_sk, attempts_pk, delivery_pk, subscription_sk};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -281,7 +281,7 @@ impl DeliveryLog {
         let pk = attempts_pk(tenant, subscription);
         if let Some(k) = &start {
             if k.get("pk").and_then(|v| v.as_s().ok()) != Some(&pk) {
-                return Err(crate::cursor::invalid_cursor());
+                return Err(crate::http::cursor::invalid_cursor());
             }
         }
         let out = self

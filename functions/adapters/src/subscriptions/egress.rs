@@ -13,8 +13,8 @@ use std::net::IpAddr;
 pub use lending_events::subscription::EgressPolicy;
 use lending_events::subscription::{Target, TargetUrl};
 
-use crate::api::ApiError;
 use crate::error::AdapterError;
+use crate::http::error::ApiError;
 
 /// The variable holding the allow-list.
 pub const EGRESS_ALLOW_VAR: &str = "WEBHOOK_EGRESS_ALLOW";

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::model::Filter;
 use super::repo::SubscriptionStore;
 use crate::error::AdapterError;
-use crate::publisher::OutgoingMessage;
+use crate::queue::OutgoingMessage;
 
 /// Why a delivery message was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,10 @@ pub fn delivery_group(subscription: &Uuid, event: &EventEnvelope, kind: Delivery
     if group.len() <= 128 {
         group
     } else {
-        format!("{subscription}#h{}{tag}", super::keys::target_hash(&stream))
+        format!(
+            "{subscription}#h{}{tag}",
+            crate::store::layout::target_hash(&stream)
+        )
     }
 }
 
@@ -82,7 +85,7 @@ pub fn delivery_message(
         Some(r) => format!(
             "{subscription}:{}:{}",
             event.event_id,
-            super::keys::target_hash(r)
+            crate::store::layout::target_hash(r)
         ),
         None => format!("{subscription}:{}", event.event_id),
     };

@@ -1,5 +1,5 @@
 //! Subscriptions of other systems: stored per tenant in the event table, managed over HTTP
-//! ([`routes`]), matched by dispatch ([`matching`]) and delivered by the delivery function
+//! (`crate::http::ops::subscriptions`), matched by dispatch ([`matching`]) and delivered by the delivery function
 //! ([`delivery`]) to webhooks (signed, CloudEvents by default) or SQS queues, with a
 //! circuit breaker per target and every attempt logged ([`deliverylog`]).
 //!
@@ -16,11 +16,9 @@ pub mod circuit;
 pub mod delivery;
 pub mod deliverylog;
 pub mod egress;
-pub mod keys;
 pub mod matching;
 pub mod model;
 pub mod repo;
-pub mod routes;
 pub mod secrets;
 
 use std::time::Duration;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use lending_events::subscription::{Filter, Format, Target};
 
-use crate::api::ApiError;
+use crate::http::error::ApiError;
 
 /// Longest subscription name.
 pub const MAX_NAME_CHARS: usize = 128;

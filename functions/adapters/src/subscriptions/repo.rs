@@ -12,9 +12,9 @@ use lending_events::EventEnvelope;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::keys::{subscription_sk, subscriptions_pk};
 use super::model::Subscription;
 use crate::error::{classify, AdapterError};
+use crate::store::layout::{subscription_sk, subscriptions_pk};
 use crate::store::DynamoStore;
 
 type Item = HashMap<String, AttributeValue>;

@@ -1,0 +1,323 @@
+//! The DynamoDB ledger: processing records, handler switches and daily statistics as items
+//! of the event table (keys in [`crate::store::layout`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::{BatchStats, Claim, FailureClass, Ledger, Work, RECORD_TTL};
+use crate::error::{classify, AdapterError};
+use crate::store::layout::{self, attr, kind, n, s, stats_pk, switch_pk};
+
+/// The DynamoDB ledger, in the event table.
+pub struct DynamoLedger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    switches: Mutex<Option<(Instant, HashMap<String, bool>)>>,
+    /// How long a read of the handler switches is trusted.
+    switch_cache: Duration,
+}
+
+impl DynamoLedger {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoLedger {
+            client,
+            table: table.into(),
+            switches: Mutex::new(None),
+            switch_cache: Duration::from_secs(2),
+        }
+    }
+
+    fn log_entry(
+        outcome: &str,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> AttributeValue {
+        let mut m = HashMap::from([
+            ("outcome".to_string(), s(outcome)),
+            ("attempt".to_string(), n(attempt)),
+            ("durationMs".to_string(), n(duration.as_millis())),
+            (
+                "at".to_string(),
+                s(lending_events::envelope::format_time(&now)),
+            ),
+        ]);
+        if let Some(e) = error {
+            m.insert("error".into(), s(e.chars().take(500).collect::<String>()));
+        }
+        AttributeValue::L(vec![AttributeValue::M(m)])
+    }
+
+    /// Switch a handler on or off (takes effect within the cache period, no redeploy).
+    pub async fn set_enabled(&self, handler: &str, enabled: bool) -> Result<(), AdapterError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(layout::key(switch_pk(handler), 0)))
+            .item(attr::KIND, s(kind::HANDLER_SWITCH))
+            .item(attr::ENABLED, AttributeValue::Bool(enabled))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem(switch)", e))?;
+        *self.switches.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    async fn load_switch(&self, handler: &str) -> Result<bool, AdapterError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(switch_pk(handler), 0)))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(switch)", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get(attr::ENABLED))
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true))
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(
+        &self,
+        work: Work<'_>,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, AdapterError> {
+        let now_ms = now.timestamp_millis();
+        let e = work.event;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(
+                "SET #st = :ip, leaseUntil = :lease, attempts = if_not_exists(attempts, :zero) + :one, \
+                 #kind = :kind, #handler = :h, eventId = :eid, eventType = :et, tenantId = :t, \
+                 streamKey = :sk, #seq = :seq, correlationId = :corr, firstSeenAt = if_not_exists(firstSeenAt, :now), \
+                 expiresAt = :exp",
+            )
+            .condition_expression("attribute_not_exists(pk) OR #st = :failed OR (#st = :ip AND leaseUntil < :nowms)")
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_names("#seq", "sequence")
+            .expression_attribute_names("#kind", attr::KIND)
+            .expression_attribute_names("#handler", attr::HANDLER)
+            .expression_attribute_values(":ip", s("IN_PROGRESS"))
+            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":lease", n(now_ms + lease.as_millis() as i64))
+            .expression_attribute_values(":nowms", n(now_ms))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":kind", s(kind::PROCESSING))
+            .expression_attribute_values(":h", s(work.handler))
+            .expression_attribute_values(":eid", s(e.event_id.to_string()))
+            .expression_attribute_values(":et", s(&e.event_type))
+            .expression_attribute_values(":t", s(&e.metadata.tenant_id))
+            .expression_attribute_values(":sk", s(e.stream().key()))
+            .expression_attribute_values(":seq", n(e.sequence))
+            .expression_attribute_values(":corr", s(&e.metadata.correlation_id))
+            .expression_attribute_values(":now", s(lending_events::envelope::format_time(&now)))
+            .expression_attribute_values(":exp", n(now.timestamp() + RECORD_TTL.as_secs() as i64))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let attempt = out
+                    .attributes()
+                    .and_then(|a| a.get("attempts"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                Ok(Claim::Acquired { attempt })
+            }
+            Err(err) => {
+                let conditional = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception());
+                if !conditional {
+                    return Err(classify("UpdateItem(claim)", err));
+                }
+                let cur = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(layout::key(work.pk(), 0)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetItem(claim)", e))?;
+                let status = cur
+                    .item()
+                    .and_then(|i| i.get(attr::STATUS))
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str);
+                Ok(if status == Some("COMPLETED") {
+                    Claim::AlreadyDone
+                } else {
+                    Claim::Busy
+                })
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(
+                "SET #st = :done, completedAt = :now, durationMs = :d, completedAttempt = :a, \
+                 #log = list_append(if_not_exists(#log, :empty), :entry) REMOVE leaseUntil",
+            )
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":done", s("COMPLETED"))
+            .expression_attribute_values(":now", s(lending_events::envelope::format_time(&now)))
+            .expression_attribute_values(":d", n(duration.as_millis()))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(
+                ":entry",
+                Self::log_entry("completed", attempt, duration, now, None),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(complete)", e))?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        class: FailureClass,
+        message: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
+        let at = lending_events::envelope::format_time(&now);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(
+                "SET #st = :failed, failureClass = :c, lastError = :m, lastFailureAt = :now, \
+                 firstFailureAt = if_not_exists(firstFailureAt, :now), \
+                 #log = list_append(if_not_exists(#log, :empty), :entry) \
+                 ADD failures :one REMOVE leaseUntil",
+            )
+            .expression_attribute_names("#st", attr::STATUS)
+            .expression_attribute_names("#log", "log")
+            .expression_attribute_values(":failed", s("FAILED"))
+            .expression_attribute_values(":c", s(class.as_str()))
+            .expression_attribute_values(":m", s(message.chars().take(1000).collect::<String>()))
+            .expression_attribute_values(":now", s(at))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(
+                ":entry",
+                Self::log_entry(class.as_str(), attempt, duration, now, Some(message)),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(fail)", e))?;
+        Ok(())
+    }
+
+    async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {
+        if let Some((at, map)) = &*self.switches.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < self.switch_cache {
+                if let Some(v) = map.get(handler) {
+                    return Ok(*v);
+                }
+            }
+        }
+        let v = self.load_switch(handler).await?;
+        let mut guard = self.switches.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *guard {
+            Some((at, map)) if at.elapsed() < self.switch_cache => {
+                map.insert(handler.to_string(), v);
+            }
+            _ => *guard = Some((Instant::now(), HashMap::from([(handler.to_string(), v)]))),
+        }
+        Ok(v)
+    }
+
+    async fn flush_stats(
+        &self,
+        stats: &BatchStats,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
+        let day = now.format("%Y-%m-%d").to_string();
+        for (handler, c) in stats.take() {
+            let mut expr =
+                "SET #kind = :kind, #handler = :h, #day = :day, expiresAt = :exp".to_string();
+            if c.last_error.is_some() {
+                expr.push_str(", lastError = :le, lastErrorAt = :now");
+            }
+            let mut adds = vec![
+                "successes :s".to_string(),
+                "failures :f".into(),
+                "retries :r".into(),
+                "deadLettered :dl".into(),
+            ];
+            for (i, count) in c.buckets.iter().enumerate() {
+                if *count > 0 {
+                    adds.push(format!("b{i} :b{i}"));
+                }
+            }
+            expr.push_str(" ADD ");
+            expr.push_str(&adds.join(", "));
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(layout::key(stats_pk(handler, &day), 0)))
+                .update_expression(expr)
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_names("#kind", attr::KIND)
+                .expression_attribute_names("#handler", attr::HANDLER)
+                .expression_attribute_values(":kind", s(kind::HANDLER_STATS))
+                .expression_attribute_values(":h", s(handler))
+                .expression_attribute_values(":day", s(&day))
+                .expression_attribute_values(":exp", n(now.timestamp() + 90 * 24 * 3600))
+                .expression_attribute_values(":s", n(c.successes))
+                .expression_attribute_values(":f", n(c.failures))
+                .expression_attribute_values(":r", n(c.retries))
+                .expression_attribute_values(":dl", n(c.dead_lettered));
+            for (i, count) in c.buckets.iter().enumerate() {
+                if *count > 0 {
+                    req = req.expression_attribute_values(format!(":b{i}"), n(count));
+                }
+            }
+            if let Some(le) = &c.last_error {
+                req = req
+                    .expression_attribute_values(":le", s(le))
+                    .expression_attribute_values(
+                        ":now",
+                        s(lending_events::envelope::format_time(&now)),
+                    );
+            }
+            req.send()
+                .await
+                .map_err(|e| classify("UpdateItem(stats)", e))?;
+        }
+        Ok(())
+    }
+}

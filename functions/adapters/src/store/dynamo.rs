@@ -1,0 +1,415 @@
+//! The DynamoDB event store: one transaction per append (the item layout and the append's
+//! guarantees are in [`super::layout`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use lending_events::envelope::StreamId;
+use lending_events::{EventEnvelope, NewEvent};
+use uuid::Uuid;
+
+use super::layout::{
+    self, attr, batch_get_keys, decode_event, guard_pk, guarded_event_key, n, num_of, s, str_of,
+    stream_pk, Item, Read,
+};
+use super::{page_window, Appended, EventStore, Page};
+use crate::error::{classify, AdapterError};
+
+/// How many times an append without `expectedSequence` re-reads the head and tries again
+/// when another writer took its sequence.
+const APPEND_ATTEMPTS: u32 = 12;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The last sequence of a stream (0 for a new aggregate), read consistently.
+    async fn head(&self, pk: &str) -> Result<u64, AdapterError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .projection_expression("sk")
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("Query(head)", e))?;
+        Ok(out
+            .items()
+            .first()
+            .and_then(|i| num_of(i, attr::SK))
+            .unwrap_or(0))
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, AdapterError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| AdapterError::Aws(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One attempt: read heads, assign sequences, write everything in one transaction.
+    async fn try_append(
+        &self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+        extra: &[TransactWriteItem],
+    ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
+        let mut heads: HashMap<String, u64> = HashMap::new();
+        let mut stored = Vec::with_capacity(events.len());
+        for e in events {
+            let pk = stream_pk(&e.stream());
+            let head = match heads.get(&pk) {
+                Some(h) => *h,
+                None => self.head(&pk).await?,
+            };
+            if let Some(expected) = e.expected_sequence {
+                if expected != head {
+                    return Ok(Err(Cancelled::Sequence {
+                        stream: e.stream().key(),
+                        expected,
+                        actual: head,
+                    }));
+                }
+            }
+            heads.insert(pk, head + 1);
+            stored.push(e.clone().into_envelope(head + 1, now));
+        }
+        let mut items = Vec::with_capacity(events.len() * 2);
+        for (e, new) in stored.iter().zip(events) {
+            let body =
+                serde_json::to_string(e).map_err(|err| AdapterError::Decode(err.to_string()))?;
+            items.push(self.put(layout::event_item(e, body))?);
+            items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
+        }
+        let event_items = items.len();
+        items.extend(extra.iter().cloned());
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(stored)),
+            // A timeout or a dropped connection is transient, not an unknown service error.
+            Err(
+                err @ (SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_)),
+            ) => Err(classify("TransactWriteItems", err)),
+            Err(err) => match err.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(tc) => {
+                    let reasons: Vec<&str> = tc
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or(""))
+                        .collect();
+                    // Items alternate: event (even index), guard (odd index); then the
+                    // caller's extra items.
+                    let guard_hit = reasons.iter().enumerate().any(|(i, c)| {
+                        i < event_items && i % 2 == 1 && *c == "ConditionalCheckFailed"
+                    });
+                    let seq_hit = reasons.iter().enumerate().any(|(i, c)| {
+                        i < event_items && i % 2 == 0 && *c == "ConditionalCheckFailed"
+                    });
+                    let extra_hit = reasons
+                        .iter()
+                        .enumerate()
+                        .any(|(i, c)| i >= event_items && *c == "ConditionalCheckFailed");
+                    if extra_hit {
+                        Ok(Err(Cancelled::Extra))
+                    } else if guard_hit || reasons.is_empty() {
+                        Ok(Err(Cancelled::EventId))
+                    } else if seq_hit {
+                        let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
+                        Ok(Err(Cancelled::Race { stream: first }))
+                    } else {
+                        // TransactionConflict and friends: another transaction on these items.
+                        Ok(Err(Cancelled::Race {
+                            stream: String::new(),
+                        }))
+                    }
+                }
+                other => Err(classify_service("TransactWriteItems", other)),
+            },
+        }
+    }
+
+    /// After a cancelled write: are all these events already stored with the same content?
+    async fn resolve_duplicates(
+        &self,
+        events: &[NewEvent],
+    ) -> Result<Option<Vec<EventEnvelope>>, AdapterError> {
+        if !events.iter().any(|e| e.client_event_id) {
+            return Ok(None);
+        }
+        let keys: Vec<Item> = events
+            .iter()
+            .map(|e| layout::key(guard_pk(&e.metadata.tenant_id, &e.event_id), 0))
+            .collect();
+        let guards = self.batch_get(keys).await?;
+        let mut found = 0;
+        let mut event_keys = Vec::new();
+        for e in events {
+            let pk = guard_pk(&e.metadata.tenant_id, &e.event_id);
+            if let Some(g) = guards
+                .iter()
+                .find(|g| str_of(g, attr::PK) == Some(pk.as_str()))
+            {
+                found += 1;
+                if str_of(g, attr::FINGERPRINT) != Some(e.fingerprint.as_str()) {
+                    return Err(AdapterError::EventIdConflict(format!(
+                        "eventId {} was already used for an event with different content",
+                        e.event_id
+                    )));
+                }
+                event_keys.push(guarded_event_key(g));
+            }
+        }
+        if found == 0 {
+            return Ok(None);
+        }
+        if found < events.len() {
+            return Err(AdapterError::EventIdConflict(format!(
+                "{found} of the {} events in this request are already stored; resend exactly the original request, or only new events",
+                events.len()
+            )));
+        }
+        let items = self.batch_get(event_keys).await?;
+        let mut envelopes: Vec<EventEnvelope> =
+            items.iter().map(decode_event).collect::<Result<_, _>>()?;
+        // Back in request order.
+        envelopes.sort_by_key(|env| events.iter().position(|e| e.event_id == env.event_id));
+        Ok(Some(envelopes))
+    }
+
+    /// Items by key, read consistently: a resend must see the write that cancelled it.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, AdapterError> {
+        batch_get_keys(&self.client, &self.table, keys, Read::Consistent).await
+    }
+
+    /// One event by id (tenant-scoped).
+    pub async fn get_event(
+        &self,
+        tenant: &str,
+        event_id: &Uuid,
+    ) -> Result<Option<EventEnvelope>, AdapterError> {
+        let guard = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(guard_pk(tenant, event_id), 0)))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(guard)", e))?;
+        let Some(g) = guard.item() else {
+            return Ok(None);
+        };
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(guarded_event_key(g)))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(event)", e))?;
+        item.item().map(decode_event).transpose()
+    }
+}
+
+impl DynamoStore {
+    /// Append events together with other items of the table in one transaction, once (no
+    /// retry): the events of an entity whose state item is written with them (a
+    /// subscription and its `Subscription.*` event). Any failed condition, of an event's
+    /// sequence (give `expectedSequence`) or of an extra item, is
+    /// [`AdapterError::SequenceConflict`]: the entity changed meanwhile, nothing is written.
+    pub async fn append_with(
+        &self,
+        events: Vec<NewEvent>,
+        extra: Vec<TransactWriteItem>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, AdapterError> {
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let stream = events.first().map(|e| e.stream().key()).unwrap_or_default();
+        match self.try_append(&events, now, &extra).await? {
+            Ok(stored) => Ok(stored),
+            Err(Cancelled::EventId) => Err(AdapterError::EventIdConflict(
+                "an eventId of this request is already stored".into(),
+            )),
+            Err(Cancelled::Sequence {
+                expected, actual, ..
+            }) => Err(AdapterError::SequenceConflict {
+                stream,
+                expected,
+                actual,
+            }),
+            Err(_) => Err(AdapterError::SequenceConflict {
+                stream,
+                expected: 0,
+                actual: 0,
+            }),
+        }
+    }
+}
+
+enum Cancelled {
+    Sequence {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    Race {
+        stream: String,
+    },
+    EventId,
+    /// A condition of an item written with the events ([`DynamoStore::append_with`]).
+    Extra,
+}
+
+impl EventStore for DynamoStore {
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, AdapterError> {
+        if events.is_empty() {
+            return Ok(Appended::Stored(Vec::new()));
+        }
+        // Millisecond precision keeps recordedAt identical across JSON and sort keys.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.try_append(&events, now, &[]).await?;
+            let cancelled = match outcome {
+                Ok(stored) => return Ok(Appended::Stored(stored)),
+                Err(c) => c,
+            };
+            // A resend of stored events wins over any other conflict.
+            if let Some(existing) = self.resolve_duplicates(&events).await? {
+                return Ok(Appended::AlreadyStored(existing));
+            }
+            match cancelled {
+                Cancelled::Sequence {
+                    stream,
+                    expected,
+                    actual,
+                } => {
+                    return Err(AdapterError::SequenceConflict {
+                        stream,
+                        expected,
+                        actual,
+                    })
+                }
+                Cancelled::EventId => {
+                    return Err(AdapterError::EventIdConflict(
+                        "an eventId of this request is already stored".into(),
+                    ))
+                }
+                Cancelled::Extra => {
+                    return Err(AdapterError::Aws(
+                        "a condition of an item written with the events failed".into(),
+                    ))
+                }
+                // Another writer took the sequence: re-read the head and try again. With an
+                // expectedSequence the next attempt reports the conflict precisely.
+                Cancelled::Race { stream } if attempt >= APPEND_ATTEMPTS => {
+                    return Err(AdapterError::StreamContended {
+                        stream,
+                        attempts: attempt,
+                    });
+                }
+                Cancelled::Race { .. } => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+        upto: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, AdapterError> {
+        let Some((upto, limit)) = page_window(after, upto, limit) else {
+            return Ok(Page::default());
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(stream_pk(&stream)))
+            .expression_attribute_values(":lo", n(after + 1))
+            .expression_attribute_values(":hi", n(upto))
+            .scan_index_forward(true)
+            .limit(limit as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("Query(stream)", e))?;
+        let events: Vec<EventEnvelope> = out
+            .items()
+            .iter()
+            .map(decode_event)
+            .collect::<Result<_, _>>()?;
+        let next = match (out.last_evaluated_key(), events.last()) {
+            (Some(_), Some(last)) if last.sequence < upto => Some(last.sequence),
+            _ => None,
+        };
+        Ok(Page { events, next })
+    }
+}
+
+fn classify_service(op: &str, e: TransactWriteItemsError) -> AdapterError {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    let code = e.code().unwrap_or("Unknown").to_string();
+    let msg = format!("{op}: {code}: {}", e.message().unwrap_or(""));
+    match e {
+        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+        | TransactWriteItemsError::ThrottlingException(_)
+        | TransactWriteItemsError::RequestLimitExceeded(_)
+        | TransactWriteItemsError::InternalServerError(_)
+        | TransactWriteItemsError::TransactionInProgressException(_) => {
+            AdapterError::Transient(msg)
+        }
+        _ => AdapterError::Aws(msg),
+    }
+}
+
+/// Exponential backoff with full jitter, 20 ms base, 1 s cap.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = 20u64.saturating_mul(1 << attempt.min(6)).min(1000);
+    let jitter = Uuid::new_v4().as_u128() as u64 % (cap + 1);
+    Duration::from_millis(jitter.max(5))
+}
