@@ -11,7 +11,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,7 +28,6 @@ use lending_events::subscription::retry::{
     is_retryable_status, AttemptOutcome, RetryPolicy, Verdict,
 };
 use lending_events::subscription::{EgressPolicy, TargetUrl};
-use lending_events::CoreError;
 
 use super::signing::{Signer, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use super::DeliveryBody;
@@ -198,34 +196,6 @@ impl WebhookSender {
 
     pub fn policy(&self) -> &EgressPolicy {
         &self.policy
-    }
-
-    /// The check when a subscription is created or its URL changed: the URL's syntax, its
-    /// scheme and written address under the policy, and what its host name resolves to now.
-    /// A name that does not resolve (yet) is accepted: every connection checks again.
-    /// Errors are 400-style with `field` (e.g. `target.url`).
-    pub async fn check_target(&self, url: &str, field: &str) -> Result<TargetUrl, CoreError> {
-        let parsed = TargetUrl::parse(url).map_err(|message| CoreError::invalid(field, message))?;
-        self.policy.check_target(&parsed, field)?;
-        if parsed.ip().is_none() {
-            let mut resolver = GuardedResolver {
-                policy: self.policy.clone(),
-                https: parsed.https,
-            };
-            let lookup = tower::Service::call(
-                &mut resolver,
-                Name::from_str(&parsed.host)
-                    .map_err(|e| CoreError::invalid(field, e.to_string()))?,
-            );
-            match tokio::time::timeout(self.timeout, lookup).await {
-                Ok(Err(refused)) if refused.kind() == io::ErrorKind::PermissionDenied => {
-                    return Err(CoreError::invalid(field, refused.to_string()))
-                }
-                // Unresolvable or slow now: decided on each connection.
-                Ok(_) | Err(_) => {}
-            }
-        }
-        Ok(parsed)
     }
 
     /// Send one attempt. Never fails: every way it can go is an outcome.
@@ -414,6 +384,7 @@ mod tests {
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::post;
+    use std::str::FromStr;
     use std::sync::Mutex;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -646,67 +617,6 @@ mod tests {
         let attempt = send(&sender, &(base.replace("127.0.0.1", "localhost") + "/ok")).await;
         assert_eq!(attempt.outcome, SendOutcome::Delivered { status: 204 });
         assert_eq!(seen.requests.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn checks_targets_at_creation_including_dns() {
-        let field_of = |r: Result<TargetUrl, CoreError>| match r {
-            Err(CoreError::Invalid { field, .. }) => field,
-            other => panic!("expected a refusal, got {other:?}"),
-        };
-        let strict = WebhookSender::new(EgressPolicy::strict()).unwrap();
-        // The machine's own name usually resolves to loopback (/etc/hosts): a name that
-        // resolves to a refused address is refused now, not only at the first delivery.
-        let own_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let own_name = own_name.trim();
-        let resolves_to_loopback = !own_name.is_empty()
-            && tokio::net::lookup_host((own_name, 0))
-                .await
-                .is_ok_and(|mut a| a.all(|a| a.ip().is_loopback()));
-        if resolves_to_loopback {
-            let url = format!("https://{own_name}/hook");
-            assert_eq!(
-                field_of(strict.check_target(&url, "target.url").await).as_deref(),
-                Some("target.url")
-            );
-        }
-        assert_eq!(
-            field_of(
-                strict
-                    .check_target("https://localhost/hook", "target.url")
-                    .await
-            )
-            .as_deref(),
-            Some("target.url")
-        );
-        assert_eq!(
-            field_of(
-                strict
-                    .check_target("https://10.1.1.1/hook", "target.url")
-                    .await
-            )
-            .as_deref(),
-            Some("target.url")
-        );
-        assert_eq!(
-            field_of(strict.check_target("not a url", "target.url").await).as_deref(),
-            Some("target.url")
-        );
-        // A public name that does not resolve here is accepted (checked on each connection).
-        let ok = strict
-            .check_target("https://hooks.example.invalid/in", "target.url")
-            .await
-            .unwrap();
-        assert_eq!(ok.host, "hooks.example.invalid");
-        let local = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
-        assert!(local
-            .check_target("http://localhost:9/hook", "target.url")
-            .await
-            .is_ok());
-        assert!(local
-            .check_target("http://127.0.0.1:9/hook", "target.url")
-            .await
-            .is_ok());
     }
 
     #[test]
