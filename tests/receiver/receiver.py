@@ -32,6 +32,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 MAX_BODY = 1 << 20
 
 
+class Server(ThreadingHTTPServer):
+    # A deep accept queue: concurrent deliveries must not be refused by the backlog (the
+    # default of 5 would look like a receiver that is down).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class State:
     def __init__(self, secrets, seed, log_path):
         self.lock = threading.Lock()
@@ -140,8 +147,7 @@ class HookListener:
         self.port = self._listen(port)
 
     def _listen(self, port):
-        server = ThreadingHTTPServer((self.host, port), make_hook_handler(self.state))
-        server.daemon_threads = True
+        server = Server((self.host, port), make_hook_handler(self.state))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.server = server
         return server.server_address[1]
@@ -237,8 +243,7 @@ def main():
 
     state = State(args.secret, args.seed, args.log)
     hook = HookListener(state, args.host, args.hook_port)
-    control = ThreadingHTTPServer((args.host, args.control_port), make_control_handler(state, hook))
-    control.daemon_threads = True
+    control = Server((args.host, args.control_port), make_control_handler(state, hook))
     print(json.dumps({"hook": hook.port, "control": control.server_address[1]}), flush=True)
     try:
         control.serve_forever()

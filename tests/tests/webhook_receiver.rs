@@ -312,3 +312,42 @@ async fn the_receiver_misbehaves_on_command() {
         attempt.latency
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_are_all_received_once() {
+    let secret = generate_secret().unwrap();
+    let receiver = Receiver::start(&[&secret]).await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
+    let events: Vec<EventEnvelope> = (1..=60).map(envelope).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for event in events.clone() {
+        let (sender, secret, url) = (sender.clone(), secret.clone(), receiver.url("/burst"));
+        tasks.spawn(async move {
+            let body = delivery_body(&event, Format::Cloudevents).unwrap();
+            let id = webhook_id("sub-burst", &event.event_id);
+            send(&sender, &url, &id, &body, &[&secret], Utc::now())
+                .await
+                .outcome
+        });
+    }
+    let mut delivered = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(
+            outcome.expect("task"),
+            SendOutcome::Delivered { status: 200 }
+        );
+        delivered += 1;
+    }
+    let received = receiver.requests().await;
+    let mut ids: Vec<&str> = received
+        .iter()
+        .filter_map(|r| r.json["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        (delivered, received.len(), ids.len()),
+        (events.len(), events.len(), events.len())
+    );
+    assert!(received.iter().all(|r| r.verified));
+}
