@@ -12,7 +12,8 @@ misbehave on command. Two listeners on 127.0.0.1:
 - the control port: GET /requests (everything recorded, JSON), POST /mode (JSON:
   failRate, status, retryAfter, delayMs, seed; missing keys keep their value, null
   clears), POST /down (close the hook port: connections are refused), POST /up (listen
-  again on the same port), POST /secrets ({"secrets": [...]}), POST /clear, GET /health.
+  again on the same port), POST /secrets ({"secrets": [...]}, and optionally "byPath":
+  {"/a": [...]} so requests to /a verify with those secrets only), POST /clear, GET /health.
 
 On start it prints one JSON line to stdout, {"hook": port, "control": port}, and nothing
 else there; with --log FILE every request is also appended to FILE as a JSON line.
@@ -43,15 +44,18 @@ class State:
     def __init__(self, secrets, seed, log_path):
         self.lock = threading.Lock()
         self.secrets = list(secrets)
+        # Per delivery path: the secrets of the one subscription that posts there.
+        self.secrets_by_path = {}
         self.mode = {"failRate": 0.0, "status": None, "retryAfter": None, "delayMs": 0}
         self.rng = random.Random(seed)
         self.requests = []
         self.log_path = log_path
 
-    def verify(self, body, headers):
-        """(verified, error): verified when any configured secret verifies the request."""
+    def verify(self, path, body, headers):
+        """(verified, error): verified when a secret of this path (or, for a path without
+        its own, any configured secret) verifies the request."""
         with self.lock:
-            secrets = list(self.secrets)
+            secrets = list(self.secrets_by_path.get(path.split("?")[0], self.secrets))
         if not secrets:
             return False, "the receiver has no secret"
         error = None
@@ -103,7 +107,7 @@ def make_hook_handler(state):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(min(length, MAX_BODY)) if length > 0 else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            verified, error = state.verify(body, headers)
+            verified, error = state.verify(self.path, body, headers)
             status, retry_after, delay = state.answer(verified)
             text = body.decode("utf-8", errors="replace")
             try:
@@ -215,12 +219,18 @@ def make_control_handler(state, hook):
                 hook.up()
                 self.reply(200, {"up": True})
             elif self.path == "/secrets":
-                secrets = body.get("secrets")
-                if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
-                    return self.reply(400, {"error": "expected {\"secrets\": [\"whsec_...\"]}"})
+                def strings(v):
+                    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+                secrets = body.get("secrets", [])
+                by_path = body.get("byPath", {})
+                if not strings(secrets) or not isinstance(by_path, dict) \
+                        or not all(strings(v) for v in by_path.values()):
+                    return self.reply(400, {"error": "expected {\"secrets\": [\"whsec_...\"], \"byPath\": {\"/path\": [\"whsec_...\"]}}"})
                 with state.lock:
                     state.secrets = secrets
-                self.reply(200, {"secrets": len(secrets)})
+                    state.secrets_by_path = by_path
+                self.reply(200, {"secrets": len(secrets), "paths": len(by_path)})
             elif self.path == "/clear":
                 with state.lock:
                     state.requests = []

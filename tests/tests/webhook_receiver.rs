@@ -351,3 +351,26 @@ async fn concurrent_deliveries_are_all_received_once() {
     );
     assert!(received.iter().all(|r| r.verified));
 }
+
+#[tokio::test]
+async fn per_path_secrets_keep_subscriptions_apart() {
+    let (a, b) = (generate_secret().unwrap(), generate_secret().unwrap());
+    let receiver = Receiver::start(&[]).await;
+    receiver
+        .set_secrets_by_path(&[], &[("/a", &[&a]), ("/b", &[&b])])
+        .await;
+    let sender = WebhookSender::new(EgressPolicy::local_runner()).unwrap();
+    let body = delivery_body(&envelope(1), Format::Cloudevents).unwrap();
+    let right = send(&sender, &receiver.url("/a"), "m1", &body, &[&a], Utc::now()).await;
+    let crossed = send(&sender, &receiver.url("/b"), "m2", &body, &[&a], Utc::now()).await;
+    let elsewhere = send(&sender, &receiver.url("/c"), "m3", &body, &[&a], Utc::now()).await;
+    let statuses = [right, crossed, elsewhere].map(|a| a.outcome.status());
+    assert_eq!(statuses, [Some(200), Some(401), Some(401)]);
+    let verified: Vec<bool> = receiver
+        .requests()
+        .await
+        .iter()
+        .map(|r| r.verified)
+        .collect();
+    assert_eq!(verified, vec![true, false, false]);
+}
