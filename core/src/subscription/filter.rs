@@ -400,7 +400,7 @@ fn plain_names(
 ) -> Result<Vec<String>, FilterError> {
     let mut names = Vec::new();
     for (i, text) in string_list(value, field, budget)?.into_iter().enumerate() {
-        if !crate::schema::is_safe_id(text, crate::envelope::MAX_TYPE_LEN) {
+        if !crate::schema::is_safe_id(text, crate::schema::MAX_TYPE_LEN) {
             return Err(CoreError::invalid(
                 format!("{field}[{i}]"),
                 format!("{text:?} is not a name: letters, digits, '.', '_', ':' and '-' only"),
