@@ -851,12 +851,29 @@ impl Receiver {
         self.control("POST", "/up", None).await;
     }
 
-    /// Replace the secrets signatures are verified with (e.g. after a rotation).
+    /// Replace the secrets signatures are verified with (e.g. after a rotation), for every
+    /// path (and forget any per-path secrets).
     pub async fn set_secrets(&self, secrets: &[&str]) {
         self.control(
             "POST",
             "/secrets",
             Some(serde_json::json!({ "secrets": secrets })),
+        )
+        .await;
+    }
+
+    /// Verify requests to each path with that path's secrets only (one subscription per
+    /// path: a delivery signed with another subscription's secret does not verify); other
+    /// paths with `secrets`.
+    pub async fn set_secrets_by_path(&self, secrets: &[&str], by_path: &[(&str, &[&str])]) {
+        let by_path: serde_json::Map<String, Value> = by_path
+            .iter()
+            .map(|(path, s)| (path.to_string(), serde_json::json!(s)))
+            .collect();
+        self.control(
+            "POST",
+            "/secrets",
+            Some(serde_json::json!({ "secrets": secrets, "byPath": by_path })),
         )
         .await;
     }

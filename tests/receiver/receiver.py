@@ -12,7 +12,8 @@ misbehave on command. Two listeners on 127.0.0.1:
 - the control port: GET /requests (everything recorded, JSON), POST /mode (JSON:
   failRate, status, retryAfter, delayMs, seed; missing keys keep their value, null
   clears), POST /down (close the hook port: connections are refused), POST /up (listen
-  again on the same port), POST /secrets ({"secrets": [...]}), POST /clear, GET /health.
+  again on the same port), POST /secrets ({"secrets": [...]}, and optionally "byPath":
+  {"/a": [...]} so requests to /a verify with those secrets only), POST /clear, GET /health.
 
 On start it prints one JSON line to stdout, {"hook": port, "control": port}, and nothing
 else there; with --log FILE every request is also appended to FILE as a JSON line.
@@ -32,19 +33,29 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 MAX_BODY = 1 << 20
 
 
+class Server(ThreadingHTTPServer):
+    # A deep accept queue: concurrent deliveries must not be refused by the backlog (the
+    # default of 5 would look like a receiver that is down).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class State:
     def __init__(self, secrets, seed, log_path):
         self.lock = threading.Lock()
         self.secrets = list(secrets)
+        # Per delivery path: the secrets of the one subscription that posts there.
+        self.secrets_by_path = {}
         self.mode = {"failRate": 0.0, "status": None, "retryAfter": None, "delayMs": 0}
         self.rng = random.Random(seed)
         self.requests = []
         self.log_path = log_path
 
-    def verify(self, body, headers):
-        """(verified, error): verified when any configured secret verifies the request."""
+    def verify(self, path, body, headers):
+        """(verified, error): verified when a secret of this path (or, for a path without
+        its own, any configured secret) verifies the request."""
         with self.lock:
-            secrets = list(self.secrets)
+            secrets = list(self.secrets_by_path.get(path.split("?")[0], self.secrets))
         if not secrets:
             return False, "the receiver has no secret"
         error = None
@@ -96,7 +107,7 @@ def make_hook_handler(state):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(min(length, MAX_BODY)) if length > 0 else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            verified, error = state.verify(body, headers)
+            verified, error = state.verify(self.path, body, headers)
             status, retry_after, delay = state.answer(verified)
             text = body.decode("utf-8", errors="replace")
             try:
@@ -140,8 +151,7 @@ class HookListener:
         self.port = self._listen(port)
 
     def _listen(self, port):
-        server = ThreadingHTTPServer((self.host, port), make_hook_handler(self.state))
-        server.daemon_threads = True
+        server = Server((self.host, port), make_hook_handler(self.state))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.server = server
         return server.server_address[1]
@@ -209,12 +219,18 @@ def make_control_handler(state, hook):
                 hook.up()
                 self.reply(200, {"up": True})
             elif self.path == "/secrets":
-                secrets = body.get("secrets")
-                if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
-                    return self.reply(400, {"error": "expected {\"secrets\": [\"whsec_...\"]}"})
+                def strings(v):
+                    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+                secrets = body.get("secrets", [])
+                by_path = body.get("byPath", {})
+                if not strings(secrets) or not isinstance(by_path, dict) \
+                        or not all(strings(v) for v in by_path.values()):
+                    return self.reply(400, {"error": "expected {\"secrets\": [\"whsec_...\"], \"byPath\": {\"/path\": [\"whsec_...\"]}}"})
                 with state.lock:
                     state.secrets = secrets
-                self.reply(200, {"secrets": len(secrets)})
+                    state.secrets_by_path = by_path
+                self.reply(200, {"secrets": len(secrets), "paths": len(by_path)})
             elif self.path == "/clear":
                 with state.lock:
                     state.requests = []
@@ -237,8 +253,7 @@ def main():
 
     state = State(args.secret, args.seed, args.log)
     hook = HookListener(state, args.host, args.hook_port)
-    control = ThreadingHTTPServer((args.host, args.control_port), make_control_handler(state, hook))
-    control.daemon_threads = True
+    control = Server((args.host, args.control_port), make_control_handler(state, hook))
     print(json.dumps({"hook": hook.port, "control": control.server_address[1]}), flush=True)
     try:
         control.serve_forever()

@@ -116,11 +116,15 @@ impl Circuit {
 
     /// Whether an attempt may go out at `now`.
     pub fn decide(&self, config: &BreakerConfig, now: DateTime<Utc>) -> Decision {
-        let ready_at = match *self {
+        let waiting_since = match *self {
             Circuit::Closed { .. } => return Decision::Send,
-            Circuit::Open { since, .. } => since + config.cool_down,
-            Circuit::HalfOpen { probe_started, .. } => probe_started + config.cool_down,
+            Circuit::Open { since, .. } => since,
+            Circuit::HalfOpen { probe_started, .. } => probe_started,
         };
+        // Stored state is read back from the table: never panic on an absurd time.
+        let ready_at = waiting_since
+            .checked_add_signed(config.cool_down)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         if now >= ready_at {
             Decision::Probe
         } else {
@@ -289,6 +293,15 @@ mod tests {
         let (c, tr) = run(open, &[Succeeded]);
         assert!(c.is_closed());
         assert_eq!(tr, vec![Transition::Closed]);
+    }
+
+    #[test]
+    fn an_absurd_stored_time_does_not_panic() {
+        let open = Circuit::Open {
+            since: DateTime::<Utc>::MAX_UTC,
+            consecutive_failures: 1,
+        };
+        assert!(matches!(open.decide(&CONFIG, t(0)), Decision::Wait { .. }));
     }
 
     #[test]

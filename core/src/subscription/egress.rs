@@ -397,4 +397,22 @@ mod tests {
             .contains("everything"));
         assert!(EgressPolicy::from_allow_list("public").is_err());
     }
+
+    proptest::proptest! {
+        /// Every address classifies, every allow-list parses or says why, and the checks
+        /// answer for any URL and address.
+        #[test]
+        fn classifying_and_checking_never_panics(v4 in proptest::num::u32::ANY, v6 in proptest::num::u128::ANY, list in ".{0,40}", https in proptest::bool::ANY) {
+            let url = TargetUrl { https, host: "h.example".into(), port: 443 };
+            for ip in [IpAddr::V4(Ipv4Addr::from(v4)), IpAddr::V6(Ipv6Addr::from(v6)), IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_mapped())] {
+                let class = classify(ip);
+                let strict = EgressPolicy::strict().check_address(&url, ip);
+                proptest::prop_assert_eq!(strict.is_ok(), https && class == AddressClass::Public);
+                let _ = EgressPolicy::local_runner().check_address(&url, ip);
+            }
+            // An IPv4-mapped address is the IPv4 address.
+            proptest::prop_assert_eq!(classify(IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_mapped())), classify(IpAddr::V4(Ipv4Addr::from(v4))));
+            let _ = EgressPolicy::from_allow_list(&list);
+        }
+    }
 }

@@ -295,4 +295,21 @@ mod tests {
             json!("envelope")
         );
     }
+
+    proptest::proptest! {
+        /// Targets and formats from the outside never panic the parser.
+        #[test]
+        fn parsing_arbitrary_targets_never_panics(
+            kind in proptest::prop_oneof![proptest::strategy::Just("webhook".to_string()), proptest::strategy::Just("sqs".to_string()), ".{0,8}"],
+            url in proptest::prop_oneof![".{0,80}", "(https?|ftp)://[a-z0-9.:@\\[\\]%-]{0,30}(/.{0,10})?"],
+            key in proptest::prop_oneof![proptest::strategy::Just("url".to_string()), proptest::strategy::Just("queueUrl".to_string()), ".{0,6}"],
+        ) {
+            let _ = Target::parse(&json!({"type": kind, key.clone(): url}));
+            let _ = Target::parse(&json!({"type": kind, key: 1}));
+            if let Ok(parsed) = TargetUrl::parse(&url) {
+                proptest::prop_assert!(!parsed.host.is_empty());
+            }
+            let _ = Format::parse(Some(&json!(url)));
+        }
+    }
 }

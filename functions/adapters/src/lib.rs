@@ -13,7 +13,7 @@
 //! | [`http`] | the HTTP API as one axum router: event routes, operator routes, scopes, cursors, OpenAPI |
 //! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them); dead-letter queue tools, handler statistics |
 //! | [`subscriptions`] | subscriptions of other systems: model, store, KMS-sealed secrets, dispatch matching, the delivery function's runner, circuits, the delivery log, the egress policy |
-//! | [`webhooks`] | what a webhook delivery is: CloudEvents body, Standard Webhooks signing, the HTTP sender |
+//! | [`webhooks`] | what a subscription's delivery sends: CloudEvents 1.0 or envelope bodies, Standard Webhooks signatures and secrets, the HTTP sender that re-checks the egress policy on every connection |
 //! | [`functions`] | the wiring of each Lambda function, so every `main.rs` is one call |
 //! | [`topology`] | the resources (table, indexes, queues) as data, and which handlers take an event type |
 //! | [`config`], [`telemetry`], [`metrics`] | environment and AWS clients, JSON logs, EMF metrics |
