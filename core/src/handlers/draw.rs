@@ -219,17 +219,26 @@ mod tests {
     use crate::handlers::testkit::{run, stored, stream};
     use serde_json::Value;
 
+    /// A construction loan of `amount`, funded with an initial advance of a fifth of it.
     fn loan(h: &mut Vec<EventEnvelope>, amount: &str) {
+        loan_of(h, amount, "construction");
+    }
+
+    fn loan_of(h: &mut Vec<EventEnvelope>, amount: &str, loan_type: &str) {
+        let advance = Money::round(
+            amount.parse::<Money>().unwrap().amount() / rust_decimal::Decimal::from(5),
+        );
         stored(
             h,
             json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
             "payload": {"loanId": "L1", "borrowerId": "B1", "amount": amount, "interestRate": "9",
-                "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly"}}),
+                "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly",
+                "loanType": loan_type}}),
         );
         stored(
             h,
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "fundedAmount": amount, "fundedAt": "2026-01-10T00:00:00Z"}}),
+            "payload": {"loanId": "L1", "fundedAmount": advance, "fundedAt": "2026-01-10T00:00:00Z"}}),
         );
     }
 
@@ -276,31 +285,49 @@ mod tests {
     }
 
     #[test]
-    fn draws_are_approved_up_to_what_is_left_then_rejected() {
+    fn draws_are_approved_up_to_what_is_available_then_rejected() {
+        // $100,000 construction loan, $20,000 advanced: $80,000 available to draw.
         let mut h = Vec::new();
         loan(&mut h, "100000.00");
         let a = draw_through(&mut h, "D1", "60000.00");
         assert_eq!(a["type"], "Draw.Approved");
         assert_eq!(a["payload"]["approvedAmount"], "60000.00");
         let b = draw_through(&mut h, "D2", "50000.00");
-        assert_eq!(
-            b["payload"]["approvedAmount"], "40000.00",
-            "min(requested, left)"
+        assert_eq!(b["type"], "Draw.Rejected");
+        assert!(
+            b["payload"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("above the 20000.00 available"),
+            "{b}"
         );
-        let c = draw_through(&mut h, "D3", "10000.00");
-        assert_eq!(c["type"], "Draw.Rejected");
-        assert!(c["payload"]["reason"]
+        let c = draw_through(&mut h, "D3", "20000.00");
+        assert_eq!(c["payload"]["approvedAmount"], "20000.00");
+        let d = draw_through(&mut h, "D4", "0.01");
+        assert_eq!(d["type"], "Draw.Rejected");
+        let l = LoanState::fold(&stream(&h, "Loan", "L1"));
+        assert_eq!(l.draws_disbursed.to_string(), "80000.00");
+        assert_eq!(l.draws_committed.to_string(), "80000.00");
+        // Disbursed draws are owed: the advance plus both draws.
+        assert_eq!(l.outstanding_principal.to_string(), "100000.00");
+        assert_eq!(l.available_to_draw(), Some(Money::ZERO));
+        let d2 = DrawState::fold(&stream(&h, "Draw", "D2"));
+        assert_eq!(d2.status, DrawStatus::Rejected);
+        let d3 = DrawState::fold(&stream(&h, "Draw", "D3"));
+        assert_eq!(d3.status, DrawStatus::Disbursed);
+        assert_eq!(d3.disbursed.unwrap().to_string(), "20000.00");
+    }
+
+    #[test]
+    fn a_draw_on_a_term_loan_is_rejected() {
+        let mut h = Vec::new();
+        loan_of(&mut h, "100000.00", "term");
+        let a = draw_through(&mut h, "D1", "1000.00");
+        assert_eq!(a["type"], "Draw.Rejected");
+        assert!(a["payload"]["reason"]
             .as_str()
             .unwrap()
-            .contains("nothing left"));
-        let l = LoanState::fold(&stream(&h, "Loan", "L1"));
-        assert_eq!(l.draws_disbursed.to_string(), "100000.00");
-        assert_eq!(l.draws_committed.to_string(), "100000.00");
-        let d2 = DrawState::fold(&stream(&h, "Draw", "D2"));
-        assert_eq!(d2.status, DrawStatus::Disbursed);
-        assert_eq!(d2.disbursed.unwrap().to_string(), "40000.00");
-        let d3 = DrawState::fold(&stream(&h, "Draw", "D3"));
-        assert_eq!(d3.status, DrawStatus::Rejected);
+            .contains("term loan"));
     }
 
     #[test]

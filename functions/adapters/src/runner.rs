@@ -494,7 +494,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
             *history = Some(loaded);
         }
         let history = history.as_deref().unwrap_or_default();
-        let related = match h.related(event) {
+        let related = match h.related_in(event, history) {
             Some((aggregate_type, aggregate_id)) => {
                 let stream = StreamId {
                     tenant_id: &event.metadata.tenant_id,
