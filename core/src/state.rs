@@ -46,21 +46,33 @@ pub fn document(history: Vec<EventEnvelope>) -> Option<Value> {
 pub struct StateAt {
     /// Only events effective on or before this date: a payment by its `receivedAt`, a
     /// funding by its `fundedAt`, a disbursal by its `disbursedAt`, a job record by its
-    /// `asOf`, anything else by its `occurredAt`.
+    /// `asOf`, ... Events without a date of their own (the loan's terms, the handlers'
+    /// records of a decision) are kept: what they say follows from the dated ones.
     pub as_of: Option<chrono::NaiveDate>,
     /// Only events recorded at or before this time: the books as they stood then.
     pub known_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The date an event takes effect (see [`StateAt::as_of`]).
-pub fn effective_date(e: &EventEnvelope) -> chrono::NaiveDate {
+/// The payload fields that date an event (see [`StateAt::as_of`]).
+const EFFECTIVE_FIELDS: &[&str] = &[
+    "receivedAt",
+    "fundedAt",
+    "disbursedAt",
+    "modifiedAt",
+    "approvedAt",
+    "defaultedAt",
+    "paidOffAt",
+];
+
+/// The date an event takes effect, when its payload gives one.
+pub fn effective_date(e: &EventEnvelope) -> Option<chrono::NaiveDate> {
     let p = &e.payload;
-    for name in ["receivedAt", "fundedAt", "disbursedAt", "modifiedAt"] {
+    for name in EFFECTIVE_FIELDS {
         if let Some(t) = field::<chrono::DateTime<chrono::Utc>>(p, name) {
-            return t.date_naive();
+            return Some(t.date_naive());
         }
     }
-    field::<chrono::NaiveDate>(p, "asOf").unwrap_or(e.occurred_at.date_naive())
+    field::<chrono::NaiveDate>(p, "asOf").or_else(|| field(p, "effectiveDate"))
 }
 
 /// [`document`] of the part of `history` that [`StateAt`] selects; `None` when nothing is.
@@ -68,7 +80,10 @@ pub fn document_at(history: Vec<EventEnvelope>, at: StateAt) -> Option<Value> {
     let history: Vec<EventEnvelope> = history
         .into_iter()
         .filter(|e| at.known_at.is_none_or(|t| e.recorded_at <= t))
-        .filter(|e| at.as_of.is_none_or(|d| effective_date(e) <= d))
+        .filter(|e| {
+            at.as_of
+                .is_none_or(|d| effective_date(e).is_none_or(|e| e <= d))
+        })
         .collect();
     let mut doc = document(history)?;
     if let Some(d) = at.as_of {
@@ -119,5 +134,7 @@ pub(crate) fn money_field(p: &Value, name: &str) -> crate::money::Money {
     field(p, name).unwrap_or_default()
 }
 
+#[cfg(test)]
+mod money_tests;
 #[cfg(test)]
 mod tests;

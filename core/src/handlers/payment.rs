@@ -313,12 +313,14 @@ fn payment_records(loan_id: &str, loan: &LoanState, o: &PaymentOutcome) -> Vec<F
         ));
     }
     if let Some((from, to)) = o.cured {
-        out.push(status_changed(
+        let mut cure = status_changed(
             loan_id,
             from.as_str(),
             to.as_str(),
             &format!("payment {}", a.payment_id),
-        ));
+        );
+        cure.payload["asOf"] = json!(a.effective().to_string());
+        out.push(cure);
     }
     if let Some(p) = &o.paid_off {
         out.push(status_changed(

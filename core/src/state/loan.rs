@@ -132,6 +132,8 @@ pub struct InstallmentState {
     /// Late fee assessed on this installment (zero when none, or waived).
     pub fee: Money,
     pub fee_paid: Money,
+    /// The as-of date of the fee's assessment: a payment dated before it does not owe it.
+    pub fee_assessed_on: Option<NaiveDate>,
     /// The effective date of the payment that paid its interest and principal in full.
     pub settled_on: Option<NaiveDate>,
     /// The schedule this installment came from (kept installments keep theirs when a
@@ -166,6 +168,8 @@ pub struct Due {
     pub principal: Money,
     /// Unpaid late fee.
     pub fee: Money,
+    /// When the fee was assessed.
+    pub fee_assessed_on: Option<NaiveDate>,
     pub schedule_id: String,
 }
 
@@ -310,11 +314,14 @@ impl LoanState {
             "Payment.LateFeeAssessed" => {
                 let n = p.get("installment").and_then(Value::as_u64).unwrap_or(0) as u32;
                 if let Some(key) = self.installment_key(p, n) {
-                    if !self.fees_assessed.contains_key(&key) {
-                        let as_of = field(p, "asOf").unwrap_or(e.occurred_at.date_naive());
-                        self.fees_assessed.insert(key, as_of);
+                    let as_of = field(p, "asOf").unwrap_or(e.occurred_at.date_naive());
+                    if let std::collections::btree_map::Entry::Vacant(fee) =
+                        self.fees_assessed.entry(key)
+                    {
+                        fee.insert(as_of);
                         if let Some(i) = self.installments.get_mut(n as usize - 1) {
                             i.fee += money_field(p, "amount");
+                            i.fee_assessed_on = Some(as_of);
                             self.first_open = self.first_open.min(n as usize - 1);
                         }
                     }
@@ -672,6 +679,7 @@ impl LoanState {
                     new.principal_paid = old.principal_paid;
                     new.fee = old.fee;
                     new.fee_paid = old.fee_paid;
+                    new.fee_assessed_on = old.fee_assessed_on;
                     new.settled_on = if new.paid() { old.settled_on } else { None };
                 }
                 new
@@ -805,6 +813,7 @@ fn installment_state(i: Installment, schedule_id: &str) -> InstallmentState {
         interest_paid: Money::ZERO,
         fee: Money::ZERO,
         fee_paid: Money::ZERO,
+        fee_assessed_on: None,
         settled_on: None,
         schedule_id: schedule_id.to_string(),
     }
@@ -838,6 +847,7 @@ impl Iterator for Dues<'_> {
                 interest,
                 principal,
                 fee,
+                fee_assessed_on: i.fee_assessed_on,
                 schedule_id: i.schedule_id.clone(),
             });
         }

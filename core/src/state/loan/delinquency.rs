@@ -176,7 +176,7 @@ impl LoanState {
         let open = &self.installments[self.first_open.min(self.installments.len())..];
         q.fees = open
             .iter()
-            .filter(|i| i.fee > i.fee_paid)
+            .filter(|i| i.fee > i.fee_paid && i.fee_assessed_on.is_some_and(|d| d <= on))
             .map(|i| i.fee - i.fee_paid)
             .sum();
         // Due dates increase with the installment number.

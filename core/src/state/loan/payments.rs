@@ -2,8 +2,9 @@
 //! refunded, reallocation of later payments, rescinded late notices and waived fees.
 //!
 //! A payment is allocated on its effective date (`receivedAt`) against what the loan owes
-//! then: the billed installments' interest (oldest first), then their principal, then their
-//! late fees, then principal (prepayment). A payment that reaches the payoff quote's total
+//! then: the billed installments' interest (oldest first), then the principal of those due,
+//! then their late fees, then the principal of the next one (not due yet), then principal
+//! (prepayment). A payment that reaches the payoff quote's total
 //! pays the billed interest and principal, the fees, the accrued interest and the whole
 //! principal: the loan is paid off and the rest is held and refunded. A payment on a loan
 //! paid off (or never funded) is held and refunded whole. So every received dollar is
@@ -123,6 +124,14 @@ impl InstallmentPaid {
             principal: Money::ZERO,
             fee: Money::ZERO,
         }
+    }
+}
+
+/// The fee a payment dated `on` owes on an installment: none assessed after that date.
+fn owed_fee(d: &super::Due, on: NaiveDate) -> Money {
+    match d.fee_assessed_on {
+        Some(assessed) if assessed <= on => d.fee,
+        _ => Money::ZERO,
     }
 }
 
@@ -308,7 +317,7 @@ impl LoanState {
                     e.interest = take(d.interest, &mut left);
                     e.principal = take(d.principal, &mut left);
                 }
-                e.fee = take(d.fee, &mut left);
+                e.fee = take(owed_fee(&d, on), &mut left);
             }
             split.accrued_interest = take(quote.accrued_interest, &mut left);
             let installment_principal: Money = per.values().map(|p| p.principal).sum();
@@ -325,13 +334,17 @@ impl LoanState {
             }
         } else {
             let billed = self.billed(on);
-            // Interest of every billed installment, then principal, then fees.
-            for part in 0..3 {
+            // Interest of every billed installment, then the principal of those due, then
+            // their fees, then the principal of the one not due yet (paying ahead).
+            for (part, due) in [(0, None), (1, Some(true)), (2, None), (1, Some(false))] {
                 for d in &billed {
                     if left.is_zero() {
                         break;
                     }
-                    let owed = [d.interest, d.principal, d.fee][part];
+                    if due.is_some_and(|due| due != (d.due_date <= on)) {
+                        continue;
+                    }
+                    let owed = [d.interest, d.principal, owed_fee(d, on)][part];
                     let x = take(owed, &mut left);
                     if x.is_zero() {
                         continue;
@@ -339,7 +352,7 @@ impl LoanState {
                     let e = per
                         .entry(d.number)
                         .or_insert_with(|| InstallmentPaid::none(d.number));
-                    *[&mut e.interest, &mut e.principal, &mut e.fee][part] = x;
+                    *[&mut e.interest, &mut e.principal, &mut e.fee][part] += x;
                 }
             }
             let installment_principal: Money = per.values().map(|p| p.principal).sum();
