@@ -56,6 +56,7 @@ pub fn router<S: EventStore + 'static>(api: Api<S>) -> Router {
             "/aggregates/{aggregate_type}/{aggregate_id}/state",
             get(get_state::<S>),
         )
+        .route("/loans/{loan_id}/payoff", get(get_payoff::<S>))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
         })
@@ -368,24 +369,84 @@ async fn get_history<S: EventStore + 'static>(
 
 /// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
 /// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
+/// `?asOf=YYYY-MM-DD` folds only what was effective by that date, `?knownAt=<RFC 3339>`
+/// only what was recorded by that time (see [`lending_events::state::StateAt`]).
 async fn get_state<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let at = lending_events::state::StateAt {
+        as_of: date_param(&q, "asOf")?,
+        known_at: q
+            .get("knownAt")
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| ApiError::bad("knownAt", "must be an RFC 3339 timestamp"))
+            })
+            .transpose()?,
+    };
     let history = api.store.history_until(stream, u64::MAX / 2).await?;
-    let doc = lending_events::state::document(history).ok_or_else(|| {
+    let doc = lending_events::state::document_at(history, at).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{aggregate_type} {aggregate_id} has no events"),
+            format!("{aggregate_type} {aggregate_id} has no events (as asked)"),
             None,
         )
     })?;
     Ok(Json(doc).into_response())
+}
+
+/// A `YYYY-MM-DD` query parameter.
+fn date_param(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    q.get(name)
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad(name, "must be a date YYYY-MM-DD"))
+        })
+        .transpose()
+}
+
+/// `GET /loans/{loanId}/payoff?on=YYYY-MM-DD`: the payoff quote of the loan on that date
+/// (see [`lending_events::state::loan::PayoffQuote`]).
+async fn get_payoff<S: EventStore + 'static>(
+    State(api): State<Arc<Api<S>>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let loan_id = path_params(path)?;
+    let stream = stream_of(&tenant, "Loan", &loan_id).map_err(|_| {
+        ApiError::bad(
+            "loanId",
+            "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
+        )
+    })?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let on =
+        date_param(&q, "on")?.ok_or_else(|| ApiError::bad("on", "is required (YYYY-MM-DD)"))?;
+    let history = api.store.history_until(stream, u64::MAX / 2).await?;
+    match lending_events::state::payoff(history, on) {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("Loan {loan_id} has no events"),
+            None,
+        )),
+        Some(Err(why)) => Err(ApiError::bad("loanId", why)),
+        Some(Ok(quote)) => Ok(Json(quote).into_response()),
+    }
 }
 
 /// A route's path parameters; one that is not UTF-8 once percent-decoded (`%FF`) is 400
