@@ -479,11 +479,12 @@ async fn draws_pass_inspection_are_approved_up_to_what_is_available_and_disburse
     let loan = id("L");
     let mut created = loan_created(&loan, "B-1", "100000.00", None);
     created["payload"]["loanType"] = json!("construction");
-    post(
-        &api,
-        json!({"events": [created, loan_funded(&loan, "20000.00", &format!("corr-{loan}"))]}),
-    )
-    .await;
+    // Funded a month ago: draws are decided now, while installments are still to come.
+    let mut funded = loan_funded(&loan, "20000.00", &format!("corr-{loan}"));
+    funded["payload"]["fundedAt"] = json!((chrono::Utc::now() - chrono::Months::new(1))
+        .format("%Y-%m-%dT09:00:00Z")
+        .to_string());
+    post(&api, json!({"events": [created, funded]})).await;
     wait_for(&api, "Loan", &loan, "PaymentSchedule.Generated", 1).await;
 
     let (d1, h1) = draw(&api, &loan, "60000.00", "passed").await;

@@ -158,7 +158,7 @@ fn decide(e: &EventEnvelope, loan: &LoanState) -> Result<Vec<FollowOn>, CoreErro
     let draw_id = e.payload_str("drawId").unwrap_or_default();
     let amount: Money = serde_json::from_value(p["amount"].clone())
         .map_err(|_| rejected("Loan.DrawSubmitted has no valid amount"))?;
-    let Some(decision) = loan.decide_draw(draw_id, amount) else {
+    let Some(decision) = loan.decide_draw(draw_id, amount, event_date(e)) else {
         // Decided before: the first decision stands.
         return Ok(Vec::new());
     };
@@ -238,7 +238,9 @@ mod tests {
         stored(
             h,
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "fundedAmount": advance, "fundedAt": "2026-01-10T00:00:00Z"}}),
+            // A month ago: the draws are decided now, while installments are still to come.
+            "payload": {"loanId": "L1", "fundedAmount": advance,
+                "fundedAt": format!("{}T00:00:00Z", (chrono::Utc::now() - chrono::Months::new(1)).date_naive())}}),
         );
     }
 

@@ -354,7 +354,9 @@ impl LoanState {
                 else {
                     return;
                 };
-                if let Some(decision) = self.decide_draw(&draw_id, amount) {
+                if let Some(decision) =
+                    self.decide_draw(&draw_id, amount, e.occurred_at.date_naive())
+                {
                     if let DrawDecision::Approved(a) = &decision {
                         self.draws_committed += *a;
                     }
@@ -692,8 +694,15 @@ impl LoanState {
     /// before (a repeat changes nothing).
     ///
     /// Only a funded construction loan is drawn on; available to draw = amount −
-    /// fundedAmount − the draws approved before; a draw above that is rejected.
-    pub fn decide_draw(&self, draw_id: &str, requested: Money) -> Option<DrawDecision> {
+    /// fundedAmount − the draws approved before; a draw above that is rejected, and so is
+    /// one decided on `on` when no installment is due after that date (the disbursed money
+    /// would have no installment left to carry it).
+    pub fn decide_draw(
+        &self,
+        draw_id: &str,
+        requested: Money,
+        on: NaiveDate,
+    ) -> Option<DrawDecision> {
         if self.draws.iter().any(|d| d.draw_id == draw_id) {
             return None;
         }
@@ -702,6 +711,13 @@ impl LoanState {
             (LoanStatus::Funded, Some(t)) if t.loan_type == LoanType::Term => {
                 DrawDecision::Rejected(format!(
                     "loan {id} is a term loan: only construction loans are drawn on"
+                ))
+            }
+            (LoanStatus::Funded, Some(_))
+                if self.installments.last().is_some_and(|i| i.due_date <= on) =>
+            {
+                DrawDecision::Rejected(format!(
+                    "loan {id} has no installment due after {on}: nothing left to draw into"
                 ))
             }
             (LoanStatus::Funded, Some(_)) => {

@@ -80,7 +80,7 @@ fn disburse(
     stored(
         h,
         json!({"eventType": "Loan.DrawSubmitted", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "drawId": draw, "amount": amount}}),
+            "occurredAt": at, "payload": {"loanId": "L1", "drawId": draw, "amount": amount}}),
     );
     stored(
         h,
@@ -710,12 +710,12 @@ proptest! {
                         continue;
                     }
                     let draw = format!("D{k}");
+                    let at = format!("{on}T10:00:00Z");
                     stored(
                         &mut h,
                         json!({"eventType": "Loan.DrawSubmitted", "aggregateType": "Loan", "aggregateId": "L1",
-                            "payload": {"loanId": "L1", "drawId": draw, "amount": amount}}),
+                            "occurredAt": at, "payload": {"loanId": "L1", "drawId": draw, "amount": amount}}),
                     );
-                    let at = format!("{on}T10:00:00Z");
                     stored(
                         &mut h,
                         json!({"eventType": "Loan.DrawDisbursed", "aggregateType": "Loan", "aggregateId": "L1",
