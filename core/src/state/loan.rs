@@ -54,10 +54,7 @@ pub use payments::{AppliedPayment, InstallmentPaid, PaymentIn, PaymentOutcome, S
 
 /// The handler whose name derives schedule ids; the fold derives the same ids.
 pub const SCHEDULE_HANDLER: &str = "payment-schedule";
-/// Days after a due date before an unpaid installment is late (`gracePeriodDays`).
-pub const DEFAULT_GRACE_DAYS: u32 = 15;
-/// Days past due at which a loan defaults (`defaultAfterDays`).
-pub const DEFAULT_DEFAULT_AFTER_DAYS: u32 = 90;
+pub use crate::catalog::{DEFAULT_DEFAULT_AFTER_DAYS, DEFAULT_GRACE_DAYS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

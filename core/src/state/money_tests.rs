@@ -14,7 +14,7 @@ use super::loan::{Delinquency, LoanState, LoanStatus};
 use super::tests::check;
 use super::{document_at, StateAt};
 use crate::envelope::EventEnvelope;
-use crate::handlers::compliance::DEFAULT as COMPLIANCE;
+use crate::handlers::compliance::ComplianceHandler;
 use crate::handlers::payment::{PaymentApplication, PaymentHandler};
 use crate::handlers::testkit::{run, stored, stream};
 use crate::handlers::DomainHandler;
@@ -550,10 +550,10 @@ fn funding_without_approval_or_kyc_opens_a_review() {
         }
         stored(&mut h, funded("1000.00"));
         assert_eq!(
-            COMPLIANCE.related_in(h.last().unwrap(), &h),
+            ComplianceHandler::default().related_in(h.last().unwrap(), &h),
             Some(("Borrower", "B1".to_string()))
         );
-        let out = run(&COMPLIANCE, &mut h, b).unwrap();
+        let out = run(&ComplianceHandler::default(), &mut h, b).unwrap();
         of(&out, "Compliance.ReviewOpened")
             .first()
             .map(|r| r.payload["reason"].as_str().unwrap().to_string())

@@ -14,16 +14,14 @@ use lending_events::routing::RoutingTable;
 use lending_events::EventEnvelope;
 
 use crate::config::Config;
-use crate::error::AdapterError;
-use crate::publisher::{OutgoingMessage, QueuePublisher};
+use crate::queue::{OutgoingMessage, Publisher, QueuePublisher};
 
-pub struct Dispatcher {
-    publisher: QueuePublisher,
+/// Dispatch over a [`Publisher`]: SQS in the functions, wrapped with faults by the local
+/// runner, in memory in tests.
+pub struct Dispatcher<P = QueuePublisher> {
+    publisher: P,
     routing: RoutingTable,
     config: Config,
-    /// Test-only fault hook (never set in production): `FAULT_DISPATCH_SEND_PERCENT` fails
-    /// that share of queue sends as if SQS had refused every message of the call.
-    send_fault_percent: u64,
 }
 
 /// The event carried by a stream record, if it is a newly inserted event item.
@@ -31,28 +29,16 @@ pub fn event_of(record: &EventRecord) -> Option<Result<(String, EventEnvelope), 
     if record.event_name != "INSERT" {
         return None;
     }
-    let image = &record.change.new_image;
-    match image.get("kind") {
-        Some(serde_dynamo::AttributeValue::S(k)) if k == "event" => {}
-        _ => return None,
-    }
-    Some(match image.get("envelope") {
-        Some(serde_dynamo::AttributeValue::S(body)) => serde_json::from_str(body)
-            .map(|e| (body.clone(), e))
-            .map_err(|e| format!("undecodable envelope: {e}")),
-        _ => Err("event item without envelope".to_string()),
-    })
+    crate::store::layout::event_in_image(&record.change.new_image)
+        .map(|decoded| decoded.map_err(|e| e.to_string()))
 }
 
-impl Dispatcher {
-    pub fn new(publisher: QueuePublisher, routing: RoutingTable, config: Config) -> Self {
+impl<P: Publisher> Dispatcher<P> {
+    pub fn new(publisher: P, routing: RoutingTable, config: Config) -> Self {
         Dispatcher {
             publisher,
             routing,
             config,
-            send_fault_percent: crate::runner::fault_setting("FAULT_DISPATCH_SEND_PERCENT")
-                .unwrap_or(0)
-                .min(100),
         }
     }
 
@@ -72,7 +58,7 @@ impl Dispatcher {
             };
             for domain in self.routing.domains_for(&env.event_type) {
                 let Some(url) = self.config.queue_url(domain) else {
-                    tracing::error!(domain, event_type = %env.event_type, "no queue configured for domain");
+                    tracing::error!(%domain, event_type = %env.event_type, "no queue configured for domain");
                     first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
                     continue;
                 };
@@ -92,14 +78,7 @@ impl Dispatcher {
         for (url, msgs) in &per_queue {
             let (messages, origins): (Vec<OutgoingMessage>, Vec<usize>) =
                 msgs.iter().cloned().unzip();
-            let send = if crate::runner::by_chance(self.send_fault_percent) {
-                Err(AdapterError::Transient(
-                    "injected fault: send failed".into(),
-                ))
-            } else {
-                self.publisher.send(url, &messages).await
-            };
-            let failed = match send {
+            let failed = match self.publisher.send(url, &messages).await {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(error = %e, queue = url, "dispatch failed");

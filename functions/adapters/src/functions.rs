@@ -4,49 +4,22 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lending_events::catalog::Catalog;
 use lending_events::handlers::{self, HandlerConfig};
-use lending_events::ingest::Limits;
 use lending_events::routing::RoutingTable;
+/// The domain a domain function serves: its `main` names one, e.g. [`Domain::Payment`].
+pub use lending_events::Domain;
 
-use crate::api::{self, Api, TenantSource};
 use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
-use crate::publisher::QueuePublisher;
-use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
+use crate::queue::{QueuePublisher, SqsDomainQueue};
+use crate::runner::{BatchRunner, RetryPolicy};
 use crate::store::DynamoStore;
 
-/// The HTTP API over the events table; `catalog` is what ingest accepts (see
-/// [`catalog_from_env`]).
+/// The HTTP API over the events table ([`crate::http::router`]); `catalog` is what ingest
+/// accepts (see [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
-    let tenant_source = if config.tenant_from_header {
-        TenantSource::Header
-    } else {
-        TenantSource::Authorizer
-    };
-    let ops = crate::query::Ops {
-        dynamodb: clients.dynamodb.clone(),
-        sqs: clients.sqs.clone(),
-        config: config.clone(),
-        tenant_source,
-    };
-    let operator = crate::operator::router(std::sync::Arc::new(ops.clone()));
-    let ops = crate::query::router(ops);
-    api::router(Api {
-        store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
-        limits: Limits::default(),
-        tenant_source,
-        catalog,
-    })
-    .merge(ops)
-    .merge(operator)
-    // After the merges: it applies to the routes registered so far.
-    .method_not_allowed_fallback(api::method_not_allowed)
-    // Every route answers to its entry in the scope table (unmatched paths still get 404).
-    .route_layer(axum::middleware::from_fn_with_state(
-        tenant_source,
-        crate::auth::require_scope,
-    ))
+    crate::http::router(config, clients, catalog)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting
@@ -96,26 +69,33 @@ pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
     )
 }
 
-/// The domain runner with its DynamoDB store and ledger, queues, and retry policy and
-/// fault hooks from the environment.
-pub fn domain_runner(
-    domain: &str,
-    config: &Config,
-    clients: &Clients,
-) -> BatchRunner<DynamoStore, DynamoLedger> {
-    let queues = DomainQueueOps {
+/// A domain function's runner on AWS: DynamoDB store and ledger, SQS queue and DLQ.
+pub type DomainRunner = BatchRunner<DynamoStore, DynamoLedger, SqsDomainQueue>;
+
+/// The domain's queue and DLQ on SQS.
+pub fn domain_queue(domain: Domain, config: &Config, clients: &Clients) -> SqsDomainQueue {
+    SqsDomainQueue {
         client: clients.sqs.clone(),
         queue_url: config.queue_url(domain).map(str::to_string),
         dlq_url: config.dlq_url(domain).map(str::to_string),
-    };
+    }
+}
+
+/// The domain's handlers, configured from the environment (validated at start by
+/// run_domain and the local runner; the defaults otherwise).
+pub fn domain_handlers(domain: Domain) -> Vec<handlers::BoxedHandler> {
+    handlers::for_domain(domain, &handler_config_from_env().unwrap_or_default())
+}
+
+/// The domain runner with its DynamoDB store and ledger, its SQS queues, and the retry
+/// policy from the environment.
+pub fn domain_runner(domain: Domain, config: &Config, clients: &Clients) -> DomainRunner {
     BatchRunner::new(
         DynamoStore::new(clients.dynamodb.clone(), &config.table),
         DynamoLedger::new(clients.dynamodb.clone(), &config.table),
-        // Validated at start by run_domain and the local runner; the defaults otherwise.
-        handlers::for_domain_with(domain, &handler_config_from_env().unwrap_or_default()),
-        Some(queues),
+        domain_handlers(domain),
+        domain_queue(domain, config, clients),
         RetryPolicy::from_env(),
-        Faults::from_env(),
     )
 }
 
@@ -147,7 +127,7 @@ pub async fn run_dispatch() -> Result<(), Error> {
 }
 
 /// `main` of a domain function (SQS event source with ReportBatchItemFailures).
-pub async fn run_domain(domain: &str) -> Result<(), Error> {
+pub async fn run_domain(domain: Domain) -> Result<(), Error> {
     crate::telemetry::init();
     handler_config_from_env()?;
     let runner = domain_runner(domain, &Config::from_env()?, &Clients::from_env().await);

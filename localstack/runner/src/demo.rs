@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 pub struct DemoClient {
@@ -153,13 +154,18 @@ async fn by_correlation(
 ) -> Result<Vec<Value>, String> {
     let start = Instant::now();
     loop {
-        let evs: Vec<Value> =
-            event_adapters::query::correlation_events(ddb, table, tenant, corr, usize::MAX)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|e| serde_json::to_value(e).ok())
-                .collect();
+        let evs: Vec<Value> = event_adapters::store::indexes::correlation_events(
+            ddb,
+            table,
+            tenant,
+            corr,
+            usize::MAX,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
         if evs.len() >= n || start.elapsed() > Duration::from_secs(120) {
             return Ok(evs);
         }
@@ -450,13 +456,22 @@ pub async fn play(
             "payload": {"paymentId": "PAY-NEVER-RECEIVED", "loanId": loan, "reason": "returned: account closed"},
             "metadata": {"userId": "teller-2", "correlationId": format!("poison-{short}"), "source": "demo"}}))
         .await?;
-    let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
+    let dlq = config
+        .dlq_url(Domain::Payment)
+        .unwrap_or_default()
+        .to_string();
     let started = std::time::Instant::now();
     let letter = loop {
-        let letters =
-            event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
-                .await
-                .map_err(|e| e.to_string())?;
+        let letters = event_adapters::operator::dead_letters::list(
+            &clients.sqs,
+            ddb,
+            table,
+            Domain::Payment,
+            &dlq,
+            100,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if let Some(l) = letters
             .into_iter()
             .find(|l| l.event_id.as_deref() == poison["eventId"].as_str())
@@ -485,7 +500,7 @@ pub async fn play(
         }
         println!("  correlation {corr}: {} events", tree["eventCount"]);
         let mut text = String::new();
-        event_adapters::query::render_tree(
+        evctl::render::trace_tree(
             tree["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
             "    ",
             true,

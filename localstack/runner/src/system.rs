@@ -3,12 +3,14 @@
 //! Each part takes its own AWS clients, so `load` can count each part's calls apart.
 
 use event_adapters::config::{Clients, Config, DomainQueues};
-use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
+use event_adapters::http::cursor::CursorKey;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
+use crate::faults::{self, Faults};
 use crate::provision::Provisioned;
+use crate::settings::queue_concurrency;
 use crate::{admin, pollers};
 
 /// The function configuration for provisioned resources (tenant from `X-Tenant-Id`;
@@ -21,7 +23,7 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
             .iter()
             .map(|q| {
                 (
-                    q.domain.to_string(),
+                    q.domain,
                     DomainQueues {
                         queue_url: q.queue_url.clone(),
                         dlq_url: q.dlq_url.clone(),
@@ -50,47 +52,34 @@ pub fn spawn_stream_poller(
     clients: &Clients,
 ) {
     let stream_arn = resources.stream_arn.clone();
-    let dispatcher = functions::dispatcher(config, clients);
+    let dispatcher = faults::dispatcher(config, clients, &Faults::from_env());
     let checkpoint = StreamCheckpoint::load(checkpoint::path_for(&resources.table), &stream_arn);
     tasks.spawn(
         async move { pollers::poll_stream(streams, stream_arn, dispatcher, checkpoint).await },
     );
 }
 
-/// Pollers per domain queue (`LOCAL_QUEUE_CONCURRENCY`, default 2): like Lambda's
-/// concurrent invocations per queue. FIFO never hands one message group to two receivers
-/// at once, so order per aggregate holds.
-pub fn queue_concurrency() -> usize {
-    env_number("LOCAL_QUEUE_CONCURRENCY", 2).max(1) as usize
-}
-
-/// A numeric setting of the local runner from the environment; unset or unparsable gives
-/// the default.
-pub fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The SQS mappings: [`queue_concurrency`] pollers per domain queue, receiving and deleting
-/// with `clients` (as the event source mapping would) and running the domain's handlers.
+/// with `clients` (as the event source mapping would) and running the domain's handlers,
+/// with the fault wrappers the `FAULT_*` variables ask for ([`crate::faults`]).
 pub fn spawn_queue_pollers(
     tasks: &mut JoinSet<()>,
     resources: &Provisioned,
     config: &Config,
     clients: &Clients,
 ) {
+    // One set of fault settings for every domain: the crash counts all appends.
+    let faults = Faults::from_env();
     for q in &resources.queues {
-        let runner = std::sync::Arc::new(functions::domain_runner(q.domain, config, clients));
+        let runner = std::sync::Arc::new(faults::domain_runner(q.domain, config, clients, &faults));
         for _ in 0..queue_concurrency() {
             let (sqs, url, arn) = (
                 clients.sqs.clone(),
                 q.queue_url.clone(),
                 q.queue_arn.clone(),
             );
-            let runner = runner.clone();
-            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+            let (runner, faults) = (runner.clone(), faults.clone());
+            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner, faults).await });
         }
     }
 }

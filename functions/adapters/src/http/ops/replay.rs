@@ -21,14 +21,19 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lending_events::EventEnvelope;
+use lending_events::{Domain, EventEnvelope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{stream_of, ApiError};
+use super::reads::parse_window;
+use super::Ops;
 use crate::error::{classify, AdapterError};
-use crate::query::{events_by_type, Ops, Window};
+use crate::http::auth::admitted;
+use crate::http::error::ApiError;
+use crate::http::request::{json_body, stream_of};
+use crate::store::indexes::events_by_type;
 use crate::store::{DynamoStore, EventStore};
+use crate::topology::subscribers;
 
 /// At most this many events per replay request; narrow the window for more.
 pub const MAX_REPLAY_EVENTS: usize = 1000;
@@ -52,7 +57,7 @@ pub struct ReplayRequest {
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub event: EventEnvelope,
-    pub domain: &'static str,
+    pub domain: Domain,
     /// The handlers of that domain that will see it.
     pub handlers: Vec<&'static str>,
 }
@@ -61,8 +66,8 @@ pub struct Planned {
 pub fn plan(events: Vec<EventEnvelope>, chosen: Option<&[String]>) -> Vec<Planned> {
     let mut out = Vec::new();
     for e in events {
-        let mut per_domain: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
-        for (h, d) in crate::query::subscribers(&e.event_type) {
+        let mut per_domain: BTreeMap<Domain, Vec<&'static str>> = BTreeMap::new();
+        for (h, d) in subscribers(&e.event_type) {
             if chosen.is_none_or(|c| c.iter().any(|x| x == h)) {
                 per_domain.entry(d).or_default().push(h);
             }
@@ -90,7 +95,7 @@ fn attr(v: &str) -> Result<MessageAttributeValue, AdapterError> {
 /// SQS accepted; an error names the first call that failed.
 pub async fn send(
     sqs: &aws_sdk_sqs::Client,
-    queue_url: impl Fn(&str) -> Option<String>,
+    queue_url: impl Fn(Domain) -> Option<String>,
     planned: &[Planned],
     replay_id: &str,
     explicit_handlers: bool,
@@ -150,9 +155,9 @@ pub(crate) async fn post_replay(
     State(ops): State<Arc<Ops>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let principal = crate::operator::principal(&req)?;
+    let principal = admitted(&req)?;
     let tenant = principal.tenant.clone();
-    let r: ReplayRequest = crate::api::json_body(req, 64 * 1024, "a replay request").await?;
+    let r: ReplayRequest = json_body(req, 64 * 1024, "a replay request").await?;
     if let Some(hs) = &r.handlers {
         if hs.is_empty() {
             return Err(ApiError::bad(
@@ -175,7 +180,7 @@ pub(crate) async fn post_replay(
         (Some(at), Some(id), None) if r.from.is_none() && r.to.is_none() => {
             let stream = stream_of(&tenant, at, id)?;
             let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-            let h = store.history_until(stream, u64::MAX / 2).await?;
+            let h = store.history(stream).await?;
             if h.len() > MAX_REPLAY_EVENTS {
                 return Err(ApiError::bad(
                     "aggregateId",
@@ -191,7 +196,7 @@ pub(crate) async fn post_replay(
                     "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
                 ));
             }
-            let window = Window::parse(
+            let window = parse_window(
                 Some(
                     r.from
                         .as_deref()
