@@ -708,12 +708,15 @@ async fn over_payment_is_held_and_refunded(
             }
         );
     }
-    let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
-    let letters = event_adapters::deadletters::list(
+    let dlq = config
+        .dlq_url(Domain::Payment)
+        .unwrap_or_default()
+        .to_string();
+    let letters = event_adapters::operator::dead_letters::list(
         &clients.sqs,
         &clients.dynamodb,
         &config.table,
-        "payment",
+        Domain::Payment,
         &dlq,
         100,
     )
