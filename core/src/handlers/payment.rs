@@ -684,4 +684,118 @@ mod tests {
             )
             .then_rejects("");
     }
+
+    /// A $1,000,000 construction loan L1 at 7.5 % over 12 months, $400,000 advanced on
+    /// Jan 31, schedule stored.
+    fn construction_loan() -> Given {
+        let mut c = created("L1", "1000000.00", "7.5", 12, "monthly");
+        c["payload"]["loanType"] = json!("construction");
+        given([c])
+            .when(
+                &PaymentHandler,
+                funded("L1", "400000.00", "2026-01-31T09:00:00Z"),
+            )
+            .then([
+                json!({"eventType": "PaymentSchedule.Generated", "payload": {"totalPayments": 12}}),
+                status_change("created", "funded"),
+            ])
+    }
+
+    /// A draw disbursed on `at`, as the draw workflow records it on the loan and the draw.
+    fn disbursal(draw: &str, amount: &str, at: &str) -> [Value; 2] {
+        [
+            json!({"eventType": "Loan.DrawDisbursed", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "drawId": draw, "amount": amount, "disbursedAt": at}}),
+            json!({"eventType": "Draw.Disbursed", "aggregateType": "Draw", "aggregateId": draw,
+                "payload": {"drawId": draw, "loanId": "L1", "amount": amount, "disbursedAt": at}}),
+        ]
+    }
+
+    #[test]
+    fn a_disbursed_draw_regenerates_the_installments_after_its_date() {
+        let [on_loan, on_draw] = disbursal("D1", "300000.00", "2026-03-15T10:00:00Z");
+        let loan = construction_loan();
+        let before = LoanState::fold(loan.history());
+        let loan = loan.and(on_loan);
+        let (loan, out) = loan.when(&PaymentHandler, on_draw).then_events();
+        assert_eq!(out.len(), 1);
+        let p = &out[0].payload;
+        assert_eq!(out[0].event_type, "PaymentSchedule.Generated");
+        assert_eq!(out[0].aggregate_type, "Loan");
+        assert_eq!(p["supersedes"], json!(before.schedule_id.clone().unwrap()));
+        // Installment 1 (Feb 28) is kept; 2..12 carry 700,000 - its principal.
+        assert_eq!(p["totalPayments"], json!(11));
+        assert_eq!(p["payments"][0]["number"], json!(2));
+        let tail: Money = p["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| m(x["principal"].as_str().unwrap()))
+            .sum();
+        assert_eq!(tail + before.installments[0].principal, m("700000.00"));
+        let state = LoanState::fold(&loan.stream("Loan", "L1"));
+        assert_eq!(state.schedule_id.as_deref(), p["scheduleId"].as_str());
+        assert_eq!(state.outstanding_principal, m("700000.00"));
+        // The same draw delivered again decides the same schedule (a derived id).
+        loan.when_delivered(&PaymentHandler, "Draw.Disbursed")
+            .then([json!({"eventType": "PaymentSchedule.Generated",
+                "payload": {"scheduleId": p["scheduleId"]}})]);
+    }
+
+    #[test]
+    fn a_disbursal_with_no_record_on_the_loan_is_rejected() {
+        let [_, on_draw] = disbursal("D9", "1000.00", "2026-03-15T10:00:00Z");
+        construction_loan()
+            .when(&PaymentHandler, on_draw)
+            .then_rejects("draw D9 has no Loan.DrawDisbursed on its loan's stream");
+    }
+
+    #[test]
+    fn a_backdated_payment_reallocates_rescinds_and_waives() {
+        // Mar 20: the daily job found installment 1 late, charged its fee, and the loan
+        // delinquent; a payment on Mar 25 cured it.
+        let late = [
+            json!({"eventType": "Payment.Late", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "installment": 1, "daysLate": 20, "amountDue": "8675.74",
+                    "dueDate": "2026-02-28", "asOf": "2026-03-20"}}),
+            json!({"eventType": "Payment.LateFeeAssessed", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "installment": 1, "amount": "433.79",
+                    "dueDate": "2026-02-28", "asOf": "2026-03-20"}}),
+            json!({"eventType": "Loan.StatusChanged", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "fromStatus": "current", "toStatus": "delinquent",
+                    "daysPastDue": 20, "asOf": "2026-03-20"}}),
+        ];
+        let mut loan = funded_loan();
+        for e in late {
+            loan = loan.and(e);
+        }
+        loan.when(
+            &PaymentApplication,
+            received("L1", "P2", "9250.42", "2026-03-25T12:00:00Z"),
+        )
+        .then([
+            json!({"eventType": "Payment.Applied", "payload": {"installments": [
+                {"number": 1, "interest": "625.00", "principal": "8050.74"},
+                {"number": 2, "interest": "574.68", "principal": "0.00"}]}}),
+            status_change("delinquent", "current"),
+        ])
+        // The bank file arrives late: P1 was received on Feb 27.
+        .when(
+            &PaymentApplication,
+            received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
+        )
+        .then([
+            json!({"eventType": "Payment.Applied", "payload": {"effectiveDate": "2026-02-27",
+                "allocation": {"interest": "625.00", "principal": "8050.74"}}}),
+            json!({"eventType": "Payment.Reallocated", "payload": {"paymentId": "P2",
+                "causePaymentId": "P1",
+                "before": {"installments": [{"number": 1}, {"number": 2}]},
+                "after": {"interest": "574.68", "principal": "8675.74", "fees": "0.00",
+                    "held": "0.00", "installments": [{"number": 2}]}}}),
+            json!({"eventType": "Payment.LateRescinded", "payload": {"installment": 1,
+                "causePaymentId": "P1"}}),
+            json!({"eventType": "Payment.LateFeeWaived", "payload": {"installment": 1,
+                "amount": "433.79"}}),
+        ]);
+    }
 }
