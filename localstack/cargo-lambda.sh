@@ -142,10 +142,11 @@ check draw-handler sqs-draw-requested.json "$no_failures" "no failures, nothing 
 check compliance-handler sqs-compliance-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" compliance
 check fund-handler sqs-fund-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" fund
 check notification-handler sqs-notification-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" notification
-# The schedule payment-handler stored makes the installments due before 2026-05-10 late.
+# The schedule payment-handler stored makes the installments due before 2026-04-25 (the
+# 15-day grace period) late on 2026-05-10: two notices, their fees, one status change.
 check late-payments scheduled-late-payments.json \
-    'r["loans"] == 1 and r["emitted"] == 3 and r["errors"] == []' \
-    "3 Payment.Late for the loan"
+    'r["loans"] == 1 and r["lateNotices"] == 2 and r["emitted"] == 5 and r["errors"] == []' \
+    "2 Payment.Late, 2 fees and a status change for the loan"
 # What the handlers appended, read back through ingest.
 check ingest apigw-v2-get-history.json \
     'r["statusCode"] == 200 and [e["eventType"] for e in body["events"]][:3] == ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]' \

@@ -113,6 +113,14 @@ impl Money {
             other
         }
     }
+
+    pub fn max(self, other: Money) -> Money {
+        if self >= other {
+            self
+        } else {
+            other
+        }
+    }
 }
 
 impl std::ops::Add for Money {
@@ -192,6 +200,11 @@ impl Rate {
 
     pub fn percent(self) -> Decimal {
         self.0
+    }
+
+    /// A rate of `percent` % (for defaults; parsed rates come through `FromStr`).
+    pub fn from_percent(percent: Decimal) -> Rate {
+        Rate(percent)
     }
 
     /// The periodic rate as a fraction: 7.5 % a year over 12 periods is 0.00625.

@@ -41,6 +41,75 @@ pub fn document(history: Vec<EventEnvelope>) -> Option<Value> {
     }))
 }
 
+/// What the state route answers for `?asOf=` and `?knownAt=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StateAt {
+    /// Only events effective on or before this date: a payment by its `receivedAt`, a
+    /// funding by its `fundedAt`, a disbursal by its `disbursedAt`, a job record by its
+    /// `asOf`, ... Events without a date of their own (the loan's terms, the handlers'
+    /// records of a decision) are kept: what they say follows from the dated ones.
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Only events recorded at or before this time: the books as they stood then.
+    pub known_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The payload fields that date an event (see [`StateAt::as_of`]).
+const EFFECTIVE_FIELDS: &[&str] = &[
+    "receivedAt",
+    "fundedAt",
+    "disbursedAt",
+    "modifiedAt",
+    "approvedAt",
+    "defaultedAt",
+    "paidOffAt",
+];
+
+/// The date an event takes effect, when its payload gives one.
+pub fn effective_date(e: &EventEnvelope) -> Option<chrono::NaiveDate> {
+    let p = &e.payload;
+    for name in EFFECTIVE_FIELDS {
+        if let Some(t) = field::<chrono::DateTime<chrono::Utc>>(p, name) {
+            return Some(t.date_naive());
+        }
+    }
+    field::<chrono::NaiveDate>(p, "asOf").or_else(|| field(p, "effectiveDate"))
+}
+
+/// [`document`] of the part of `history` that [`StateAt`] selects; `None` when nothing is.
+pub fn document_at(history: Vec<EventEnvelope>, at: StateAt) -> Option<Value> {
+    let history: Vec<EventEnvelope> = history
+        .into_iter()
+        .filter(|e| at.known_at.is_none_or(|t| e.recorded_at <= t))
+        .filter(|e| {
+            at.as_of
+                .is_none_or(|d| effective_date(e).is_none_or(|e| e <= d))
+        })
+        .collect();
+    let mut doc = document(history)?;
+    if let Some(d) = at.as_of {
+        doc["asOf"] = json!(d.to_string());
+    }
+    if let Some(t) = at.known_at {
+        doc["knownAt"] = json!(crate::envelope::format_time(&t));
+    }
+    Some(doc)
+}
+
+/// The payoff quote of a loan's history on `on` (see [`LoanState::payoff_quote`]), or why
+/// there is none: `None` for an empty history, `Err` for a loan never funded.
+pub fn payoff(history: Vec<EventEnvelope>, on: chrono::NaiveDate) -> Option<Result<Value, String>> {
+    let first = history.first()?;
+    let id = first.aggregate_id.clone();
+    let history: Vec<EventEnvelope> = history.into_iter().map(crate::upcast::upcast).collect();
+    let loan = LoanState::fold(&history);
+    if loan.funded_amount.is_none() {
+        return Some(Err(format!("loan {id} is not funded")));
+    }
+    Some(Ok(
+        serde_json::to_value(loan.payoff_quote(on)).unwrap_or_default()
+    ))
+}
+
 /// The folded state of an (upcast) history, as JSON.
 pub fn view(aggregate_type: &str, history: &[EventEnvelope]) -> Value {
     match aggregate_type {
@@ -65,5 +134,7 @@ pub(crate) fn money_field(p: &Value, name: &str) -> crate::money::Money {
     field(p, name).unwrap_or_default()
 }
 
+#[cfg(test)]
+mod money_tests;
 #[cfg(test)]
 mod tests;

@@ -111,22 +111,30 @@ impl Posted {
 
     /// The follow-ons, by type, that the handlers must append for one posted event (the
     /// README's domain table): a funded loan gets one PaymentSchedule.Generated, one
-    /// Document.Generated per closing document, one Notification.Sent, and a
-    /// Fund.CapitalAllocated when it has a fund; a loan funded without being created is
-    /// rejected by the payment domain, while compliance and notifications still react; a
-    /// payment gets one Payment.Applied (these loans are never paid off); a flagged
-    /// borrower gets a Compliance.ReviewOpened and a Notification.Sent.
+    /// Loan.StatusChanged (created -> funded), one Document.Generated per closing document,
+    /// one Compliance.ReviewOpened (these loans are funded without approval or KYC), one
+    /// Notification.Sent, and a Fund.CapitalAllocated when it has a fund; a loan funded
+    /// without being created is rejected by the payment domain, while compliance and
+    /// notifications still react; a payment gets one Payment.Applied (these loans are
+    /// never paid off); a flagged borrower gets a Compliance.ReviewOpened and a
+    /// Notification.Sent.
     fn expected_follow_ons(&self, e: &Value) -> Vec<(&'static str, usize)> {
         let documents = DEFAULT_CLOSING_DOCUMENTS.len();
         match str_of(e, "eventType") {
             "Loan.Funded" => match self.loans.get(str_of(e, "aggregateId")) {
                 Some(fund) => vec![
                     ("PaymentSchedule.Generated", 1),
+                    ("Loan.StatusChanged", 1),
                     ("Document.Generated", documents),
+                    ("Compliance.ReviewOpened", 1),
                     ("Notification.Sent", 1),
                     ("Fund.CapitalAllocated", usize::from(fund.is_some())),
                 ],
-                None => vec![("Document.Generated", documents), ("Notification.Sent", 1)],
+                None => vec![
+                    ("Document.Generated", documents),
+                    ("Compliance.ReviewOpened", 1),
+                    ("Notification.Sent", 1),
+                ],
             },
             "Payment.Received" => vec![("Payment.Applied", 1)],
             "Borrower.Flagged" => vec![("Compliance.ReviewOpened", 1), ("Notification.Sent", 1)],

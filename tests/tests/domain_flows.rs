@@ -1,9 +1,10 @@
-//! Issue 3's flows, end to end on LocalStack through the local runner: the Loan.Funded
-//! chain reaction, payments (allocation, payoff, a refused over-payment in the payment DLQ,
-//! reversal), late payments run twice, draws (partial approval, nothing left, a failed
-//! inspection), borrower risk events, a loan modification regenerating the schedule, the
-//! state route, custom types and event versions at ingest, and an operator route naming an
-//! unknown domain.
+//! The domain flows, end to end on LocalStack through the local runner: the Loan.Funded
+//! chain reaction, payments (allocation, payoff, reversal, the reversal of a payment never
+//! received in the payment DLQ), late payments run twice, draws on a construction loan
+//! (approval, above what is available, a failed inspection), borrower risk events, a loan
+//! modification regenerating the schedule, the state route, custom types and event
+//! versions at ingest, and an operator route naming an unknown domain. The money rules end
+//! to end are in `money.rs`.
 //!
 //! Each test uses a tenant of its own. Handlers run asynchronously, so tests poll the
 //! histories (or the byCorrelation index) until the follow-ons arrive.
@@ -118,6 +119,13 @@ async fn loan_funded_sets_off_the_chain_reaction() {
     let api = Api::new_tenant();
     let (loan, borrower, fund) = (id("L"), id("B"), id("F"));
     let corr = format!("closing-{loan}");
+    // A borrower who passed KYC and an approved loan: no funding review.
+    post_one(
+        &api,
+        json!({"eventType": "Borrower.KYCApproved", "aggregateType": "Borrower", "aggregateId": borrower,
+            "payload": {"borrowerId": borrower, "verifiedAt": "2026-01-20T00:00:00Z"}}),
+    )
+    .await;
     post(
         &api,
         json!({"events": [loan_created(&loan, &borrower, "250000.00", Some(&fund)),
@@ -128,10 +136,11 @@ async fn loan_funded_sets_off_the_chain_reaction() {
     let funded = post_one(&api, loan_funded(&loan, "250000.00", &corr)).await;
     let funded_id = funded["eventId"].as_str().unwrap().to_string();
 
-    // payment: 1 schedule; compliance: 3 closing documents; fund: 1 allocation;
-    // notification: 1 message. All in the funding's correlation.
+    // payment: 1 schedule and the status change; compliance: 3 closing documents; fund: 1
+    // allocation; notification: 1 message. All in the funding's correlation.
     let expected = [
         ("PaymentSchedule.Generated", 1),
+        ("Loan.StatusChanged", 1),
         ("Document.Generated", 3),
         ("Fund.CapitalAllocated", 1),
         ("Notification.Sent", 1),
@@ -147,7 +156,8 @@ async fn loan_funded_sets_off_the_chain_reaction() {
         .iter()
         .filter(|e| e["eventType"] != "Loan.Funded")
         .collect();
-    assert_eq!(follow_ons.len(), 6, "{:?}", types(&evs));
+    assert_eq!(follow_ons.len(), 7, "{:?}", types(&evs));
+    assert_eq!(count(&evs, "Compliance.ReviewOpened"), 0);
     for e in &follow_ons {
         assert_eq!(e["metadata"]["causationId"], json!(funded_id), "{e}");
         assert_eq!(e["metadata"]["correlationId"], json!(corr), "{e}");
@@ -161,6 +171,7 @@ async fn loan_funded_sets_off_the_chain_reaction() {
             .unwrap()
     };
     assert_eq!(source("PaymentSchedule.Generated"), "payment-schedule");
+    assert_eq!(source("Loan.StatusChanged"), "payment-schedule");
     assert_eq!(source("Document.Generated"), "compliance");
     assert_eq!(source("Fund.CapitalAllocated"), "fund-allocation");
     assert_eq!(source("Notification.Sent"), "notifications");
@@ -191,14 +202,19 @@ async fn loan_funded_sets_off_the_chain_reaction() {
     assert_eq!(note["payload"]["recipient"], json!(borrower));
     assert_eq!(note["payload"]["template"], "loan-funded");
 
-    // The loan's own stream only gains its schedule; the fund's state shows the allocation.
-    let h = api.history("Loan", &loan).await;
+    // The loan's own stream only gains its schedule and status changes (approved, funded);
+    // the fund's state shows the allocation.
+    let h = wait_for(&api, "Loan", &loan, "Loan.StatusChanged", 2).await;
+    let mut loan_types = types(&h);
+    loan_types.sort();
     assert_eq!(
-        types(&h),
+        loan_types,
         [
-            "Loan.Created",
             "Loan.Approved",
+            "Loan.Created",
             "Loan.Funded",
+            "Loan.StatusChanged",
+            "Loan.StatusChanged",
             "PaymentSchedule.Generated"
         ]
     );
@@ -208,7 +224,7 @@ async fn loan_funded_sets_off_the_chain_reaction() {
 }
 
 #[tokio::test]
-async fn payments_are_allocated_refused_above_payoff_reversed_and_pay_the_loan_off() {
+async fn payments_are_allocated_reversed_and_pay_the_loan_off() {
     let api = Api::new_tenant();
     let (loan, schedule) = funded_loan(&api).await;
     assert_eq!(schedule["payload"]["payments"][0]["total"], "8675.74");
@@ -254,11 +270,12 @@ async fn payments_are_allocated_refused_above_payoff_reversed_and_pay_the_loan_o
         json!([{"number": 2, "interest": "574.68", "principal": "425.32"}])
     );
 
-    // P3 is above the payoff amount: refused, recorded in the payment DLQ with its reason,
-    // nothing appended.
+    // The reversal of a payment never received is the poison message: recorded in the
+    // payment DLQ with its reason, nothing appended.
     let p3 = post_one(
         &api,
-        payment(&loan, "P3", "500000.00", "2026-03-30T13:00:00Z"),
+        json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+            "payload": {"paymentId": "P404", "loanId": loan, "reason": "returned"}}),
     )
     .await;
     let p3_id = p3["eventId"].as_str().unwrap();
@@ -270,11 +287,11 @@ async fn payments_are_allocated_refused_above_payoff_reversed_and_pay_the_loan_o
         WAIT,
     )
     .await
-    .expect("the refused payment in the payment DLQ");
-    assert_eq!(body["payload"]["paymentId"], "P3");
+    .expect("the refused reversal in the payment DLQ");
+    assert_eq!(body["payload"]["paymentId"], "P404");
     let reason = attrs.get("failureReason").cloned().unwrap_or_default();
     assert!(
-        reason.contains("above the payoff amount of 91523.94"),
+        reason.contains("payment P404 was never received"),
         "failureReason: {reason:?}"
     );
     assert_eq!(
@@ -284,7 +301,7 @@ async fn payments_are_allocated_refused_above_payoff_reversed_and_pay_the_loan_o
     let s = state(&api, "Loan", &loan).await;
     assert_eq!(
         s["state"]["payments"],
-        json!({"applied": 2, "reversed": 0, "refused": 1})
+        json!({"applied": 2, "reversed": 0, "refused": 0})
     );
     assert_eq!(s["state"]["outstandingPrincipal"], "91523.94");
     assert_eq!(
@@ -308,10 +325,17 @@ async fn payments_are_allocated_refused_above_payoff_reversed_and_pay_the_loan_o
         json!({"installment": 2, "dueDate": "2026-03-31", "interest": "574.68", "principal": "8101.06", "amount": "8675.74"})
     );
 
-    // The payoff amount on Mar 15 (installment 2's interest + principal) pays the loan off.
+    // The payoff quote on Mar 15 (the principal and 15 days of interest since Feb 28) pays
+    // the loan off: 91,949.26 x 7.5 x 15 / 36,500 = 283.4052... -> 283.41.
+    let quote = api
+        .get(&format!("/loans/{loan}/payoff?on=2026-03-15"))
+        .await;
+    assert_eq!(quote.status, 200, "{}", quote.body);
+    assert_eq!(quote.body["accruedInterest"], "283.41");
+    assert_eq!(quote.body["total"], "92232.67");
     post_one(
         &api,
-        payment(&loan, "P4", "92523.94", "2026-03-15T10:00:00Z"),
+        payment(&loan, "P4", "92232.67", "2026-03-15T10:00:00Z"),
     )
     .await;
     let h = wait_for(&api, "Loan", &loan, "Loan.PaidOff", 1).await;
@@ -342,8 +366,8 @@ async fn the_late_payment_job_run_twice_emits_once() {
     .await;
     wait_for(&api, "Loan", &loan, "Payment.Applied", 1).await;
 
-    // Two runs at once and one after: installments 2 (Mar 31) and 3 (Apr 30) are late on
-    // May 10, once each.
+    // Two runs at once and one after: installment 2 (Mar 31) is late on May 10 (past its
+    // 15-day grace period), once; 3 (Apr 30) is within its grace period.
     let run = |as_of: &'static str| {
         let api = api.clone();
         async move {
@@ -357,14 +381,18 @@ async fn the_late_payment_job_run_twice_emits_once() {
     let (a, b) = tokio::join!(run("2026-05-10"), run("2026-05-10"));
     assert_eq!(a["tenant"], json!(api.tenant));
     assert_eq!(a["loans"], 1);
+    let notices = |r: &Value| r["lateNotices"].as_u64().unwrap();
     let emitted = |r: &Value| r["emitted"].as_u64().unwrap();
     let already = |r: &Value| r["alreadyStored"].as_u64().unwrap();
-    assert_eq!(emitted(&a) + emitted(&b), 2, "{a} {b}");
-    assert!(already(&a) + already(&b) <= 2);
+    assert_eq!(notices(&a) + notices(&b), 1, "{a} {b}");
+    // The notice, its fee, the change to delinquent: once between the two runs.
+    assert_eq!(emitted(&a) + emitted(&b), 3, "{a} {b}");
+    assert!(already(&a) + already(&b) <= 3);
     let again = run("2026-05-10").await;
     assert_eq!((emitted(&again), already(&again)), (0, 0), "{again}");
+    // May 20: installment 3 is 20 days late.
     let later = run("2026-05-20").await;
-    assert_eq!(emitted(&later), 0, "{later}");
+    assert_eq!(notices(&later), 1, "{later}");
 
     let h = api.history("Loan", &loan).await;
     let late: Vec<&Value> = h
@@ -391,23 +419,25 @@ async fn the_late_payment_job_run_twice_emits_once() {
         "{got:?}"
     );
     assert!(
-        got.contains(&json!([3, 10, "8675.74", "2026-04-30"])),
+        got.contains(&json!([3, 20, "8675.74", "2026-04-30"])),
         "{got:?}"
     );
+    assert_eq!(count(&h, "Payment.LateFeeAssessed"), 2);
     let s = state(&api, "Loan", &loan).await;
     assert_eq!(s["state"]["lateInstallments"], json!([2, 3]));
+    assert_eq!(s["state"]["delinquency"], "delinquent");
 
-    // Installment 4 becomes late in June; 2 and 3 are not reported again.
-    let june = run("2026-06-02").await;
-    assert_eq!(emitted(&june), 1, "{june}");
+    // Installment 4 (May 31) becomes late in mid June; 2 and 3 are not reported again.
+    let june = run("2026-06-16").await;
+    assert_eq!(notices(&june), 1, "{june}");
     let h = api.history("Loan", &loan).await;
     assert_eq!(count(&h, "Payment.Late"), 3);
     // Borrowers hear about each late installment.
     let evs = wait_correlation(&api, "late-payments-2026-05-10", |e| {
-        count(e, "Notification.Sent") >= 2
+        count(e, "Notification.Sent") >= 1
     })
     .await;
-    assert_eq!(count(&evs, "Notification.Sent"), 2, "{:?}", types(&evs));
+    assert_eq!(count(&evs, "Notification.Sent"), 1, "{:?}", types(&evs));
     assert!(evs
         .iter()
         .filter(|e| e["eventType"] == "Notification.Sent")
@@ -444,9 +474,19 @@ async fn draw(api: &Api, loan: &str, amount: &str, result: &str) -> (String, Vec
 }
 
 #[tokio::test]
-async fn draws_pass_inspection_are_approved_up_to_what_is_left_and_disbursed() {
+async fn draws_pass_inspection_are_approved_up_to_what_is_available_and_disbursed() {
     let api = Api::new_tenant();
-    let (loan, _) = funded_loan(&api).await;
+    // A $100,000 construction loan with a $20,000 initial advance: $80,000 to draw.
+    let loan = id("L");
+    let mut created = loan_created(&loan, "B-1", "100000.00", None);
+    created["payload"]["loanType"] = json!("construction");
+    // Funded a month ago: draws are decided now, while installments are still to come.
+    let mut funded = loan_funded(&loan, "20000.00", &format!("corr-{loan}"));
+    funded["payload"]["fundedAt"] = json!((chrono::Utc::now() - chrono::Months::new(1))
+        .format("%Y-%m-%dT09:00:00Z")
+        .to_string());
+    post(&api, json!({"events": [created, funded]})).await;
+    wait_for(&api, "Loan", &loan, "PaymentSchedule.Generated", 1).await;
 
     let (d1, h1) = draw(&api, &loan, "60000.00", "passed").await;
     assert_eq!(
@@ -471,31 +511,27 @@ async fn draws_pass_inspection_are_approved_up_to_what_is_left_and_disbursed() {
     let corr = h1[0]["metadata"]["correlationId"].clone();
     assert!(h1.iter().all(|e| e["metadata"]["correlationId"] == corr));
 
-    // 50,000 requested, 40,000 left: approved for 40,000.
-    let (d2, h2) = draw(&api, &loan, "50000.00", "passed").await;
-    assert_eq!(
-        last_of(&h2, "Draw.Approved")["payload"]["approvedAmount"],
-        "40000.00"
-    );
-    assert_eq!(
-        last_of(&h2, "Draw.Disbursed")["payload"]["amount"],
-        "40000.00"
-    );
-
-    // Nothing left, and a failed inspection: both rejected with their reason.
-    let ((_, h3), (_, h4)) = tokio::join!(
-        draw(&api, &loan, "10000.00", "passed"),
-        draw(&api, &loan, "5000.00", "failed")
-    );
+    // 50,000 requested, 20,000 available: rejected with the reason.
+    let (_, h3) = draw(&api, &loan, "50000.00", "passed").await;
     let r3 = last_of(&h3, "Draw.Rejected");
     assert!(
         r3["payload"]["reason"]
             .as_str()
             .unwrap()
-            .contains("nothing left to draw"),
+            .contains("above the 20000.00 available"),
         "{r3}"
     );
     assert_eq!(count(&h3, "Draw.Approved"), 0);
+
+    // What is available, and a failed inspection, at once.
+    let ((d2, h2), (_, h4)) = tokio::join!(
+        draw(&api, &loan, "20000.00", "passed"),
+        draw(&api, &loan, "5000.00", "failed")
+    );
+    assert_eq!(
+        last_of(&h2, "Draw.Disbursed")["payload"]["amount"],
+        "20000.00"
+    );
     let r4 = last_of(&h4, "Draw.Rejected");
     assert!(
         r4["payload"]["reason"]
@@ -514,19 +550,24 @@ async fn draws_pass_inspection_are_approved_up_to_what_is_left_and_disbursed() {
     assert_eq!(count(&loan_history, "Loan.DrawSubmitted"), 3);
     assert_eq!(count(&loan_history, "Loan.DrawDisbursed"), 2);
     let s = state(&api, "Loan", &loan).await["state"].clone();
-    assert_eq!(s["disbursedDrawsTotal"], "100000.00");
+    assert_eq!(s["disbursedDrawsTotal"], "80000.00");
+    assert_eq!(
+        s["outstandingPrincipal"], "100000.00",
+        "the advance and both draws"
+    );
     assert_eq!(
         s["draws"],
-        json!({"approved": 2, "rejected": 1, "committed": "100000.00", "undrawn": "0.00"})
+        json!({"approved": 2, "rejected": 1, "committed": "80000.00", "undrawn": "20000.00",
+            "availableToDraw": "0.00"})
     );
     // The draw's state.
     let s2 = state(&api, "Draw", &d2).await;
     assert_eq!(s2["aggregateType"], "Draw");
     assert_eq!(s2["version"], 6);
     assert_eq!(s2["state"]["status"], "disbursed");
-    assert_eq!(s2["state"]["requestedAmount"], "50000.00");
-    assert_eq!(s2["state"]["approvedAmount"], "40000.00");
-    assert_eq!(s2["state"]["disbursedAmount"], "40000.00");
+    assert_eq!(s2["state"]["requestedAmount"], "20000.00");
+    assert_eq!(s2["state"]["approvedAmount"], "20000.00");
+    assert_eq!(s2["state"]["disbursedAmount"], "20000.00");
     assert_eq!(s2["state"]["loanId"], json!(loan));
     assert_eq!(
         state(&api, "Draw", &d1).await["state"]["inspection"]["result"],

@@ -351,7 +351,7 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     );
 
     // payment-handler: the crate's SQS fixture (not an envelope: dead-lettered, acknowledged),
-    // then the stored Loan.Funded, which appends the schedule.
+    // then the stored Loan.Funded, which appends the schedule and the status change.
     let handler = Function::start("payment-handler", &env).await;
     let r = handler
         .invoke(&aws_fixture("example-sqs-event.json"))
@@ -382,7 +382,8 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
         [
             json!("Loan.Created"),
             json!("Loan.Funded"),
-            json!("PaymentSchedule.Generated")
+            json!("PaymentSchedule.Generated"),
+            json!("Loan.StatusChanged")
         ]
     );
     // Logs on Lambda are JSON lines.

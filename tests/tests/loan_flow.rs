@@ -23,6 +23,18 @@ async fn funding_a_loan_generates_its_schedule_in_the_same_history() {
             "payload": {"loanId": loan, "approvedBy": "U-9", "approvedAt": "2026-01-30T12:00:00Z"}}))
         .await;
     assert_eq!(approved.status, 201, "{}", approved.body);
+    // The approval is a status change: the schedule handler records it.
+    let history = api
+        .wait_history("Loan", &loan, Duration::from_secs(60), |h| h.len() >= 3)
+        .await;
+    assert_eq!(history[2]["eventType"], json!("Loan.StatusChanged"));
+    assert_eq!(
+        (
+            &history[2]["payload"]["fromStatus"],
+            &history[2]["payload"]["toStatus"]
+        ),
+        (&json!("created"), &json!("approved"))
+    );
     let funded = api
         .post(
             "/events",
@@ -33,29 +45,32 @@ async fn funding_a_loan_generates_its_schedule_in_the_same_history() {
         .await;
     assert_eq!(funded.status, 201, "{}", funded.body);
     let funded = &funded.body["events"][0];
-    assert_eq!(funded["sequence"], json!(3));
+    assert_eq!(funded["sequence"], json!(4));
     assert_eq!(funded["domain"], json!("loan"));
     assert_eq!(funded["payload"]["fundedAmount"], json!("100000.00"));
     assert_eq!(funded["metadata"]["tenantId"], json!(api.tenant));
 
     let history = api
-        .wait_history("Loan", &loan, Duration::from_secs(60), |h| h.len() >= 4)
+        .wait_history("Loan", &loan, Duration::from_secs(60), |h| h.len() >= 6)
         .await;
     assert_eq!(
         types(&history),
         [
             "Loan.Created",
             "Loan.Approved",
+            "Loan.StatusChanged",
             "Loan.Funded",
-            "PaymentSchedule.Generated"
+            "PaymentSchedule.Generated",
+            "Loan.StatusChanged"
         ]
     );
     let seqs: Vec<u64> = history
         .iter()
         .map(|e| e["sequence"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [1, 2, 3, 4]);
-    let schedule = &history[3];
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(history[5]["payload"]["toStatus"], json!("funded"));
+    let schedule = &history[4];
     assert_eq!(schedule["metadata"]["causationId"], funded["eventId"]);
     assert_eq!(
         schedule["metadata"]["correlationId"],
@@ -78,7 +93,7 @@ async fn funding_a_loan_generates_its_schedule_in_the_same_history() {
 
     // Exactly one schedule, even though the stream may deliver more than once.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(api.history("Loan", &loan).await.len(), 4);
+    assert_eq!(api.history("Loan", &loan).await.len(), 6);
 }
 
 #[tokio::test]

@@ -530,11 +530,12 @@ async fn dlq_list_redrive_purge_and_handler_operations_through_evctl() {
     let api = runner.api(&tenant);
     let corr = id("corr");
     let (loan, _) = funded_loan(&api, &corr).await;
+    // The reversal of a payment never received: a poison message (an over-payment is
+    // money, held and refunded; this is an inconsistency), dead-lettered with its reason.
     let pay = |pid: &str| {
-        json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
-        "payload": {"paymentId": pid, "loanId": loan, "amount": "500000.00", "method": "ACH", "receivedAt": "2026-03-30T13:00:00Z"}})
+        json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": pid, "loanId": loan, "reason": "returned: account closed"}})
     };
-    // P3 above the payoff: dead-lettered by the runner with its reason.
     let r = api.post("/events", &pay("P3")).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let p3 = r.body["events"][0]["eventId"].as_str().unwrap().to_string();
@@ -560,9 +561,12 @@ async fn dlq_list_redrive_purge_and_handler_operations_through_evctl() {
     };
     assert_eq!(letter["handler"], "payment-application", "{letter}");
     assert_eq!(letter["movedBy"], "runner");
-    assert_eq!(letter["eventType"], "Payment.Received");
+    assert_eq!(letter["eventType"], "Payment.Reversed");
     assert!(
-        letter["reason"].as_str().unwrap().contains("payoff"),
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("never received"),
         "{letter}"
     );
     // Listing consumed nothing: it is there again at once, in human form too.
@@ -600,7 +604,7 @@ async fn dlq_list_redrive_purge_and_handler_operations_through_evctl() {
     assert_eq!(moved["movedBy"], "maxReceiveCount");
     assert_eq!(moved["handler"], "payment-application");
     assert!(
-        moved["reason"].as_str().unwrap().contains("payoff"),
+        moved["reason"].as_str().unwrap().contains("never received"),
         "{moved}"
     );
 
@@ -679,7 +683,10 @@ async fn dlq_list_redrive_purge_and_handler_operations_through_evctl() {
         pa["failures"].as_u64().unwrap() >= 3 && pa["deadLettered"].as_u64().unwrap() >= 3,
         "{pa}"
     );
-    assert!(pa["lastError"].as_str().unwrap().contains("payoff"), "{pa}");
+    assert!(
+        pa["lastError"].as_str().unwrap().contains("never received"),
+        "{pa}"
+    );
     let ps = &r.json["stats"][1];
     assert!(
         ps["successes"].as_u64().unwrap() >= 1 && ps["p50Ms"].is_u64(),

@@ -327,9 +327,14 @@ async fn operator_actions_are_ops_events_and_tenants_see_nothing_of_each_other()
         ]
     );
 
-    // A dead letter of A's: a payment above the payoff amount is refused by its handler.
+    // A dead letter of A's: the reversal of a payment never received is refused by its
+    // handler (an over-payment is held and refunded, not dead-lettered).
     let r = a
-        .post("/events", &payment(&loan, "P-OVER", "500000.00"))
+        .post(
+            "/events",
+            &json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+                "payload": {"paymentId": "P-NEVER", "loanId": loan, "reason": "returned"}}),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let over_id = r.body["events"][0]["eventId"].as_str().unwrap().to_string();

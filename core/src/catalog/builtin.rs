@@ -41,15 +41,49 @@ pub const INSTALLMENT: &[FieldSpec] = &[
     req("balance", MONEY),
 ];
 
-/// How a payment was split.
-pub const ALLOCATION: &[FieldSpec] = &[req("interest", MONEY), req("principal", MONEY)];
+/// How a payment was split (`fees` when it paid late fees).
+pub const ALLOCATION: &[FieldSpec] = &[
+    req("interest", MONEY),
+    req("principal", MONEY),
+    opt("fees", MONEY),
+];
 
 /// What a payment paid on one installment.
 pub const INSTALLMENT_PAID: &[FieldSpec] = &[
     req("number", INSTALLMENT_NO),
     req("interest", MONEY),
     req("principal", MONEY),
+    opt("fee", MONEY),
 ];
+
+/// A payment's whole split, before or after a reallocation.
+pub const SPLIT: &[FieldSpec] = &[
+    req("interest", MONEY),
+    req("principal", MONEY),
+    req("fees", MONEY),
+    req("held", MONEY),
+    req(
+        "installments",
+        FieldKind::List {
+            item: INSTALLMENT_PAID,
+            max: 600,
+        },
+    ),
+];
+
+/// Days after a due date before an unpaid installment is late (`gracePeriodDays`).
+pub const DEFAULT_GRACE_DAYS: u32 = 15;
+/// Days past due at which a loan defaults (`defaultAfterDays`).
+pub const DEFAULT_DEFAULT_AFTER_DAYS: u32 = 90;
+
+/// `Loan.Created`'s `loanType`: a construction loan is funded in part and drawn on.
+pub const LOAN_TYPES: &[&str] = &["term", "construction"];
+const GRACE_DAYS: FieldKind = FieldKind::Integer { min: 0, max: 365 };
+const DEFAULT_DAYS: FieldKind = FieldKind::Integer { min: 1, max: 3650 };
+const DAYS: FieldKind = FieldKind::Integer {
+    min: 0,
+    max: 100_000,
+};
 
 macro_rules! spec {
     (@later) => { &[] };
@@ -83,6 +117,15 @@ const FUND_ALLOCATION: &[&str] = &["fund-allocation"];
 const NOTIFICATIONS: &[&str] = &["notifications"];
 // The late-payment job, by name like the handlers (its tests check it is `crate::late::JOB`).
 const LATE_PAYMENTS: &[&str] = &["late-payments"];
+const CLIENT_OR_LATE_PAYMENTS: &[&str] = &[CLIENT, "late-payments"];
+// Every status change of a loan: services, the schedule handler (approved, funded), payment
+// application (paid off, reopened, cured) and the late-payment job (delinquency, default).
+const STATUS_CHANGERS: &[&str] = &[
+    CLIENT,
+    "payment-schedule",
+    "payment-application",
+    "late-payments",
+];
 const OPERATOR_ACTION: &[&str] = &[OPERATOR];
 const DELIVERY_FUNCTION: &[&str] = &[DELIVERY];
 const SUBSCRIPTION_STATUS: FieldKind = FieldKind::OneOf(&["active", "paused"]);
@@ -106,8 +149,14 @@ pub const CATALOG: &[EventSpec] = &[
             req("amortization", AMORTIZATION),
             req("paymentFrequency", FREQUENCY),
             opt("fundId", ID),
+            opt("loanType", FieldKind::OneOf(LOAN_TYPES)),
+            opt("gracePeriodDays", GRACE_DAYS),
+            opt("lateFeePercent", FieldKind::Rate),
+            opt("lateFeeMinimum", MONEY),
+            opt("lateFeeMaximum", MONEY),
+            opt("defaultAfterDays", DEFAULT_DAYS),
         ],
-        check = quarterly_term_divides_by_three,
+        check = loan_terms_are_consistent,
     ),
     spec!(
         "Loan.Approved",
@@ -154,13 +203,17 @@ pub const CATALOG: &[EventSpec] = &[
         "loan",
         "Loan",
         "loanId",
-        "Loan status changed",
+        "Loan status changed (lifecycle, or delinquency: current, delinquent, seriously_delinquent, defaulted)",
         [
             req("loanId", ID),
             req("fromStatus", TEXT),
             req("toStatus", TEXT),
             opt("changedBy", ID),
-        ]
+            opt("reason", TEXT),
+            opt("daysPastDue", DAYS),
+            opt("asOf", DATE),
+        ],
+        producers = STATUS_CHANGERS,
     ),
     spec!(
         "Loan.PaidOff",
@@ -185,7 +238,9 @@ pub const CATALOG: &[EventSpec] = &[
             req("loanId", ID),
             req("reason", TEXT),
             req("defaultedAt", DATETIME),
-        ]
+            opt("daysPastDue", DAYS),
+        ],
+        producers = CLIENT_OR_LATE_PAYMENTS,
     ),
     spec!(
         "Loan.DrawSubmitted",
@@ -221,7 +276,7 @@ pub const CATALOG: &[EventSpec] = &[
         "payment",
         "Loan",
         "loanId",
-        "Amortization schedule created (on funding) or regenerated (on Loan.Modified)",
+        "Amortization schedule created (on funding) or regenerated (on Loan.Modified, on a disbursed draw)",
         [
             req("loanId", ID),
             req("scheduleId", ID),
@@ -305,6 +360,83 @@ pub const CATALOG: &[EventSpec] = &[
             opt("prepaidPrincipal", MONEY),
             req("remainingPrincipal", MONEY),
             opt("paymentMethod", FieldKind::OneOf(PAYMENT_METHODS)),
+            opt("accruedInterest", MONEY),
+            opt("excessHeld", MONEY),
+            opt("effectiveDate", DATE),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
+        "Payment.ExcessHeld",
+        "payment",
+        "Loan",
+        "loanId",
+        "What a payment brought above the payoff amount (or all of it, on a loan paid off or not funded): held for the borrower",
+        [
+            req("loanId", ID),
+            req("paymentId", ID),
+            req("amount", POSITIVE_MONEY),
+            req("reason", TEXT),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
+        "Refund.Due",
+        "payment",
+        "Loan",
+        "loanId",
+        "Money held for the borrower of a paid-off (or never funded) loan is owed back",
+        [
+            req("loanId", ID),
+            req("paymentId", ID),
+            req("amount", POSITIVE_MONEY),
+            req("reason", TEXT),
+            opt("borrowerId", ID),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
+        "Payment.Reallocated",
+        "payment",
+        "Loan",
+        "loanId",
+        "A payment's split changed because an earlier-dated payment was recorded after it",
+        [
+            req("loanId", ID),
+            req("paymentId", ID),
+            req("causePaymentId", ID),
+            req("before", FieldKind::Record(SPLIT)),
+            req("after", FieldKind::Record(SPLIT)),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
+        "Payment.LateRescinded",
+        "payment",
+        "Loan",
+        "loanId",
+        "A Payment.Late that an earlier-dated payment would have prevented is withdrawn",
+        [
+            req("loanId", ID),
+            req("installment", INSTALLMENT_NO),
+            opt("scheduleId", ID),
+            req("causePaymentId", ID),
+            req("reason", TEXT),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
+        "Payment.LateFeeWaived",
+        "payment",
+        "Loan",
+        "loanId",
+        "A late fee that an earlier-dated payment would have prevented is waived",
+        [
+            req("loanId", ID),
+            req("installment", INSTALLMENT_NO),
+            req("amount", POSITIVE_MONEY),
+            req("causePaymentId", ID),
+            req("reason", TEXT),
         ],
         producers = PAYMENT_APPLICATION,
     ),
@@ -325,6 +457,22 @@ pub const CATALOG: &[EventSpec] = &[
                 }
             ),
             req("amountDue", MONEY),
+            opt("scheduleId", ID),
+            opt("dueDate", DATE),
+            opt("asOf", DATE),
+        ],
+        producers = LATE_PAYMENTS,
+    ),
+    spec!(
+        "Payment.LateFeeAssessed",
+        "payment",
+        "Loan",
+        "loanId",
+        "Late fee of an installment unpaid past its grace period (daily job)",
+        [
+            req("loanId", ID),
+            req("installment", INSTALLMENT_NO),
+            req("amount", POSITIVE_MONEY),
             opt("scheduleId", ID),
             opt("dueDate", DATE),
             opt("asOf", DATE),
@@ -579,12 +727,13 @@ pub const CATALOG: &[EventSpec] = &[
         "compliance",
         "ComplianceReview",
         "reviewId",
-        "Compliance review opened (KYC failure, flag)",
+        "Compliance review opened (KYC failure, flag, a loan funded without approval or KYC)",
         [
             req("reviewId", ID),
             req("borrowerId", ID),
             req("reason", TEXT),
             opt("trigger", ID),
+            opt("loanId", ID),
         ],
         producers = COMPLIANCE,
     ),
@@ -744,6 +893,37 @@ pub const CATALOG: &[EventSpec] = &[
         producers = DELIVERY_FUNCTION,
     ),
 ];
+
+fn loan_terms_are_consistent(p: &Map<String, Value>) -> Result<(), CoreError> {
+    quarterly_term_divides_by_three(p)?;
+    let money = |k: &str| {
+        p.get(k)
+            .and_then(|v| crate::money::decimal_from_json(v, 2).ok())
+    };
+    if let (Some(min), Some(max)) = (money("lateFeeMinimum"), money("lateFeeMaximum")) {
+        if min > max {
+            return Err(CoreError::invalid(
+                "payload.lateFeeMaximum",
+                "must not be below lateFeeMinimum",
+            ));
+        }
+    }
+    let grace = p
+        .get("gracePeriodDays")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_GRACE_DAYS.into());
+    let default_after = p
+        .get("defaultAfterDays")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_DEFAULT_AFTER_DAYS.into());
+    if default_after <= grace {
+        return Err(CoreError::invalid(
+            "payload.defaultAfterDays",
+            "must be more than gracePeriodDays",
+        ));
+    }
+    Ok(())
+}
 
 fn quarterly_term_divides_by_three(p: &Map<String, Value>) -> Result<(), CoreError> {
     let quarterly = p.get("paymentFrequency").and_then(Value::as_str) == Some("quarterly");

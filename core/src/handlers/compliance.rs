@@ -1,5 +1,8 @@
 //! The compliance domain: closing documents when a loan is funded, reviews when a
-//! borrower fails KYC or is flagged.
+//! borrower fails KYC or is flagged, and the funding gates: a `Loan.Funded` for a loan
+//! without `Loan.Approved`, or whose borrower failed KYC, is flagged or has no KYC
+//! approval, opens a review with the reasons (the funding is a fact; the review is the
+//! response).
 
 use serde_json::json;
 
@@ -7,7 +10,7 @@ use super::{before, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
-use crate::state::LoanState;
+use crate::state::{LoanState, LoanStatus};
 
 /// The closing documents generated when `CLOSING_DOCUMENTS` is not set.
 pub const DEFAULT_CLOSING_DOCUMENTS: &[&str] =
@@ -16,7 +19,8 @@ pub const DEFAULT_CLOSING_DOCUMENTS: &[&str] =
 const NAME: &str = "compliance";
 
 /// `Loan.Funded` -> one `Document.Generated` per closing document (the list is
-/// configuration); `Borrower.KYCFailed` / `Borrower.Flagged` -> `Compliance.ReviewOpened`.
+/// configuration), and `Compliance.ReviewOpened` when a funding gate fails;
+/// `Borrower.KYCFailed` / `Borrower.Flagged` -> `Compliance.ReviewOpened`.
 pub struct ComplianceHandler {
     documents: Vec<String>,
 }
@@ -57,10 +61,31 @@ impl DomainHandler for ComplianceHandler {
         &["Loan.Funded", "Borrower.KYCFailed", "Borrower.Flagged"]
     }
 
+    /// The funding gates read the loan's borrower (named by `Loan.Created`).
+    fn related_in(
+        &self,
+        event: &EventEnvelope,
+        history: &[EventEnvelope],
+    ) -> Option<(&'static str, String)> {
+        if event.event_type != "Loan.Funded" {
+            return None;
+        }
+        history
+            .iter()
+            .find(|e| e.event_type == "Loan.Created")
+            .and_then(|e| e.payload_str("borrowerId"))
+            .map(|b| ("Borrower", b.to_string()))
+    }
+
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
         match e.event_type.as_str() {
-            "Loan.Funded" => Ok(self.closing_documents(e, &LoanState::fold(before(input)))),
+            "Loan.Funded" => {
+                let loan = LoanState::fold(before(input));
+                let mut out = self.closing_documents(e, &loan);
+                out.extend(funding_gate(e, &loan, input.related));
+                Ok(out)
+            }
             "Borrower.KYCFailed" | "Borrower.Flagged" => Ok(vec![review(e)]),
             _ => Ok(Vec::new()),
         }
@@ -85,6 +110,59 @@ impl ComplianceHandler {
             })
             .collect()
     }
+}
+
+/// Why a funding needs a review, if it does: no `Loan.Approved` before it; a borrower
+/// whose KYC failed (and was not approved since), who is flagged, or has no KYC approval.
+pub fn funding_gate_reasons(loan: &LoanState, borrower: &[EventEnvelope]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let id = &loan.loan_id;
+    if !loan.approved || loan.status == LoanStatus::Created {
+        reasons.push(format!("loan {id} was funded without Loan.Approved"));
+    }
+    let b = loan.borrower_id.as_deref().unwrap_or("?");
+    let mut kyc: Option<Result<(), String>> = None;
+    let mut flags = Vec::new();
+    for e in borrower {
+        let why = e
+            .payload_str("reason")
+            .unwrap_or("no reason given")
+            .to_string();
+        match e.event_type.as_str() {
+            "Borrower.KYCApproved" => kyc = Some(Ok(())),
+            "Borrower.KYCFailed" => kyc = Some(Err(why)),
+            "Borrower.Flagged" => flags.push(why),
+            _ => {}
+        }
+    }
+    match kyc {
+        Some(Ok(())) => {}
+        Some(Err(why)) => reasons.push(format!("borrower {b} failed KYC: {why}")),
+        None => reasons.push(format!("borrower {b} has no KYC approval")),
+    }
+    for why in flags {
+        reasons.push(format!("borrower {b} is flagged: {why}"));
+    }
+    reasons
+}
+
+fn funding_gate(
+    e: &EventEnvelope,
+    loan: &LoanState,
+    borrower: &[EventEnvelope],
+) -> Option<FollowOn> {
+    let reasons = funding_gate_reasons(loan, borrower);
+    if reasons.is_empty() {
+        return None;
+    }
+    let id = derived_id(&[NAME, "funding-review", &e.event_id.to_string()]);
+    Some(FollowOn {
+        event_type: "Compliance.ReviewOpened",
+        aggregate_type: "ComplianceReview",
+        aggregate_id: id.to_string(),
+        payload: json!({"reviewId": id, "borrowerId": loan.borrower_id.as_deref().unwrap_or("unknown"),
+            "loanId": e.aggregate_id, "reason": reasons.join("; "), "trigger": e.event_type}),
+    })
 }
 
 fn review(e: &EventEnvelope) -> FollowOn {
@@ -128,6 +206,16 @@ mod tests {
             "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}})
     }
 
+    fn approved() -> Value {
+        json!({"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": {"loanId": "L1", "approvedBy": "U1", "approvedAt": "2026-01-09T00:00:00Z"}})
+    }
+
+    fn kyc_approved() -> Value {
+        json!({"eventType": "Borrower.KYCApproved", "aggregateType": "Borrower", "aggregateId": "B1",
+            "payload": {"borrowerId": "B1", "verifiedAt": "2026-01-08T00:00:00Z"}})
+    }
+
     /// One `Document.Generated` of the borrower's loan per document type, caused by the funding.
     fn documents(types: &[&str]) -> Vec<Value> {
         types
@@ -142,15 +230,29 @@ mod tests {
 
     #[test]
     fn funding_generates_the_configured_closing_documents() {
-        given([created()])
+        // An approved loan of a borrower who passed KYC: the documents, no review.
+        given([kyc_approved(), created(), approved()])
             .when(&ComplianceHandler::default(), funded())
             .then(documents(DEFAULT_CLOSING_DOCUMENTS));
-        given([created()])
+        given([kyc_approved(), created(), approved()])
             .when(
                 &ComplianceHandler::new(vec!["flood_certificate".into()]),
                 funded(),
             )
             .then(documents(&["flood_certificate"]));
+    }
+
+    #[test]
+    fn a_funding_that_fails_a_gate_opens_a_review_with_the_reasons() {
+        let mut expected = documents(DEFAULT_CLOSING_DOCUMENTS);
+        expected.push(json!({"eventType": "Compliance.ReviewOpened",
+            "aggregateType": "ComplianceReview",
+            "payload": {"borrowerId": "B1", "loanId": "L1", "trigger": "Loan.Funded",
+                "reason": "loan L1 was funded without Loan.Approved; borrower B1 has no KYC approval"},
+            "metadata": {"causationId": FUNDING}}));
+        given([created()])
+            .when(&ComplianceHandler::default(), funded())
+            .then(expected);
     }
 
     #[test]

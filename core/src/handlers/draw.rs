@@ -159,7 +159,7 @@ fn decide(e: &EventEnvelope, loan: &LoanState) -> Result<Vec<FollowOn>, CoreErro
     let draw_id = e.payload_str("drawId").unwrap_or_default();
     let amount: Money = serde_json::from_value(p["amount"].clone())
         .map_err(|_| rejected("Loan.DrawSubmitted has no valid amount"))?;
-    let Some(decision) = loan.decide_draw(draw_id, amount) else {
+    let Some(decision) = loan.decide_draw(draw_id, amount, event_date(e)) else {
         // Decided before: the first decision stands.
         return Ok(Vec::new());
     };
@@ -220,14 +220,27 @@ mod tests {
     use crate::handlers::testkit::{given, Given};
     use serde_json::Value;
 
-    /// A funded interest-only loan L1 of `amount`.
+    /// A construction loan L1 of `amount`, funded with an initial advance of a fifth of it.
     fn loan(amount: &str) -> Given {
+        loan_of(amount, "construction")
+    }
+
+    fn loan_of(amount: &str, loan_type: &str) -> Given {
+        let advance = Money::round(
+            amount.parse::<Money>().unwrap().amount() / rust_decimal::Decimal::from(5),
+        );
+        // Funded a month ago: the draws are decided now, while installments are to come.
+        let funded_at = format!(
+            "{}T00:00:00Z",
+            (chrono::Utc::now() - chrono::Months::new(1)).date_naive()
+        );
         given([
             json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
                 "payload": {"loanId": "L1", "borrowerId": "B1", "amount": amount, "interestRate": "9",
-                    "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly"}}),
+                    "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly",
+                    "loanType": loan_type}}),
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "fundedAmount": amount, "fundedAt": "2026-01-10T00:00:00Z"}}),
+                "payload": {"loanId": "L1", "fundedAmount": advance, "fundedAt": funded_at}}),
         ])
     }
 
@@ -281,29 +294,45 @@ mod tests {
     }
 
     #[test]
-    fn draws_are_approved_up_to_what_is_left_then_rejected() {
+    fn draws_are_approved_up_to_what_is_available_then_rejected() {
+        // $100,000 construction loan, $20,000 advanced: $80,000 available to draw.
         let (g, a) = draw_through(loan("100000.00"), "D1", "60000.00");
         assert_eq!(a["type"], "Draw.Approved");
         assert_eq!(a["payload"]["approvedAmount"], "60000.00");
         let (g, b) = draw_through(g, "D2", "50000.00");
-        assert_eq!(
-            b["payload"]["approvedAmount"], "40000.00",
-            "min(requested, left)"
+        assert_eq!(b["type"], "Draw.Rejected");
+        assert!(
+            b["payload"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("above the 20000.00 available"),
+            "{b}"
         );
-        let (g, c) = draw_through(g, "D3", "10000.00");
-        assert_eq!(c["type"], "Draw.Rejected");
-        assert!(c["payload"]["reason"]
+        let (g, c) = draw_through(g, "D3", "20000.00");
+        assert_eq!(c["payload"]["approvedAmount"], "20000.00");
+        let (g, d) = draw_through(g, "D4", "0.01");
+        assert_eq!(d["type"], "Draw.Rejected");
+        let l = LoanState::fold(&g.stream("Loan", "L1"));
+        assert_eq!(l.draws_disbursed.to_string(), "80000.00");
+        assert_eq!(l.draws_committed.to_string(), "80000.00");
+        // Disbursed draws are owed: the advance plus both draws.
+        assert_eq!(l.outstanding_principal.to_string(), "100000.00");
+        assert_eq!(l.available_to_draw(), Some(Money::ZERO));
+        let d2 = DrawState::fold(&g.stream("Draw", "D2"));
+        assert_eq!(d2.status, DrawStatus::Rejected);
+        let d3 = DrawState::fold(&g.stream("Draw", "D3"));
+        assert_eq!(d3.status, DrawStatus::Disbursed);
+        assert_eq!(d3.disbursed.unwrap().to_string(), "20000.00");
+    }
+
+    #[test]
+    fn a_draw_on_a_term_loan_is_rejected() {
+        let (_, a) = draw_through(loan_of("100000.00", "term"), "D1", "1000.00");
+        assert_eq!(a["type"], "Draw.Rejected");
+        assert!(a["payload"]["reason"]
             .as_str()
             .unwrap()
-            .contains("nothing left"));
-        let l = LoanState::fold(&g.stream("Loan", "L1"));
-        assert_eq!(l.draws_disbursed.to_string(), "100000.00");
-        assert_eq!(l.draws_committed.to_string(), "100000.00");
-        let d2 = DrawState::fold(&g.stream("Draw", "D2"));
-        assert_eq!(d2.status, DrawStatus::Disbursed);
-        assert_eq!(d2.disbursed.unwrap().to_string(), "40000.00");
-        let d3 = DrawState::fold(&g.stream("Draw", "D3"));
-        assert_eq!(d3.status, DrawStatus::Rejected);
+            .contains("term loan"));
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub trait DomainHandler: Send + Sync {
     fn related(&self, _event: &EventEnvelope) -> Option<(&'static str, String)> {
         None
     }
+    /// [`DomainHandler::related`] when the related aggregate is named in the event's own
+    /// history rather than in the event (e.g. a loan's borrower, set by `Loan.Created`).
+    /// The runner calls this one; the default asks [`DomainHandler::related`].
+    fn related_in(
+        &self,
+        event: &EventEnvelope,
+        _history: &[EventEnvelope],
+    ) -> Option<(&'static str, String)> {
+        self.related(event)
+    }
     /// React to an event: follow-on events to append, or a rejection (not retried).
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError>;
 }
@@ -194,7 +204,12 @@ mod tests {
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
                 "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
         )
-        .then([document("promissory_note"), document("flood_certificate")]);
+        .then([
+            document("promissory_note"),
+            document("flood_certificate"),
+            // Funded without approval or KYC: the funding gates open a review.
+            json!({"eventType": "Compliance.ReviewOpened"}),
+        ]);
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl<'h> When<'h> {
             .cloned()
             .collect();
         let related = handler
-            .related(&event)
+            .related_in(&event, &own)
             .map(|(t, id)| stream(&history, t, &id))
             .unwrap_or_default();
         let outcome = handler

@@ -6,25 +6,37 @@
 //!   ([`crate::schedule`]) from the loan's terms; `Loan.Modified` with a new rate or term
 //!   regenerates the installments not yet due and not yet paid for the principal they must
 //!   carry (see [`LoanState::decide_modification`]).
-//! - A payment received on day *d* is *billed* against the unpaid installments due on or
-//!   before *d* plus the next one (a payment ahead of a due date is for that installment).
-//!   It pays the billed installments' interest, oldest first, then their principal, oldest
-//!   first; the rest prepays principal (it lowers the outstanding principal; later
-//!   installments stay due as scheduled, and the loan ends earlier).
-//! - Payoff amount on *d* = billed unpaid interest + outstanding principal. A payment above
-//!   it is refused (a business-rule failure). Reaching zero pays the loan off.
+//! - A construction loan (`loanType: construction`) is funded with an initial advance and
+//!   drawn on: a disbursed draw adds its amount to the outstanding principal on its date and
+//!   regenerates the installments due after that date ([`LoanState::decide_disbursal`]), so
+//!   the principals of the effective schedule always sum to funded + disbursed.
+//! - A payment's effective date is its `receivedAt`. Payments are allocated in effective
+//!   date order ([`payments`]): one recorded after a later-dated one re-derives the later
+//!   allocations. A payment pays the billed installments' interest, oldest first, then
+//!   their principal, then their late fees; the rest prepays principal. One that reaches
+//!   the payoff quote ([`LoanState::payoff_quote`]) pays the loan off, and what exceeds it
+//!   is held and refunded, as is a payment on a loan paid off or never funded.
+//! - Delinquency ([`delinquency`]) follows the days past due of the oldest unpaid
+//!   installment; the daily job records it (`Loan.StatusChanged`, `Payment.Late`,
+//!   `Payment.LateFeeAssessed`, `Loan.Defaulted`), a payment that cures the loan brings it
+//!   back to `current`.
 //! - `Payment.Reversed` undoes exactly what the payment applied.
-//! - Draw approvals are decided on the loan's stream (see [`crate::catalog`]): an approved
-//!   draw commits `min(requested, amount - committed)` of the loan amount.
+//! - Draw approvals are decided on the loan's stream (see [`crate::catalog`]).
 //!
 //! # Inputs and records
 //! The fold derives its money from the loan's *inputs* (`Loan.*` facts, `Payment.Received`,
-//! `Payment.Reversed`, `Loan.DrawSubmitted`) with the same rules the handlers use. The
-//! handlers' outputs (`PaymentSchedule.Generated`, `Payment.Applied`, `Loan.PaidOff`,
-//! `Draw.*`) are published records of those decisions. So a payment received before the
-//! schedule record landed in the stream (or two payments handled back to back) is
-//! allocated exactly as the fold of the full history says. A change of a rule (e.g. the
-//! schedule formula) must therefore come with a new event version, like any schema change.
+//! `Payment.Reversed`, `Loan.DrawSubmitted`, `Loan.DrawDisbursed`, and the daily job's
+//! `Payment.Late`, `Payment.LateFeeAssessed`, `Loan.StatusChanged`) with the same rules the
+//! handlers use. The handlers' outputs (`PaymentSchedule.Generated`, `Payment.Applied`,
+//! `Payment.Reallocated`, `Payment.ExcessHeld`, `Refund.Due`, `Payment.LateRescinded`,
+//! `Payment.LateFeeWaived`, `Loan.PaidOff`, `Draw.*`) are published records of those
+//! decisions. So a payment received before the schedule record landed in the stream (or
+//! two payments handled back to back) is allocated exactly as the fold of the full
+//! history says. A change of a rule (e.g. the schedule formula) must therefore come with a
+//! new event version, like any schema change.
+
+pub mod delinquency;
+pub mod payments;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -37,8 +49,12 @@ use crate::envelope::{derived_id, format_time, EventEnvelope};
 use crate::money::{Money, Rate};
 use crate::schedule::{self, Amortization, Frequency, Installment, LoanTerms};
 
+pub use delinquency::{Delinquency, LatePolicy, PayoffQuote};
+pub use payments::{AppliedPayment, InstallmentPaid, PaymentIn, PaymentOutcome, Split};
+
 /// The handler whose name derives schedule ids; the fold derives the same ids.
 pub const SCHEDULE_HANDLER: &str = "payment-schedule";
+pub use crate::catalog::{DEFAULT_DEFAULT_AFTER_DAYS, DEFAULT_GRACE_DAYS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +68,30 @@ pub enum LoanStatus {
     Defaulted,
 }
 
+impl LoanStatus {
+    /// The name used in `Loan.StatusChanged` and the state view.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoanStatus::Unknown => "unknown",
+            LoanStatus::Created => "created",
+            LoanStatus::Approved => "approved",
+            LoanStatus::Funded => "funded",
+            LoanStatus::PaidOff => "paid_off",
+            LoanStatus::Defaulted => "defaulted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoanType {
+    /// Funded in full at once; draws are refused.
+    #[default]
+    Term,
+    /// Funded with an initial advance, the rest drawn as construction progresses.
+    Construction,
+}
+
 /// The loan's terms as the loan events set them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,6 +103,18 @@ pub struct LoanTermsView {
     pub payment_frequency: Frequency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fund_id: Option<String>,
+    #[serde(default)]
+    pub loan_type: LoanType,
+    #[serde(default)]
+    pub grace_period_days: Option<u32>,
+    #[serde(default)]
+    pub late_fee_percent: Option<Rate>,
+    #[serde(default)]
+    pub late_fee_minimum: Option<Money>,
+    #[serde(default)]
+    pub late_fee_maximum: Option<Money>,
+    #[serde(default)]
+    pub default_after_days: Option<u32>,
 }
 
 /// One installment of the current schedule and what has been paid on it.
@@ -74,13 +126,28 @@ pub struct InstallmentState {
     pub interest: Money,
     pub principal_paid: Money,
     pub interest_paid: Money,
+    /// Late fee assessed on this installment (zero when none, or waived).
+    pub fee: Money,
+    pub fee_paid: Money,
+    /// The as-of date of the fee's assessment: a payment dated before it does not owe it.
+    pub fee_assessed_on: Option<NaiveDate>,
+    /// The effective date of the payment that paid its interest and principal in full.
+    pub settled_on: Option<NaiveDate>,
     /// The schedule this installment came from (kept installments keep theirs when a
     /// schedule is regenerated).
     pub schedule_id: String,
 }
 
 impl InstallmentState {
+    /// Interest, principal and fee paid.
     fn settled(&self) -> bool {
+        self.interest_paid >= self.interest
+            && self.principal_paid >= self.principal
+            && self.fee_paid >= self.fee
+    }
+
+    /// Interest and principal paid (what delinquency counts).
+    pub fn paid(&self) -> bool {
         self.interest_paid >= self.interest && self.principal_paid >= self.principal
     }
 
@@ -96,60 +163,17 @@ pub struct Due {
     pub due_date: NaiveDate,
     pub interest: Money,
     pub principal: Money,
+    /// Unpaid late fee.
+    pub fee: Money,
+    /// When the fee was assessed.
+    pub fee_assessed_on: Option<NaiveDate>,
     pub schedule_id: String,
 }
 
 impl Due {
+    /// Interest and principal owed (what `Payment.Late` reports).
     pub fn amount(&self) -> Money {
         self.interest + self.principal
-    }
-}
-
-/// What a payment paid on one installment (a `Payment.Applied` item).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstallmentPaid {
-    pub number: u32,
-    pub interest: Money,
-    pub principal: Money,
-}
-
-/// A payment as the allocation rules applied it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppliedPayment {
-    pub payment_id: String,
-    pub amount: Money,
-    pub received_at: DateTime<Utc>,
-    pub interest: Money,
-    /// Installment principal plus prepaid principal.
-    pub principal: Money,
-    pub prepaid: Money,
-    pub installments: Vec<InstallmentPaid>,
-    /// Outstanding principal right after this payment.
-    pub remaining_principal: Money,
-    pub payment_method: Option<String>,
-    pub reversed: bool,
-}
-
-/// A `Payment.Received` as the rules read it (v2 payload).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaymentIn {
-    pub payment_id: String,
-    pub amount: Money,
-    pub received_at: DateTime<Utc>,
-    pub payment_method: Option<String>,
-}
-
-impl PaymentIn {
-    pub fn from_payload(p: &Value) -> Option<PaymentIn> {
-        Some(PaymentIn {
-            payment_id: str_field(p, "paymentId")?,
-            amount: field(p, "amount")?,
-            received_at: str_field(p, "receivedAt")
-                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())?
-                .with_timezone(&Utc),
-            payment_method: str_field(p, "paymentMethod"),
-        })
     }
 }
 
@@ -190,28 +214,42 @@ pub struct LoanState {
     pub loan_id: String,
     pub borrower_id: Option<String>,
     pub status: LoanStatus,
+    pub approved: bool,
     pub terms: Option<LoanTermsView>,
     pub funded_amount: Option<Money>,
     pub funded_at: Option<DateTime<Utc>>,
     pub funded_on: Option<NaiveDate>,
     pub outstanding_principal: Money,
     pub paid_principal: Money,
+    /// Installment interest and accrued (per diem) interest paid.
     pub paid_interest: Money,
+    pub paid_fees: Money,
+    /// Received money not applied to the loan, owed back to the borrower.
+    pub held: Money,
     pub schedule_id: Option<String>,
     pub installments: Vec<InstallmentState>,
     /// Index of the first installment not settled (all before it are).
-    first_open: usize,
+    pub(crate) first_open: usize,
     pub payments: Vec<AppliedPayment>,
     payment_index: HashMap<String, usize>,
-    /// Payment.Received events the rules refused (over payoff, duplicates, ...).
+    /// The latest effective date of a payment booked (reversed ones included).
+    latest_effective: Option<NaiveDate>,
+    /// Payment.Received events the rules refused (unreadable, or a duplicate payment id).
     pub refused_payments: u32,
     pub draws: Vec<DrawCommitment>,
     pub draws_committed: Money,
     pub draws_disbursed: Money,
     disbursed_draws: BTreeSet<String>,
     pub paid_off: Option<PaidOff>,
-    /// (scheduleId, installment) pairs with a Payment.Late.
-    pub late_reported: BTreeSet<(String, u32)>,
+    /// (scheduleId, installment) with a standing Payment.Late, and its as-of date.
+    pub late_reported: BTreeMap<(String, u32), NaiveDate>,
+    /// (scheduleId, installment) with a late fee assessed (waived ones included), and the
+    /// as-of date of the assessment.
+    pub fees_assessed: BTreeMap<(String, u32), NaiveDate>,
+    /// Delinquency as the daily job (and curing payments) recorded it.
+    pub delinquency: Delinquency,
+    /// The as-of date of the last delinquency record.
+    pub delinquency_as_of: Option<NaiveDate>,
     pub version: u64,
 }
 
@@ -237,8 +275,11 @@ impl LoanState {
                 self.status = LoanStatus::Created;
                 self.terms = serde_json::from_value(p.clone()).ok();
             }
-            "Loan.Approved" if self.status == LoanStatus::Created => {
-                self.status = LoanStatus::Approved
+            "Loan.Approved" => {
+                self.approved = true;
+                if self.status == LoanStatus::Created {
+                    self.status = LoanStatus::Approved
+                }
             }
             "Loan.Funded" if self.funded_amount.is_none() => self.apply_funded(e),
             "Loan.Modified" => match self.decide_modification(e) {
@@ -246,12 +287,11 @@ impl LoanState {
                 Ok(None) => self.update_terms(p),
                 Err(_) => {}
             },
-            "Payment.Received" => match PaymentIn::from_payload(p)
-                .ok_or_else(String::new)
-                .and_then(|pay| self.decide_payment(&pay))
-            {
-                Ok(applied) => self.apply_payment(applied),
-                Err(_) => self.refused_payments += 1,
+            "Payment.Received" => match PaymentIn::from_payload(p) {
+                Some(pay) if self.check_payment(&pay).is_ok() => {
+                    self.settle(&pay);
+                }
+                _ => self.refused_payments += 1,
             },
             "Payment.Reversed" => {
                 if let Some(i) =
@@ -262,14 +302,32 @@ impl LoanState {
             }
             "Payment.Late" => {
                 if let Some(n) = p.get("installment").and_then(Value::as_u64) {
-                    let schedule = str_field(p, "scheduleId").or_else(|| {
-                        self.installments
-                            .get(n as usize - 1)
-                            .map(|i| i.schedule_id.clone())
-                    });
-                    if let Some(s) = schedule {
-                        self.late_reported.insert((s, n as u32));
+                    if let Some(key) = self.installment_key(p, n as u32) {
+                        let as_of = field(p, "asOf").unwrap_or(e.occurred_at.date_naive());
+                        self.late_reported.insert(key, as_of);
                     }
+                }
+            }
+            "Payment.LateFeeAssessed" => {
+                let n = p.get("installment").and_then(Value::as_u64).unwrap_or(0) as u32;
+                if let Some(key) = self.installment_key(p, n) {
+                    let as_of = field(p, "asOf").unwrap_or(e.occurred_at.date_naive());
+                    if let std::collections::btree_map::Entry::Vacant(fee) =
+                        self.fees_assessed.entry(key)
+                    {
+                        fee.insert(as_of);
+                        if let Some(i) = self.installments.get_mut(n as usize - 1) {
+                            i.fee += money_field(p, "amount");
+                            i.fee_assessed_on = Some(as_of);
+                            self.first_open = self.first_open.min(n as usize - 1);
+                        }
+                    }
+                }
+            }
+            "Loan.StatusChanged" => {
+                let to = str_field(p, "toStatus").unwrap_or_default();
+                if let Some(d) = Delinquency::parse(&to) {
+                    self.record_delinquency(d, field(p, "asOf"));
                 }
             }
             "Loan.PaidOff" => {
@@ -284,15 +342,18 @@ impl LoanState {
                     });
                 }
             }
-            "Loan.Defaulted" if self.status == LoanStatus::Funded => {
-                self.status = LoanStatus::Defaulted
-            }
+            "Loan.Defaulted" => self.record_delinquency(
+                Delinquency::Defaulted,
+                field::<DateTime<Utc>>(p, "defaultedAt").map(|d| d.date_naive()),
+            ),
             "Loan.DrawSubmitted" => {
                 let (Some(draw_id), Some(amount)) = (str_field(p, "drawId"), field(p, "amount"))
                 else {
                     return;
                 };
-                if let Some(decision) = self.decide_draw(&draw_id, amount) {
+                if let Some(decision) =
+                    self.decide_draw(&draw_id, amount, e.occurred_at.date_naive())
+                {
                     if let DrawDecision::Approved(a) = &decision {
                         self.draws_committed += *a;
                     }
@@ -303,15 +364,40 @@ impl LoanState {
                     });
                 }
             }
-            "Loan.DrawDisbursed" => {
-                if let Some(d) = str_field(p, "drawId") {
-                    if self.disbursed_draws.insert(d) {
-                        self.draws_disbursed += money_field(p, "amount");
-                    }
-                }
-            }
+            "Loan.DrawDisbursed" => self.apply_disbursal(e),
             _ => {}
         }
+    }
+
+    /// The (scheduleId, installment) a late record names; the current installment's
+    /// schedule when it names none.
+    fn installment_key(&self, p: &Value, n: u32) -> Option<(String, u32)> {
+        if n == 0 {
+            return None;
+        }
+        str_field(p, "scheduleId")
+            .or_else(|| {
+                self.installments
+                    .get(n as usize - 1)
+                    .map(|i| i.schedule_id.clone())
+            })
+            .map(|s| (s, n))
+    }
+
+    /// A delinquency record: the loan's delinquency, and default as its status.
+    fn record_delinquency(&mut self, d: Delinquency, as_of: Option<NaiveDate>) {
+        if !self.is_active() {
+            return;
+        }
+        self.delinquency = d;
+        if as_of.is_some() {
+            self.delinquency_as_of = as_of;
+        }
+        self.status = if d == Delinquency::Defaulted {
+            LoanStatus::Defaulted
+        } else {
+            LoanStatus::Funded
+        };
     }
 
     fn apply_funded(&mut self, e: &EventEnvelope) {
@@ -380,8 +466,14 @@ impl LoanState {
         }
     }
 
-    fn is_active(&self) -> bool {
+    /// Funded and not paid off (payments apply, installments can be late).
+    pub fn is_active(&self) -> bool {
         matches!(self.status, LoanStatus::Funded | LoanStatus::Defaulted)
+    }
+
+    /// The loan type (`term` unless `Loan.Created` said otherwise).
+    pub fn loan_type(&self) -> LoanType {
+        self.terms.as_ref().map(|t| t.loan_type).unwrap_or_default()
     }
 
     /// What is still owed, installment by installment, oldest first. An installment's
@@ -417,143 +509,9 @@ impl LoanState {
         self.dues().next()
     }
 
-    /// Interest billed on `on` plus the outstanding principal.
+    /// What pays the loan off on `on` (the payoff quote's total).
     pub fn payoff_amount(&self, on: NaiveDate) -> Money {
-        self.billed(on).iter().map(|d| d.interest).sum::<Money>() + self.outstanding_principal
-    }
-
-    /// Allocate a payment, or say why it is refused.
-    pub fn decide_payment(&self, pay: &PaymentIn) -> Result<AppliedPayment, String> {
-        match self.status {
-            LoanStatus::Funded | LoanStatus::Defaulted => {}
-            LoanStatus::PaidOff => {
-                return Err(format!("loan {} is already paid off", self.loan_id))
-            }
-            _ => {
-                return Err(format!(
-                    "loan {} is not funded",
-                    if self.loan_id.is_empty() {
-                        "?"
-                    } else {
-                        &self.loan_id
-                    }
-                ))
-            }
-        }
-        if self.payment_index.contains_key(&pay.payment_id) {
-            return Err(format!("payment {} was already received", pay.payment_id));
-        }
-        let on = pay.received_at.date_naive();
-        let billed = self.billed(on);
-        let payoff = billed.iter().map(|d| d.interest).sum::<Money>() + self.outstanding_principal;
-        if pay.amount > payoff {
-            return Err(format!(
-                "payment {} of {} is above the payoff amount of {} on {on}",
-                pay.payment_id, pay.amount, payoff
-            ));
-        }
-        let mut left = pay.amount;
-        let mut per: BTreeMap<u32, InstallmentPaid> = BTreeMap::new();
-        let mut take = |number: u32, owed: Money, interest: bool, left: &mut Money| {
-            let x = (*left).min(owed);
-            if x.is_zero() {
-                return;
-            }
-            *left -= x;
-            let e = per.entry(number).or_insert(InstallmentPaid {
-                number,
-                interest: Money::ZERO,
-                principal: Money::ZERO,
-            });
-            if interest {
-                e.interest += x;
-            } else {
-                e.principal += x;
-            }
-        };
-        for d in &billed {
-            take(d.number, d.interest, true, &mut left);
-        }
-        for d in &billed {
-            take(d.number, d.principal, false, &mut left);
-        }
-        let installments: Vec<InstallmentPaid> = per.into_values().collect();
-        let interest: Money = installments.iter().map(|i| i.interest).sum();
-        let principal: Money = installments.iter().map(|i| i.principal).sum::<Money>() + left;
-        Ok(AppliedPayment {
-            payment_id: pay.payment_id.clone(),
-            amount: pay.amount,
-            received_at: pay.received_at,
-            interest,
-            principal,
-            prepaid: left,
-            installments,
-            remaining_principal: self.outstanding_principal - principal,
-            payment_method: pay.payment_method.clone(),
-            reversed: false,
-        })
-    }
-
-    fn apply_payment(&mut self, ap: AppliedPayment) {
-        for paid in &ap.installments {
-            if let Some(i) = self.installments.get_mut(paid.number as usize - 1) {
-                i.interest_paid += paid.interest;
-                i.principal_paid += paid.principal;
-            }
-        }
-        self.outstanding_principal -= ap.principal;
-        self.paid_principal += ap.principal;
-        self.paid_interest += ap.interest;
-        while self
-            .installments
-            .get(self.first_open)
-            .is_some_and(InstallmentState::settled)
-        {
-            self.first_open += 1;
-        }
-        if self.outstanding_principal.is_zero() {
-            self.status = LoanStatus::PaidOff;
-            self.paid_off = Some(PaidOff {
-                final_payment_id: ap.payment_id.clone(),
-                paid_off_at: ap.received_at,
-            });
-        }
-        self.payment_index
-            .insert(ap.payment_id.clone(), self.payments.len());
-        self.payments.push(ap);
-    }
-
-    /// The index of the applied payment a reversal undoes, or why it cannot.
-    pub fn decide_reversal(&self, payment_id: &str) -> Result<usize, String> {
-        match self.payment_index.get(payment_id) {
-            None => Err(format!(
-                "payment {payment_id} was never applied to loan {}",
-                self.loan_id
-            )),
-            Some(&i) if self.payments[i].reversed => {
-                Err(format!("payment {payment_id} is already reversed"))
-            }
-            Some(&i) => Ok(i),
-        }
-    }
-
-    fn apply_reversal(&mut self, index: usize) {
-        let ap = &mut self.payments[index];
-        ap.reversed = true;
-        for paid in &ap.installments {
-            if let Some(i) = self.installments.get_mut(paid.number as usize - 1) {
-                i.interest_paid -= paid.interest;
-                i.principal_paid -= paid.principal;
-                self.first_open = self.first_open.min(paid.number as usize - 1);
-            }
-        }
-        self.outstanding_principal += ap.principal;
-        self.paid_principal -= ap.principal;
-        self.paid_interest -= ap.interest;
-        if self.status == LoanStatus::PaidOff && !self.outstanding_principal.is_zero() {
-            self.status = LoanStatus::Funded;
-            self.paid_off = None;
-        }
+        self.payoff_quote(on).total
     }
 
     /// What a `Loan.Modified` does: `Ok(Some(_))` regenerates the schedule, `Ok(None)` only
@@ -622,6 +580,84 @@ impl LoanState {
         }))
     }
 
+    /// The schedule after a draw of `amount` disbursed on `on` (the state before the
+    /// disbursal; `disbursal_id` is the eventId of its `Loan.DrawDisbursed`).
+    ///
+    /// Installments due on or before `on` are kept as they are; those due after it are
+    /// regenerated with the schedule rules, at the loan's rate, over that many remaining
+    /// installments, on funded + disbursed (this draw included) − the principal of the kept
+    /// installments. So the principals of the effective schedule sum to funded + disbursed.
+    pub fn decide_disbursal(
+        &self,
+        disbursal_id: &str,
+        amount: Money,
+        on: NaiveDate,
+    ) -> Result<Regeneration, String> {
+        let terms = self
+            .terms
+            .as_ref()
+            .ok_or_else(|| format!("loan {} was never created", self.loan_id))?;
+        let (funded, anchor) = match (self.funded_amount, self.funded_on) {
+            (Some(f), Some(a)) if self.is_active() => (f, a),
+            _ => {
+                return Err(format!(
+                    "loan {} is not an active funded loan",
+                    self.loan_id
+                ))
+            }
+        };
+        let kept: Vec<&InstallmentState> = self
+            .installments
+            .iter()
+            .filter(|i| i.due_date <= on)
+            .collect();
+        let kept_principal: Money = kept.iter().map(|i| i.principal).sum();
+        let principal = funded + self.draws_disbursed + amount - kept_principal;
+        let new_terms = LoanTerms {
+            principal,
+            rate: terms.interest_rate,
+            term_months: terms.term_months,
+            amortization: terms.amortization,
+            frequency: terms.payment_frequency,
+        };
+        let installments =
+            schedule::generate_tail(&new_terms, anchor, kept.len() as u32).map_err(|err| {
+                format!("cannot regenerate the schedule after the draw disbursed on {on}: {err}")
+            })?;
+        Ok(Regeneration {
+            schedule_id: derived_id(&[SCHEDULE_HANDLER, "schedule", disbursal_id]).to_string(),
+            supersedes: self.schedule_id.clone(),
+            rate: terms.interest_rate,
+            term_months: terms.term_months,
+            installments,
+        })
+    }
+
+    fn apply_disbursal(&mut self, e: &EventEnvelope) {
+        let p = &e.payload;
+        let Some(draw_id) = str_field(p, "drawId") else {
+            return;
+        };
+        if self.disbursed_draws.contains(&draw_id) {
+            return;
+        }
+        let amount = money_field(p, "amount");
+        let on = field::<DateTime<Utc>>(p, "disbursedAt")
+            .unwrap_or(e.occurred_at)
+            .date_naive();
+        let regeneration = self.decide_disbursal(&e.event_id.to_string(), amount, on);
+        self.disbursed_draws.insert(draw_id);
+        self.draws_disbursed += amount;
+        if self.is_active() {
+            self.outstanding_principal += amount;
+            if let Ok(r) = regeneration {
+                self.apply_regeneration(r);
+            }
+        }
+    }
+
+    /// Replace the installments from the regeneration's first number on. What was already
+    /// paid on a replaced installment stays paid on its successor of the same number.
     fn apply_regeneration(&mut self, r: Regeneration) {
         if let Some(t) = self.terms.as_mut() {
             t.interest_rate = r.rate;
@@ -631,33 +667,64 @@ impl LoanState {
             .installments
             .first()
             .map_or(self.installments.len(), |i| i.number as usize - 1);
-        self.installments.truncate(keep);
-        self.installments.extend(
-            r.installments
-                .into_iter()
-                .map(|i| installment_state(i, &r.schedule_id)),
-        );
+        let replaced = self
+            .installments
+            .split_off(keep.min(self.installments.len()));
+        self.installments
+            .extend(r.installments.into_iter().map(|i| {
+                let mut new = installment_state(i, &r.schedule_id);
+                if let Some(old) = replaced.iter().find(|o| o.number == new.number) {
+                    new.interest_paid = old.interest_paid;
+                    new.principal_paid = old.principal_paid;
+                    new.fee = old.fee;
+                    new.fee_paid = old.fee_paid;
+                    new.fee_assessed_on = old.fee_assessed_on;
+                    new.settled_on = if new.paid() { old.settled_on } else { None };
+                }
+                new
+            }));
         self.first_open = self.first_open.min(keep);
         self.schedule_id = Some(r.schedule_id);
     }
 
     /// The decision on a draw submitted to this loan, `None` when the draw was decided
     /// before (a repeat changes nothing).
-    pub fn decide_draw(&self, draw_id: &str, requested: Money) -> Option<DrawDecision> {
+    ///
+    /// Only a funded construction loan is drawn on; available to draw = amount −
+    /// fundedAmount − the draws approved before; a draw above that is rejected, and so is
+    /// one decided on `on` when no installment is due after that date (the disbursed money
+    /// would have no installment left to carry it).
+    pub fn decide_draw(
+        &self,
+        draw_id: &str,
+        requested: Money,
+        on: NaiveDate,
+    ) -> Option<DrawDecision> {
         if self.draws.iter().any(|d| d.draw_id == draw_id) {
             return None;
         }
         let id = &self.loan_id;
         Some(match (self.status, &self.terms) {
-            (LoanStatus::Funded, Some(t)) => {
-                let available = t.amount - self.draws_committed;
-                if available.is_zero() || available.is_negative() {
+            (LoanStatus::Funded, Some(t)) if t.loan_type == LoanType::Term => {
+                DrawDecision::Rejected(format!(
+                    "loan {id} is a term loan: only construction loans are drawn on"
+                ))
+            }
+            (LoanStatus::Funded, Some(_))
+                if self.installments.last().is_some_and(|i| i.due_date <= on) =>
+            {
+                DrawDecision::Rejected(format!(
+                    "loan {id} has no installment due after {on}: nothing left to draw into"
+                ))
+            }
+            (LoanStatus::Funded, Some(_)) => {
+                let available = self.available_to_draw().unwrap_or(Money::ZERO);
+                if requested > available {
                     DrawDecision::Rejected(format!(
-                        "nothing left to draw on loan {id}: {} of its {} is committed to earlier draws",
-                        self.draws_committed, t.amount
+                        "draw of {requested} is above the {available} available on loan {id} (amount − funded − approved draws)"
                     ))
                 } else {
-                    DrawDecision::Approved(requested.min(available))
+                    DrawDecision::Approved(requested)
                 }
             }
             (LoanStatus::Unknown, _) | (_, None) => {
@@ -671,24 +738,21 @@ impl LoanState {
         })
     }
 
+    /// amount − fundedAmount − approved draws, for a construction loan.
+    pub fn available_to_draw(&self) -> Option<Money> {
+        let t = self.terms.as_ref()?;
+        if t.loan_type != LoanType::Construction {
+            return None;
+        }
+        Some(
+            (t.amount - self.funded_amount.unwrap_or(Money::ZERO) - self.draws_committed)
+                .max_zero(),
+        )
+    }
+
     /// The commitment of a draw, if the loan decided it.
     pub fn draw(&self, draw_id: &str) -> Option<&DrawCommitment> {
         self.draws.iter().find(|d| d.draw_id == draw_id)
-    }
-
-    /// Installments due before `as_of` with something still owed, not reported late yet.
-    pub fn overdue(&self, as_of: NaiveDate) -> Vec<Due> {
-        if self.status != LoanStatus::Funded {
-            return Vec::new();
-        }
-        self.dues()
-            .take_while(|d| d.due_date < as_of)
-            .filter(|d| {
-                !self
-                    .late_reported
-                    .contains(&(d.schedule_id.clone(), d.number))
-            })
-            .collect()
     }
 
     /// The state as JSON (the `state` of the state route).
@@ -704,19 +768,29 @@ impl LoanState {
             .iter()
             .filter(|d| matches!(d.decision, DrawDecision::Approved(_)))
             .count();
+        let policy = self.late_policy();
+        let fees_owed: Money = self.dues().map(|d| d.fee).sum();
         json!({
             "loanId": self.loan_id,
             "borrowerId": self.borrower_id,
             "fundId": t.and_then(|t| t.fund_id.clone()),
+            "loanType": self.loan_type(),
             "status": self.status,
+            "delinquency": self.delinquency,
             "terms": t.map(|t| json!({
                 "amount": t.amount, "interestRate": t.interest_rate, "termMonths": t.term_months,
-                "amortization": t.amortization, "paymentFrequency": t.payment_frequency})),
+                "amortization": t.amortization, "paymentFrequency": t.payment_frequency,
+                "gracePeriodDays": policy.grace_days, "lateFeePercent": policy.fee_percent,
+                "lateFeeMinimum": policy.fee_minimum, "lateFeeMaximum": policy.fee_maximum,
+                "defaultAfterDays": policy.default_after_days})),
             "fundedAmount": self.funded_amount,
             "fundedAt": self.funded_at.as_ref().map(format_time),
             "outstandingPrincipal": self.outstanding_principal,
             "paidPrincipal": self.paid_principal,
             "paidInterest": self.paid_interest,
+            "paidFees": self.paid_fees,
+            "feesOwed": fees_owed,
+            "refundsDue": self.held,
             "scheduleId": self.schedule_id,
             "installments": self.installments.len(),
             "installmentsSettled": self.installments.iter().filter(|i| i.settled()).count(),
@@ -726,12 +800,13 @@ impl LoanState {
                 "reversed": self.payments.len() - applied,
                 "refused": self.refused_payments,
             },
-            "lateInstallments": self.late_reported.iter().map(|(_, n)| n).collect::<BTreeSet<_>>(),
+            "lateInstallments": self.late_reported.keys().map(|(_, n)| n).collect::<BTreeSet<_>>(),
             "draws": {
                 "approved": approved,
                 "rejected": self.draws.len() - approved,
                 "committed": self.draws_committed,
                 "undrawn": t.map(|t| (t.amount - self.draws_committed).max_zero()),
+                "availableToDraw": self.available_to_draw(),
             },
             "disbursedDrawsTotal": self.draws_disbursed,
             "paidOff": self.status == LoanStatus::PaidOff,
@@ -749,6 +824,10 @@ fn installment_state(i: Installment, schedule_id: &str) -> InstallmentState {
         interest: i.interest,
         principal_paid: Money::ZERO,
         interest_paid: Money::ZERO,
+        fee: Money::ZERO,
+        fee_paid: Money::ZERO,
+        fee_assessed_on: None,
+        settled_on: None,
         schedule_id: schedule_id.to_string(),
     }
 }
@@ -770,8 +849,9 @@ impl Iterator for Dues<'_> {
             self.installments = rest;
             let interest = (i.interest - i.interest_paid).max_zero();
             let principal = (i.principal - i.principal_paid).max_zero().min(self.budget);
+            let fee = (i.fee - i.fee_paid).max_zero();
             self.budget -= principal;
-            if interest.is_zero() && principal.is_zero() {
+            if interest.is_zero() && principal.is_zero() && fee.is_zero() {
                 continue;
             }
             return Some(Due {
@@ -779,6 +859,8 @@ impl Iterator for Dues<'_> {
                 due_date: i.due_date,
                 interest,
                 principal,
+                fee,
+                fee_assessed_on: i.fee_assessed_on,
                 schedule_id: i.schedule_id.clone(),
             });
         }

@@ -16,6 +16,7 @@ use super::*;
 use crate::handlers::payment::{PaymentApplication, PaymentHandler};
 use crate::handlers::testkit::{run, stored};
 use crate::money::Money;
+use crate::state::loan::AppliedPayment;
 
 fn m(s: &str) -> Money {
     Money::from_str(s).unwrap()
@@ -72,23 +73,37 @@ fn any_step(max_days: u64) -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The money invariants of a loan.
-fn check(l: &LoanState) {
+/// The money invariants of a loan: principal paid + outstanding = funded + disbursed;
+/// every received dollar (of payments not reversed) is in exactly one of interest,
+/// principal, fees, held (and refunded); the totals are the payments' sums; nothing is
+/// paid beyond what an installment owes.
+pub(crate) fn check(l: &LoanState) {
     let funded = l.funded_amount.unwrap_or_default();
-    assert_eq!(l.paid_principal + l.outstanding_principal, funded);
+    if l.funded_amount.is_some() {
+        assert_eq!(
+            l.paid_principal + l.outstanding_principal,
+            funded + l.draws_disbursed
+        );
+    }
     assert!(!l.outstanding_principal.is_negative());
     assert!(!l.paid_interest.is_negative());
     let live: Vec<_> = l.payments.iter().filter(|p| !p.reversed).collect();
-    assert_eq!(
-        live.iter().map(|p| p.principal).sum::<Money>(),
-        l.paid_principal
-    );
-    assert_eq!(
-        live.iter().map(|p| p.interest).sum::<Money>(),
-        l.paid_interest
-    );
+    let sum = |f: fn(&AppliedPayment) -> Money| live.iter().map(|p| f(p)).sum::<Money>();
+    assert_eq!(sum(|p| p.split.principal), l.paid_principal);
+    assert_eq!(sum(|p| p.split.interest), l.paid_interest);
+    assert_eq!(sum(|p| p.split.fees), l.paid_fees);
+    assert_eq!(sum(|p| p.split.held), l.held);
     for p in &live {
-        assert_eq!(p.interest + p.principal, p.amount, "{}", p.payment_id);
+        let s = &p.split;
+        assert_eq!(
+            s.interest + s.principal + s.fees + s.held,
+            p.amount,
+            "{}",
+            p.payment_id
+        );
+        for part in [s.interest, s.principal, s.fees, s.held, s.prepaid] {
+            assert!(!part.is_negative(), "{p:?}");
+        }
     }
     for i in &l.installments {
         assert!(
@@ -99,11 +114,14 @@ fn check(l: &LoanState) {
             i.principal_paid <= i.principal && !i.principal_paid.is_negative(),
             "{i:?}"
         );
+        assert!(i.fee_paid <= i.fee && !i.fee_paid.is_negative(), "{i:?}");
     }
-    assert_eq!(
-        l.status == LoanStatus::PaidOff,
-        l.outstanding_principal.is_zero()
-    );
+    if l.funded_amount.is_some() {
+        assert_eq!(
+            l.status == LoanStatus::PaidOff,
+            l.outstanding_principal.is_zero()
+        );
+    }
 }
 
 #[test]
@@ -242,28 +260,31 @@ proptest! {
                     .max(Money::from_cents(1));
                     let id = format!("{loan}-P{k}");
                     stored(&mut h, received(loan, &id, amount, on));
-                    match run(&PaymentApplication, &mut h, &[]) {
-                        Ok(out) => {
-                            ids.push(id);
-                            let applied = &out[0].payload;
-                            let after = LoanState::fold(&h);
-                            prop_assert_eq!(
-                                &applied["remainingPrincipal"],
-                                &json!(after.outstanding_principal)
-                            );
-                            prop_assert_eq!(out.len() == 2, after.status == LoanStatus::PaidOff);
-                            if matches!(kind, PayKind::Payoff) && !payoff.is_zero() {
-                                prop_assert_eq!(after.status, LoanStatus::PaidOff);
-                            }
-                        }
-                        Err(_) => {
-                            // Refused: above payoff, or the loan is paid off.
-                            prop_assert!(
-                                matches!(kind, PayKind::AbovePayoff)
-                                    || before.status == LoanStatus::PaidOff
-                                    || payoff.is_zero()
-                            );
-                        }
+                    // Every payment is booked: applied, or held and refunded.
+                    let out = run(&PaymentApplication, &mut h, &[]).unwrap();
+                    ids.push(id);
+                    let after = LoanState::fold(&h);
+                    let of = |t: &str| out.iter().filter(|e| e.event_type == t).count();
+                    if let Some(applied) = out.iter().find(|e| e.event_type == "Payment.Applied") {
+                        prop_assert_eq!(
+                            &applied.payload["remainingPrincipal"],
+                            &json!(after.outstanding_principal)
+                        );
+                    }
+                    prop_assert_eq!(
+                        of("Loan.PaidOff") == 1,
+                        before.status != LoanStatus::PaidOff && after.status == LoanStatus::PaidOff
+                    );
+                    if matches!(kind, PayKind::Payoff | PayKind::AbovePayoff) && !payoff.is_zero() {
+                        prop_assert_eq!(after.status, LoanStatus::PaidOff);
+                    }
+                    // Held money is refunded, and only on a loan paid off.
+                    prop_assert_eq!(of("Payment.ExcessHeld"), of("Refund.Due"));
+                    if of("Refund.Due") > 0 {
+                        prop_assert_eq!(after.status, LoanStatus::PaidOff);
+                    }
+                    if matches!(kind, PayKind::AbovePayoff) || before.status == LoanStatus::PaidOff {
+                        prop_assert_eq!(of("Refund.Due"), 1);
                     }
                 }
             }
@@ -314,11 +335,15 @@ fn late_payments_are_reported_once_per_installment() {
         ),
     );
     run(&PaymentApplication, &mut h, &[]).unwrap();
-    let as_of = NaiveDate::from_ymd_opt(2026, 5, 10).unwrap();
+    // Grace of 15 days: on May 16, installment 2 (Mar 31) is 46 days late and 3 (Apr 30)
+    // 16; 4 (May 31) is not due.
+    let as_of = NaiveDate::from_ymd_opt(2026, 5, 16).unwrap();
     let now = Utc::now();
-    // Installment 1 is paid; 2 (Mar 31) and 3 (Apr 30) are late; 4 (May 31) is not due.
     let late = crate::late::late_events(&h, as_of, now).unwrap();
-    let got: Vec<(Value, Value, Value)> = late
+    let of = |evs: &[crate::envelope::NewEvent], t: &str| -> Vec<crate::envelope::NewEvent> {
+        evs.iter().filter(|e| e.event_type == t).cloned().collect()
+    };
+    let got: Vec<(Value, Value, Value)> = of(&late, "Payment.Late")
         .iter()
         .map(|e| {
             (
@@ -331,10 +356,21 @@ fn late_payments_are_reported_once_per_installment() {
     assert_eq!(
         got,
         [
-            (json!(2), json!(40), json!("8675.74")),
-            (json!(3), json!(10), json!("8675.74"))
+            (json!(2), json!(46), json!("8675.74")),
+            (json!(3), json!(16), json!("8675.74"))
         ]
     );
+    // A 5 % fee each (of 8,675.74: 433.787 rounds to 433.79), one status change.
+    let fees: Vec<Value> = of(&late, "Payment.LateFeeAssessed")
+        .iter()
+        .map(|e| e.payload["amount"].clone())
+        .collect();
+    assert_eq!(fees, [json!("433.79"), json!("433.79")]);
+    let status = of(&late, "Loan.StatusChanged");
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].payload["fromStatus"], "current");
+    assert_eq!(status[0].payload["toStatus"], "delinquent");
+    assert_eq!(status[0].payload["daysPastDue"], 46);
     // The same run again: the same ids and content (the store keeps one copy).
     let again = crate::late::late_events(&h, as_of, now).unwrap();
     assert_eq!(
@@ -351,16 +387,27 @@ fn late_payments_are_reported_once_per_installment() {
         let seq = h.len() as u64 + 1;
         h.push(e.into_envelope(seq, now));
     }
-    let later =
-        crate::late::late_events(&h, NaiveDate::from_ymd_opt(2026, 6, 2).unwrap(), now).unwrap();
-    assert_eq!(later.len(), 1);
-    assert_eq!(later[0].payload["installment"], 4);
+    let june = NaiveDate::from_ymd_opt(2026, 6, 16).unwrap();
+    let later = crate::late::late_events(&h, june, now).unwrap();
+    let late4 = of(&later, "Payment.Late");
+    assert_eq!(late4.len(), 1);
+    assert_eq!(late4[0].payload["installment"], 4);
+    // 77 days past due: seriously delinquent.
+    assert_eq!(
+        of(&later, "Loan.StatusChanged")[0].payload["toStatus"],
+        "seriously_delinquent"
+    );
     // Payments make installments current again; a paid-off loan is never late.
-    let june = NaiveDate::from_ymd_opt(2026, 6, 2).unwrap();
     let payoff = LoanState::fold(&h).payoff_amount(june);
     stored(&mut h, received("L1", "P2", payoff, june));
     run(&PaymentApplication, &mut h, &[]).unwrap();
-    assert_eq!(LoanState::fold(&h).status, LoanStatus::PaidOff);
+    let loan = LoanState::fold(&h);
+    assert_eq!(loan.status, LoanStatus::PaidOff);
+    assert_eq!(
+        loan.paid_fees,
+        m("867.58"),
+        "the fees were paid with the payoff"
+    );
     assert!(
         crate::late::late_events(&h, NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(), now)
             .unwrap()

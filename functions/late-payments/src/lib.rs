@@ -1,5 +1,7 @@
-//! The late-payment job: for every funded loan, `Payment.Late` once per installment due
-//! before the as-of date and still unpaid (the rule is the core's, [`lending_events::late`]).
+//! The late-payment job: for every funded loan, on the as-of date, `Payment.Late` and
+//! `Payment.LateFeeAssessed` once per installment unpaid past its due date plus the grace
+//! period, and a `Loan.StatusChanged` (with `Loan.Defaulted` at default) when the loan's
+//! delinquency changes (the rules are the core's, [`lending_events::late`]).
 //!
 //! # Finding the funded loans
 //! - For one tenant: a Query of the `byType` index (`typeKey = "<tenant>#Loan.Funded"`),
@@ -50,8 +52,14 @@ pub struct Report {
     pub tenant: Option<String>,
     /// Funded loans looked at.
     pub loans: usize,
-    /// Payment.Late events stored by this run.
+    /// Events stored by this run (late notices, fees, status changes, defaults).
     pub emitted: usize,
+    /// Of those, `Payment.Late`.
+    pub late_notices: usize,
+    /// Of those, `Payment.LateFeeAssessed`.
+    pub fees_assessed: usize,
+    /// Of those, `Loan.StatusChanged`.
+    pub status_changes: usize,
     /// Found already stored (a re-run or a concurrent run).
     pub already_stored: usize,
     pub errors: Vec<String>,
@@ -171,10 +179,14 @@ impl Job {
         while let Some(part) = workers.join_next().await {
             let part = part.map_err(|e| AdapterError::Config(format!("worker failed: {e}")))?;
             report.emitted += part.emitted;
+            report.late_notices += part.late_notices;
+            report.fees_assessed += part.fees_assessed;
+            report.status_changes += part.status_changes;
             report.already_stored += part.already_stored;
             report.errors.extend(part.errors);
         }
         tracing::info!(as_of = %as_of, loans = report.loans, emitted = report.emitted,
+            late_notices = report.late_notices, status_changes = report.status_changes,
             already_stored = report.already_stored, errors = report.errors.len(), "late-payment run");
         Ok(report)
     }
@@ -202,11 +214,18 @@ impl Job {
         // One append per event: an installment reported by a concurrent run must not
         // hold back the others.
         for e in late_events(&history, as_of, now)? {
-            let (id, installment) = (e.event_id, e.payload["installment"].clone());
+            let (id, event_type) = (e.event_id, e.event_type.clone());
+            let installment = e.payload["installment"].clone();
             match self.store.append(vec![e], now).await {
                 Ok(Appended::Stored(_)) => {
                     report.emitted += 1;
-                    tracing::info!(%tenant, %loan, %installment, event_id = %id, "Payment.Late");
+                    match event_type.as_str() {
+                        "Payment.Late" => report.late_notices += 1,
+                        "Payment.LateFeeAssessed" => report.fees_assessed += 1,
+                        "Loan.StatusChanged" => report.status_changes += 1,
+                        _ => {}
+                    }
+                    tracing::info!(%tenant, %loan, %installment, event_id = %id, %event_type, "late-payment job");
                 }
                 Ok(Appended::AlreadyStored(_)) | Err(AdapterError::EventIdConflict(_)) => {
                     report.already_stored += 1

@@ -203,10 +203,11 @@ pub async fn play(
     api.publish(json!({"eventType": "Borrower.KYCApproved", "aggregateType": "Borrower", "aggregateId": borrower,
         "payload": {"borrowerId": borrower, "verifiedAt": "2026-01-20T10:00:00Z"}, "metadata": meta})).await?;
 
-    println!("\n▶ 2. Loan created, approved and funded: $100,000 at 7.5 % over 12 months");
+    println!("\n▶ 2. A construction loan created, approved and funded: $125,000 at 7.5 % over 12 months, $100,000 advanced");
     api.publish(json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
-        "payload": {"loanId": loan, "borrowerId": borrower, "amount": "100000.00", "interestRate": "7.5",
-            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": fund},
+        "payload": {"loanId": loan, "borrowerId": borrower, "amount": "125000.00", "interestRate": "7.5",
+            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": fund,
+            "loanType": "construction"},
         "metadata": meta})).await?;
     api.publish(json!({"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": loan,
         "payload": {"loanId": loan, "approvedBy": "officer-7", "approvedAt": "2026-01-30T12:00:00Z"}, "metadata": meta})).await?;
@@ -322,34 +323,53 @@ pub async fn play(
     }
 
     println!(
-        "\n▶ 8. The daily late-payment job, as of 2026-04-10 (POST /admin/late-payments), twice"
+        "\n▶ 8. The daily late-payment job, as of 2026-04-20 (POST /admin/late-payments), twice"
     );
     for run in 1..=2 {
         let (status, report) = api
             .call(
                 "POST",
                 "/admin/late-payments",
-                Some(&json!({"asOf": "2026-04-10"})),
+                Some(&json!({"asOf": "2026-04-20"})),
             )
             .await?;
         if status != 200 {
             return Err(format!("late-payment job: {status} {report}"));
         }
         println!(
-            "  run {run}: {} funded loan(s), {} Payment.Late emitted, {} already stored",
-            report["loans"], report["emitted"], report["alreadyStored"]
+            "  run {run}: {} funded loan(s), {} Payment.Late, {} fee(s), {} status change(s) emitted, {} already stored",
+            report["loans"], report["lateNotices"], report["feesAssessed"], report["statusChanges"],
+            report["alreadyStored"]
         );
     }
     let h = api.history("Loan", &loan).await?;
-    for e in h.iter().filter(|e| e["eventType"] == "Payment.Late") {
+    for e in h.iter().filter(|e| {
+        e["eventType"] == "Payment.Late"
+            || e["eventType"] == "Payment.LateFeeAssessed"
+            || (e["eventType"] == "Loan.StatusChanged"
+                && e["metadata"]["source"] == "late-payments")
+    }) {
         let p = &e["payload"];
-        println!(
-            "  Payment.Late: installment {} due {}, {} days late, {} due",
-            p["installment"],
-            s(&p["dueDate"]),
-            p["daysLate"],
-            s(&p["amountDue"])
-        );
+        match e["eventType"].as_str().unwrap_or("") {
+            "Payment.Late" => println!(
+                "  Payment.Late: installment {} due {}, {} days late (grace 15), {} due",
+                p["installment"],
+                s(&p["dueDate"]),
+                p["daysLate"],
+                s(&p["amountDue"])
+            ),
+            "Payment.LateFeeAssessed" => println!(
+                "  Payment.LateFeeAssessed: installment {}, {} (5 % of the installment)",
+                p["installment"],
+                s(&p["amount"])
+            ),
+            _ => println!(
+                "  Loan.StatusChanged: {} -> {} ({})",
+                s(&p["fromStatus"]),
+                s(&p["toStatus"]),
+                s(&p["reason"])
+            ),
+        }
     }
 
     println!("\n▶ 9. A construction draw: request → inspection → approval on the loan → disbursal");
@@ -376,6 +396,7 @@ pub async fn play(
             "notes": "foundation poured"},
         "metadata": {"userId": "inspector-3", "correlationId": correlation_id(&requested), "source": "demo"}})).await?;
     let h = api.wait_for("Draw", &draw, "Draw.Disbursed").await?;
+    draw_moves_the_balance(&api, &loan).await?;
     println!("  {:>3}  {:<22} {:<16} detail", "seq", "event", "source");
     for e in &h {
         let p = &e["payload"];
@@ -419,16 +440,21 @@ pub async fn play(
         ),
         ("late installments", st["lateInstallments"].to_string()),
         ("draws disbursed", s(&st["disbursedDrawsTotal"])),
-        ("undrawn", s(&st["draws"]["undrawn"])),
+        ("available to draw", s(&st["draws"]["availableToDraw"])),
+        ("delinquency", s(&st["delinquency"])),
+        ("late fees owed", s(&st["feesOwed"])),
     ] {
         println!("  {k:<26} {v}");
     }
+    construction_story(&api, short).await?;
+    over_payment_is_held_and_refunded(&api, &loan, clients, config).await?;
 
-    println!("\n▶ 11. A poison event: a payment above the payoff amount (refused, not retried)");
+    println!(
+        "\n▶ 11. A poison event: the reversal of a payment never received (refused, not retried)"
+    );
     let poison = api
-        .publish(json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
-            "payload": {"paymentId": "PAY-POISON", "loanId": loan, "amount": "500000.00", "method": "ACH",
-                "receivedAt": "2026-04-11T09:00:00Z"},
+        .publish(json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+            "payload": {"paymentId": "PAY-NEVER-RECEIVED", "loanId": loan, "reason": "returned: account closed"},
             "metadata": {"userId": "teller-2", "correlationId": format!("poison-{short}"), "source": "demo"}}))
         .await?;
     let dlq = config
@@ -454,7 +480,7 @@ pub async fn play(
             break l;
         }
         if started.elapsed() > std::time::Duration::from_secs(90) {
-            return Err("the poison payment never reached the payment DLQ".into());
+            return Err("the poison reversal never reached the payment DLQ".into());
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     };
@@ -511,6 +537,209 @@ pub async fn play(
         .count();
     crate::demo_webhook::subscription_step(&api, started_at, story).await?;
     println!("\n✔ demo complete");
+    Ok(())
+}
+
+fn schedule_principals(h: &[Value]) -> Vec<(u64, String, String)> {
+    // The effective schedule: each PaymentSchedule.Generated replaces the installments from
+    // its first number on.
+    let mut out: Vec<(u64, String, String)> = Vec::new();
+    for sch in h
+        .iter()
+        .filter(|e| e["eventType"] == "PaymentSchedule.Generated")
+    {
+        let payments = sch["payload"]["payments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let first = payments
+            .first()
+            .and_then(|p| p["number"].as_u64())
+            .unwrap_or(1);
+        out.truncate(first.saturating_sub(1) as usize);
+        out.extend(payments.iter().map(|p| {
+            (
+                p["number"].as_u64().unwrap_or(0),
+                s(&p["dueDate"]),
+                s(&p["principal"]),
+            )
+        }));
+    }
+    out
+}
+
+fn sum_money(values: impl Iterator<Item = String>) -> String {
+    let total: lending_events::Money = values
+        .filter_map(|v| v.parse::<lending_events::Money>().ok())
+        .sum();
+    total.to_string()
+}
+
+/// The draw of step 9 on the loan: its balance and schedule move with it.
+async fn draw_moves_the_balance(api: &DemoClient, loan: &str) -> Result<(), String> {
+    let h = api
+        .wait_for_n("Loan", loan, "PaymentSchedule.Generated", 2)
+        .await?;
+    let schedules: Vec<&Value> = h
+        .iter()
+        .filter(|e| e["eventType"] == "PaymentSchedule.Generated")
+        .collect();
+    let latest = schedules[schedules.len() - 1];
+    let st = api.state("Loan", loan).await?;
+    println!(
+        "  the disbursal adds to what the borrower owes: outstanding principal {}",
+        s(&st["outstandingPrincipal"])
+    );
+    println!(
+        "  PaymentSchedule.Generated {} supersedes {}: installments from #{} regenerated on the new balance",
+        short_id(&s(&latest["payload"]["scheduleId"])),
+        short_id(&s(&latest["payload"]["supersedes"])),
+        latest["payload"]["payments"][0]["number"]
+    );
+    Ok(())
+}
+
+/// A construction loan drawn twice: each disbursal adds to the balance and regenerates the
+/// installments due after it, so the schedule's principals sum to funded + disbursed.
+async fn construction_story(api: &DemoClient, short: &str) -> Result<(), String> {
+    println!(
+        "\n▶ 10a. A construction loan drawn as the work is inspected: $600,000, $200,000 advanced"
+    );
+    let loan = format!("C-{short}");
+    let borrower = format!("B-{short}");
+    // Funded three months ago, so the draws (disbursed today, when approved) fall inside
+    // its schedule.
+    let funded_at = (chrono::Utc::now() - chrono::Months::new(3))
+        .format("%Y-%m-%dT09:00:00Z")
+        .to_string();
+    let meta = json!({"userId": "officer-7", "correlationId": format!("construction-{short}"), "source": "demo"});
+    api.publish(json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "borrowerId": borrower, "amount": "600000.00", "interestRate": "8",
+            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly",
+            "loanType": "construction"}, "metadata": meta})).await?;
+    api.publish(json!({"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "approvedBy": "officer-7", "approvedAt": funded_at}, "metadata": meta})).await?;
+    api.publish(json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "fundedAmount": "200000.00", "fundedAt": funded_at}, "metadata": meta})).await?;
+    api.wait_for("Loan", &loan, "PaymentSchedule.Generated")
+        .await?;
+    for (n, amount) in [(1usize, "150000.00"), (2, "100000.00")] {
+        let draw = format!("CD{n}-{short}");
+        api.publish(
+            json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": draw,
+            "payload": {"drawId": draw, "loanId": loan, "amount": amount}, "metadata": meta}),
+        )
+        .await?;
+        let h = api.wait_for("Draw", &draw, "Inspection.Scheduled").await?;
+        let inspection = h
+            .iter()
+            .find(|e| e["eventType"] == "Inspection.Scheduled")
+            .map(|e| e["payload"]["inspectionId"].clone())
+            .unwrap_or_default();
+        api.publish(json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": draw,
+            "payload": {"inspectionId": inspection, "drawId": draw, "result": "passed"}, "metadata": meta})).await?;
+        api.wait_for("Draw", &draw, "Draw.Disbursed").await?;
+        let h = api
+            .wait_for_n("Loan", &loan, "PaymentSchedule.Generated", n + 1)
+            .await?;
+        let st = api.state("Loan", &loan).await?;
+        let schedule = schedule_principals(&h);
+        println!(
+            "  draw {n} of {amount}: outstanding principal {}, available to draw {}, schedule principals sum {} (= funded 200000.00 + disbursed {})",
+            s(&st["outstandingPrincipal"]),
+            s(&st["draws"]["availableToDraw"]),
+            sum_money(schedule.iter().map(|i| i.2.clone())),
+            s(&st["disbursedDrawsTotal"])
+        );
+    }
+    let h = api.history("Loan", &loan).await?;
+    println!("  {:>3}  {:<10} {:>12}", "#", "due", "principal");
+    for (number, due, principal) in schedule_principals(&h) {
+        println!("  {number:>3}  {due:<10} {principal:>12}");
+    }
+    Ok(())
+}
+
+/// More than the payoff: the loan is paid off, the rest held and refunded, nothing
+/// dead-lettered.
+async fn over_payment_is_held_and_refunded(
+    api: &DemoClient,
+    loan: &str,
+    clients: &event_adapters::config::Clients,
+    config: &event_adapters::config::Config,
+) -> Result<(), String> {
+    let on = chrono::Utc::now().date_naive();
+    println!("\n▶ 10b. The payoff quote (GET /loans/{loan}/payoff?on={on}) and an over-payment");
+    let (status, quote) = api
+        .call("GET", &format!("/loans/{loan}/payoff?on={on}"), None)
+        .await?;
+    if status != 200 {
+        return Err(format!("payoff quote: {status} {quote}"));
+    }
+    for k in [
+        "principal",
+        "billedInterest",
+        "accruedInterest",
+        "fees",
+        "excessHeld",
+        "total",
+        "perDiem",
+        "goodThrough",
+    ] {
+        println!("  {k:<16} {}", s(&quote[k]));
+    }
+    let total: lending_events::Money = s(&quote["total"])
+        .parse()
+        .map_err(|e| format!("quote total: {e}"))?;
+    let paid = total + lending_events::Money::from_cents(100_000);
+    api.publish(
+        json!({"eventType": "Payment.Received", "eventVersion": 2, "aggregateType": "Loan",
+        "aggregateId": loan, "payload": {"paymentId": "PAY-PAYOFF", "loanId": loan, "amount": paid,
+            "paymentMethod": "wire", "receivedAt": format!("{on}T12:00:00Z")}}),
+    )
+    .await?;
+    let h = api.wait_for("Loan", loan, "Refund.Due").await?;
+    let h = if h.iter().any(|e| e["eventType"] == "Loan.PaidOff") {
+        h
+    } else {
+        api.wait_for("Loan", loan, "Loan.PaidOff").await?
+    };
+    for e in h.iter().filter(|e| {
+        matches!(
+            e["eventType"].as_str(),
+            Some("Payment.ExcessHeld" | "Refund.Due" | "Loan.PaidOff")
+        )
+    }) {
+        let p = &e["payload"];
+        println!(
+            "  {:<20} {}",
+            s(&e["eventType"]),
+            match e["eventType"].as_str() {
+                Some("Loan.PaidOff") => format!("final payment {}", s(&p["finalPaymentId"])),
+                _ => format!("{} ({})", s(&p["amount"]), s(&p["reason"])),
+            }
+        );
+    }
+    let dlq = config
+        .dlq_url(Domain::Payment)
+        .unwrap_or_default()
+        .to_string();
+    let letters = event_adapters::operator::dead_letters::list(
+        &clients.sqs,
+        &clients.dynamodb,
+        &config.table,
+        Domain::Payment,
+        &dlq,
+        100,
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .filter(|l| l.aggregate.as_deref().is_some_and(|a| a.contains(loan)))
+    .count();
+    println!(
+        "  paid {paid} on a payoff of {total}: the loan is paid off, the rest refunded; {letters} message(s) of this loan in the payment DLQ"
+    );
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use super::auth::{require_scope, TenantSource};
 use super::error::{method_not_allowed, ApiError};
 use super::events::{self, Api};
 use super::ops::{dead_letters, handlers, reads, replay, subscriptions, trace, Ops};
+use super::payoff;
 use crate::config::{Clients, Config};
 use crate::store::{DynamoStore, EventStore};
 use crate::subscriptions::egress::EgressPolicy;
@@ -81,6 +82,7 @@ pub fn events_router<S: EventStore + 'static>(api: Api<S>) -> Router {
             "/aggregates/{aggregate_type}/{aggregate_id}/state",
             get(events::get_state::<S>),
         )
+        .route("/loans/{loan_id}/payoff", get(payoff::get_payoff::<S>))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route", None)
         })

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /events` | 201 with the stored envelopes; 200 with the originals when every event was stored before |
 //! | `GET /aggregates/{aggregateType}/{aggregateId}/events?after=&limit=` | `{"events", "next"}` |
-//! | `GET /aggregates/{aggregateType}/{aggregateId}/state` | `{"aggregateType", "aggregateId", "version", "state"}` |
+//! | `GET /aggregates/{aggregateType}/{aggregateId}/state?asOf=&knownAt=` | `{"aggregateType", "aggregateId", "version", "state"}` (and `asOf` / `knownAt` when asked) |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -144,20 +144,35 @@ pub(crate) async fn get_history<S: EventStore + 'static>(
 
 /// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
 /// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
+/// `?asOf=YYYY-MM-DD` folds only what was effective by that date, `?knownAt=<RFC 3339>`
+/// only what was recorded by that time (see [`lending_events::state::StateAt`]).
 pub(crate) async fn get_state<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let at = lending_events::state::StateAt {
+        as_of: super::payoff::date_param(&q, "asOf")?,
+        known_at: q
+            .get("knownAt")
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| ApiError::bad("knownAt", "must be an RFC 3339 timestamp"))
+            })
+            .transpose()?,
+    };
     let history = api.store.history(stream).await?;
-    let doc = lending_events::state::document(history).ok_or_else(|| {
+    let doc = lending_events::state::document_at(history, at).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{aggregate_type} {aggregate_id} has no events"),
+            format!("{aggregate_type} {aggregate_id} has no events (as asked)"),
             None,
         )
     })?;

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`api`] | the router: every route, the 404/405 answers and the scope middleware |
 //! | [`events`] | publish, an aggregate's history and state (over any [`crate::store::EventStore`]) |
+//! | [`payoff`] | a loan's payoff quote on a date |
 //! | [`ops`] | operator routes: reads by id and type, trace, replay, dead letters, handlers |
 //! | [`auth`] | the caller's tenant and [`auth::Principal`], and the scope middleware |
 //! | [`scopes`] | the OAuth scopes and the one table of routes to the scope each needs |
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod openapi;
 pub mod ops;
+pub mod payoff;
 pub mod request;
 pub mod scopes;
 

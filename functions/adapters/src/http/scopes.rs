@@ -137,6 +137,7 @@ pub const ROUTES: &[RouteScope] = &[
         "/aggregates/{aggregateType}/{aggregateId}/state",
         FixedScope::EventsRead,
     ),
+    route("GET", "/loans/{loanId}/payoff", FixedScope::EventsRead),
     route(
         "GET",
         "/correlations/{correlationId}",

@@ -353,7 +353,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             *history = Some(loaded);
         }
         let history = history.as_deref().unwrap_or_default();
-        let related = match h.related(event) {
+        let related = match h.related_in(event, history) {
             Some((aggregate_type, aggregate_id)) => {
                 let stream = StreamId {
                     tenant_id: &event.metadata.tenant_id,

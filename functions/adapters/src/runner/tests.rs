@@ -14,6 +14,15 @@ use crate::ledger::memory::MemoryLedger;
 use crate::queue::MemoryQueue;
 use crate::store::memory::MemoryStore;
 
+/// A created loan's stream once its funding is handled: the schedule, then the status change
+/// (created -> funded).
+const FUNDED_AND_SCHEDULED: [&str; 4] = [
+    "Loan.Created",
+    "Loan.Funded",
+    "PaymentSchedule.Generated",
+    "Loan.StatusChanged",
+];
+
 const TENANT: &str = "acme-bank";
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -162,7 +171,7 @@ async fn only_the_failing_message_of_a_batch_is_reported_and_stays_on_the_queue(
     );
     assert_eq!(
         stream_types(runner.store(), "L-1").await,
-        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+        FUNDED_AND_SCHEDULED
     );
     assert_eq!(stream_types(runner.store(), "L-2").await, ["Loan.Created"]);
     assert!(runner.queue().dead_letters().is_empty());
@@ -217,7 +226,7 @@ async fn after_a_failure_the_later_messages_of_its_group_wait_and_other_groups_g
     );
     assert_eq!(
         stream_types(runner.store(), "L-2").await,
-        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+        FUNDED_AND_SCHEDULED
     );
 }
 
@@ -338,7 +347,7 @@ async fn a_switched_off_handler_keeps_its_messages_until_switched_on() {
     assert!(runner.queue().messages().is_empty());
     assert_eq!(
         stream_types(runner.store(), "L-1").await,
-        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+        FUNDED_AND_SCHEDULED
     );
 }
 
@@ -397,7 +406,7 @@ async fn a_live_lease_holds_the_message_and_an_expired_one_is_taken_over() {
     );
     assert_eq!(
         stream_types(runner.store(), "L-2").await,
-        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+        FUNDED_AND_SCHEDULED
     );
 }
 
@@ -414,6 +423,6 @@ async fn a_message_redelivered_after_its_work_completed_appends_nothing_new() {
     assert!(runner.queue().messages().is_empty());
     assert_eq!(
         stream_types(runner.store(), "L-1").await,
-        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+        FUNDED_AND_SCHEDULED
     );
 }
