@@ -31,6 +31,11 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         tenant_source,
     };
     let operator = crate::operator::router(std::sync::Arc::new(ops.clone()));
+    let ops_for_stats = ops.clone();
+    let stream = crate::stream::router(
+        std::sync::Arc::new(ops.clone()),
+        crate::stream::StreamSettings::from_env(),
+    );
     let ops = crate::query::router(ops);
     api::router(Api {
         store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
@@ -40,6 +45,8 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
     })
     .merge(ops)
     .merge(operator)
+    .merge(stream)
+    .merge(crate::stats::router(std::sync::Arc::new(ops_for_stats)))
     // After the merges: it applies to the routes registered so far.
     .method_not_allowed_fallback(api::method_not_allowed)
     // Every route answers to its entry in the scope table (unmatched paths still get 404).

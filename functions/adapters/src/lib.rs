@@ -13,6 +13,8 @@
 //! - [`query`], [`replay`], [`openapi`]: read and trace routes, replay, the OpenAPI document;
 //!   [`cursor`]: their signed pagination cursors;
 //!   [`deadletters`] and [`stats`]: DLQ tools and handler statistics for `evctl`.
+//! - [`stream`]: the live event stream (Server-Sent Events, resumable with `Last-Event-ID`);
+//!   [`console`]: the operator console in the browser, embedded in the binary.
 //! - [`config`] and [`telemetry`]: environment, AWS clients and JSON logs.
 
 pub mod api;
@@ -35,6 +37,7 @@ pub mod runner;
 pub mod scopes;
 pub mod stats;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 pub mod topology;
 

@@ -84,6 +84,8 @@ pub(crate) mod tests {
             include_str!("api.rs"),
             include_str!("query.rs"),
             include_str!("operator.rs"),
+            include_str!("stream.rs"),
+            include_str!("stats.rs"),
         ] {
             all.extend(routes_in_source(src));
         }

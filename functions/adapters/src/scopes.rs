@@ -120,6 +120,7 @@ pub const ROUTES: &[RouteScope] = &[
     route("POST", "/events", FixedScope::EventsWrite),
     route("GET", "/events", FixedScope::EventsRead),
     route("GET", "/events/{eventId}", FixedScope::EventsRead),
+    route("GET", "/events/stream", FixedScope::EventsRead),
     route(
         "GET",
         "/aggregates/{aggregateType}/{aggregateId}/events",
@@ -149,6 +150,7 @@ pub const ROUTES: &[RouteScope] = &[
     ),
     route("GET", "/handlers", FixedScope::OpsHandlers),
     route("PUT", "/handlers/{handler}", FixedScope::OpsHandlers),
+    route("GET", "/handlers/{handler}/stats", FixedScope::OpsHandlers),
     RouteScope {
         method: "GET",
         path: "/openapi.json",

@@ -4,7 +4,7 @@
 //!
 //! | item | pk | sk | other attributes |
 //! |---|---|---|---|
-//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `typeKey`, `corrKey`, `recordedAt` |
+//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
 //! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
 //!
 //! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
@@ -112,6 +112,13 @@ pub fn stream_pk(s: &StreamId<'_>) -> String {
     format!("A#{}", s.key())
 }
 
+/// The live stream's order key of an event: `<recordedAt>#<eventId>`, the sort key of the
+/// `byTenantTime` index. Fixed-width time first, so text order is time order; the eventId
+/// orders events stored in the same millisecond.
+pub fn time_key(e: &EventEnvelope) -> String {
+    format!("{}#{}", format_recorded_at(&e.recorded_at), e.event_id)
+}
+
 pub fn guard_pk(tenant: &str, event_id: &Uuid) -> String {
     format!("E#{tenant}#{event_id}")
 }
@@ -171,6 +178,7 @@ impl DynamoStore {
             ("eventType".into(), s(&e.event_type)),
             ("tenantId".into(), s(tenant)),
             ("recordedAt".into(), s(format_recorded_at(&e.recorded_at))),
+            ("timeKey".into(), s(time_key(e))),
             ("typeKey".into(), s(format!("{tenant}#{}", e.event_type))),
             (
                 "corrKey".into(),

@@ -10,6 +10,9 @@ pub const TABLE_KEYS: (&str, &str) = ("pk", "sk");
 pub const GSIS: &[(&str, &str, &str)] = &[
     ("byType", "typeKey", "recordedAt"),
     ("byCorrelation", "corrKey", "recordedAt"),
+    // The live stream's order: every event of a tenant by `timeKey` = `<recordedAt>#<eventId>`
+    // (see `crate::stream`), so events stored in the same millisecond still have one order.
+    ("byTenantTime", "tenantId", "timeKey"),
 ];
 
 /// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each
