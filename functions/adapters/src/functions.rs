@@ -54,6 +54,9 @@ pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> ax
         tenant_source,
         crate::auth::require_scope,
     ))
+    // The console's pages hold no data (their script calls the routes above), so they are
+    // merged after the scope layer.
+    .merge(crate::console::router())
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod cursor;
 pub mod deadletters;
 pub mod dispatch;
