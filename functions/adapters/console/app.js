@@ -82,7 +82,7 @@ function svg(tag, attrs, ...children) {
 const main = document.getElementById("main");
 function page(title, ...children) {
   document.title = title + " · LendingOS console";
-  main.replaceChildren(el("h1", {}, title), ...children);
+  main.replaceChildren(el("h1", {}, title), ...children.filter((c) => c !== null && c !== undefined));
 }
 function errorBox(e) { return el("p", { class: "error", role: "alert" }, String(e.message || e)); }
 const link = (path, text, params) => el("a", { href: href(path, params) }, text);
@@ -281,15 +281,15 @@ async function loanParts(type, id, s) {
     card("Draws", s.draws ? `${s.draws.approved} approved, ${s.draws.rejected} rejected; undrawn ${s.draws.undrawn}` : "—"),
     card("Disbursed draws", s.disbursedDrawsTotal || "0.00"))];
   out.push(el("h2", {}, "Payment schedule"));
-  if (current) out.push(scheduleChart(current.payload.installments || [], s.installmentsSettled || 0, late));
+  if (current) out.push(scheduleChart(current.payload.payments || [], s.installmentsSettled || 0, late));
   else out.push(el("p", { class: "muted", id: "no-schedule" }, "No schedule yet (it is generated when the loan is funded)."));
   out.push(el("h2", {}, "Payments applied"));
   out.push(applied.length ? el("table", { id: "payments" },
-    el("thead", {}, el("tr", {}, ["Payment", "Amount", "Interest", "Principal", "Recorded"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Payment", "Interest", "Principal", "Remaining principal", "Recorded"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, applied.map((e) => {
       const p = e.payload, a = p.allocation || {};
       return el("tr", {}, el("td", {}, link(`/console/events/${enc(e.eventId)}`, p.paymentId || short(e.eventId))),
-        el("td", {}, p.amount || ""), el("td", {}, a.interest || ""), el("td", {}, a.principal || ""), el("td", { class: "mono" }, e.recordedAt));
+        el("td", {}, a.interest || ""), el("td", {}, a.principal || ""), el("td", {}, p.remainingPrincipal || ""), el("td", { class: "mono" }, e.recordedAt));
     }))) : el("p", { class: "muted" }, "None."));
   const draws = history.filter((e) => e.eventType.startsWith("Loan.Draw"));
   out.push(el("h2", {}, "Draws"));
@@ -364,13 +364,17 @@ async function correlationPage(id) {
         el("span", { class: failed ? "bad" : "muted" }, `${failed} failed`), ", ",
         el("span", { class: pending ? "wait" : "muted" }, `${pending} pending`),
         pending ? " (refreshing every 3 s)" : "");
+      summary.append(" ", el("button", { type: "button", onclick: () => { clearTimeout(timer); load(); } }, "Refresh"));
       page(title, summary, el("div", { class: "graph-wrap" }, causalGraph(nodes)),
         el("p", { class: "legend" },
           el("span", {}, el("i", { class: "swatch", style: "background:#1a7f37" }), "completed"),
           el("span", {}, el("i", { class: "swatch", style: "background:#cf222e" }), "failed"),
           el("span", {}, el("i", { class: "swatch", style: "background:#9a6700" }), "pending / in progress"),
           el("span", { class: "muted" }, "edge label: hop latency (recordedAt of the effect minus its cause)")));
-      if (pending && location.pathname.startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
+      // Follow-ons of a fresh correlation may still be on their way: keep looking for a while.
+      const newest = Math.max(...nodes.map((x) => Date.parse(x.n.event.recordedAt)));
+      const fresh = Date.now() - newest < 60000;
+      if ((pending || fresh) && location.pathname.startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
     } catch (err) { page(title, errorBox(err)); }
   };
   page(title, el("p", {}, "Loading…"));
@@ -477,11 +481,11 @@ async function deadLettersPage() {
         };
         return el("section", { "aria-label": `Queue ${q.queue}`, "data-domain": q.domain },
           el("h2", {}, `${q.domain} `, el("span", { class: "muted" }, `${q.queue} · ${q.count} message${q.count === 1 ? "" : "s"}`)),
-          el("div", { class: "toolbar" },
-            guarded(scope, "Redrive selected", { "data-action": "redrive-selected", disabled: !q.count }, some("redrive")),
-            guarded(scope, "Redrive all", { "data-action": "redrive-all", disabled: !q.count }, () => act(q.domain, "redrive", { all: true })),
-            guarded(scope, "Purge selected…", { class: "danger", "data-action": "purge-selected", disabled: !q.count }, some("purge")),
-            guarded(scope, "Purge all…", { class: "danger", "data-action": "purge-all", disabled: !q.count }, () => act(q.domain, "purge", { all: true }))),
+          q.count ? el("div", { class: "toolbar" },
+            guarded(scope, "Redrive selected", { "data-action": "redrive-selected" }, some("redrive")),
+            guarded(scope, "Redrive all", { "data-action": "redrive-all" }, () => act(q.domain, "redrive", { all: true })),
+            guarded(scope, "Purge selected…", { class: "danger", "data-action": "purge-selected" }, some("purge")),
+            guarded(scope, "Purge all…", { class: "danger", "data-action": "purge-all" }, () => act(q.domain, "purge", { all: true }))) : null,
           q.count ? el("table", {}, el("thead", {}, el("tr", {}, ["", "Event", "Handler", "Reason", "Class", "Receives", "Failed at"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows))
             : el("p", { class: "muted" }, "Empty."));
       }));
