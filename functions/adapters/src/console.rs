@@ -69,7 +69,9 @@ mod tests {
             .to_str()
             .unwrap()
             .to_string();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, ct, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -85,7 +87,11 @@ mod tests {
             "/console/handlers",
         ] {
             let (status, ct, body) = get_page(uri).await;
-            assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"), "{uri}");
+            assert_eq!(
+                (status, ct.as_str()),
+                (200, "text/html; charset=utf-8"),
+                "{uri}"
+            );
             assert!(body.contains("/console/assets/app.js"), "{uri}");
         }
         let (_, ct, js) = get_page("/console/assets/app.js").await;

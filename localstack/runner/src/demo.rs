@@ -483,8 +483,31 @@ pub async fn play(
         letter.event_id.as_deref().unwrap_or("?")
     );
     trust(&api, &loan).await?;
+    console_addresses(&api, &loan, &correlation);
     println!("\n✔ demo complete");
     Ok(())
+}
+
+/// Where to see this run in the browser console (served by the same API; `run-demo.sh
+/// --keep` keeps it up). The feed's address is also left in `localstack/.state/demo-console.txt`
+/// for the script's last line.
+fn console_addresses(api: &DemoClient, loan: &str, correlation: &str) {
+    let at = |path: &str| format!("{}{path}?tenant={}", api.base, api.tenant);
+    println!("\n▶ 15. The console (bash localstack/run-demo.sh --keep keeps it up)");
+    println!("  live feed     {}", at("/console"));
+    println!(
+        "  the loan      {}",
+        at(&format!("/console/aggregates/Loan/{loan}"))
+    );
+    println!(
+        "  its funding   {}",
+        at(&format!("/console/correlations/{correlation}"))
+    );
+    println!("  dead letters  {}", at("/console/dead-letters"));
+    let state = std::path::Path::new("localstack/.state");
+    if state.is_dir() {
+        let _ = std::fs::write(state.join("demo-console.txt"), at("/console"));
+    }
 }
 
 /// Derived ids are UUIDs: their first 8 characters are enough on screen.
