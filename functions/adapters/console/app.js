@@ -517,7 +517,10 @@ async function handlersPage() {
         const toggle = guarded(scope, h.enabled ? "Switch off" : "Switch on", { "data-handler": h.handler, "aria-pressed": String(h.enabled) }, async () => {
           try { await api("PUT", `/handlers/${enc(h.handler)}`, { enabled: !h.enabled }); handlersPage(); } catch (err) { content.prepend(errorBox(err)); }
         });
-        const ms = (v) => (v === null || v === undefined ? "—" : `≤${v}`);
+        const runs = (s.buckets || []).reduce((a, b) => a + b, 0);
+        const top = (s.bucketBoundsMs || []).slice(-1)[0];
+        // No percentile with runs means above the last bucket's bound.
+        const ms = (v) => (v !== null && v !== undefined ? `≤${v}` : runs ? `>${top}` : "—");
         return el("tr", { "data-handler": h.handler },
           el("td", {}, h.handler), el("td", {}, h.domain),
           el("td", {}, el("span", { class: h.enabled ? "ok status" : "bad status" }, h.enabled ? "on " : "off "), toggle),
