@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use event_adapters::store::layout;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -310,47 +311,16 @@ impl Drop for RunnerProcess {
     }
 }
 
-/// DynamoDB items by key, 100 per call, in any order.
+/// DynamoDB items by partition key (sort key 0), read consistently, in the order asked;
+/// missing ones are left out.
 pub async fn batch_get(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     pks: &[String],
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-    let mut out = Vec::new();
-    for chunk in pks.chunks(100) {
-        let mut keys: Vec<_> = chunk
-            .iter()
-            .map(|pk| {
-                std::collections::HashMap::from([
-                    ("pk".to_string(), AttributeValue::S(pk.clone())),
-                    ("sk".to_string(), AttributeValue::N("0".into())),
-                ])
-            })
-            .collect();
-        while !keys.is_empty() {
-            let ka = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .expect("keys");
-            let res = ddb
-                .batch_get_item()
-                .request_items(table, ka)
-                .send()
-                .await
-                .expect("BatchGetItem");
-            if let Some(items) = res.responses().and_then(|r| r.get(table)) {
-                out.extend(items.iter().cloned());
-            }
-            keys = res
-                .unprocessed_keys()
-                .and_then(|u| u.get(table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-        }
-    }
-    out
+    layout::batch_get_pks(ddb, table, pks, layout::Read::Consistent)
+        .await
+        .expect("BatchGetItem")
 }
 
 /// Every event item of one tenant, read with a Scan of the table (no index, no API), as
@@ -364,20 +334,24 @@ pub async fn scan_events(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &s
             .scan()
             .table_name(table)
             .filter_expression("#kind = :event AND begins_with(pk, :stream)")
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_values(":event", AttributeValue::S("event".into()))
-            .expression_attribute_values(":stream", AttributeValue::S(format!("A#{tenant}#")))
+            .expression_attribute_names("#kind", layout::attr::KIND)
+            .expression_attribute_values(":event", AttributeValue::S(layout::kind::EVENT.into()))
+            .expression_attribute_values(
+                ":stream",
+                AttributeValue::S(layout::tenant_streams_prefix(tenant)),
+            )
             .set_exclusive_start_key(start)
             .send()
             .await
             .expect("Scan");
         for item in page.items() {
-            let envelope: Value = item
-                .get("envelope")
-                .and_then(|v| v.as_s().ok())
+            let envelope: Value = layout::event_body(item)
                 .and_then(|s| serde_json::from_str(s).ok())
                 .expect("an event item holds its envelope");
-            let sk = item.get("sk").and_then(|v| v.as_n().ok()).cloned();
+            let sk = item
+                .get(layout::attr::SK)
+                .and_then(|v| v.as_n().ok())
+                .cloned();
             assert_eq!(
                 sk.as_deref(),
                 Some(envelope["sequence"].to_string().as_str()),

@@ -199,7 +199,7 @@ fn encode_routes(
             message_body: envelope,
             message_group_id: &group,
             message_deduplication_id: &dedup,
-            queue_url: domain,
+            queue_url: domain.as_str(),
         };
         serde_json::to_writer(&mut *out, &entry).unwrap();
         n += 1;

@@ -13,13 +13,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::catalog::{self, Catalog};
+use crate::catalog::{self, Catalog, EventSpec};
 use crate::error::{CoreError, ErrorCode};
-use crate::schema::{is_safe_id, normalize_object};
-
-/// Longest aggregate type and id, tenant and metadata ids: they all go into table keys.
-pub const MAX_ID_LEN: usize = 128;
-pub const MAX_TYPE_LEN: usize = 64;
+use crate::schema::{is_safe_id, normalize_object, MAX_ID_LEN, MAX_TYPE_LEN};
 
 /// A stored event, exactly as it is written to the history table and delivered to handlers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,167 +170,28 @@ impl NewEvent {
 
     /// [`NewEvent::from_json_in`] on an owned value: the payload is validated and
     /// normalised in place and moved into the event, never copied.
+    ///
+    /// The checks run in a fixed order (the first problem is the one reported): the
+    /// envelope's fields, the type and who may publish it, the ids and version, the
+    /// aggregate, the time, the payload, then the client's metadata.
     pub fn from_value_in(
         catalog: &Catalog,
         raw: Value,
         ctx: &WriteContext<'_>,
         new_id: &mut dyn FnMut() -> Uuid,
     ) -> Result<NewEvent, CoreError> {
-        let Value::Object(mut obj) = raw else {
-            return Err(CoreError::with_code(
-                ErrorCode::MalformedJson,
-                None,
-                "an event must be a JSON object",
-            ));
-        };
-        const ALLOWED: &[&str] = &[
-            "eventId",
-            "eventType",
-            "eventVersion",
-            "aggregateType",
-            "aggregateId",
-            "occurredAt",
-            "payload",
-            "metadata",
-            "expectedSequence",
-        ];
-        const SERVER_SET: &[&str] = &["domain", "sequence", "recordedAt"];
-        if let Some(k) = obj.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
-            let why = if SERVER_SET.contains(&k.as_str()) {
-                "is set by the server and must not be sent".to_string()
-            } else {
-                format!("unknown field; allowed: {}", ALLOWED.join(", "))
-            };
-            return Err(CoreError::invalid(k.clone(), why));
-        }
-
+        let mut obj = known_fields(raw)?;
         // Taken out now (the checks below borrow the rest), validated in the same order.
         let payload_raw = obj.remove("payload");
-        let event_type_raw = req_str(&obj, "eventType")?;
-        if !catalog::is_event_type_name(event_type_raw) {
-            return Err(CoreError::invalid(
-                "eventType",
-                "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
-            ));
-        }
-        let spec = catalog.lookup(event_type_raw).ok_or_else(|| {
-            CoreError::with_code(
-                ErrorCode::UnknownEventType,
-                Some("eventType".into()),
-                format!("{event_type_raw} is not in the event catalog"),
-            )
-        })?;
-        if !spec.produced_by(ctx.producer) {
-            let who = if ctx.producer == catalog::CLIENT {
-                "a client".to_string()
-            } else {
-                ctx.producer.to_string()
-            };
-            return Err(CoreError::with_code(
-                ErrorCode::ProducerNotAllowed,
-                Some("eventType".into()),
-                format!(
-                    "{} is decided by {} and may not be published by {who}",
-                    spec.event_type,
-                    spec.producers.join(", ")
-                ),
-            ));
-        }
-
-        let (event_id, client_event_id) = match obj.get("eventId") {
-            None | Some(Value::Null) => (new_id(), false),
-            Some(Value::String(s)) => (
-                Uuid::parse_str(s).map_err(|_| CoreError::invalid("eventId", "must be a UUID"))?,
-                true,
-            ),
-            Some(_) => return Err(CoreError::invalid("eventId", "must be a UUID string")),
-        };
-        let latest = spec.latest_version();
-        let event_version = match obj.get("eventVersion") {
-            None | Some(Value::Null) => 1,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=latest as u64).contains(n))
-                .ok_or_else(|| {
-                    CoreError::invalid(
-                        "eventVersion",
-                        if latest == 1 {
-                            format!("{} has only version 1", spec.event_type)
-                        } else {
-                            format!(
-                                "{} has versions 1 to {latest}: an integer in that range",
-                                spec.event_type
-                            )
-                        },
-                    )
-                })? as u32,
-        };
-        let schema = spec.schema(event_version).unwrap_or(spec.fields);
-
-        let aggregate_type = req_str(&obj, "aggregateType")?;
-        if !is_safe_id(aggregate_type, MAX_TYPE_LEN) {
-            return Err(CoreError::invalid(
-                "aggregateType",
-                "must be 1-64 characters from A-Z a-z 0-9 . _ : -",
-            ));
-        }
-        let aggregate_id = req_str(&obj, "aggregateId")?;
-        if !is_safe_id(aggregate_id, MAX_ID_LEN) {
-            return Err(CoreError::invalid(
-                "aggregateId",
-                "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
-            ));
-        }
-        if aggregate_type != spec.aggregate_type {
-            return Err(CoreError::with_code(
-                ErrorCode::AggregateMismatch,
-                Some("aggregateType".into()),
-                format!(
-                    "{} events belong to aggregateType {}",
-                    spec.event_type, spec.aggregate_type
-                ),
-            ));
-        }
-
-        let occurred_at = match obj.get("occurredAt") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|d| d.with_timezone(&Utc))
-                    .ok_or_else(|| {
-                        CoreError::invalid("occurredAt", "must be an RFC 3339 timestamp")
-                    })?,
-            ),
-        };
-
-        let payload = match payload_raw {
-            None | Some(Value::Null) => return Err(CoreError::invalid("payload", "is required")),
-            Some(p) => normalize_object(p, schema, "payload")?,
-        };
-        if let Some(check) = spec.check {
-            check(&payload)?;
-        }
-        if payload.get(spec.aggregate_id_field).and_then(Value::as_str) != Some(aggregate_id) {
-            return Err(CoreError::with_code(
-                ErrorCode::AggregateMismatch,
-                Some("aggregateId".into()),
-                format!(
-                    "must equal payload.{} for {} events",
-                    spec.aggregate_id_field, spec.event_type
-                ),
-            ));
-        }
-
+        let spec = publishable_spec(catalog, &obj, ctx)?;
+        let (event_id, client_event_id) = parse_event_id(&obj, new_id)?;
+        let event_version = parse_event_version(&obj, spec)?;
+        let (aggregate_type, aggregate_id) = parse_aggregate(&obj, spec)?;
+        let occurred_at = parse_occurred_at(&obj)?;
+        let payload = parse_payload(payload_raw, spec, event_version, aggregate_id)?;
         let client_meta = parse_metadata(obj.get("metadata"))?;
-        let expected_sequence = match obj.get("expectedSequence") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| {
-                CoreError::invalid("expectedSequence", "must be a non-negative integer")
-            })?),
-        };
+        let expected_sequence = parse_expected_sequence(&obj)?;
 
-        let payload = Value::Object(payload);
         let fingerprint = Fingerprinted {
             aggregate_id,
             aggregate_type,
@@ -346,26 +203,6 @@ impl NewEvent {
             payload: &payload,
         }
         .digest();
-        let metadata = Metadata {
-            user_id: client_meta
-                .get("userId")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            correlation_id: client_meta
-                .get("correlationId")
-                .and_then(Value::as_str)
-                .map_or_else(|| event_id.to_string(), str::to_string),
-            causation_id: client_meta
-                .get("causationId")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            source: client_meta
-                .get("source")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            tenant_id: ctx.tenant_id.to_string(),
-            principal: Some(ctx.principal.to_string()),
-        };
         Ok(NewEvent {
             event_id,
             client_event_id,
@@ -376,7 +213,7 @@ impl NewEvent {
             aggregate_id: aggregate_id.to_string(),
             occurred_at: occurred_at.unwrap_or(ctx.now),
             payload,
-            metadata,
+            metadata: server_metadata(&client_meta, event_id, ctx),
             expected_sequence,
             fingerprint,
         })
@@ -479,6 +316,222 @@ pub fn follow_on_id(handler: &str, source: Uuid, index: usize) -> Uuid {
 /// Deterministic id for a derived entity (a schedule, a document) named by `parts`.
 pub fn derived_id(parts: &[&str]) -> Uuid {
     Uuid::new_v5(&ID_NAMESPACE, parts.join("/").as_bytes())
+}
+
+// The steps of `NewEvent::from_value_in`, in the order it runs them.
+
+/// The event as a map, refusing fields a client may not send.
+fn known_fields(raw: Value) -> Result<Map<String, Value>, CoreError> {
+    let Value::Object(obj) = raw else {
+        return Err(CoreError::with_code(
+            ErrorCode::MalformedJson,
+            None,
+            "an event must be a JSON object",
+        ));
+    };
+    const ALLOWED: &[&str] = &[
+        "eventId",
+        "eventType",
+        "eventVersion",
+        "aggregateType",
+        "aggregateId",
+        "occurredAt",
+        "payload",
+        "metadata",
+        "expectedSequence",
+    ];
+    const SERVER_SET: &[&str] = &["domain", "sequence", "recordedAt"];
+    if let Some(k) = obj.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
+        let why = if SERVER_SET.contains(&k.as_str()) {
+            "is set by the server and must not be sent".to_string()
+        } else {
+            format!("unknown field; allowed: {}", ALLOWED.join(", "))
+        };
+        return Err(CoreError::invalid(k.clone(), why));
+    }
+    Ok(obj)
+}
+
+/// The catalog entry of `eventType`, if the writing producer may publish it.
+fn publishable_spec(
+    catalog: &Catalog,
+    obj: &Map<String, Value>,
+    ctx: &WriteContext<'_>,
+) -> Result<&'static EventSpec, CoreError> {
+    let event_type = req_str(obj, "eventType")?;
+    if !catalog::is_event_type_name(event_type) {
+        return Err(CoreError::invalid(
+            "eventType",
+            "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
+        ));
+    }
+    let spec = catalog.lookup(event_type).ok_or_else(|| {
+        CoreError::with_code(
+            ErrorCode::UnknownEventType,
+            Some("eventType".into()),
+            format!("{event_type} is not in the event catalog"),
+        )
+    })?;
+    if !spec.produced_by(ctx.producer) {
+        let who = if ctx.producer == catalog::CLIENT {
+            "a client".to_string()
+        } else {
+            ctx.producer.to_string()
+        };
+        return Err(CoreError::with_code(
+            ErrorCode::ProducerNotAllowed,
+            Some("eventType".into()),
+            format!(
+                "{} is decided by {} and may not be published by {who}",
+                spec.event_type,
+                spec.producers.join(", ")
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+/// The client's eventId (and `true`), or a new one from `new_id` (and `false`).
+fn parse_event_id(
+    obj: &Map<String, Value>,
+    new_id: &mut dyn FnMut() -> Uuid,
+) -> Result<(Uuid, bool), CoreError> {
+    match obj.get("eventId") {
+        None | Some(Value::Null) => Ok((new_id(), false)),
+        Some(Value::String(s)) => Ok((
+            Uuid::parse_str(s).map_err(|_| CoreError::invalid("eventId", "must be a UUID"))?,
+            true,
+        )),
+        Some(_) => Err(CoreError::invalid("eventId", "must be a UUID string")),
+    }
+}
+
+/// `eventVersion`, 1 when absent, one of the versions the type has.
+fn parse_event_version(obj: &Map<String, Value>, spec: &EventSpec) -> Result<u32, CoreError> {
+    let latest = spec.latest_version();
+    let Some(v) = obj.get("eventVersion").filter(|v| !v.is_null()) else {
+        return Ok(1);
+    };
+    v.as_u64()
+        .filter(|n| (1..=u64::from(latest)).contains(n))
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "eventVersion",
+                if latest == 1 {
+                    format!("{} has only version 1", spec.event_type)
+                } else {
+                    format!(
+                        "{} has versions 1 to {latest}: an integer in that range",
+                        spec.event_type
+                    )
+                },
+            )
+        })
+}
+
+/// `aggregateType` and `aggregateId`: safe in keys, and the type the catalog fixes.
+fn parse_aggregate<'a>(
+    obj: &'a Map<String, Value>,
+    spec: &EventSpec,
+) -> Result<(&'a str, &'a str), CoreError> {
+    let aggregate_type = req_str(obj, "aggregateType")?;
+    if !is_safe_id(aggregate_type, MAX_TYPE_LEN) {
+        return Err(CoreError::invalid(
+            "aggregateType",
+            "must be 1-64 characters from A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    let aggregate_id = req_str(obj, "aggregateId")?;
+    if !is_safe_id(aggregate_id, MAX_ID_LEN) {
+        return Err(CoreError::invalid(
+            "aggregateId",
+            "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    if aggregate_type != spec.aggregate_type {
+        return Err(CoreError::with_code(
+            ErrorCode::AggregateMismatch,
+            Some("aggregateType".into()),
+            format!(
+                "{} events belong to aggregateType {}",
+                spec.event_type, spec.aggregate_type
+            ),
+        ));
+    }
+    Ok((aggregate_type, aggregate_id))
+}
+
+/// `occurredAt` when the client gave one.
+fn parse_occurred_at(obj: &Map<String, Value>) -> Result<Option<DateTime<Utc>>, CoreError> {
+    let Some(v) = obj.get("occurredAt").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| Some(d.with_timezone(&Utc)))
+        .ok_or_else(|| CoreError::invalid("occurredAt", "must be an RFC 3339 timestamp"))
+}
+
+/// The payload, validated against the version's schema and the type's cross-field rule,
+/// normalised, and carrying the envelope's aggregateId in the type's id field.
+fn parse_payload(
+    raw: Option<Value>,
+    spec: &EventSpec,
+    event_version: u32,
+    aggregate_id: &str,
+) -> Result<Value, CoreError> {
+    let schema = spec.schema(event_version).unwrap_or(spec.fields);
+    let payload = match raw {
+        None | Some(Value::Null) => return Err(CoreError::invalid("payload", "is required")),
+        Some(p) => normalize_object(p, schema, "payload")?,
+    };
+    if let Some(check) = spec.check {
+        check(&payload)?;
+    }
+    if payload.get(spec.aggregate_id_field).and_then(Value::as_str) != Some(aggregate_id) {
+        return Err(CoreError::with_code(
+            ErrorCode::AggregateMismatch,
+            Some("aggregateId".into()),
+            format!(
+                "must equal payload.{} for {} events",
+                spec.aggregate_id_field, spec.event_type
+            ),
+        ));
+    }
+    Ok(Value::Object(payload))
+}
+
+fn parse_expected_sequence(obj: &Map<String, Value>) -> Result<Option<u64>, CoreError> {
+    match obj.get("expectedSequence") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            CoreError::invalid("expectedSequence", "must be a non-negative integer")
+        }),
+    }
+}
+
+/// The stored metadata: the client's ids, the correlation defaulted to the eventId, and
+/// the tenant and principal from the server.
+fn server_metadata(
+    client_meta: &Map<String, Value>,
+    event_id: Uuid,
+    ctx: &WriteContext<'_>,
+) -> Metadata {
+    let text = |key: &str| {
+        client_meta
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Metadata {
+        user_id: text("userId"),
+        correlation_id: text("correlationId").unwrap_or_else(|| event_id.to_string()),
+        causation_id: text("causationId"),
+        source: text("source"),
+        tenant_id: ctx.tenant_id.to_string(),
+        principal: Some(ctx.principal.to_string()),
+    }
 }
 
 fn req_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, CoreError> {

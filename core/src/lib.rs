@@ -6,18 +6,30 @@
 //! rules here means they are unit-tested in microseconds and are the same on Lambda, under
 //! cargo-lambda and in the LocalStack runner.
 //!
-//! The parts, in the order an event meets them:
-//! - [`ingest`]: decode a `POST /events` body into validated [`envelope::NewEvent`]s.
-//! - [`catalog`] and [`schema`]: which event types exist, their domain, aggregate and payload
-//!   schema. Payloads are validated field by field and money is normalised ([`money`]).
-//! - [`envelope`]: the stored [`envelope::EventEnvelope`] and its server-assigned fields.
-//! - [`routing`]: which domain queues receive which event types.
-//! - [`handlers`]: the domain handlers, pure functions from an event and the aggregate's
-//!   history to follow-on events (or a typed rejection).
-//! - [`schedule`] and [`state`]: payment schedules and event-sourced aggregate state.
+//! # What lives where
+//!
+//! Each module uses only the ones below it in this table (tests aside), so there is no
+//! import loop: the catalog knows no envelope, and neither knows a handler. An event meets
+//! them top down: ingest validates it against the catalog into an envelope, routing sends
+//! it to the domains whose handlers subscribe, and a handler folds its history into state.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`ingest`] | decoding a `POST /events` body (one event or a batch) into validated [`NewEvent`]s, all or nothing |
+//! | [`routing`] | which domain queues receive which event types, derived from the handlers' subscriptions |
+//! | [`handlers`] | the domain handlers: pure functions from an event and its history to follow-ons or a rejection (their tests use the given/when/then kit in `handlers/testkit.rs`) |
+//! | [`late`] | the late-payment job's events for one loan on a date |
+//! | [`state`], [`schedule`] | event-sourced aggregate state (folds, and the rules handlers decide with) and payment schedules |
+//! | [`domain`] | [`Domain`], the closed set of domains the handlers serve (one queue pair and one function each) |
+//! | [`upcast`] | reading a stored event in its latest payload version |
+//! | [`envelope`] | [`NewEvent`] (validated, not stored yet), [`EventEnvelope`] (stored), follow-ons with derived ids and times |
+//! | [`catalog`] | every event type: its domain, aggregate, producers and payload schema per version. `catalog/builtin.rs` is the data, `types.rs` what an entry is, `custom.rs` a team's types from JSON, `export.rs` the JSON and Markdown forms |
+//! | [`schema`] | the field kinds and the one validator that checks and normalises payloads; the id length limits |
+//! | [`money`] | exact money and rates (decimal, never float) and the rounding rule |
+//! | [`error`] | [`CoreError`], the crate's one error type, with the stable [`ErrorCode`]s of the HTTP contract |
 
 pub mod catalog;
-pub mod custom;
+pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod handlers;
@@ -30,6 +42,7 @@ pub mod schema;
 pub mod state;
 pub mod upcast;
 
+pub use domain::Domain;
 pub use envelope::{EventEnvelope, Metadata, NewEvent};
 pub use error::{CoreError, ErrorCode};
 pub use money::{Money, Rate};

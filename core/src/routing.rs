@@ -5,6 +5,7 @@
 //! subscription is one line in the handler; dispatch, provisioning and the SAM template
 //! follow from it.
 
+use crate::domain::Domain;
 use crate::handlers::DomainHandler;
 
 /// Per-domain subscriptions, in a stable order.
@@ -15,14 +16,14 @@ pub struct RoutingTable {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub event_types: Vec<&'static str>,
 }
 
 impl RoutingTable {
-    pub fn from_handlers(handlers: &[&dyn DomainHandler]) -> RoutingTable {
+    pub fn from_handlers<H: AsRef<dyn DomainHandler>>(handlers: &[H]) -> RoutingTable {
         let mut routes: Vec<Route> = Vec::new();
-        for h in handlers {
+        for h in handlers.iter().map(AsRef::as_ref) {
             let route = match routes.iter_mut().find(|r| r.domain == h.domain()) {
                 Some(r) => r,
                 None => {
@@ -48,10 +49,7 @@ impl RoutingTable {
     }
 
     /// Domains (queues) that receive `event_type`.
-    pub fn domains_for<'a>(
-        &'a self,
-        event_type: &'a str,
-    ) -> impl Iterator<Item = &'static str> + 'a {
+    pub fn domains_for<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = Domain> + 'a {
         self.routes
             .iter()
             .filter(move |r| r.event_types.contains(&event_type))
@@ -59,7 +57,7 @@ impl RoutingTable {
     }
 
     /// Every domain that has a queue.
-    pub fn domains(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub fn domains(&self) -> impl Iterator<Item = Domain> + '_ {
         self.routes.iter().map(|r| r.domain)
     }
 
@@ -75,19 +73,19 @@ mod tests {
     #[test]
     fn loan_funded_goes_to_payment() {
         let t = RoutingTable::standard();
-        assert!(t.domains_for("Loan.Funded").any(|d| d == "payment"));
+        assert!(t.domains_for("Loan.Funded").any(|d| d == Domain::Payment));
         assert_eq!(t.domains_for("Loan.Exploded").count(), 0);
     }
 
     #[test]
     fn each_domain_has_its_queue_and_the_chain_reaction_fans_out() {
         let t = RoutingTable::standard();
-        let domains: Vec<_> = t.domains().collect();
+        let domains: Vec<_> = t.domains().map(Domain::as_str).collect();
         assert_eq!(
             domains,
             ["payment", "draw", "compliance", "fund", "notification"]
         );
-        let to = |ty: &str| t.domains_for(ty).collect::<Vec<_>>();
+        let to = |ty: &str| t.domains_for(ty).map(Domain::as_str).collect::<Vec<_>>();
         assert_eq!(
             to("Loan.Funded"),
             ["payment", "compliance", "fund", "notification"]

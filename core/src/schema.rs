@@ -88,6 +88,11 @@ pub const POSITIVE_MONEY: FieldKind = FieldKind::Money { positive: true };
 pub const DATETIME: FieldKind = FieldKind::DateTime;
 pub const DATE: FieldKind = FieldKind::Date;
 
+/// Longest tenant, aggregate and metadata id: they all go into table keys and queue group ids.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest aggregate type (also part of table keys).
+pub const MAX_TYPE_LEN: usize = 64;
+
 /// True for identifiers that are safe in keys, queue group ids and URLs.
 pub fn is_safe_id(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -178,7 +183,7 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
             None => Err(bad("must be a string".into())),
         },
         FieldKind::Id => match v.as_str() {
-            Some(s) if is_safe_id(s, 128) => Ok(()),
+            Some(s) if is_safe_id(s, MAX_ID_LEN) => Ok(()),
             _ => Err(bad(
                 "must be an identifier of 1-128 characters from A-Z a-z 0-9 . _ : -".into(),
             )),
@@ -252,7 +257,7 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
                 return Err(bad(format!("must have at most {max} items")));
             }
             for (i, it) in items.iter().enumerate() {
-                if !it.as_str().is_some_and(|s| is_safe_id(s, 128)) {
+                if !it.as_str().is_some_and(|s| is_safe_id(s, MAX_ID_LEN)) {
                     return Err(CoreError::invalid(
                         FieldPath::Index(at, i).to_string(),
                         "must be an identifier of 1-128 characters from A-Z a-z 0-9 . _ : -",

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use event_adapters::store::layout;
 use integration_tests::{Api, RunnerProcess};
+use lending_events::envelope::StreamId;
 use serde_json::{json, Value};
 
 const SIGNING_KEY: &str = "integration-test-cursor-key-0123456789abcdef";
@@ -105,8 +107,13 @@ async fn cursors_are_signed_and_bound_to_their_query_and_bad_input_never_kills_t
         "tampered",
     );
     // The old form, the table key in hex, is no cursor any more.
-    let key = json!({"pk": {"S": format!("A#{tenant}#Borrower#{b}")}, "sk": {"N": "1"},
-        "typeKey": {"S": format!("{tenant}#Borrower.Flagged")},
+    let pk = layout::stream_pk(&StreamId {
+        tenant_id: &tenant,
+        aggregate_type: "Borrower",
+        aggregate_id: &b,
+    });
+    let key = json!({"pk": {"S": pk}, "sk": {"N": "1"},
+        "typeKey": {"S": layout::type_key(&tenant, "Borrower.Flagged")},
         "recordedAt": {"S": "2026-01-01T00:00:00Z"}})
     .to_string();
     let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();

@@ -16,9 +16,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 use event_adapters::runner::RetryPolicy;
+use event_adapters::store::layout;
 use event_adapters::topology::{self, MAX_RECEIVE_COUNT};
 use integration_tests::{aws, batch_get, queue_depth, queue_url, scan_events, Api, RunnerProcess};
 use lending_events::handlers::compliance::DEFAULT_CLOSING_DOCUMENTS;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 fn loan_created(loan: &str, fund: Option<&str>) -> Value {
@@ -58,7 +60,7 @@ fn handler_domain(handler: &str) -> &'static str {
     lending_events::handlers::all()
         .into_iter()
         .find(|h| h.name() == handler)
-        .map(|h| h.domain())
+        .map(|h| h.domain().as_str())
         .unwrap_or("?")
 }
 
@@ -445,7 +447,7 @@ struct Execution {
 /// The log of the processing record of one handler on one event.
 async fn executions(table: &str, tenant: &str, event_id: &str, handler: &str) -> Vec<Execution> {
     let clients = aws().await;
-    let pk = format!("P#{tenant}#{event_id}#{handler}");
+    let pk = layout::record_pk(tenant, event_id, handler);
     let items = batch_get(&clients.dynamodb, table, &[pk]).await;
     let Some(AttributeValue::L(log)) = items.first().and_then(|i| i.get("log")) else {
         return Vec::new();
@@ -994,7 +996,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
     let mut dead_lettered = 0;
     for pair in topology::queues(&runner.prefix) {
         let dlq = queue_url(&clients.sqs, &pair.dlq).await;
-        let want = if pair.domain == "payment" {
+        let want = if pair.domain == Domain::Payment {
             poison.len()
         } else {
             0
@@ -1004,7 +1006,7 @@ async fn every_event_is_handled_exactly_once_in_order_under_transient_faults_and
             .iter()
             .map(|m| str_of(&m.body, "eventId").to_string())
             .collect();
-        if pair.domain == "payment" {
+        if pair.domain == Domain::Payment {
             assert_eq!(ids, poison, "exactly the poison events are dead-lettered");
             for m in &dead {
                 let reason = m

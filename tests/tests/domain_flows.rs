@@ -2,7 +2,8 @@
 //! chain reaction, payments (allocation, payoff, a refused over-payment in the payment DLQ,
 //! reversal), late payments run twice, draws (partial approval, nothing left, a failed
 //! inspection), borrower risk events, a loan modification regenerating the schedule, the
-//! state route, custom types and event versions at ingest.
+//! state route, custom types and event versions at ingest, and an operator route naming an
+//! unknown domain.
 //!
 //! Each test uses a tenant of its own. Handlers run asynchronously, so tests poll the
 //! histories (or the byCorrelation index) until the follow-ons arrive.
@@ -767,4 +768,34 @@ async fn custom_types_and_event_versions_are_validated_at_ingest() {
     let message = r.body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.starts_with("Document.Generated "), "{message}");
     assert!(api.history("Document", &doc).await.is_empty());
+}
+
+/// The operator routes name a handler domain in the path or the query: a misspelt one is
+/// refused as a bad request on the `domain` field that lists the known domains.
+#[tokio::test]
+async fn an_unknown_domain_in_an_operator_route_is_a_bad_request() {
+    let api = Api::new_tenant();
+    for path in [
+        "/dead-letters?domain=paymnt",
+        "/dead-letters/paymnt/redrive",
+        "/dead-letters/paymnt/purge",
+    ] {
+        let r = if path.contains('?') {
+            api.get(path).await
+        } else {
+            api.post(path, &json!({"all": true})).await
+        };
+        let error = &r.body["error"];
+        assert_eq!(
+            (r.status, error["code"].clone(), error["field"].clone()),
+            (400, json!("validation_failed"), json!("domain")),
+            "{path}: {}",
+            r.body
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("\"paymnt\"") && message.contains("payment"),
+            "{path}: {message}"
+        );
+    }
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use event_adapters::store::layout;
 use integration_tests::{aws, evctl, evctl_bin, evctl_command, Api, RunnerProcess};
+use lending_events::envelope::StreamId;
 use serde_json::{json, Value};
 
 fn id(p: &str) -> String {
@@ -232,8 +234,13 @@ async fn table_item(table: &str, pk: &str, sk: u64) -> Option<HashMap<String, At
 
 /// The stored envelope of one event of a loan, from the table.
 async fn stored_envelope(table: &str, tenant: &str, loan: &str, sequence: u64) -> Option<Value> {
-    let item = table_item(table, &format!("A#{tenant}#Loan#{loan}"), sequence).await?;
-    serde_json::from_str(item.get("envelope")?.as_s().ok()?).ok()
+    let stream = StreamId {
+        tenant_id: tenant,
+        aggregate_type: "Loan",
+        aggregate_id: loan,
+    };
+    let item = table_item(table, &layout::stream_pk(&stream), sequence).await?;
+    serde_json::from_str(layout::event_body(&item)?).ok()
 }
 
 #[tokio::test]
@@ -513,7 +520,7 @@ async fn the_readme_evctl_block_runs_as_written() {
         "{l2:#?}"
     );
     // The handler the block switched off is on again: its switch item says so.
-    let switch = table_item(&runner.table(), "H#notifications", 0)
+    let switch = table_item(&runner.table(), &layout::switch_pk("notifications"), 0)
         .await
         .expect("the switch item the block wrote");
     assert_eq!(
@@ -733,7 +740,7 @@ async fn direct_dlq_and_handler_commands_are_recorded_with_the_evctl_principal()
     ] {
         let r = evctl(&runner, &a.tenant, &args).await;
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
-        let switch = table_item(&runner.table(), "H#notifications", 0)
+        let switch = table_item(&runner.table(), &layout::switch_pk("notifications"), 0)
             .await
             .expect("the switch item");
         assert_eq!(

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use event_adapters::scopes::{FixedScope, Scope, ROUTES};
+use event_adapters::store::layout;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
@@ -319,7 +320,7 @@ fn queues_and_dlqs_match_the_topology() {
         );
 
         // Dispatch is told the queue URL.
-        let var = format!("QUEUE_URL_{}", pair.domain.to_ascii_uppercase());
+        let var = format!("QUEUE_URL_{}", pair.domain.as_str().to_ascii_uppercase());
         assert_eq!(
             dispatch_env.get(&var),
             Some(&reference(queue_id)),
@@ -342,7 +343,7 @@ fn queues_and_dlqs_match_the_topology() {
     // Dispatch gets no queue URL for a domain that core does not route.
     let routed: BTreeSet<String> = expected
         .iter()
-        .map(|p| format!("QUEUE_URL_{}", p.domain.to_ascii_uppercase()))
+        .map(|p| format!("QUEUE_URL_{}", p.domain.as_str().to_ascii_uppercase()))
         .collect();
     for var in dispatch_env.keys().filter(|k| k.starts_with("QUEUE_URL_")) {
         assert!(
@@ -838,7 +839,7 @@ fn domain_handlers_consume_their_queue_and_dead_letter_to_their_dlq() {
         let domain = bin.trim_end_matches("-handler");
         let pair = pairs
             .iter()
-            .find(|p| p.domain == domain)
+            .find(|p| p.domain.as_str() == domain)
             .unwrap_or_else(|| panic!("{bin}: core routes no events to domain {domain}"));
         let (id, f) = t
             .function_for(bin)
@@ -1500,7 +1501,7 @@ fn family(pk: &str) -> String {
     pk[..end].to_string()
 }
 
-/// Key families, from the code that builds the keys (store.rs and ledger.rs item layouts):
+/// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
@@ -1509,12 +1510,11 @@ fn families() -> (String, String, String, String, String) {
         aggregate_id: "L-1",
     };
     (
-        family(&event_adapters::store::stream_pk(&stream)),
-        family(&event_adapters::store::guard_pk("t", &uuid::Uuid::nil())),
-        family(&event_adapters::ledger::record_pk("t", "e", "h")),
-        // ledger.rs: `H#<handler>` and `S#<handler>#<day>` (built inline there).
-        "H#".to_string(),
-        "S#".to_string(),
+        family(&layout::stream_pk(&stream)),
+        family(&layout::guard_pk("t", &uuid::Uuid::nil())),
+        family(&layout::record_pk("t", "e", "h")),
+        family(&layout::switch_pk("h")),
+        family(&layout::stats_pk("h", "2026-01-01")),
     )
 }
 

@@ -1,10 +1,10 @@
 //! The ingest contract: status codes, the JSON error shape, idempotent resends, all-or-
 //! nothing batches, optimistic concurrency and tenant isolation, against the real stack.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
+use event_adapters::store::layout;
 use integration_tests::{aws, table, Api};
+use lending_events::envelope::StreamId;
 use serde_json::{json, Value};
 
 fn flagged(b: &str, reason: &str) -> Value {
@@ -49,13 +49,10 @@ async fn a_bad_batch_stores_nothing() {
         .dynamodb
         .get_item()
         .table_name(table())
-        .set_key(Some(HashMap::from([
-            (
-                "pk".to_string(),
-                AttributeValue::S(format!("E#{}#{good_id}", api.tenant)),
-            ),
-            ("sk".to_string(), AttributeValue::N("0".into())),
-        ])))
+        .set_key(Some(layout::key(
+            layout::guard_pk(&api.tenant, &good_id),
+            0,
+        )))
         .consistent_read(true)
         .send()
         .await
@@ -68,7 +65,11 @@ async fn a_bad_batch_stores_nothing() {
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(
             ":pk",
-            AttributeValue::S(format!("A#{}#Borrower#{b}", api.tenant)),
+            AttributeValue::S(layout::stream_pk(&StreamId {
+                tenant_id: &api.tenant,
+                aggregate_type: "Borrower",
+                aggregate_id: &b,
+            })),
         )
         .consistent_read(true)
         .send()

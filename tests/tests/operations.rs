@@ -362,7 +362,7 @@ async fn record(
     handler: &str,
 ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     let clients = aws().await;
-    let pk = event_adapters::ledger::record_pk(tenant, event_id, handler);
+    let pk = event_adapters::store::layout::record_pk(tenant, event_id, handler);
     batch_get(&clients.dynamodb, &runner.table(), &[pk])
         .await
         .pop()

@@ -1,11 +1,10 @@
 //! The compliance domain: closing documents when a loan is funded, reviews when a
 //! borrower fails KYC or is flagged.
 
-use std::borrow::Cow;
-
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -19,28 +18,29 @@ const NAME: &str = "compliance";
 /// `Loan.Funded` -> one `Document.Generated` per closing document (the list is
 /// configuration); `Borrower.KYCFailed` / `Borrower.Flagged` -> `Compliance.ReviewOpened`.
 pub struct ComplianceHandler {
-    documents: Cow<'static, [Cow<'static, str>]>,
+    documents: Vec<String>,
 }
-
-/// The handler with the default closing documents.
-pub static DEFAULT: ComplianceHandler = ComplianceHandler {
-    documents: Cow::Borrowed(&[
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[0]),
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[1]),
-        Cow::Borrowed(DEFAULT_CLOSING_DOCUMENTS[2]),
-    ]),
-};
 
 impl ComplianceHandler {
     pub fn new(documents: Vec<String>) -> Self {
-        ComplianceHandler {
-            documents: documents.into_iter().map(Cow::Owned).collect(),
-        }
+        ComplianceHandler { documents }
     }
 
     /// The document types generated on funding.
     pub fn documents(&self) -> impl Iterator<Item = &str> {
-        self.documents.iter().map(|d| d.as_ref())
+        self.documents.iter().map(String::as_str)
+    }
+}
+
+impl Default for ComplianceHandler {
+    /// The handler with the default closing documents.
+    fn default() -> Self {
+        ComplianceHandler::new(
+            DEFAULT_CLOSING_DOCUMENTS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+        )
     }
 }
 
@@ -49,8 +49,8 @@ impl DomainHandler for ComplianceHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "compliance"
+    fn domain(&self) -> Domain {
+        Domain::Compliance
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -108,62 +108,67 @@ fn review(e: &EventEnvelope) -> FollowOn {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::handlers::testkit::{run, stored};
+    use serde_json::Value;
 
-    fn funded(h: &mut Vec<EventEnvelope>) {
-        stored(
-            h,
-            json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
+    use super::*;
+    use crate::handlers::testkit::given;
+
+    /// The funding's eventId, so follow-ons can be checked for their causation.
+    const FUNDING: &str = "00000000-0000-4000-8000-000000000001";
+
+    fn created() -> Value {
+        json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
             "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
-                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}}),
-        );
-        stored(
-            h,
-            json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
-        );
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}})
+    }
+
+    fn funded() -> Value {
+        json!({"eventId": FUNDING, "eventType": "Loan.Funded", "aggregateType": "Loan",
+            "aggregateId": "L1",
+            "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}})
+    }
+
+    /// One `Document.Generated` of the borrower's loan per document type, caused by the funding.
+    fn documents(types: &[&str]) -> Vec<Value> {
+        types
+            .iter()
+            .map(|t| {
+                json!({"eventType": "Document.Generated", "aggregateType": "Document",
+                    "payload": {"type": t, "loanId": "L1", "borrowerId": "B1"},
+                    "metadata": {"causationId": FUNDING}})
+            })
+            .collect()
     }
 
     #[test]
     fn funding_generates_the_configured_closing_documents() {
-        let mut h = Vec::new();
-        funded(&mut h);
-        let out = run(&DEFAULT, &mut h.clone(), &[]).unwrap();
-        let types: Vec<_> = out
-            .iter()
-            .map(|e| e.payload["type"].as_str().unwrap())
-            .collect();
-        assert_eq!(types, DEFAULT_CLOSING_DOCUMENTS);
-        assert!(out
-            .iter()
-            .all(|d| d.payload["borrowerId"] == "B1" && d.aggregate_type == "Document"));
-        let custom = ComplianceHandler::new(vec!["flood_certificate".into()]);
-        let out = run(&custom, &mut h, &[]).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].payload["type"], "flood_certificate");
-        assert_eq!(
-            out[0].metadata.causation_id,
-            Some(h[1].event_id.to_string())
-        );
+        given([created()])
+            .when(&ComplianceHandler::default(), funded())
+            .then(documents(DEFAULT_CLOSING_DOCUMENTS));
+        given([created()])
+            .when(
+                &ComplianceHandler::new(vec!["flood_certificate".into()]),
+                funded(),
+            )
+            .then(documents(&["flood_certificate"]));
     }
 
     #[test]
     fn kyc_failures_and_flags_open_reviews() {
-        for t in ["Borrower.KYCFailed", "Borrower.Flagged"] {
-            let mut h = Vec::new();
-            stored(
-                &mut h,
-                json!({"eventType": t, "aggregateType": "Borrower", "aggregateId": "B1",
-                "payload": {"borrowerId": "B1", "reason": "sanctions list match"}}),
-            );
-            let out = run(&DEFAULT, &mut h, &[]).unwrap();
-            assert_eq!(out[0].event_type, "Compliance.ReviewOpened");
-            assert_eq!(out[0].payload["borrowerId"], "B1");
-            assert!(out[0].payload["reason"]
-                .as_str()
-                .unwrap()
-                .ends_with("sanctions list match"));
+        for (t, why) in [
+            ("Borrower.KYCFailed", "KYC failed"),
+            ("Borrower.Flagged", "flagged"),
+        ] {
+            given([])
+                .when(
+                    &ComplianceHandler::default(),
+                    json!({"eventType": t, "aggregateType": "Borrower", "aggregateId": "B1",
+                        "payload": {"borrowerId": "B1", "reason": "sanctions list match"}}),
+                )
+                .then([json!({"eventType": "Compliance.ReviewOpened",
+                    "aggregateType": "ComplianceReview",
+                    "payload": {"borrowerId": "B1", "reason": format!("{why}: sanctions list match"),
+                        "trigger": t}})]);
         }
     }
 }

@@ -16,6 +16,7 @@ use chrono::Days;
 use serde_json::json;
 
 use super::{before, event_date, rejected, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::money::Money;
@@ -34,8 +35,8 @@ impl DomainHandler for DrawHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "draw"
+    fn domain(&self) -> Domain {
+        Domain::Draw
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -216,99 +217,102 @@ fn disburse(e: &EventEnvelope, loan: &LoanState) -> Result<Vec<FollowOn>, CoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::testkit::{run, stored, stream};
+    use crate::handlers::testkit::{given, Given};
     use serde_json::Value;
 
-    fn loan(h: &mut Vec<EventEnvelope>, amount: &str) {
-        stored(
-            h,
+    /// A funded interest-only loan L1 of `amount`.
+    fn loan(amount: &str) -> Given {
+        given([
             json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "borrowerId": "B1", "amount": amount, "interestRate": "9",
-                "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly"}}),
-        );
-        stored(
-            h,
+                "payload": {"loanId": "L1", "borrowerId": "B1", "amount": amount, "interestRate": "9",
+                    "termMonths": 18, "amortization": "interest_only", "paymentFrequency": "monthly"}}),
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "fundedAmount": amount, "fundedAt": "2026-01-10T00:00:00Z"}}),
-        );
+                "payload": {"loanId": "L1", "fundedAmount": amount, "fundedAt": "2026-01-10T00:00:00Z"}}),
+        ])
     }
 
-    fn request(h: &mut Vec<EventEnvelope>, draw: &str, amount: &str) -> String {
-        stored(
-            h,
-            json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": draw,
-            "payload": {"drawId": draw, "loanId": "L1", "amount": amount}}),
-        );
-        let out = run(&DrawHandler, h, &[]).unwrap();
-        assert_eq!(out[0].event_type, "Inspection.Scheduled");
-        out[0].payload["inspectionId"].as_str().unwrap().to_string()
+    fn completed(draw: &str, inspection: &str, result: &str) -> Value {
+        json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": draw,
+            "payload": {"inspectionId": inspection, "drawId": draw, "result": result}})
     }
 
-    fn complete(
-        h: &mut Vec<EventEnvelope>,
-        draw: &str,
-        inspection: &str,
-        result: &str,
-    ) -> Vec<EventEnvelope> {
-        stored(
-            h,
-            json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": draw,
-            "payload": {"inspectionId": inspection, "drawId": draw, "result": result}}),
-        );
-        run(&DrawHandler, h, &[]).unwrap()
+    /// Request a draw on L1: its inspection is scheduled. Returns the inspection's id.
+    fn request(g: Given, draw: &str, amount: &str) -> (Given, String) {
+        let g = g
+            .when(
+                &DrawHandler,
+                json!({"eventType": "Draw.Requested", "aggregateType": "Draw", "aggregateId": draw,
+                    "payload": {"drawId": draw, "loanId": "L1", "amount": amount}}),
+            )
+            .then([
+                json!({"eventType": "Inspection.Scheduled", "aggregateType": "Draw",
+                "aggregateId": draw, "payload": {"drawId": draw}}),
+            ]);
+        let inspection = g.last().payload["inspectionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (g, inspection)
     }
 
     /// Request, inspect (passed), decide on the loan, disburse if approved.
-    fn draw_through(h: &mut Vec<EventEnvelope>, draw: &str, amount: &str) -> Value {
-        let insp = request(h, draw, amount);
-        let out = complete(h, draw, &insp, "passed");
-        assert_eq!(out[1].event_type, "Loan.DrawSubmitted");
-        // The loan-stream event is the last one in `h`: decide.
-        let decided = run(&DrawHandler, h, &[]).unwrap();
+    fn draw_through(g: Given, draw: &str, amount: &str) -> (Given, Value) {
+        let (g, inspection) = request(g, draw, amount);
+        let g = g
+            .when(&DrawHandler, completed(draw, &inspection, "passed"))
+            .then([
+                json!({"eventType": "Draw.Inspected", "aggregateId": draw}),
+                json!({"eventType": "Loan.DrawSubmitted", "aggregateId": "L1"}),
+            ]);
+        // The loan-stream event comes back to the draw handler in the loan's group: decide.
+        let (g, decided) = g
+            .when_delivered(&DrawHandler, "Loan.DrawSubmitted")
+            .then_events();
         let d = decided[0].clone();
-        if d.event_type == "Draw.Approved" {
-            let related = stream(h, "Loan", "L1");
-            let out = run(&DrawHandler, h, &related).unwrap();
-            assert_eq!(out[0].event_type, "Draw.Disbursed");
-            assert_eq!(out[1].event_type, "Loan.DrawDisbursed");
-        }
-        json!({"type": d.event_type, "payload": d.payload})
+        let g = if d.event_type == "Draw.Approved" {
+            g.when_delivered(&DrawHandler, "Draw.Approved").then([
+                json!({"eventType": "Draw.Disbursed"}),
+                json!({"eventType": "Loan.DrawDisbursed"}),
+            ])
+        } else {
+            g
+        };
+        (g, json!({"type": d.event_type, "payload": d.payload}))
     }
 
     #[test]
     fn draws_are_approved_up_to_what_is_left_then_rejected() {
-        let mut h = Vec::new();
-        loan(&mut h, "100000.00");
-        let a = draw_through(&mut h, "D1", "60000.00");
+        let (g, a) = draw_through(loan("100000.00"), "D1", "60000.00");
         assert_eq!(a["type"], "Draw.Approved");
         assert_eq!(a["payload"]["approvedAmount"], "60000.00");
-        let b = draw_through(&mut h, "D2", "50000.00");
+        let (g, b) = draw_through(g, "D2", "50000.00");
         assert_eq!(
             b["payload"]["approvedAmount"], "40000.00",
             "min(requested, left)"
         );
-        let c = draw_through(&mut h, "D3", "10000.00");
+        let (g, c) = draw_through(g, "D3", "10000.00");
         assert_eq!(c["type"], "Draw.Rejected");
         assert!(c["payload"]["reason"]
             .as_str()
             .unwrap()
             .contains("nothing left"));
-        let l = LoanState::fold(&stream(&h, "Loan", "L1"));
+        let l = LoanState::fold(&g.stream("Loan", "L1"));
         assert_eq!(l.draws_disbursed.to_string(), "100000.00");
         assert_eq!(l.draws_committed.to_string(), "100000.00");
-        let d2 = DrawState::fold(&stream(&h, "Draw", "D2"));
+        let d2 = DrawState::fold(&g.stream("Draw", "D2"));
         assert_eq!(d2.status, DrawStatus::Disbursed);
         assert_eq!(d2.disbursed.unwrap().to_string(), "40000.00");
-        let d3 = DrawState::fold(&stream(&h, "Draw", "D3"));
+        let d3 = DrawState::fold(&g.stream("Draw", "D3"));
         assert_eq!(d3.status, DrawStatus::Rejected);
     }
 
     #[test]
     fn a_failed_inspection_rejects_the_draw() {
-        let mut h = Vec::new();
-        loan(&mut h, "100000.00");
-        let insp = request(&mut h, "D1", "1000.00");
-        let out = complete(&mut h, "D1", &insp, "failed");
+        let (g, inspection) = request(loan("100000.00"), "D1", "1000.00");
+        let (g, out) = g
+            .when(&DrawHandler, completed("D1", &inspection, "failed"))
+            .then_events();
+        assert_eq!(out.len(), 2);
         assert_eq!(out[0].event_type, "Draw.Inspected");
         assert_eq!(out[1].event_type, "Draw.Rejected");
         assert!(out[1].payload["reason"]
@@ -316,62 +320,51 @@ mod tests {
             .unwrap()
             .contains("failed"));
         // Nothing reached the loan.
-        assert!(stream(&h, "Loan", "L1")
+        assert!(g
+            .stream("Loan", "L1")
             .iter()
             .all(|e| e.event_type != "Loan.DrawSubmitted"));
         // A second inspection of a decided draw is refused.
-        stored(
-            &mut h,
-            json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": "D1",
-            "payload": {"inspectionId": insp, "drawId": "D1", "result": "passed"}}),
-        );
-        assert!(run(&DrawHandler, &mut h, &[]).is_err());
+        g.when(&DrawHandler, completed("D1", &inspection, "passed"))
+            .then_rejects("draw D1 is already rejected");
     }
 
     #[test]
     fn bad_inspections_and_unfunded_loans() {
-        let mut h = Vec::new();
         // Inspection of a draw never requested.
-        stored(
-            &mut h,
-            json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": "D9",
-            "payload": {"inspectionId": "I1", "drawId": "D9", "result": "passed"}}),
-        );
-        assert!(
-            matches!(run(&DrawHandler, &mut h, &[]), Err(CoreError::Rejected(m)) if m.contains("never requested"))
-        );
+        let g = given([])
+            .when(&DrawHandler, completed("D9", "I1", "passed"))
+            .then_rejects("never requested");
         // The wrong inspection id.
-        let insp = request(&mut h, "D1", "1000.00");
-        stored(
-            &mut h,
-            json!({"eventType": "Inspection.Completed", "aggregateType": "Draw", "aggregateId": "D1",
-            "payload": {"inspectionId": "other", "drawId": "D1", "result": "passed"}}),
-        );
-        assert!(run(&DrawHandler, &mut h, &[]).is_err());
+        let (g, inspection) = request(g, "D1", "1000.00");
+        let g = g
+            .when(&DrawHandler, completed("D1", "other", "passed"))
+            .then_rejects("inspection other is not the one scheduled for draw D1");
         // The loan does not exist: passed inspection, then rejected on the loan's stream.
-        let out = complete(&mut h, "D1", &insp, "passed");
-        assert_eq!(out[1].event_type, "Loan.DrawSubmitted");
-        let d = run(&DrawHandler, &mut h, &[]).unwrap();
-        assert_eq!(d[0].event_type, "Draw.Rejected");
+        g.when(&DrawHandler, completed("D1", &inspection, "passed"))
+            .then([
+                json!({"eventType": "Draw.Inspected"}),
+                json!({"eventType": "Loan.DrawSubmitted"}),
+            ])
+            .when_delivered(&DrawHandler, "Loan.DrawSubmitted")
+            .then([json!({"eventType": "Draw.Rejected", "aggregateId": "D1"})]);
     }
 
     #[test]
     fn disbursal_needs_the_loans_commitment() {
-        let mut h = Vec::new();
-        loan(&mut h, "100000.00");
-        request(&mut h, "D1", "1000.00");
+        let (g, _) = request(loan("100000.00"), "D1", "1000.00");
         // A client posts Draw.Approved directly: the loan never committed it.
-        stored(
-            &mut h,
-            json!({"eventType": "Draw.Approved", "aggregateType": "Draw", "aggregateId": "D1",
-            "payload": {"drawId": "D1", "loanId": "L1", "approvedAmount": "1000.00", "approvedBy": "U1"}}),
-        );
-        let related = stream(&h, "Loan", "L1");
-        assert!(
-            matches!(run(&DrawHandler, &mut h, &related), Err(CoreError::Rejected(m)) if m.contains("no commitment"))
-        );
+        let g = g
+            .when(
+                &DrawHandler,
+                json!({"eventType": "Draw.Approved", "aggregateType": "Draw", "aggregateId": "D1",
+                    "payload": {"drawId": "D1", "loanId": "L1", "approvedAmount": "1000.00",
+                        "approvedBy": "U1"}}),
+            )
+            .then_rejects("no commitment");
+        // The commitment is read from the loan, the related aggregate.
         assert_eq!(
-            DrawHandler.related(h.last().unwrap()),
+            DrawHandler.related(g.last()),
             Some(("Loan", "L1".to_string()))
         );
     }

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::FollowOn;
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -16,8 +17,8 @@ impl DomainHandler for FundHandler {
         "fund-allocation"
     }
 
-    fn domain(&self) -> &'static str {
-        "fund"
+    fn domain(&self) -> Domain {
+        Domain::Fund
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -46,34 +47,36 @@ impl DomainHandler for FundHandler {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
-    use crate::handlers::testkit::{run, stored};
+    use crate::handlers::testkit::given;
+
+    fn created(fund: Option<&str>) -> Value {
+        let mut created = json!({"eventType": "Loan.Created", "aggregateType": "Loan",
+            "aggregateId": "L1",
+            "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}});
+        if let Some(f) = fund {
+            created["payload"]["fundId"] = json!(f);
+        }
+        created
+    }
+
+    fn funded() -> Value {
+        json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}})
+    }
 
     #[test]
     fn capital_is_allocated_from_the_loans_fund() {
-        for (fund, expected) in [(Some("F1"), 1), (None, 0)] {
-            let mut h = Vec::new();
-            let mut created = json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
-                    "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}});
-            if let Some(f) = fund {
-                created["payload"]["fundId"] = json!(f);
-            }
-            stored(&mut h, created);
-            stored(
-                &mut h,
-                json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
-            );
-            let out = run(&FundHandler, &mut h, &[]).unwrap();
-            assert_eq!(out.len(), expected);
-            if let Some(a) = out.first() {
-                assert_eq!(
-                    (a.aggregate_type.as_str(), a.aggregate_id.as_str()),
-                    ("Fund", "F1")
-                );
-                assert_eq!(a.payload["amount"], "1000.00");
-            }
-        }
+        given([created(Some("F1"))])
+            .when(&FundHandler, funded())
+            .then([json!({"eventType": "Fund.CapitalAllocated", "aggregateType": "Fund",
+                "aggregateId": "F1", "payload": {"fundId": "F1", "loanId": "L1", "amount": "1000.00"}})]);
+        // Held on balance sheet: nothing to allocate.
+        given([created(None)])
+            .when(&FundHandler, funded())
+            .then_nothing();
     }
 }

@@ -22,7 +22,10 @@ pub mod draw;
 pub mod fund;
 pub mod notification;
 pub mod payment;
+#[cfg(test)]
+pub(crate) mod testkit;
 
+use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
 
@@ -40,7 +43,7 @@ pub trait DomainHandler: Send + Sync {
     /// Unique name, used for idempotency records and follow-on ids.
     fn name(&self) -> &'static str;
     /// The domain whose queue feeds this handler.
-    fn domain(&self) -> &'static str;
+    fn domain(&self) -> Domain;
     /// Event types this handler receives.
     fn subscriptions(&self) -> &'static [&'static str];
     /// Order among the handlers of one domain that receive the same event (lower first).
@@ -94,42 +97,34 @@ impl HandlerConfig {
     }
 }
 
-/// Every built-in handler, with the default configuration. The routing table derives
-/// from this list (configuration never changes subscriptions).
-pub fn all() -> Vec<&'static dyn DomainHandler> {
+/// A handler as the runner holds it: owned, so a configured one needs no `'static` copy.
+pub type BoxedHandler = Box<dyn DomainHandler>;
+
+/// Every built-in handler, built with `config`. The routing table derives from this list
+/// (configuration never changes subscriptions).
+pub fn all_with(config: &HandlerConfig) -> Vec<BoxedHandler> {
     vec![
-        &payment::PaymentHandler,
-        &payment::PaymentApplication,
-        &draw::DrawHandler,
-        &compliance::DEFAULT,
-        &fund::FundHandler,
-        &notification::NotificationHandler,
+        Box::new(payment::PaymentHandler),
+        Box::new(payment::PaymentApplication),
+        Box::new(draw::DrawHandler),
+        Box::new(compliance::ComplianceHandler::new(
+            config.closing_documents.clone(),
+        )),
+        Box::new(fund::FundHandler),
+        Box::new(notification::NotificationHandler),
     ]
 }
 
-/// Handlers of one domain.
-pub fn for_domain(domain: &str) -> Vec<&'static dyn DomainHandler> {
-    all().into_iter().filter(|h| h.domain() == domain).collect()
+/// Every built-in handler, with the default configuration.
+pub fn all() -> Vec<BoxedHandler> {
+    all_with(&HandlerConfig::default())
 }
 
-/// Handlers of one domain with `config`. A configured handler is built once per call and
-/// lives for the rest of the process: call this once at start.
-pub fn for_domain_with(domain: &str, config: &HandlerConfig) -> Vec<&'static dyn DomainHandler> {
-    if *config == HandlerConfig::default() {
-        return for_domain(domain);
-    }
-    all()
+/// The handlers of one domain, built with `config`: what one domain function runs.
+pub fn for_domain(domain: Domain, config: &HandlerConfig) -> Vec<BoxedHandler> {
+    all_with(config)
         .into_iter()
         .filter(|h| h.domain() == domain)
-        .map(|h| -> &'static dyn DomainHandler {
-            if h.name() == compliance::DEFAULT.name() {
-                Box::leak(Box::new(compliance::ComplianceHandler::new(
-                    config.closing_documents.clone(),
-                )))
-            } else {
-                h
-            }
-        })
         .collect()
 }
 
@@ -155,97 +150,9 @@ pub(crate) fn event_date(e: &EventEnvelope) -> chrono::NaiveDate {
 }
 
 #[cfg(test)]
-pub(crate) mod testkit {
-    //! Building stored histories for handler tests.
-    use chrono::Utc;
-    use serde_json::Value;
-
-    use super::{DomainHandler, HandlerInput};
-    use crate::envelope::{EventEnvelope, FollowOn, NewEvent, WriteContext};
-    use crate::error::CoreError;
-
-    /// Validate and store `raw` at the end of `history` (as the store would).
-    pub fn stored(history: &mut Vec<EventEnvelope>, raw: Value) -> EventEnvelope {
-        // Histories hold handler-owned types too: written as their producer would.
-        let producer = crate::catalog::lookup(raw["eventType"].as_str().unwrap_or(""))
-            .map_or(crate::catalog::CLIENT, |s| s.producers[0]);
-        let ctx = WriteContext {
-            tenant_id: "acme",
-            now: Utc::now(),
-            principal: "test",
-            producer,
-        };
-        let seq = history
-            .iter()
-            .rev()
-            .find(|e| {
-                e.aggregate_type == raw["aggregateType"] && e.aggregate_id == raw["aggregateId"]
-            })
-            .map_or(1, |e| e.sequence + 1);
-        let e = NewEvent::from_json(&raw, &ctx, &mut uuid::Uuid::new_v4)
-            .unwrap_or_else(|err| panic!("{err:?}: {raw}"))
-            .into_envelope(seq, Utc::now());
-        let e = crate::upcast::upcast(e);
-        history.push(e.clone());
-        e
-    }
-
-    /// Run a handler on the last event of `history`, with `related` as its related history,
-    /// check every follow-on passes the catalog, and store them in `history`.
-    pub fn run(
-        h: &dyn DomainHandler,
-        history: &mut Vec<EventEnvelope>,
-        related: &[EventEnvelope],
-    ) -> Result<Vec<EventEnvelope>, CoreError> {
-        let event = history.last().unwrap().clone();
-        let own: Vec<EventEnvelope> = history
-            .iter()
-            .filter(|e| e.stream() == event.stream())
-            .cloned()
-            .collect();
-        let out = h.handle(&HandlerInput {
-            event: &event,
-            history: &own,
-            related,
-        })?;
-        Ok(store_follow_ons(h, &event, &out, history))
-    }
-
-    pub fn store_follow_ons(
-        h: &dyn DomainHandler,
-        source: &EventEnvelope,
-        out: &[FollowOn],
-        history: &mut Vec<EventEnvelope>,
-    ) -> Vec<EventEnvelope> {
-        out.iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let n = NewEvent::follow_on(source, h.name(), i, f.clone(), Utc::now())
-                    .unwrap_or_else(|e| panic!("{e:?}: {f:?}"));
-                let seq = history
-                    .iter()
-                    .rev()
-                    .find(|e| e.stream() == n.stream())
-                    .map_or(1, |e| e.sequence + 1);
-                let e = n.into_envelope(seq, Utc::now());
-                history.push(e.clone());
-                e
-            })
-            .collect()
-    }
-
-    /// Events of one aggregate.
-    pub fn stream(history: &[EventEnvelope], t: &str, id: &str) -> Vec<EventEnvelope> {
-        history
-            .iter()
-            .filter(|e| e.aggregate_type == t && e.aggregate_id == id)
-            .cloned()
-            .collect()
-    }
-}
-
-#[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -265,13 +172,39 @@ mod tests {
         assert!(HandlerConfig::default()
             .with_closing_documents("a b")
             .is_err());
-        let hs = for_domain_with("compliance", &config);
+        let hs = for_domain(Domain::Compliance, &config);
         assert_eq!(hs.len(), 1);
         assert_eq!(hs[0].name(), "compliance");
-        assert_eq!(for_domain_with("payment", &config).len(), 2);
+        assert_eq!(for_domain(Domain::Payment, &config).len(), 2);
         assert_eq!(
-            for_domain_with("compliance", &HandlerConfig::default()).len(),
+            for_domain(Domain::Compliance, &HandlerConfig::default()).len(),
             1
         );
+        // The configured handler generates the configured documents.
+        let document = |t: &str| json!({"eventType": "Document.Generated", "payload": {"type": t}});
+        testkit::given([json!({"eventType": "Loan.Created", "aggregateType": "Loan",
+            "aggregateId": "L1",
+            "payload": {"loanId": "L1", "borrowerId": "B1", "amount": "1000", "interestRate": "5",
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}})])
+        .when(
+            hs[0].as_ref(),
+            json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
+        )
+        .then([document("promissory_note"), document("flood_certificate")]);
+    }
+
+    #[test]
+    fn every_handler_serves_its_domain_only() {
+        for d in Domain::ALL {
+            let hs = for_domain(d, &HandlerConfig::default());
+            assert!(!hs.is_empty(), "{d}");
+            assert!(hs.iter().all(|h| h.domain() == d), "{d}");
+        }
+        let total: usize = Domain::ALL
+            .iter()
+            .map(|d| for_domain(*d, &HandlerConfig::default()).len())
+            .sum();
+        assert_eq!(total, all().len());
     }
 }

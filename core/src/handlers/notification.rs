@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::{before, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::LoanState;
@@ -22,8 +23,8 @@ impl DomainHandler for NotificationHandler {
         NAME
     }
 
-    fn domain(&self) -> &'static str {
-        "notification"
+    fn domain(&self) -> Domain {
+        Domain::Notification
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -77,48 +78,43 @@ impl DomainHandler for NotificationHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::testkit::{run, stored, stream};
+    use crate::handlers::testkit::given;
+
+    fn sent(channel: &str, recipient: &str, template: &str, subject: &str) -> serde_json::Value {
+        json!({"eventType": "Notification.Sent", "aggregateType": "Notification",
+            "payload": {"channel": channel, "recipient": recipient, "template": template,
+                "subjectId": subject}})
+    }
 
     #[test]
     fn borrowers_and_the_compliance_team_are_told() {
-        let mut h = Vec::new();
-        stored(
-            &mut h,
-            json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": "L1",
+        let rejected = json!({"eventType": "Draw.Rejected", "aggregateType": "Draw",
+            "aggregateId": "D1",
+            "payload": {"drawId": "D1", "loanId": "L1", "reason": "x", "rejectedBy": "U"}});
+        let scenario = given([json!({"eventType": "Loan.Created", "aggregateType": "Loan",
+            "aggregateId": "L1",
             "payload": {"loanId": "L1", "borrowerId": "B7", "amount": "1000", "interestRate": "5",
-                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}}),
-        );
-        stored(
-            &mut h,
+                "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}})])
+        .when(
+            &NotificationHandler,
             json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": "L1",
-            "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
-        );
-        let n = run(&NotificationHandler, &mut h, &[]).unwrap();
-        assert_eq!(n[0].payload["recipient"], "B7");
-        assert_eq!(n[0].payload["template"], "loan-funded");
-
-        stored(
-            &mut h,
-            json!({"eventType": "Draw.Rejected", "aggregateType": "Draw", "aggregateId": "D1",
-            "payload": {"drawId": "D1", "loanId": "L1", "reason": "x", "rejectedBy": "U"}}),
-        );
-        let event = h.last().unwrap().clone();
+                "payload": {"loanId": "L1", "fundedAmount": "1000", "fundedAt": "2026-01-10T00:00:00Z"}}),
+        )
+        .then([sent("email", "B7", "loan-funded", "L1")]);
+        // A draw's borrower is read from its loan, the related aggregate.
+        let scenario = scenario.and(rejected);
         assert_eq!(
-            NotificationHandler.related(&event),
+            NotificationHandler.related(scenario.last()),
             Some(("Loan", "L1".into()))
         );
-        let loan = stream(&h, "Loan", "L1");
-        let n = run(&NotificationHandler, &mut h, &loan).unwrap();
-        assert_eq!(n[0].payload["recipient"], "B7");
-
-        stored(
-            &mut h,
-            json!({"eventType": "Borrower.KYCFailed", "aggregateType": "Borrower", "aggregateId": "B7",
-            "payload": {"borrowerId": "B7", "reason": "document mismatch"}}),
-        );
-        let n = run(&NotificationHandler, &mut h, &[]).unwrap();
-        assert_eq!(n[0].payload["recipient"], COMPLIANCE_TEAM);
-        assert_eq!(n[0].payload["channel"], "inbox");
-        assert_eq!(n[0].payload["subjectId"], "B7");
+        scenario
+            .when_delivered(&NotificationHandler, "Draw.Rejected")
+            .then([sent("email", "B7", "draw-rejected", "D1")])
+            .when(
+                &NotificationHandler,
+                json!({"eventType": "Borrower.KYCFailed", "aggregateType": "Borrower",
+                    "aggregateId": "B7", "payload": {"borrowerId": "B7", "reason": "document mismatch"}}),
+            )
+            .then([sent("inbox", COMPLIANCE_TEAM, "borrower-kyc-failed", "B7")]);
     }
 }

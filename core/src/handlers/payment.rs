@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{before, rejected, DomainHandler, HandlerInput};
+use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::loan::{PaymentIn, SCHEDULE_HANDLER};
@@ -18,8 +19,8 @@ impl DomainHandler for PaymentHandler {
         SCHEDULE_HANDLER
     }
 
-    fn domain(&self) -> &'static str {
-        "payment"
+    fn domain(&self) -> Domain {
+        Domain::Payment
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -93,8 +94,8 @@ impl DomainHandler for PaymentApplication {
         "payment-application"
     }
 
-    fn domain(&self) -> &'static str {
-        "payment"
+    fn domain(&self) -> Domain {
+        Domain::Payment
     }
 
     fn subscriptions(&self) -> &'static [&'static str] {
@@ -153,13 +154,16 @@ impl DomainHandler for PaymentApplication {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::NewEvent;
-    use crate::handlers::testkit::{run, stored};
+    use crate::envelope::{EventEnvelope, NewEvent};
+    use crate::handlers::testkit::{given, Given};
     use crate::money::Money;
     use crate::state::LoanStatus;
     use chrono::Utc;
     use serde_json::Value;
     use std::str::FromStr;
+
+    /// The funding's eventId, so follow-ons can be checked for their causation.
+    const FUNDING: &str = "00000000-0000-4000-8000-000000000001";
 
     fn created(loan: &str, amount: &str, rate: &str, n: u32, freq: &str) -> Value {
         json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
@@ -182,41 +186,49 @@ mod tests {
             "payload": {"paymentId": id, "loanId": loan, "reason": "NSF"}})
     }
 
+    fn modified(payload: Value) -> Value {
+        json!({"eventType": "Loan.Modified", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": payload})
+    }
+
+    fn applied() -> Value {
+        json!({"eventType": "Payment.Applied", "aggregateType": "Loan", "aggregateId": "L1"})
+    }
+
     fn m(s: &str) -> Money {
         Money::from_str(s).unwrap()
     }
 
     /// A funded $100,000 loan at 7.5 % over 12 months (seed 001), schedule stored.
-    fn funded_loan() -> Vec<crate::envelope::EventEnvelope> {
-        let mut h = Vec::new();
-        stored(&mut h, created("L1", "100000.00", "7.5", 12, "monthly"));
-        stored(&mut h, funded("L1", "100000.00", "2026-01-31T09:00:00Z"));
-        run(&PaymentHandler, &mut h, &[]).unwrap();
-        h
+    fn funded_loan() -> Given {
+        given([created("L1", "100000.00", "7.5", 12, "monthly")])
+            .when(
+                &PaymentHandler,
+                funded("L1", "100000.00", "2026-01-31T09:00:00Z"),
+            )
+            .then([json!({"eventType": "PaymentSchedule.Generated"})])
     }
 
     #[test]
     fn funding_produces_a_valid_schedule_follow_on() {
-        let h = funded_loan();
-        let schedule = h.last().unwrap();
-        assert_eq!(schedule.event_type, "PaymentSchedule.Generated");
-        assert_eq!(schedule.payload["totalPayments"], json!(12));
+        let mut funding = funded("L1", "100000.00", "2026-01-31T09:00:00Z");
+        funding["eventId"] = json!(FUNDING);
+        let loan = given([created("L1", "100000.00", "7.5", 12, "monthly")])
+            .when(&PaymentHandler, funding)
+            .then([json!({"eventType": "PaymentSchedule.Generated",
+                "aggregateType": "Loan", "aggregateId": "L1",
+                "payload": {"totalPayments": 12},
+                // Caused by the funding, in its correlation (which defaults to its id).
+                "metadata": {"causationId": FUNDING, "correlationId": FUNDING}})]);
+        let schedule = loan.last();
         assert_eq!(schedule.payload["payments"][0]["total"], json!("8675.74"));
         assert_eq!(
             schedule.payload["payments"][0]["dueDate"],
             json!("2026-02-28")
         );
-        let funded = &h[1];
-        assert_eq!(
-            schedule.metadata.causation_id,
-            Some(funded.event_id.to_string())
-        );
-        assert_eq!(
-            schedule.metadata.correlation_id,
-            funded.metadata.correlation_id
-        );
         // Running again gives the same event id and content.
-        let input = |h: &[crate::envelope::EventEnvelope]| {
+        let funded = &loan.history()[1];
+        let input = |h: &[EventEnvelope]| {
             PaymentHandler
                 .handle(&HandlerInput {
                     event: funded,
@@ -225,87 +237,83 @@ mod tests {
                 })
                 .unwrap()
         };
-        let (a, b) = (input(&h), input(&h));
+        let (a, b) = (input(loan.history()), input(loan.history()));
         let f = NewEvent::follow_on(funded, PaymentHandler.name(), 0, a[0].clone(), Utc::now())
             .unwrap();
         let g = NewEvent::follow_on(funded, PaymentHandler.name(), 0, b[0].clone(), Utc::now())
             .unwrap();
         assert_eq!((f.event_id, &f.fingerprint), (g.event_id, &g.fingerprint));
+        assert_eq!(f.event_id, schedule.event_id);
         // The fold derives the same schedule id.
         assert_eq!(
-            LoanState::fold(&h).schedule_id.as_deref(),
+            LoanState::fold(loan.history()).schedule_id.as_deref(),
             schedule.payload["scheduleId"].as_str()
         );
     }
 
     #[test]
     fn funding_an_unknown_or_funded_loan_is_a_business_rejection() {
-        let mut h = Vec::new();
-        stored(&mut h, funded("L2", "10.00", "2026-01-31T09:00:00Z"));
-        assert!(matches!(
-            run(&PaymentHandler, &mut h, &[]),
-            Err(CoreError::Rejected(_))
-        ));
-        let mut h = funded_loan();
-        stored(&mut h, funded("L1", "10.00", "2026-03-31T09:00:00Z"));
-        assert!(
-            matches!(run(&PaymentHandler, &mut h, &[]), Err(CoreError::Rejected(m)) if m.contains("already funded"))
-        );
+        given([])
+            .when(
+                &PaymentHandler,
+                funded("L2", "10.00", "2026-01-31T09:00:00Z"),
+            )
+            .then_rejects("");
+        funded_loan()
+            .when(
+                &PaymentHandler,
+                funded("L1", "10.00", "2026-03-31T09:00:00Z"),
+            )
+            .then_rejects("already funded");
     }
 
     #[test]
     fn payments_pay_interest_then_principal_then_prepay() {
-        let mut h = funded_loan();
-        // The first installment exactly.
-        stored(
-            &mut h,
-            received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
-        );
-        let out = run(&PaymentApplication, &mut h, &[]).unwrap();
-        assert_eq!(out.len(), 1);
+        let (loan, out) = funded_loan()
+            // The first installment exactly.
+            .when(
+                &PaymentApplication,
+                received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
+            )
+            .then([json!({"eventType": "Payment.Applied", "payload": {
+                "allocation": {"interest": "625.00", "principal": "8050.74"},
+                "remainingPrincipal": "91949.26",
+                "prepaidPrincipal": "0.00",
+                // Stored as v1 (`method`), read as v2.
+                "paymentMethod": "ach"}})])
+            // A partial payment on installment 2 pays its interest first.
+            .when(
+                &PaymentApplication,
+                received("L1", "P2", "1000.00", "2026-03-30T12:00:00Z"),
+            )
+            .then([json!({"eventType": "Payment.Applied", "payload": {
+                "allocation": {"interest": "574.68", "principal": "425.32"}}})])
+            // Late on 2 and 3 (May 15): interest of both first, then principal oldest first,
+            // the excess prepays principal.
+            .when(
+                &PaymentApplication,
+                received("L1", "P3", "30000.00", "2026-05-15T12:00:00Z"),
+            )
+            .then_events();
         let p = &out[0].payload;
-        assert_eq!(
-            p["allocation"],
-            json!({"interest": "625.00", "principal": "8050.74"})
-        );
-        assert_eq!(p["remainingPrincipal"], json!("91949.26"));
-        assert_eq!(p["prepaidPrincipal"], json!("0.00"));
-        assert_eq!(p["paymentMethod"], json!("ach"), "read as v2");
-        // A partial payment on installment 2 pays its interest first.
-        stored(
-            &mut h,
-            received("L1", "P2", "1000.00", "2026-03-30T12:00:00Z"),
-        );
-        let p = &run(&PaymentApplication, &mut h, &[]).unwrap()[0].payload;
-        assert_eq!(p["allocation"]["interest"], json!("574.68"));
-        assert_eq!(p["allocation"]["principal"], json!("425.32"));
-        // Late on 2 and 3 (May 15): interest of both first, then principal oldest first,
-        // the excess prepays principal.
-        stored(
-            &mut h,
-            received("L1", "P3", "30000.00", "2026-05-15T12:00:00Z"),
-        );
-        let p = run(&PaymentApplication, &mut h, &[]).unwrap()[0]
-            .payload
-            .clone();
-        let loan = LoanState::fold(&h);
+        let state = LoanState::fold(loan.history());
         let inst = &p["installments"];
         assert_eq!(inst[0]["number"], json!(2));
         assert_eq!(inst[0]["interest"], json!("0.00"));
         assert_eq!(inst[1]["number"], json!(3));
         assert!(m(p["prepaidPrincipal"].as_str().unwrap()) > Money::ZERO);
         assert_eq!(
-            loan.outstanding_principal,
+            state.outstanding_principal,
             m(p["remainingPrincipal"].as_str().unwrap())
         );
         assert_eq!(
-            loan.paid_principal + loan.outstanding_principal,
+            state.paid_principal + state.outstanding_principal,
             m("100000.00")
         );
         // Installment 4 was billed too (the next one after May 15); 5 is still due in full
         // as scheduled (a prepayment shortens the loan, it does not skip installments).
-        let next = loan.next_due().unwrap();
-        let five = &loan.installments[4];
+        let next = state.next_due().unwrap();
+        let five = &state.installments[4];
         assert_eq!(
             (next.number, next.amount()),
             (5, five.interest + five.principal)
@@ -314,114 +322,110 @@ mod tests {
 
     #[test]
     fn paying_the_payoff_amount_pays_the_loan_off_and_more_is_refused() {
-        let mut h = funded_loan();
+        let loan = funded_loan();
         let on = chrono::NaiveDate::from_ymd_opt(2026, 2, 15).unwrap();
-        let payoff = LoanState::fold(&h).payoff_amount(on);
+        let payoff = LoanState::fold(loan.history()).payoff_amount(on);
         assert_eq!(
             payoff,
             m("100625.00"),
             "principal + the first installment's interest"
         );
-        stored(
-            &mut h,
-            received("L1", "P9", "100625.01", "2026-02-15T00:00:00Z"),
-        );
-        let err = run(&PaymentApplication, &mut h, &[]).unwrap_err();
-        assert!(
-            matches!(&err, CoreError::Rejected(m) if m.contains("above the payoff amount of 100625.00")),
-            "{err:?}"
-        );
-        stored(
-            &mut h,
-            received("L1", "P10", "100625.00", "2026-02-15T00:00:00Z"),
-        );
-        let out = run(&PaymentApplication, &mut h, &[]).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[1].event_type, "Loan.PaidOff");
-        assert_eq!(out[1].payload["finalPaymentId"], json!("P10"));
-        let loan = LoanState::fold(&h);
-        assert_eq!(loan.status, LoanStatus::PaidOff);
-        assert_eq!(loan.refused_payments, 1);
+        let loan = loan
+            .when(
+                &PaymentApplication,
+                received("L1", "P9", "100625.01", "2026-02-15T00:00:00Z"),
+            )
+            .then_rejects("above the payoff amount of 100625.00")
+            .when(
+                &PaymentApplication,
+                received("L1", "P10", "100625.00", "2026-02-15T00:00:00Z"),
+            )
+            .then([
+                applied(),
+                json!({"eventType": "Loan.PaidOff", "payload": {"finalPaymentId": "P10"}}),
+            ]);
+        let state = LoanState::fold(loan.history());
+        assert_eq!(state.status, LoanStatus::PaidOff);
+        assert_eq!(state.refused_payments, 1);
         // Anything after payoff is refused.
-        stored(
-            &mut h,
+        loan.when(
+            &PaymentApplication,
             received("L1", "P11", "1.00", "2026-02-16T00:00:00Z"),
-        );
-        assert!(run(&PaymentApplication, &mut h, &[]).is_err());
+        )
+        .then_rejects("");
     }
 
     #[test]
     fn a_reversal_undoes_the_payment_and_reopens_a_paid_off_loan() {
-        let mut h = funded_loan();
-        let before = LoanState::fold(&h);
-        stored(
-            &mut h,
-            received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
-        );
-        run(&PaymentApplication, &mut h, &[]).unwrap();
-        stored(&mut h, reversed("L1", "P1"));
-        assert!(run(&PaymentApplication, &mut h, &[]).unwrap().is_empty());
-        let after = LoanState::fold(&h);
+        let loan = funded_loan();
+        let before = LoanState::fold(loan.history());
+        let loan = loan
+            .when(
+                &PaymentApplication,
+                received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
+            )
+            .then([applied()])
+            .when(&PaymentApplication, reversed("L1", "P1"))
+            .then_nothing();
+        let after = LoanState::fold(loan.history());
         assert_eq!(after.outstanding_principal, before.outstanding_principal);
         assert_eq!(after.installments, before.installments);
         assert_eq!(after.next_due(), before.next_due());
         // Twice, or for an unknown payment: rejected.
-        stored(&mut h, reversed("L1", "P1"));
-        assert!(
-            matches!(run(&PaymentApplication, &mut h, &[]), Err(CoreError::Rejected(m)) if m.contains("already reversed"))
-        );
-        stored(&mut h, reversed("L1", "P404"));
-        assert!(
-            matches!(run(&PaymentApplication, &mut h, &[]), Err(CoreError::Rejected(m)) if m.contains("never applied"))
-        );
-        // Pay off, reverse the final payment: funded again, everything owed again.
-        stored(
-            &mut h,
-            received("L1", "P2", "100625.00", "2026-02-15T00:00:00Z"),
-        );
-        run(&PaymentApplication, &mut h, &[]).unwrap();
-        assert_eq!(LoanState::fold(&h).status, LoanStatus::PaidOff);
-        stored(&mut h, reversed("L1", "P2"));
-        run(&PaymentApplication, &mut h, &[]).unwrap();
-        let loan = LoanState::fold(&h);
-        assert_eq!(loan.status, LoanStatus::Funded);
-        assert_eq!(loan.outstanding_principal, m("100000.00"));
-        assert!(loan.paid_off.is_none());
+        let loan = loan
+            .when(&PaymentApplication, reversed("L1", "P1"))
+            .then_rejects("already reversed")
+            .when(&PaymentApplication, reversed("L1", "P404"))
+            .then_rejects("never applied")
+            // Pay off, reverse the final payment: funded again, everything owed again.
+            .when(
+                &PaymentApplication,
+                received("L1", "P2", "100625.00", "2026-02-15T00:00:00Z"),
+            )
+            .then([applied(), json!({"eventType": "Loan.PaidOff"})]);
+        assert_eq!(LoanState::fold(loan.history()).status, LoanStatus::PaidOff);
+        let (loan, _) = loan
+            .when(&PaymentApplication, reversed("L1", "P2"))
+            .then_events();
+        let state = LoanState::fold(loan.history());
+        assert_eq!(state.status, LoanStatus::Funded);
+        assert_eq!(state.outstanding_principal, m("100000.00"));
+        assert!(state.paid_off.is_none());
     }
 
     #[test]
     fn a_payment_before_the_schedule_record_lands_is_allocated_the_same() {
         // Payment.Received stored right after Loan.Funded, before the schedule record.
-        let mut h = Vec::new();
-        stored(&mut h, created("L1", "100000.00", "7.5", 12, "monthly"));
-        stored(&mut h, funded("L1", "100000.00", "2026-01-31T09:00:00Z"));
-        stored(
-            &mut h,
+        given([
+            created("L1", "100000.00", "7.5", 12, "monthly"),
+            funded("L1", "100000.00", "2026-01-31T09:00:00Z"),
+        ])
+        .when(
+            &PaymentApplication,
             received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
-        );
-        let p = &run(&PaymentApplication, &mut h, &[]).unwrap()[0].payload;
-        assert_eq!(
-            p["allocation"],
-            json!({"interest": "625.00", "principal": "8050.74"})
-        );
+        )
+        .then([json!({"eventType": "Payment.Applied", "payload": {
+            "allocation": {"interest": "625.00", "principal": "8050.74"}}})]);
     }
 
     #[test]
     fn a_modification_regenerates_the_rest_of_the_schedule() {
-        let mut h = funded_loan();
-        stored(
-            &mut h,
-            received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
-        );
-        run(&PaymentApplication, &mut h, &[]).unwrap();
-        let old = LoanState::fold(&h);
-        stored(
-            &mut h,
-            json!({"eventType": "Loan.Modified", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "interestRate": "6", "termMonths": 24, "modifiedBy": "U1",
-                    "modifiedAt": "2026-03-10T00:00:00Z"}}),
-        );
-        let out = run(&PaymentHandler, &mut h, &[]).unwrap();
+        let loan = funded_loan()
+            .when(
+                &PaymentApplication,
+                received("L1", "P1", "8675.74", "2026-02-27T12:00:00Z"),
+            )
+            .then([applied()]);
+        let old = LoanState::fold(loan.history());
+        let (loan, out) = loan
+            .when(
+                &PaymentHandler,
+                modified(
+                    json!({"loanId": "L1", "interestRate": "6", "termMonths": 24,
+                    "modifiedBy": "U1", "modifiedAt": "2026-03-10T00:00:00Z"}),
+                ),
+            )
+            .then_events();
         let p = &out[0].payload;
         assert_eq!(p["supersedes"], json!(old.schedule_id.clone().unwrap()));
         assert_ne!(p["scheduleId"], p["supersedes"]);
@@ -442,27 +446,24 @@ mod tests {
             .map(|x| m(x["principal"].as_str().unwrap()))
             .sum();
         assert_eq!(principal, m("91949.26"));
-        let loan = LoanState::fold(&h);
-        assert_eq!(loan.schedule_id.as_deref(), p["scheduleId"].as_str());
-        assert_eq!(loan.installments.len(), 24);
-        assert_eq!(loan.terms.as_ref().unwrap().term_months, 24);
-        assert_eq!(loan.next_due().unwrap().number, 2);
-        // Only a note changed: no new schedule.
-        stored(
-            &mut h,
-            json!({"eventType": "Loan.Modified", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "changes": {"note": "x"}, "modifiedBy": "U1"}}),
-        );
-        assert!(run(&PaymentHandler, &mut h, &[]).unwrap().is_empty());
-        // A term that ends before the next installment is rejected.
-        stored(
-            &mut h,
-            json!({"eventType": "Loan.Modified", "aggregateType": "Loan", "aggregateId": "L1",
-                "payload": {"loanId": "L1", "termMonths": 1, "modifiedBy": "U1", "modifiedAt": "2026-03-10T00:00:00Z"}}),
-        );
-        assert!(matches!(
-            run(&PaymentHandler, &mut h, &[]),
-            Err(CoreError::Rejected(_))
-        ));
+        let state = LoanState::fold(loan.history());
+        assert_eq!(state.schedule_id.as_deref(), p["scheduleId"].as_str());
+        assert_eq!(state.installments.len(), 24);
+        assert_eq!(state.terms.as_ref().unwrap().term_months, 24);
+        assert_eq!(state.next_due().unwrap().number, 2);
+        loan
+            // Only a note changed: no new schedule.
+            .when(
+                &PaymentHandler,
+                modified(json!({"loanId": "L1", "changes": {"note": "x"}, "modifiedBy": "U1"})),
+            )
+            .then_nothing()
+            // A term that ends before the next installment is rejected.
+            .when(
+                &PaymentHandler,
+                modified(json!({"loanId": "L1", "termMonths": 1, "modifiedBy": "U1",
+                    "modifiedAt": "2026-03-10T00:00:00Z"})),
+            )
+            .then_rejects("");
     }
 }

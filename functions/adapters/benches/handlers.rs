@@ -1,5 +1,5 @@
 //! Each domain function's record path on a 10-message SQS batch, with the AWS calls
-//! replaced by the in-memory ports ([`event_adapters::memory`]): decode, switch check,
+//! replaced by the in-memory ports ([`event_adapters::store::memory`], [`event_adapters::ledger::memory`]): decode, switch check,
 //! idempotency claim, history load, the pure handler, follow-on validation and append,
 //! completion, statistics. `cargo bench -p event-adapters --bench handlers [-- filter]`.
 //!
@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use event_adapters::memory::{MemoryLedger, MemoryStore};
+use event_adapters::ledger::memory::MemoryLedger;
 use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::store::memory::MemoryStore;
 use lending_events::handlers;
-use lending_events::{EventEnvelope, Metadata};
+use lending_events::{Domain, EventEnvelope, Metadata};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -98,7 +99,7 @@ fn message(e: &EventEnvelope, i: usize) -> SqsMessage {
 
 struct Case {
     name: &'static str,
-    domain: &'static str,
+    domain: Domain,
     seed: Vec<EventEnvelope>,
     delivered: Vec<EventEnvelope>,
 }
@@ -129,37 +130,37 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "payment-handler (Loan.Funded -> 360-period schedule)",
-            domain: "payment",
+            domain: Domain::Payment,
             seed: all_loans.clone(),
             delivered: funded.clone(),
         },
         Case {
             name: "payment-handler (Payment.Received -> Payment.Applied)",
-            domain: "payment",
+            domain: Domain::Payment,
             seed: with_payment,
             delivered: payments,
         },
         Case {
             name: "compliance-handler (Loan.Funded -> 3 documents)",
-            domain: "compliance",
+            domain: Domain::Compliance,
             seed: all_loans.clone(),
             delivered: funded.clone(),
         },
         Case {
             name: "fund-handler (Loan.Funded)",
-            domain: "fund",
+            domain: Domain::Fund,
             seed: all_loans.clone(),
             delivered: funded.clone(),
         },
         Case {
             name: "notification-handler (Loan.Funded)",
-            domain: "notification",
+            domain: Domain::Notification,
             seed: all_loans,
             delivered: funded,
         },
         Case {
             name: "draw-handler (Draw.Requested)",
-            domain: "draw",
+            domain: Domain::Draw,
             seed: draws.clone(),
             delivered: draws,
         },
@@ -177,7 +178,7 @@ fn main() {
         let runner = BatchRunner::new(
             MemoryStore::new(),
             MemoryLedger::new(),
-            handlers::for_domain(case.domain),
+            handlers::for_domain(case.domain, &handlers::HandlerConfig::default()),
             None,
             RetryPolicy::default(),
             Faults::default(),

@@ -16,9 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use lending_events::catalog::Catalog;
-use lending_events::envelope::{StreamId, WriteContext, MAX_ID_LEN, MAX_TYPE_LEN};
+use lending_events::envelope::{StreamId, WriteContext};
 use lending_events::ingest::{parse_body_in, Limits};
-use lending_events::schema::is_safe_id;
+use lending_events::schema::{is_safe_id, MAX_ID_LEN, MAX_TYPE_LEN};
 use lending_events::{CoreError, ErrorCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -376,7 +376,7 @@ async fn get_state<S: EventStore + 'static>(
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
-    let history = api.store.history_until(stream, u64::MAX / 2).await?;
+    let history = api.store.history(stream).await?;
     let doc = lending_events::state::document(history).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -18,6 +18,8 @@ use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use lending_events::Domain;
+
 use crate::cursor::CursorKey;
 use crate::error::AdapterError;
 
@@ -31,7 +33,7 @@ pub struct DomainQueues {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table: String,
-    pub queues: BTreeMap<String, DomainQueues>,
+    pub queues: BTreeMap<Domain, DomainQueues>,
     pub tenant_from_header: bool,
     /// Signs and checks the pagination cursors of the read routes.
     pub cursor_key: CursorKey,
@@ -55,13 +57,13 @@ pub const SDK_VARS: &[&str] = &[
 ];
 
 /// The variable holding a domain's queue URL, e.g. `QUEUE_URL_PAYMENT`.
-pub fn queue_url_var(domain: &str) -> String {
-    format!("QUEUE_URL_{}", domain.to_ascii_uppercase())
+pub fn queue_url_var(domain: Domain) -> String {
+    format!("QUEUE_URL_{}", domain.as_str().to_ascii_uppercase())
 }
 
 /// The variable holding a domain's dead-letter queue URL, e.g. `DLQ_URL_PAYMENT`.
-pub fn dlq_url_var(domain: &str) -> String {
-    format!("DLQ_URL_{}", domain.to_ascii_uppercase())
+pub fn dlq_url_var(domain: Domain) -> String {
+    format!("DLQ_URL_{}", domain.as_str().to_ascii_uppercase())
 }
 
 impl Config {
@@ -81,7 +83,7 @@ impl Config {
             let d = var(&dlq_url_var(domain)).unwrap_or_default();
             if !q.is_empty() || !d.is_empty() {
                 queues.insert(
-                    domain.to_string(),
+                    domain,
                     DomainQueues {
                         queue_url: q,
                         dlq_url: d,
@@ -102,8 +104,8 @@ impl Config {
     pub fn to_env(&self) -> Vec<(String, String)> {
         let mut vars = vec![(EVENTS_TABLE_VAR.to_string(), self.table.clone())];
         for (domain, q) in &self.queues {
-            vars.push((queue_url_var(domain), q.queue_url.clone()));
-            vars.push((dlq_url_var(domain), q.dlq_url.clone()));
+            vars.push((queue_url_var(*domain), q.queue_url.clone()));
+            vars.push((dlq_url_var(*domain), q.dlq_url.clone()));
         }
         let tenant_from_header = if self.tenant_from_header { "1" } else { "0" };
         vars.push((
@@ -113,16 +115,16 @@ impl Config {
         vars
     }
 
-    pub fn queue_url(&self, domain: &str) -> Option<&str> {
+    pub fn queue_url(&self, domain: Domain) -> Option<&str> {
         self.queues
-            .get(domain)
+            .get(&domain)
             .map(|q| q.queue_url.as_str())
             .filter(|u| !u.is_empty())
     }
 
-    pub fn dlq_url(&self, domain: &str) -> Option<&str> {
+    pub fn dlq_url(&self, domain: Domain) -> Option<&str> {
         self.queues
-            .get(domain)
+            .get(&domain)
             .map(|q| q.dlq_url.as_str())
             .filter(|u| !u.is_empty())
     }
@@ -280,7 +282,7 @@ mod tests {
 
     #[test]
     fn to_env_reads_back_as_the_same_config() {
-        let domains: Vec<&str> = lending_events::routing::RoutingTable::standard()
+        let domains: Vec<Domain> = lending_events::routing::RoutingTable::standard()
             .domains()
             .collect();
         let config = Config {
@@ -289,7 +291,7 @@ mod tests {
                 .iter()
                 .map(|d| {
                     (
-                        d.to_string(),
+                        *d,
                         DomainQueues {
                             queue_url: format!("http://q/{d}.fifo"),
                             dlq_url: format!("http://q/{d}-dlq.fifo"),

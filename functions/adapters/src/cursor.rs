@@ -186,7 +186,16 @@ mod tests {
 
     fn key() -> Key {
         HashMap::from([
-            ("pk".into(), AttributeValue::S("A#t#Loan#L-1".into())),
+            (
+                "pk".into(),
+                AttributeValue::S(crate::store::layout::stream_pk(
+                    &lending_events::envelope::StreamId {
+                        tenant_id: "t",
+                        aggregate_type: "Loan",
+                        aggregate_id: "L-1",
+                    },
+                )),
+            ),
             ("sk".into(), AttributeValue::N("3".into())),
             ("typeKey".into(), AttributeValue::S("t#Loan.Funded".into())),
             (

@@ -25,15 +25,17 @@ use aws_sdk_sqs::types::{
 use serde::Serialize;
 use serde_json::Value;
 
+use lending_events::Domain;
+
 use crate::error::{classify, AdapterError};
-use crate::ledger::record_pk;
-use crate::query::{batch_get_pks, str_of, subscribers};
+use crate::query::subscribers;
+use crate::store::layout::{attr, batch_get_pks, event_records_prefix, record_pk, str_of, Read};
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
-    pub domain: String,
+    pub domain: Domain,
     pub message_id: String,
     #[serde(skip)]
     pub receipt_handle: String,
@@ -64,7 +66,7 @@ const PEEK_VISIBILITY_SECS: i32 = 20;
 async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    domain: &str,
+    domain: Domain,
     max: usize,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
     let mut out: Vec<DeadLetter> = Vec::new();
@@ -111,7 +113,7 @@ async fn receive_all(
                     .then(|| h.to_string())
             });
             out.push(DeadLetter {
-                domain: domain.to_string(),
+                domain,
                 message_id: m.message_id().unwrap_or("").to_string(),
                 receipt_handle: m.receipt_handle().unwrap_or("").to_string(),
                 group: sys_get(MessageSystemAttributeName::MessageGroupId).unwrap_or_default(),
@@ -189,20 +191,20 @@ async fn explain(
     if pks.is_empty() {
         return Ok(());
     }
-    let records = batch_get_pks(ddb, table, &pks).await?;
+    let records = batch_get_pks(ddb, table, &pks, Read::Eventual).await?;
     for d in letters.iter_mut().filter(|d| d.reason.is_empty()) {
         let (Some(t), Some(id)) = (&d.tenant, &d.event_id) else {
             d.reason = "(not an event envelope)".into();
             continue;
         };
-        let prefix = format!("P#{t}#{id}#");
+        let prefix = event_records_prefix(t, id);
         let failed = records.iter().find(|r| {
-            str_of(r, "pk").is_some_and(|pk| pk.starts_with(&prefix))
-                && str_of(r, "status") != Some("COMPLETED")
+            str_of(r, attr::PK).is_some_and(|pk| pk.starts_with(&prefix))
+                && str_of(r, attr::STATUS) != Some("COMPLETED")
         });
         match failed {
             Some(r) => {
-                d.handler = str_of(r, "handler").map(str::to_string);
+                d.handler = str_of(r, attr::HANDLER).map(str::to_string);
                 d.reason = str_of(r, "lastError")
                     .unwrap_or("(failed; no error recorded)")
                     .to_string();
@@ -219,7 +221,7 @@ pub async fn list(
     sqs: &aws_sdk_sqs::Client,
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     max: usize,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
@@ -242,7 +244,7 @@ fn attr(v: &str) -> Result<MessageAttributeValue, AdapterError> {
 /// redriven letters; the others are released untouched.
 pub(crate) async fn redrive(
     sqs: &aws_sdk_sqs::Client,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     source_url: Option<&str>,
     select: impl Fn(&DeadLetter) -> bool,
@@ -309,7 +311,7 @@ pub(crate) async fn redrive(
 /// immediate and can be repeated. Returns the deleted letters.
 pub(crate) async fn purge(
     sqs: &aws_sdk_sqs::Client,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {

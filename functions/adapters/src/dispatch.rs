@@ -31,17 +31,8 @@ pub fn event_of(record: &EventRecord) -> Option<Result<(String, EventEnvelope), 
     if record.event_name != "INSERT" {
         return None;
     }
-    let image = &record.change.new_image;
-    match image.get("kind") {
-        Some(serde_dynamo::AttributeValue::S(k)) if k == "event" => {}
-        _ => return None,
-    }
-    Some(match image.get("envelope") {
-        Some(serde_dynamo::AttributeValue::S(body)) => serde_json::from_str(body)
-            .map(|e| (body.clone(), e))
-            .map_err(|e| format!("undecodable envelope: {e}")),
-        _ => Err("event item without envelope".to_string()),
-    })
+    crate::store::layout::event_in_image(&record.change.new_image)
+        .map(|decoded| decoded.map_err(|e| e.to_string()))
 }
 
 impl Dispatcher {
@@ -72,7 +63,7 @@ impl Dispatcher {
             };
             for domain in self.routing.domains_for(&env.event_type) {
                 let Some(url) = self.config.queue_url(domain) else {
-                    tracing::error!(domain, event_type = %env.event_type, "no queue configured for domain");
+                    tracing::error!(%domain, event_type = %env.event_type, "no queue configured for domain");
                     first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
                     continue;
                 };

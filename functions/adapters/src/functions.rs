@@ -6,6 +6,8 @@ use lending_events::catalog::Catalog;
 use lending_events::handlers::{self, HandlerConfig};
 use lending_events::ingest::Limits;
 use lending_events::routing::RoutingTable;
+/// The domain a domain function serves: its `main` names one, e.g. [`Domain::Payment`].
+pub use lending_events::Domain;
 
 use crate::api::{self, Api, TenantSource};
 use crate::config::{Clients, Config};
@@ -109,7 +111,7 @@ pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
 /// The domain runner with its DynamoDB store and ledger, queues, and retry policy and
 /// fault hooks from the environment.
 pub fn domain_runner(
-    domain: &str,
+    domain: Domain,
     config: &Config,
     clients: &Clients,
 ) -> BatchRunner<DynamoStore, DynamoLedger> {
@@ -122,7 +124,7 @@ pub fn domain_runner(
         DynamoStore::new(clients.dynamodb.clone(), &config.table),
         DynamoLedger::new(clients.dynamodb.clone(), &config.table),
         // Validated at start by run_domain and the local runner; the defaults otherwise.
-        handlers::for_domain_with(domain, &handler_config_from_env().unwrap_or_default()),
+        handlers::for_domain(domain, &handler_config_from_env().unwrap_or_default()),
         Some(queues),
         RetryPolicy::from_env(),
         Faults::from_env(),
@@ -157,7 +159,7 @@ pub async fn run_dispatch() -> Result<(), Error> {
 }
 
 /// `main` of a domain function (SQS event source with ReportBatchItemFailures).
-pub async fn run_domain(domain: &str) -> Result<(), Error> {
+pub async fn run_domain(domain: Domain) -> Result<(), Error> {
     crate::telemetry::init();
     handler_config_from_env()?;
     let runner = domain_runner(domain, &Config::from_env()?, &Clients::from_env().await);

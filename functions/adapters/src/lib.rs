@@ -2,12 +2,14 @@
 //!
 //! Thin adapters around the pure `lending-events` core, shared by every Lambda function and
 //! by the local runner:
-//! - [`store`]: the DynamoDB event-history table (append with per-aggregate sequence and
-//!   idempotent eventIds; reads).
+//! - [`store`]: the event store port and its DynamoDB and in-memory adapters (append with
+//!   per-aggregate sequence and idempotent eventIds; reads); [`store::layout`] is the one
+//!   place that knows the table's keys and items.
+//! - [`ledger`]: processing records, handler switches and statistics (port, DynamoDB and
+//!   in-memory adapters).
 //! - [`publisher`]: SQS FIFO publishing, batched.
 //! - [`dispatch`]: DynamoDB stream records to domain queues (the routing table from core).
 //! - [`runner`]: the generic SQS batch runner every domain function uses.
-//! - [`memory`]: in-memory store and ledger ports (benchmarks, tests without AWS).
 //! - [`api`]: the HTTP API as one axum `Router`, served by `lambda_http` on Lambda and by
 //!   `axum::serve` in the local runner, so local routes are the Lambda's routes.
 //! - [`query`], [`replay`], [`openapi`]: read and trace routes, replay, the OpenAPI document;
@@ -27,7 +29,6 @@ pub mod dispatch;
 pub mod error;
 pub mod functions;
 pub mod ledger;
-pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod operator;

@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use lending_events::catalog::{Catalog, MAX_OPS_IDS, OPERATOR};
 use lending_events::envelope::{NewEvent, WriteContext};
-use lending_events::EventEnvelope;
+use lending_events::{Domain, EventEnvelope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -97,7 +97,7 @@ async fn record_letters(
     store: &DynamoStore,
     actor: Actor<'_>,
     event_type: &str,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     letters: &[DeadLetter],
 ) -> Result<(), AdapterError> {
@@ -133,7 +133,7 @@ pub async fn list_dead_letters(
     sqs: &aws_sdk_sqs::Client,
     store: &DynamoStore,
     actor: Actor<'_>,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     max: usize,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
@@ -147,7 +147,7 @@ pub async fn redrive_dead_letters(
     sqs: &aws_sdk_sqs::Client,
     store: &DynamoStore,
     actor: Actor<'_>,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     source_url: Option<&str>,
     select: impl Fn(&DeadLetter) -> bool,
@@ -173,7 +173,7 @@ pub async fn purge_dead_letters(
     sqs: &aws_sdk_sqs::Client,
     store: &DynamoStore,
     actor: Actor<'_>,
-    domain: &str,
+    domain: Domain,
     dlq_url: &str,
     select: impl Fn(&DeadLetter) -> bool,
 ) -> Result<Vec<DeadLetter>, AdapterError> {
@@ -232,16 +232,23 @@ fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", message, None)
 }
 
-/// `(domain, dlq url, source url)` of a domain with queues configured.
-fn domain_queues<'a>(ops: &'a Ops, domain: &str) -> Result<(&'a str, &'a str), ApiError> {
+/// The domain a request names (`?domain=` or the path): 400 (field `domain`) with the
+/// known domains when there is no such domain.
+fn requested_domain(text: &str) -> Result<Domain, ApiError> {
+    Ok(text.parse::<Domain>()?)
+}
+
+/// `(dlq url, source url)` of a domain with queues configured.
+fn domain_queues(ops: &Ops, domain: Domain) -> Result<(&str, &str), ApiError> {
     match (ops.config.dlq_url(domain), ops.config.queue_url(domain)) {
         (Some(dlq), Some(source)) => Ok((dlq, source)),
         _ => Err(not_found(format!(
-            "no dead-letter queue for domain {domain:?}; domains: {}",
+            "no dead-letter queue for domain {:?}; domains: {}",
+            domain.as_str(),
             ops.config
                 .queues
                 .keys()
-                .cloned()
+                .map(|d| d.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -255,12 +262,13 @@ async fn get_dead_letters(
 ) -> Result<Response, ApiError> {
     let p = principal(&req)?;
     let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let domains: Vec<String> = match q.get("domain") {
+    let domains: Vec<Domain> = match q.get("domain") {
         Some(d) => {
+            let d = requested_domain(d)?;
             domain_queues(&ops, d)?;
-            vec![d.clone()]
+            vec![d]
         }
-        None => ops.config.queues.keys().cloned().collect(),
+        None => ops.config.queues.keys().copied().collect(),
     };
     let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     let actor = Actor {
@@ -269,8 +277,8 @@ async fn get_dead_letters(
     };
     let mut out = Vec::new();
     for d in domains {
-        let (dlq, _) = domain_queues(&ops, &d)?;
-        let letters = list_dead_letters(&ops.sqs, &store, actor, &d, dlq, 1000).await?;
+        let (dlq, _) = domain_queues(&ops, d)?;
+        let letters = list_dead_letters(&ops.sqs, &store, actor, d, dlq, 1000).await?;
         out.push(
             json!({"domain": d, "queue": queue_name(dlq), "count": letters.len(),
             "messages": letters}),
@@ -321,14 +329,15 @@ async fn post_redrive(
     req: Request,
 ) -> Result<Response, ApiError> {
     let p = principal(&req)?;
-    let (dlq, source) = domain_queues(&ops, &domain)?;
+    let domain = requested_domain(&domain)?;
+    let (dlq, source) = domain_queues(&ops, domain)?;
     let sel = selection(req).await?;
     let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     let actor = Actor {
         tenant: Some(&p.tenant),
         principal: &p.subject,
     };
-    let done = redrive_dead_letters(&ops.sqs, &store, actor, &domain, dlq, Some(source), |l| {
+    let done = redrive_dead_letters(&ops.sqs, &store, actor, domain, dlq, Some(source), |l| {
         picks(&sel, l)
     })
     .await?;
@@ -341,15 +350,15 @@ async fn post_purge(
     req: Request,
 ) -> Result<Response, ApiError> {
     let p = principal(&req)?;
-    let (dlq, _) = domain_queues(&ops, &domain)?;
+    let domain = requested_domain(&domain)?;
+    let (dlq, _) = domain_queues(&ops, domain)?;
     let sel = selection(req).await?;
     let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     let actor = Actor {
         tenant: Some(&p.tenant),
         principal: &p.subject,
     };
-    let done =
-        purge_dead_letters(&ops.sqs, &store, actor, &domain, dlq, |l| picks(&sel, l)).await?;
+    let done = purge_dead_letters(&ops.sqs, &store, actor, domain, dlq, |l| picks(&sel, l)).await?;
     Ok(Json(json!({"purged": done.len(), "eventIds": event_ids(&done)})).into_response())
 }
 
@@ -402,7 +411,7 @@ mod tests {
 
     fn letter(tenant: Option<&str>, event_id: &str) -> DeadLetter {
         DeadLetter {
-            domain: "payment".into(),
+            domain: Domain::Payment,
             message_id: format!("m-{event_id}"),
             receipt_handle: String::new(),
             group: String::new(),
@@ -420,6 +429,21 @@ mod tests {
             body: String::new(),
             attributes: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_route_naming_an_unknown_domain_is_400_on_the_domain_field() {
+        assert_eq!(requested_domain("payment").unwrap(), Domain::Payment);
+        let e = requested_domain("paymnt").unwrap_err();
+        assert_eq!(
+            (e.status, e.code, e.field.as_deref()),
+            (StatusCode::BAD_REQUEST, "validation_failed", Some("domain"))
+        );
+        assert!(
+            e.message.contains("\"paymnt\"") && e.message.contains("payment"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

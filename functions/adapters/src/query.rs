@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -24,13 +24,16 @@ use axum::{Json, Router};
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use lending_events::envelope::{format_recorded_at, format_time};
 use lending_events::schema::is_safe_id;
-use lending_events::EventEnvelope;
+use lending_events::{Domain, EventEnvelope};
 use serde_json::{json, Value};
 
 use crate::api::{path_params, tenant_of, ApiError, TenantSource};
 use crate::config::Config;
 use crate::error::{classify, AdapterError};
-use crate::ledger::record_pk;
+use crate::store::layout::{
+    attr, batch_get_keys, batch_get_pks, corr_key, decode_event, index, index_keys, num_of,
+    record_pk, s, str_of, type_key, Item, Read,
+};
 
 /// What the operations routes need: the table, the queues (replay) and the tenant source.
 #[derive(Clone)]
@@ -50,28 +53,6 @@ pub fn router(ops: Ops) -> Router {
         .route("/replay", post(crate::replay::post_replay))
         .route("/openapi.json", get(crate::openapi::serve))
         .with_state(Arc::new(ops))
-}
-
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub(crate) fn str_of<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
-    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-pub(crate) fn num_of(item: &Item, k: &str) -> Option<u64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn decode(item: &Item) -> Result<EventEnvelope, AdapterError> {
-    let body = str_of(item, "envelope")
-        .ok_or_else(|| AdapterError::Decode("event item without envelope".into()))?;
-    serde_json::from_str(body).map_err(|e| AdapterError::Decode(e.to_string()))
 }
 
 /// An RFC 3339 time, in UTC at the millisecond precision `recordedAt` is stored with.
@@ -177,9 +158,9 @@ pub async fn events_by_type(
         let out = ddb
             .query()
             .table_name(table)
-            .index_name("byType")
+            .index_name(index::BY_TYPE)
             .key_condition_expression("typeKey = :k AND recordedAt BETWEEN :from AND :to")
-            .expression_attribute_values(":k", s(format!("{tenant}#{event_type}")))
+            .expression_attribute_values(":k", s(type_key(tenant, event_type)))
             .expression_attribute_values(":from", s(&window.from))
             .expression_attribute_values(":to", s(&window.to))
             .limit((limit - events.len()) as i32)
@@ -187,8 +168,8 @@ pub async fn events_by_type(
             .send()
             .await
             .map_err(|e| classify("Query(byType)", e))?;
-        for item in batch_get_keys(ddb, table, index_keys(out.items())).await? {
-            events.push(decode(&item)?);
+        for item in batch_get_keys(ddb, table, index_keys(out.items()), Read::Eventual).await? {
+            events.push(decode_event(&item)?);
         }
         start = out.last_evaluated_key().cloned();
         if start.is_none() || events.len() >= limit {
@@ -202,15 +183,15 @@ pub async fn events_by_type(
 
 /// What a `byType` cursor is bound to: the tenant, the type and the window.
 fn by_type_query<'a>(tenant: &'a str, event_type: &'a str, window: &'a Window) -> [&'a str; 5] {
-    ["byType", tenant, event_type, &window.from, &window.to]
+    [index::BY_TYPE, tenant, event_type, &window.from, &window.to]
 }
 
 /// The start key inside a `byType` cursor. The signature already proves the server wrote
 /// it for this query; the shape check keeps a key-schema change from reaching DynamoDB.
 fn by_type_start(key: Item, type_key: &str) -> Result<Item, ApiError> {
-    let expected: HashSet<&str> = ["pk", "sk", "typeKey", "recordedAt"].into();
+    let expected: HashSet<&str> = [attr::PK, attr::SK, attr::TYPE_KEY, attr::RECORDED_AT].into();
     let keys: HashSet<&str> = key.keys().map(String::as_str).collect();
-    if keys != expected || str_of(&key, "typeKey") != Some(type_key) {
+    if keys != expected || str_of(&key, attr::TYPE_KEY) != Some(type_key) {
         return Err(crate::cursor::invalid_cursor());
     }
     Ok(key)
@@ -248,7 +229,7 @@ async fn list_events(
         .filter(|c| !c.is_empty())
         .map(|c| {
             let key = ops.config.cursor_key.open(&cursor_query, c)?;
-            by_type_start(key, &format!("{tenant}#{event_type}"))
+            by_type_start(key, &type_key(&tenant, event_type))
         })
         .transpose()?;
     let page = events_by_type(
@@ -282,15 +263,15 @@ pub async fn correlation_events(
         let res = ddb
             .query()
             .table_name(table)
-            .index_name("byCorrelation")
+            .index_name(index::BY_CORRELATION)
             .key_condition_expression("corrKey = :c")
-            .expression_attribute_values(":c", s(format!("{tenant}#{correlation}")))
+            .expression_attribute_values(":c", s(corr_key(tenant, correlation)))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| classify("Query(byCorrelation)", e))?;
-        for item in batch_get_keys(ddb, table, index_keys(res.items())).await? {
-            out.push(decode(&item)?);
+        for item in batch_get_keys(ddb, table, index_keys(res.items()), Read::Eventual).await? {
+            out.push(decode_event(&item)?);
         }
         start = res.last_evaluated_key().cloned();
         if start.is_none() || out.len() >= max {
@@ -300,96 +281,8 @@ pub async fn correlation_events(
     }
 }
 
-/// The table keys (pk, sk) of keys-only index entries, in index order.
-fn index_keys(items: &[Item]) -> Vec<Item> {
-    items
-        .iter()
-        .map(|i| {
-            i.iter()
-                .filter(|(k, _)| *k == "pk" || *k == "sk")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .collect()
-}
-
-/// Items by `pk` (sk 0), in the order asked; missing ones are left out.
-pub async fn batch_get_pks(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    pks: &[String],
-) -> Result<Vec<Item>, AdapterError> {
-    let keys = pks
-        .iter()
-        .map(|pk| {
-            HashMap::from([
-                ("pk".to_string(), s(pk.clone())),
-                ("sk".to_string(), AttributeValue::N("0".into())),
-            ])
-        })
-        .collect();
-    batch_get_keys(ddb, table, keys).await
-}
-
-/// Items by full key, 100 keys per BatchGetItem, unprocessed keys retried with backoff;
-/// returned in the order of `keys` (BatchGetItem itself answers in any order), missing
-/// ones left out.
-pub async fn batch_get_keys(
-    ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: Vec<Item>,
-) -> Result<Vec<Item>, AdapterError> {
-    fn key_of(item: &Item) -> Option<(String, String)> {
-        let text = |v: &AttributeValue| match v {
-            AttributeValue::S(x) | AttributeValue::N(x) => Some(x.clone()),
-            _ => None,
-        };
-        Some((text(item.get("pk")?)?, text(item.get("sk")?)?))
-    }
-    let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(100) {
-        let mut pending = chunk.to_vec();
-        let mut attempt = 0u32;
-        while !pending.is_empty() {
-            let ka = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .build()
-                .map_err(|e| AdapterError::Aws(e.to_string()))?;
-            let res = ddb
-                .batch_get_item()
-                .request_items(table, ka)
-                .send()
-                .await
-                .map_err(|e| classify("BatchGetItem", e))?;
-            for item in res
-                .responses()
-                .and_then(|r| r.get(table))
-                .into_iter()
-                .flatten()
-            {
-                if let Some(k) = key_of(item) {
-                    found.insert(k, item.clone());
-                }
-            }
-            pending = res
-                .unprocessed_keys()
-                .and_then(|u| u.get(table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            attempt += 1;
-            if !pending.is_empty() {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
-            }
-        }
-    }
-    Ok(keys
-        .iter()
-        .filter_map(|k| key_of(k).and_then(|k| found.remove(&k)))
-        .collect())
-}
-
 /// Handlers (name, domain) subscribed to an event type.
-pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
+pub fn subscribers(event_type: &str) -> Vec<(&'static str, Domain)> {
     let mut hs: Vec<_> = lending_events::handlers::all()
         .into_iter()
         .filter(|h| h.subscriptions().contains(&event_type))
@@ -400,7 +293,7 @@ pub fn subscribers(event_type: &str) -> Vec<(&'static str, &'static str)> {
 
 /// One handler's processing of one event, from its processing record (`PENDING` when
 /// there is none yet).
-pub fn handler_view(handler: &str, domain: &str, record: Option<&Item>) -> Value {
+pub fn handler_view(handler: &str, domain: Domain, record: Option<&Item>) -> Value {
     let Some(r) = record else {
         return json!({"handler": handler, "domain": domain, "status": "PENDING", "attempts": 0});
     };
@@ -455,10 +348,10 @@ pub async fn correlation_tree(
             pks.push(record_pk(tenant, &e.event_id.to_string(), h));
         }
     }
-    let records = batch_get_pks(ddb, table, &pks).await?;
+    let records = batch_get_pks(ddb, table, &pks, Read::Eventual).await?;
     let by_pk: HashMap<&str, &Item> = records
         .iter()
-        .filter_map(|r| str_of(r, "pk").map(|pk| (pk, r)))
+        .filter_map(|r| str_of(r, attr::PK).map(|pk| (pk, r)))
         .collect();
     let ids: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
     let mut children: HashMap<Option<String>, Vec<&EventEnvelope>> = HashMap::new();

@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lending_events::EventEnvelope;
+use lending_events::{Domain, EventEnvelope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -52,7 +52,7 @@ pub struct ReplayRequest {
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub event: EventEnvelope,
-    pub domain: &'static str,
+    pub domain: Domain,
     /// The handlers of that domain that will see it.
     pub handlers: Vec<&'static str>,
 }
@@ -61,7 +61,7 @@ pub struct Planned {
 pub fn plan(events: Vec<EventEnvelope>, chosen: Option<&[String]>) -> Vec<Planned> {
     let mut out = Vec::new();
     for e in events {
-        let mut per_domain: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+        let mut per_domain: BTreeMap<Domain, Vec<&'static str>> = BTreeMap::new();
         for (h, d) in crate::query::subscribers(&e.event_type) {
             if chosen.is_none_or(|c| c.iter().any(|x| x == h)) {
                 per_domain.entry(d).or_default().push(h);
@@ -90,7 +90,7 @@ fn attr(v: &str) -> Result<MessageAttributeValue, AdapterError> {
 /// SQS accepted; an error names the first call that failed.
 pub async fn send(
     sqs: &aws_sdk_sqs::Client,
-    queue_url: impl Fn(&str) -> Option<String>,
+    queue_url: impl Fn(Domain) -> Option<String>,
     planned: &[Planned],
     replay_id: &str,
     explicit_handlers: bool,
@@ -175,7 +175,7 @@ pub(crate) async fn post_replay(
         (Some(at), Some(id), None) if r.from.is_none() && r.to.is_none() => {
             let stream = stream_of(&tenant, at, id)?;
             let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-            let h = store.history_until(stream, u64::MAX / 2).await?;
+            let h = store.history(stream).await?;
             if h.len() > MAX_REPLAY_EVENTS {
                 return Err(ApiError::bad(
                     "aggregateId",

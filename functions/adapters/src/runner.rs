@@ -24,7 +24,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 use chrono::Utc;
 use lending_events::envelope::StreamId;
-use lending_events::handlers::{DomainHandler, HandlerInput};
+use lending_events::handlers::{BoxedHandler, DomainHandler, HandlerInput};
 use lending_events::upcast::upcast;
 use lending_events::{CoreError, EventEnvelope, NewEvent};
 
@@ -164,7 +164,7 @@ impl Faults {
 pub struct BatchRunner<S, L> {
     store: S,
     ledger: L,
-    handlers: Vec<&'static dyn DomainHandler>,
+    handlers: Vec<BoxedHandler>,
     queues: Option<DomainQueueOps>,
     retry: RetryPolicy,
     faults: Faults,
@@ -234,7 +234,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     pub fn new(
         store: S,
         ledger: L,
-        handlers: Vec<&'static dyn DomainHandler>,
+        handlers: Vec<BoxedHandler>,
         queues: Option<DomainQueueOps>,
         retry: RetryPolicy,
         faults: Faults,
@@ -257,7 +257,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         &self.ledger
     }
 
-    pub fn handlers(&self) -> &[&'static dyn DomainHandler] {
+    pub fn handlers(&self) -> &[BoxedHandler] {
         &self.handlers
     }
 
@@ -337,7 +337,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
         let mut paused = false;
         for h in subscribed {
             match self
-                .run_one(*h, &event, &mut history, lease, stats, delivery)
+                .run_one(h.as_ref(), &event, &mut history, lease, stats, delivery)
                 .await
             {
                 Step::Done => {}
@@ -365,7 +365,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     /// does not hold back the rest of the aggregate's messages in the batch.
     async fn run_one(
         &self,
-        h: &'static dyn DomainHandler,
+        h: &dyn DomainHandler,
         event: &EventEnvelope,
         history: &mut Option<Vec<EventEnvelope>>,
         lease: Duration,
@@ -396,7 +396,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
 
     async fn run_once(
         &self,
-        h: &'static dyn DomainHandler,
+        h: &dyn DomainHandler,
         event: &EventEnvelope,
         history: &mut Option<Vec<EventEnvelope>>,
         lease: Duration,
@@ -470,7 +470,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
     /// Run a handler and store its follow-ons; returns how many it produced.
     async fn execute(
         &self,
-        h: &'static dyn DomainHandler,
+        h: &dyn DomainHandler,
         event: &EventEnvelope,
         history: &mut Option<Vec<EventEnvelope>>,
         receives: u32,
@@ -502,7 +502,7 @@ impl<S: EventStore, L: Ledger> BatchRunner<S, L> {
                     aggregate_id: &aggregate_id,
                 };
                 self.store
-                    .history_until(stream, u64::MAX / 2)
+                    .history(stream)
                     .await?
                     .into_iter()
                     .map(upcast)

@@ -1,5 +1,5 @@
-//! Handler statistics as people read them (`evctl handler stats`): the daily items
-//! `S#<handler>#<YYYY-MM-DD>` the batch runner flushes ([`crate::ledger`]), summed over
+//! Handler statistics as people read them (`evctl handler stats`): the daily statistics
+//! items ([`crate::store::layout`]) the batch runner flushes ([`crate::ledger`]), summed over
 //! days, with duration percentiles from the histogram buckets `b0..bN` (upper bounds
 //! [`DURATION_BUCKETS_MS`], the last bucket open). The names match the EMF metrics.
 //! Served as `GET /handlers/{handler}/stats?days=N&day=YYYY-MM-DD` (scope `ops:handlers`)
@@ -21,7 +21,9 @@ use crate::query::Ops;
 
 use crate::error::AdapterError;
 use crate::ledger::DURATION_BUCKETS_MS;
-use crate::query::{batch_get_pks, num_of, str_of};
+use crate::store::layout::{
+    attr, batch_get_pks, is_switch_pk, num_of, stats_pk, str_of, switch_pk, Read,
+};
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,12 +78,9 @@ pub async fn handler_stats(
         .rev()
         .map(|i| (last - Days::days(i as i64)).format("%Y-%m-%d").to_string())
         .collect();
-    let mut pks: Vec<String> = day_list
-        .iter()
-        .map(|d| format!("S#{handler}#{d}"))
-        .collect();
-    pks.push(format!("H#{handler}"));
-    let items = batch_get_pks(ddb, table, &pks).await?;
+    let mut pks: Vec<String> = day_list.iter().map(|d| stats_pk(handler, d)).collect();
+    pks.push(switch_pk(handler));
+    let items = batch_get_pks(ddb, table, &pks, Read::Eventual).await?;
     let mut st = HandlerStats {
         handler: handler.to_string(),
         days: day_list.clone(),
@@ -91,10 +90,10 @@ pub async fn handler_stats(
     };
     let mut last_err_day = String::new();
     for it in &items {
-        let pk = str_of(it, "pk").unwrap_or("");
-        if pk.starts_with("H#") {
+        let pk = str_of(it, attr::PK).unwrap_or("");
+        if is_switch_pk(pk) {
             st.enabled = it
-                .get("enabled")
+                .get(attr::ENABLED)
                 .and_then(|v| v.as_bool().ok())
                 .copied()
                 .unwrap_or(true);

@@ -3,7 +3,7 @@
 //!
 //! **Order and resume.** Events are sent in the order of their *time key*
 //! `<recordedAt>#<eventId>` (the sort key of the `byTenantTime` index; see
-//! [`crate::store::time_key`]): time first, and the eventId orders events stored in the same
+//! [`crate::store::layout::time_key`]): time first, and the eventId orders events stored in the same
 //! millisecond (a batch shares one recordedAt). Each SSE message carries its time key as
 //! `id:`, so a client that reconnects with `Last-Event-ID` (EventSource does it by itself)
 //! gets exactly the events after the last one it saw: no gap, no duplicate.
@@ -41,10 +41,10 @@ use lending_events::EventEnvelope;
 
 use crate::api::{tenant_of, ApiError};
 use crate::error::{classify, AdapterError};
-use crate::query::{batch_get_keys, str_of, Ops};
-
-/// The index the stream reads: a tenant's events by time key.
-pub const INDEX: &str = "byTenantTime";
+use crate::query::Ops;
+use crate::store::layout::{
+    attr, batch_get_keys, decode_event, index, index_keys, str_of, time_key, Read,
+};
 
 /// How the stream polls, from the environment.
 ///
@@ -231,8 +231,10 @@ pub async fn poll_once(
     let out = ddb
         .query()
         .table_name(table)
-        .index_name(INDEX)
-        .key_condition_expression("tenantId = :t AND timeKey BETWEEN :lo AND :hi")
+        .index_name(index::BY_TENANT_TIME)
+        .key_condition_expression("#tenant = :t AND #time BETWEEN :lo AND :hi")
+        .expression_attribute_names("#tenant", attr::TENANT_ID)
+        .expression_attribute_names("#time", attr::TIME_KEY)
         .expression_attribute_values(":t", AttributeValue::S(tenant.to_string()))
         .expression_attribute_values(":lo", AttributeValue::S(after.as_str().to_string()))
         .expression_attribute_values(":hi", AttributeValue::S(hi))
@@ -244,27 +246,29 @@ pub async fn poll_once(
     let entries: Vec<_> = out
         .items()
         .iter()
-        .filter(|i| str_of(i, "timeKey").is_some_and(|k| k > after.as_str()))
+        .filter(|i| str_of(i, attr::TIME_KEY).is_some_and(|k| k > after.as_str()))
         .collect();
     let last = entries
         .last()
-        .and_then(|i| str_of(i, "timeKey"))
+        .and_then(|i| str_of(i, attr::TIME_KEY))
         .map(|k| Position(k.to_string()));
-    let keys = entries
-        .iter()
-        .map(|i| {
-            i.iter()
-                .filter(|(k, _)| *k == "pk" || *k == "sk")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .collect();
+    let entries: Vec<_> = entries.into_iter().cloned().collect();
+    let keys = index_keys(&entries);
     let mut events = Vec::with_capacity(entries.len());
-    for item in batch_get_keys(ddb, table, keys).await? {
-        events.push(crate::store::decode_event(&item)?);
+    // Consistent: an entry whose item a stale read missed would be a gap in the stream.
+    for item in batch_get_keys(ddb, table, keys, Read::Consistent).await? {
+        events.push(decode_event(&item)?);
     }
-    // The index order, by the same key (BatchGetItem keeps it; sorting makes it explicit).
-    events.sort_by_key(crate::store::time_key);
+    if events.len() != entries.len() {
+        // Not moving on: the next poll reads the same entries again.
+        return Err(AdapterError::Transient(format!(
+            "{} of {} indexed events not readable yet",
+            entries.len() - events.len(),
+            entries.len()
+        )));
+    }
+    // The index order, by the same key (the batch read keeps it; sorting makes it explicit).
+    events.sort_by_key(time_key);
     Ok((events, last))
 }
 
@@ -285,7 +289,7 @@ fn event_stream(cursor: Cursor) -> impl Stream<Item = Result<Event, Infallible>>
         loop {
             if let Some(e) = c.pending.pop_front() {
                 let event = Event::default()
-                    .id(crate::store::time_key(&e))
+                    .id(time_key(&e))
                     .event("event")
                     .json_data(&e)
                     .unwrap_or_else(|_| Event::default().comment("unencodable event"));

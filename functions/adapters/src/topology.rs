@@ -2,23 +2,24 @@
 //! checks that hold the SAM template to the same shape.
 
 use lending_events::routing::RoutingTable;
+use lending_events::Domain;
+
+use crate::store::layout::{attr, index};
 
 /// Partition and sort key of the event-history table.
-pub const TABLE_KEYS: (&str, &str) = ("pk", "sk");
+pub const TABLE_KEYS: (&str, &str) = (attr::PK, attr::SK);
 
 /// Global secondary indexes: (name, partition key, sort key). All are string keys.
 pub const GSIS: &[(&str, &str, &str)] = &[
-    ("byType", "typeKey", "recordedAt"),
-    ("byCorrelation", "corrKey", "recordedAt"),
-    // The live stream's order: every event of a tenant by `timeKey` = `<recordedAt>#<eventId>`
-    // (see `crate::stream`), so events stored in the same millisecond still have one order.
-    ("byTenantTime", "tenantId", "timeKey"),
+    (index::BY_TYPE, attr::TYPE_KEY, attr::RECORDED_AT),
+    (index::BY_CORRELATION, attr::CORR_KEY, attr::RECORDED_AT),
+    (index::BY_TENANT_TIME, attr::TENANT_ID, attr::TIME_KEY),
 ];
 
 /// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each
 /// index write costs what the event write costs (2 WRU per index per event); a keys-only
 /// entry is 1 WRU, and the index's readers fetch envelopes with one BatchGetItem per page
-/// (`query::batch_get_keys`). Reads by type or correlation are rare next to writes.
+/// (`store::layout::batch_get_keys`). Reads by type or correlation are rare next to writes.
 pub const GSI_PROJECTION: &str = "KEYS_ONLY";
 
 /// The stream view the dispatcher reads.
@@ -33,7 +34,7 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 /// One domain's queue pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePair {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub queue: String,
     pub dlq: String,
 }

@@ -1,6 +1,8 @@
 //! compliance-handler: the compliance domain's SQS consumer (closing documents, borrower reviews).
 #![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+use event_adapters::functions::Domain;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    event_adapters::functions::run_domain("compliance").await
+    event_adapters::functions::run_domain(Domain::Compliance).await
 }

@@ -1,6 +1,8 @@
 //! draw-handler: the draw domain's SQS consumer (inspection, approval on the loan's stream, disbursal).
 #![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+use event_adapters::functions::Domain;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    event_adapters::functions::run_domain("draw").await
+    event_adapters::functions::run_domain(Domain::Draw).await
 }

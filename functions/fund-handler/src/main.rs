@@ -1,6 +1,8 @@
 //! fund-handler: the fund domain's SQS consumer (capital allocated to funded loans).
 #![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+use event_adapters::functions::Domain;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    event_adapters::functions::run_domain("fund").await
+    event_adapters::functions::run_domain(Domain::Fund).await
 }

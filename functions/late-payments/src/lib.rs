@@ -29,6 +29,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, Utc};
 use event_adapters::config::{Clients, Config};
 use event_adapters::error::{classify, AdapterError};
+use event_adapters::store::layout::{
+    aggregate_id_in, attr, index, split_type_key, type_key, type_key_suffix,
+};
 use event_adapters::store::{Appended, DynamoStore, EventStore};
 use lending_events::envelope::StreamId;
 use lending_events::late::late_events;
@@ -82,11 +85,11 @@ impl Job {
                     let r = ddb
                         .query()
                         .table_name(&self.table)
-                        .index_name("byType")
+                        .index_name(index::BY_TYPE)
                         .key_condition_expression("typeKey = :k")
                         .expression_attribute_values(
                             ":k",
-                            AttributeValue::S(format!("{t}#Loan.Funded")),
+                            AttributeValue::S(type_key(t, "Loan.Funded")),
                         )
                         .projection_expression("pk, typeKey")
                         .set_exclusive_start_key(start.take())
@@ -99,11 +102,14 @@ impl Job {
                     let r = ddb
                         .scan()
                         .table_name(&self.table)
-                        .index_name("byType")
+                        .index_name(index::BY_TYPE)
                         // The index holds keys only: typeKey is `<tenant>#<type>`; the
                         // exact type is checked below.
                         .filter_expression("contains(typeKey, :t)")
-                        .expression_attribute_values(":t", AttributeValue::S("#Loan.Funded".into()))
+                        .expression_attribute_values(
+                            ":t",
+                            AttributeValue::S(type_key_suffix("Loan.Funded")),
+                        )
                         .projection_expression("pk, typeKey")
                         .set_exclusive_start_key(start.take())
                         .send()
@@ -114,15 +120,14 @@ impl Job {
             };
             for item in &items {
                 let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
-                // Tenant ids never contain '#', so the first one ends the tenant.
-                let Some((t, event_type)) = s("typeKey").and_then(|k| k.split_once('#')) else {
+                let Some((t, event_type)) = s(attr::TYPE_KEY).and_then(|k| split_type_key(k))
+                else {
                     continue;
                 };
                 if event_type != "Loan.Funded" {
                     continue;
                 }
-                if let Some(loan) = s("pk").and_then(|pk| pk.strip_prefix(&format!("A#{t}#Loan#")))
-                {
+                if let Some(loan) = s(attr::PK).and_then(|pk| aggregate_id_in(pk, t, "Loan")) {
                     out.insert((t.to_string(), loan.to_string()));
                 }
             }
@@ -188,7 +193,7 @@ impl Job {
         };
         let history: Vec<_> = self
             .store
-            .history_until(stream, u64::MAX / 2)
+            .history(stream)
             .await?
             .into_iter()
             .map(upcast)

@@ -1,6 +1,8 @@
 //! notification-handler: the notification domain's SQS consumer (borrowers and the compliance team).
 #![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+use event_adapters::functions::Domain;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    event_adapters::functions::run_domain("notification").await
+    event_adapters::functions::run_domain(Domain::Notification).await
 }

@@ -1,6 +1,8 @@
 //! payment-handler: the payment domain's SQS consumer (schedules on Loan.Funded).
 #![recursion_limit = "256"] // the SDK futures nested in the batch runner are deep
+use event_adapters::functions::Domain;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    event_adapters::functions::run_domain("payment").await
+    event_adapters::functions::run_domain(Domain::Payment).await
 }

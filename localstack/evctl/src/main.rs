@@ -20,6 +20,7 @@ use event_adapters::ledger::DynamoLedger;
 use event_adapters::operator::{self, Actor};
 use event_adapters::store::DynamoStore;
 use event_adapters::AdapterError;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 use args::{Args, Command};
@@ -602,7 +603,7 @@ async fn aws(ctx: &Ctx) -> Res<Aws> {
     })
 }
 
-fn domains() -> Vec<&'static str> {
+fn domains() -> Vec<Domain> {
     lending_events::routing::RoutingTable::standard()
         .domains()
         .collect()
@@ -624,21 +625,15 @@ async fn queue_url(aws: &Aws, name: &str) -> Res<String> {
 }
 
 /// The DLQs to work on: (domain, dlq url).
-async fn dlqs(ctx: &Ctx, a: &Args, aws: &Aws) -> Res<Vec<(String, String)>> {
-    let chosen: Vec<String> = match a.flag("--domain") {
-        Some(d) => {
-            if !domains().contains(&d) {
-                return Err(Fail::new(
-                    3,
-                    format!("unknown domain {d:?}; domains: {}", domains().join(", ")),
-                ));
-            }
-            vec![d.to_string()]
-        }
+async fn dlqs(ctx: &Ctx, a: &Args, aws: &Aws) -> Res<Vec<(Domain, String)>> {
+    let chosen: Vec<Domain> = match a.flag("--domain") {
+        Some(d) => vec![d
+            .parse::<Domain>()
+            .map_err(|e| Fail::new(3, e.to_string()))?],
         None if a.flag("--dlq-url").is_some() => {
             return Err(Fail::usage("--dlq-url needs --domain"));
         }
-        None => domains().into_iter().map(str::to_string).collect(),
+        None => domains(),
     };
     let mut out = Vec::new();
     for d in chosen {
@@ -669,7 +664,7 @@ async fn dlq_list(ctx: &Ctx, a: &Args) -> Res<()> {
     let mut all = Vec::new();
     for (d, url) in dlqs(ctx, a, &aws).await? {
         let letters =
-            operator::list_dead_letters(&aws.sqs, &aws.store, ctx.actor(), &d, &url, 1000).await?;
+            operator::list_dead_letters(&aws.sqs, &aws.store, ctx.actor(), d, &url, 1000).await?;
         all.push((d, url, letters));
     }
     let v = json!({"dlqs": all.iter().map(|(d, url, l)| json!({"domain": d, "queueUrl": url, "count": l.len(), "messages": l})).collect::<Vec<_>>()});
@@ -712,7 +707,7 @@ async fn dlq_redrive(ctx: &Ctx, a: &Args) -> Res<()> {
             &aws.sqs,
             &aws.store,
             ctx.actor(),
-            &d,
+            d,
             &url,
             Some(&source),
             pick,
@@ -752,7 +747,7 @@ async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
     let aws = aws(ctx).await?;
     let mut n = 0;
     for (d, url) in dlqs(ctx, a, &aws).await? {
-        n += operator::purge_dead_letters(&aws.sqs, &aws.store, ctx.actor(), &d, &url, |_| true)
+        n += operator::purge_dead_letters(&aws.sqs, &aws.store, ctx.actor(), d, &url, |_| true)
             .await?
             .len();
     }
@@ -761,7 +756,7 @@ async fn dlq_purge(ctx: &Ctx, a: &Args) -> Res<()> {
     })
 }
 
-fn handler_domain(name: &str) -> Res<&'static str> {
+fn handler_domain(name: &str) -> Res<Domain> {
     lending_events::handlers::all()
         .into_iter()
         .find(|h| h.name() == name)

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 pub struct DemoClient {
@@ -424,11 +425,14 @@ pub async fn play(
                 "receivedAt": "2026-04-11T09:00:00Z"},
             "metadata": {"userId": "teller-2", "correlationId": format!("poison-{short}"), "source": "demo"}}))
         .await?;
-    let dlq = config.dlq_url("payment").unwrap_or_default().to_string();
+    let dlq = config
+        .dlq_url(Domain::Payment)
+        .unwrap_or_default()
+        .to_string();
     let started = std::time::Instant::now();
     let letter = loop {
         let letters =
-            event_adapters::deadletters::list(&clients.sqs, ddb, table, "payment", &dlq, 100)
+            event_adapters::deadletters::list(&clients.sqs, ddb, table, Domain::Payment, &dlq, 100)
                 .await
                 .map_err(|e| e.to_string())?;
         if let Some(l) = letters

@@ -32,10 +32,11 @@ use aws_sdk_sqs::types::{
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use event_adapters::config::{self, CallCounter, Clients};
-use event_adapters::ledger::record_pk;
+use event_adapters::store::layout::{attr, batch_get_pks, kind, record_pk, stream_pk, Read};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use lending_events::envelope::StreamId;
 use lending_events::handlers;
 use lending_events::routing::RoutingTable;
 use serde_json::{json, Value};
@@ -276,11 +277,11 @@ async fn drive(
             let event_type = field("eventType")?;
             Ok(Published {
                 event_id: field("eventId")?,
-                stream_pk: format!(
-                    "A#{tenant}#{}#{}",
-                    field("aggregateType")?,
-                    field("aggregateId")?
-                ),
+                stream_pk: stream_pk(&StreamId {
+                    tenant_id: &tenant,
+                    aggregate_type: &field("aggregateType")?,
+                    aggregate_id: &field("aggregateId")?,
+                }),
                 domain_routes: routing.domains_for(&event_type).count(),
                 event_type,
                 at,
@@ -586,7 +587,7 @@ async fn wait_completed(
     loop {
         let mut status: HashMap<String, String> = HashMap::new();
         for chunk in pending.chunks(100) {
-            for item in event_adapters::query::batch_get_pks(ddb, table, chunk)
+            for item in batch_get_pks(ddb, table, chunk, Read::Eventual)
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -650,8 +651,8 @@ async fn stored_events(
             .table_name(table)
             .filter_expression("#k = :event AND tenantId = :t")
             .projection_expression("eventId, eventType")
-            .expression_attribute_names("#k", "kind")
-            .expression_attribute_values(":event", AttributeValue::S("event".into()))
+            .expression_attribute_names("#k", attr::KIND)
+            .expression_attribute_values(":event", AttributeValue::S(kind::EVENT.into()))
             .expression_attribute_values(":t", AttributeValue::S(tenant.into()))
             .set_exclusive_start_key(start)
             .send()

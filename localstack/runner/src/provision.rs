@@ -12,10 +12,11 @@ use event_adapters::config::Clients;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
 };
+use lending_events::Domain;
 use serde_json::json;
 
 pub struct ProvisionedQueue {
-    pub domain: &'static str,
+    pub domain: Domain,
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,

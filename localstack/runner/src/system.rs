@@ -21,7 +21,7 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
             .iter()
             .map(|q| {
                 (
-                    q.domain.to_string(),
+                    q.domain,
                     DomainQueues {
                         queue_url: q.queue_url.clone(),
                         dlq_url: q.dlq_url.clone(),

@@ -4,6 +4,13 @@
 //! call mix; the load run's events/s over it is how close the system comes.
 
 use super::*;
+use event_adapters::store::layout::{guard_pk, switch_pk};
+
+/// The tenant of the ceiling's own items: keys of the real families (from the table
+/// layout), never a real tenant's.
+fn ceiling_tenant(ctx: &Ctx) -> String {
+    format!("ceiling-{}", ctx.run)
+}
 
 pub(super) struct CeilingReport {
     workers: usize,
@@ -249,16 +256,23 @@ async fn call(ctx: &Ctx, op: &str) -> Result<(), String> {
                 let body = ctx.envelopes.get((k + j) % ctx.envelopes.len().max(1));
                 let item = HashMap::from([
                     (
-                        "pk".to_string(),
-                        s(format!("A#ceiling-{}#{k}-{j}", ctx.run)),
+                        attr::PK.to_string(),
+                        s(stream_pk(&StreamId {
+                            tenant_id: &ceiling_tenant(ctx),
+                            aggregate_type: "Ceiling",
+                            aggregate_id: &format!("{k}-{j}"),
+                        })),
                     ),
-                    ("sk".to_string(), AttributeValue::N("1".into())),
-                    // Not "event": the dispatcher skips these items.
-                    ("kind".to_string(), s("ceiling")),
-                    ("envelope".to_string(), s(body.cloned().unwrap_or_default())),
-                    ("typeKey".to_string(), s(format!("ceiling#{k}"))),
-                    ("corrKey".to_string(), s(format!("ceiling#{k}"))),
-                    ("recordedAt".to_string(), s(Utc::now().to_rfc3339())),
+                    (attr::SK.to_string(), AttributeValue::N("1".into())),
+                    // Not an event item: the dispatcher skips these items.
+                    (attr::KIND.to_string(), s("ceiling")),
+                    (
+                        attr::ENVELOPE.to_string(),
+                        s(body.cloned().unwrap_or_default()),
+                    ),
+                    (attr::TYPE_KEY.to_string(), s(format!("ceiling#{k}"))),
+                    (attr::CORR_KEY.to_string(), s(format!("ceiling#{k}"))),
+                    (attr::RECORDED_AT.to_string(), s(Utc::now().to_rfc3339())),
                 ]);
                 if !guard {
                     ctx.ddb
@@ -273,11 +287,14 @@ async fn call(ctx: &Ctx, op: &str) -> Result<(), String> {
                 }
                 let g = HashMap::from([
                     (
-                        "pk".to_string(),
-                        s(format!("E#ceiling-{}#{k}-{j}", ctx.run)),
+                        attr::PK.to_string(),
+                        s(guard_pk(
+                            &ceiling_tenant(ctx),
+                            &uuid::Uuid::from_u64_pair(k as u64, j as u64),
+                        )),
                     ),
-                    ("sk".to_string(), AttributeValue::N("0".into())),
-                    ("kind".to_string(), s("ceilingGuard")),
+                    (attr::SK.to_string(), AttributeValue::N("0".into())),
+                    (attr::KIND.to_string(), s("ceilingGuard")),
                 ]);
                 for it in [item, g] {
                     let put = Put::builder()
@@ -308,7 +325,7 @@ async fn call(ctx: &Ctx, op: &str) -> Result<(), String> {
             } else {
                 (u / 2).saturating_sub(64)
             };
-            let pk = format!("P#ceiling-{}#{record}", ctx.run);
+            let pk = record_pk(&ceiling_tenant(ctx), &record.to_string(), "ceiling");
             let req = ctx
                 .ddb
                 .update_item()
@@ -348,7 +365,7 @@ async fn call(ctx: &Ctx, op: &str) -> Result<(), String> {
             ctx.ddb
                 .get_item()
                 .table_name(&ctx.table)
-                .key("pk", s(format!("H#ceiling-{}", k % 6)))
+                .key(attr::PK, s(switch_pk(&format!("ceiling-{}", k % 6))))
                 .key("sk", AttributeValue::N("0".into()))
                 .send()
                 .await

@@ -1,110 +1,13 @@
-//! The event catalog: every event type the backbone accepts, with its domain, the aggregate
-//! whose stream it belongs to, and its payload schema per version.
-//!
-//! # Aggregates (whose stream an event is appended to)
-//!
-//! | aggregateType (id field) | event types |
-//! |---|---|
-//! | `Loan` (loanId) | `Loan.*`, `PaymentSchedule.*`, `Payment.*`: one ordered stream per loan, so a payment is always folded after the funding and schedule it depends on |
-//! | `Draw` (drawId) | `Draw.*`, `Inspection.*` |
-//! | `Borrower` (borrowerId) | `Borrower.*` |
-//! | `Fund` (fundId) | `Fund.*`, `CapitalCall.*`, `Distribution.*` |
-//! | `Commitment` (commitmentId) | `Commitment.*` |
-//! | `Document`, `Filing`, `License`, `ComplianceReview` | compliance records, one stream each |
-//! | `Notification` (notificationId) | `Notification.*` |
-//!
-//! Handlers write their own records on their own aggregates (a compliance review on
-//! `ComplianceReview`, not on the borrower's stream), so a client's stream only changes when
-//! the client or the aggregate's own domain writes to it.
-//!
-//! # Draws against a loan
-//!
-//! Approving a draw needs "loan amount minus what is already drawn", a fact of the *loan*.
-//! To decide it without races and deterministically, the decision is taken on the loan's
-//! stream: when a draw passes inspection the draw handler appends `Loan.DrawSubmitted` to the
-//! loan; the draw handler receives that event in the loan's message group (so one loan's draw
-//! decisions are serialized) with the loan's history up to it, and approves
-//! `min(requested, amount - committed)` or rejects. "Committed" is the sum of earlier approved
-//! draws of the loan, replayed from the earlier `Loan.DrawSubmitted` events, so two draws
-//! approved moments apart never over-commit the loan, and a re-run decides the same. When
-//! the approved draw is disbursed, `Loan.DrawDisbursed` records it on the loan as well (the
-//! loan state's disbursed draws total).
-//!
-//! # Versions
-//!
-//! `eventVersion` selects the payload schema ([`EventSpec::schema`]); ingest validates a v2
-//! payload against the v2 schema. Stored events are never rewritten: readers see every event
-//! in its latest version through [`crate::upcast`]. Versioned today: `Payment.Received` v2
-//! (`paymentMethod` from a fixed list instead of the free-text `method`).
-//!
-//! # Custom types
-//!
-//! Teams add types without editing this file: [`Catalog::with_custom_json`] parses a JSON
-//! document (see [`crate::custom`]) into a catalog instance that ingest uses; custom payloads
-//! are validated by the same validator as the built-in ones.
+//! The built-in event types: the catalog's data. A new built-in type is one more
+//! [`CATALOG`] entry here (see the `spec!` macro for the defaults).
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::types::{EventSpec, CLIENT, OPERATOR};
 use crate::error::CoreError;
 use crate::schema::{
-    fields_summary, opt, req, FieldKind, FieldSpec, DATE, DATETIME, ID, MONEY, POSITIVE_MONEY, TEXT,
+    opt, req, FieldKind, FieldSpec, DATE, DATETIME, ID, MONEY, POSITIVE_MONEY, TEXT,
 };
-
-/// A rule across fields that the field schema cannot express (checked after it).
-pub type PayloadCheck = fn(&Map<String, Value>) -> Result<(), CoreError>;
-
-/// One event type.
-#[derive(Debug, Clone, Copy)]
-pub struct EventSpec {
-    pub event_type: &'static str,
-    pub domain: &'static str,
-    pub aggregate_type: &'static str,
-    /// The payload field that must equal the envelope's aggregateId.
-    pub aggregate_id_field: &'static str,
-    pub description: &'static str,
-    /// The payload schema of version 1.
-    pub fields: &'static [FieldSpec],
-    /// The payload schemas of versions 2, 3, ... in order; empty when only v1 exists.
-    pub later_versions: &'static [&'static [FieldSpec]],
-    /// Cross-field rules, checked on every version.
-    pub check: Option<PayloadCheck>,
-    /// Who may publish it: [`CLIENT`] (services, over HTTP), or the handlers, job or
-    /// operator actions that decide it. Nobody else may append it.
-    pub producers: &'static [&'static str],
-}
-
-impl EventSpec {
-    /// The newest payload version of this type.
-    pub fn latest_version(&self) -> u32 {
-        1 + self.later_versions.len() as u32
-    }
-
-    /// True when `producer` ([`CLIENT`], a handler's name, [`crate::late::JOB`] or
-    /// [`OPERATOR`]) may publish this type.
-    pub fn produced_by(&self, producer: &str) -> bool {
-        self.producers.contains(&producer)
-    }
-
-    /// True when services may publish this type over HTTP.
-    pub fn client_may_publish(&self) -> bool {
-        self.produced_by(CLIENT)
-    }
-
-    /// The payload schema of `version`, if it exists.
-    pub fn schema(&self, version: u32) -> Option<&'static [FieldSpec]> {
-        match version {
-            0 => None,
-            1 => Some(self.fields),
-            v => self.later_versions.get(v as usize - 2).copied(),
-        }
-    }
-}
-
-/// The producer of types services publish over HTTP.
-pub const CLIENT: &str = "client";
-/// The producer of `Ops.*` events: the operator actions (replay, dead letters, handler
-/// switches), recorded by the server on behalf of the operator's principal.
-pub const OPERATOR: &str = "operator";
 
 /// Names the seeds use for the same thing; the canonical name is stored.
 pub const ALIASES: &[(&str, &str)] = &[
@@ -178,9 +81,11 @@ const DRAW_WORKFLOW: &[&str] = &["draw-workflow"];
 const COMPLIANCE: &[&str] = &["compliance"];
 const FUND_ALLOCATION: &[&str] = &["fund-allocation"];
 const NOTIFICATIONS: &[&str] = &["notifications"];
-const LATE_PAYMENTS: &[&str] = &[crate::late::JOB];
+// The late-payment job, by name like the handlers (its tests check it is `crate::late::JOB`).
+const LATE_PAYMENTS: &[&str] = &["late-payments"];
 const OPERATOR_ACTION: &[&str] = &[OPERATOR];
 
+/// Every built-in event type.
 pub const CATALOG: &[EventSpec] = &[
     // Loan
     spec!(
@@ -788,144 +693,12 @@ fn modification_changes_something(p: &Map<String, Value>) -> Result<(), CoreErro
     Ok(())
 }
 
-/// The canonical name of an event type (resolving aliases).
-pub fn canonical(event_type: &str) -> &str {
-    ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == event_type)
-        .map(|(_, canonical)| *canonical)
-        .unwrap_or(event_type)
-}
-
-/// Look up a built-in event type (or one of its aliases).
-pub fn lookup(event_type: &str) -> Option<&'static EventSpec> {
-    let name = canonical(event_type);
-    CATALOG.iter().find(|s| s.event_type == name)
-}
-
-/// True when `s` is `Domain.Action` with PascalCase segments.
-pub fn is_event_type_name(s: &str) -> bool {
-    let mut parts = s.split('.');
-    let pascal = |p: Option<&str>| {
-        p.is_some_and(|p| {
-            p.len() <= 64
-                && p.starts_with(|c: char| c.is_ascii_uppercase())
-                && p.chars().all(|c| c.is_ascii_alphanumeric())
-        })
-    };
-    pascal(parts.next()) && pascal(parts.next()) && parts.next().is_none()
-}
-
-/// A catalog instance: the built-in types plus a team's custom types. Ingest validates
-/// against one; handlers and folds only know the built-in ones.
-#[derive(Debug, Clone, Default)]
-pub struct Catalog {
-    custom: Vec<&'static EventSpec>,
-}
-
-static BUILTIN: Catalog = Catalog { custom: Vec::new() };
-
-impl Catalog {
-    /// The built-in types only.
-    pub fn builtin() -> &'static Catalog {
-        &BUILTIN
-    }
-
-    /// The built-in types plus the custom types described by `json` (see [`crate::custom`]).
-    /// The custom specs live for the rest of the process: build a catalog once at start.
-    pub fn with_custom_json(json: &str) -> Result<Catalog, CoreError> {
-        Ok(Catalog {
-            custom: crate::custom::parse(json)?,
-        })
-    }
-
-    /// Look up a type (or alias) among built-in and custom types.
-    pub fn lookup(&self, event_type: &str) -> Option<&'static EventSpec> {
-        lookup(event_type).or_else(|| {
-            self.custom
-                .iter()
-                .copied()
-                .find(|s| s.event_type == event_type)
-        })
-    }
-
-    /// Every type, built-in first.
-    pub fn specs(&self) -> impl Iterator<Item = &'static EventSpec> + '_ {
-        CATALOG.iter().chain(self.custom.iter().copied())
-    }
-
-    /// The custom types of this catalog.
-    pub fn custom(&self) -> &[&'static EventSpec] {
-        &self.custom
-    }
-
-    /// The catalog as JSON: one entry per type with a JSON Schema per payload version.
-    pub fn export(&self) -> Value {
-        let types: Vec<Value> = self
-            .specs()
-            .map(|s| {
-                let versions: Vec<Value> = (1..=s.latest_version())
-                    .filter_map(|v| s.schema(v).map(|f| (v, f)))
-                    .map(|(v, f)| {
-                        json!({"version": v, "payloadSchema": crate::schema::json_schema(f)})
-                    })
-                    .collect();
-                json!({
-                    "eventType": s.event_type,
-                    "domain": s.domain,
-                    "aggregateType": s.aggregate_type,
-                    "aggregateIdField": s.aggregate_id_field,
-                    "description": s.description,
-                    "latestVersion": s.latest_version(),
-                    "payloadSchema": crate::schema::json_schema(s.fields),
-                    "versions": versions,
-                    "custom": !CATALOG.iter().any(|b| b.event_type == s.event_type),
-                    "producers": s.producers,
-                })
-            })
-            .collect();
-        json!({ "eventTypes": types, "aliases": ALIASES })
-    }
-
-    /// The catalog as a Markdown table (for the README): type, domain, aggregate, versions,
-    /// producers and the latest payload's fields (`?` marks optional ones).
-    pub fn markdown_table(&self) -> String {
-        let mut out = String::from(
-            "| event type | domain | aggregate (id) | v | producers | payload (latest version; `?` optional) | description |\n|---|---|---|---|---|---|---|\n",
-        );
-        for s in self.specs() {
-            let latest = s.schema(s.latest_version()).unwrap_or(s.fields);
-            out.push_str(&format!(
-                "| `{}` | {} | {} ({}) | {} | {} | {} | {} |\n",
-                s.event_type,
-                s.domain,
-                s.aggregate_type,
-                s.aggregate_id_field,
-                s.latest_version(),
-                s.producers.join(", "),
-                fields_summary(latest),
-                s.description
-            ));
-        }
-        out.push_str("\nAliases (accepted, stored under the canonical name): ");
-        let aliases: Vec<String> = ALIASES
-            .iter()
-            .map(|(a, c)| format!("`{a}` → `{c}`"))
-            .collect();
-        out.push_str(&aliases.join(", "));
-        out.push('\n');
-        out
-    }
-}
-
-/// The built-in catalog as JSON (see [`Catalog::export`]).
-pub fn export() -> Value {
-    Catalog::builtin().export()
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::catalog::{export, is_event_type_name, lookup, Catalog};
     use crate::schema::validate_object;
 
     #[test]
@@ -1056,17 +829,6 @@ mod tests {
     }
 
     #[test]
-    fn event_type_names_are_domain_dot_action() {
-        assert!(is_event_type_name("Loan.Funded"));
-        assert!(is_event_type_name("PaymentSchedule.Generated"));
-        assert!(!is_event_type_name("loan.funded"));
-        assert!(!is_event_type_name("LoanFunded"));
-        assert!(!is_event_type_name("Loan.Funded.Twice"));
-        assert!(!is_event_type_name("LOAN_CREATED"));
-        assert!(!is_event_type_name("Loan."));
-    }
-
-    #[test]
     fn payment_received_has_two_versions() {
         let s = lookup("Payment.Received").unwrap();
         assert_eq!(s.latest_version(), 2);
@@ -1096,24 +858,5 @@ mod tests {
                 .unwrap()
         )
         .is_err());
-    }
-
-    #[test]
-    fn export_and_table_list_every_type() {
-        let e = export();
-        assert_eq!(e["eventTypes"].as_array().unwrap().len(), CATALOG.len());
-        let received = e["eventTypes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["eventType"] == "Payment.Received")
-            .unwrap();
-        assert_eq!(received["versions"].as_array().unwrap().len(), 2);
-        let table = Catalog::builtin().markdown_table();
-        assert_eq!(
-            table.lines().filter(|l| l.starts_with("| `")).count(),
-            CATALOG.len()
-        );
-        assert!(table.contains("paymentMethod: ach\\|wire"));
     }
 }

@@ -1,203 +1,16 @@
-//! Processing records, the processing log, handler switches and statistics: the
-//! housekeeping that makes handlers idempotent and observable.
-//!
-//! One record per (tenant, handler, eventId), in the event table under
-//! `pk = P#<tenant>#<eventId>#<handler>`, `sk = 0`:
-//! - a handler **claims** the record with a conditional write: new, FAILED, or an
-//!   IN_PROGRESS whose lease (`leaseUntil`, the function's remaining time) ran out;
-//! - a COMPLETED record short-circuits every later delivery of the same event;
-//! - an IN_PROGRESS record with a live lease means a concurrent duplicate: the message is
-//!   retried later, never run twice at once;
-//! - every execution appends an entry to the record's `log` (outcome, duration, attempt),
-//!   and failures keep class, message, count, first and last time.
-//!
-//! Records carry `expiresAt` (TTL, 30 days): housekeeping only, events never expire.
-//!
-//! Handler switches live at `pk = H#<handler>`; daily statistics at
-//! `pk = S#<handler>#<YYYY-MM-DD>` (counters and a duration histogram, flushed once per batch).
+//! The DynamoDB ledger: processing records, handler switches and daily statistics as items
+//! of the event table (keys in [`crate::store::layout`]).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use lending_events::EventEnvelope;
-use serde::Serialize;
 
+use super::{BatchStats, Claim, FailureClass, Ledger, Work, RECORD_TTL};
 use crate::error::{classify, AdapterError};
-
-/// Upper bounds (ms) of the duration histogram buckets; the last bucket is open.
-pub const DURATION_BUCKETS_MS: &[u64] = &[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
-
-/// How long a COMPLETED record (and its log) is kept.
-pub const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// What a claim found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// Ours to run; this is attempt number `attempt` (1-based).
-    Acquired { attempt: u32 },
-    /// Already completed: acknowledge without running.
-    AlreadyDone,
-    /// Another execution holds a live lease.
-    Busy,
-}
-
-/// Failure classes, as recorded and reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureClass {
-    Transient,
-    Permanent,
-}
-
-impl FailureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Transient => "transient",
-            FailureClass::Permanent => "permanent",
-        }
-    }
-}
-
-/// Identifies one handler's work on one event.
-#[derive(Debug, Clone, Copy)]
-pub struct Work<'a> {
-    pub handler: &'static str,
-    pub event: &'a EventEnvelope,
-}
-
-impl Work<'_> {
-    pub fn pk(&self) -> String {
-        record_pk(
-            &self.event.metadata.tenant_id,
-            &self.event.event_id.to_string(),
-            self.handler,
-        )
-    }
-}
-
-pub fn record_pk(tenant: &str, event_id: &str, handler: &str) -> String {
-    format!("P#{tenant}#{event_id}#{handler}")
-}
-
-/// The housekeeping port. [`DynamoLedger`] is the real one.
-pub trait Ledger: Send + Sync {
-    fn claim(
-        &self,
-        work: Work<'_>,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, AdapterError>> + Send;
-    fn complete(
-        &self,
-        work: Work<'_>,
-        attempt: u32,
-        duration: Duration,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
-    fn fail(
-        &self,
-        work: Work<'_>,
-        attempt: u32,
-        class: FailureClass,
-        message: &str,
-        duration: Duration,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
-    /// Whether a handler is switched on (default: on).
-    fn enabled(&self, handler: &str) -> impl Future<Output = Result<bool, AdapterError>> + Send;
-    fn flush_stats(
-        &self,
-        stats: &BatchStats,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
-}
-
-/// Per-handler counters gathered over one batch, written once at its end.
-#[derive(Debug, Default)]
-pub struct BatchStats {
-    inner: Mutex<HashMap<&'static str, HandlerCounters>>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct HandlerCounters {
-    pub successes: u64,
-    pub failures: u64,
-    pub retries: u64,
-    pub dead_lettered: u64,
-    pub last_error: Option<String>,
-    pub buckets: Vec<u64>,
-    pub durations_ms: Vec<f64>,
-    pub lags_ms: Vec<f64>,
-}
-
-impl BatchStats {
-    pub fn record(
-        &self,
-        handler: &'static str,
-        outcome: Option<FailureClass>,
-        duration: Duration,
-        lag_ms: i64,
-        error: Option<&str>,
-    ) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let c = map.entry(handler).or_default();
-        c.durations_ms.push(duration.as_secs_f64() * 1000.0);
-        if outcome.is_none() {
-            c.lags_ms.push(lag_ms.max(0) as f64);
-        }
-        match outcome {
-            None => c.successes += 1,
-            Some(FailureClass::Transient) => c.retries += 1,
-            Some(FailureClass::Permanent) => {
-                c.failures += 1;
-                c.dead_lettered += 1;
-            }
-        }
-        if let Some(e) = error {
-            c.last_error = Some(e.chars().take(500).collect());
-        }
-        if c.buckets.is_empty() {
-            c.buckets = vec![0; DURATION_BUCKETS_MS.len() + 1];
-        }
-        let ms = duration.as_millis() as u64;
-        let i = DURATION_BUCKETS_MS
-            .iter()
-            .position(|b| ms <= *b)
-            .unwrap_or(DURATION_BUCKETS_MS.len());
-        c.buckets[i] += 1;
-    }
-
-    pub fn take(&self) -> HashMap<&'static str, HandlerCounters> {
-        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// The batch's metrics, one EMF line per handler.
-    pub fn emit_metrics(&self) {
-        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for (handler, c) in map.iter() {
-            crate::metrics::Emf::new(&[("Handler", handler)])
-                .count("EventsProcessed", c.successes)
-                .count("HandlerFailures", c.failures)
-                .count("HandlerRetries", c.retries)
-                .count("EventsDeadLettered", c.dead_lettered)
-                .millis("HandlerDuration", &c.durations_ms)
-                .millis("HandlerLag", &c.lags_ms)
-                .emit();
-        }
-    }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+use crate::store::layout::{self, attr, kind, n, s, stats_pk, switch_pk};
 
 /// The DynamoDB ledger, in the event table.
 pub struct DynamoLedger {
@@ -245,10 +58,9 @@ impl DynamoLedger {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("H#{handler}")))
-            .item("sk", n(0))
-            .item("kind", s("handlerSwitch"))
-            .item("enabled", AttributeValue::Bool(enabled))
+            .set_item(Some(layout::key(switch_pk(handler), 0)))
+            .item(attr::KIND, s(kind::HANDLER_SWITCH))
+            .item(attr::ENABLED, AttributeValue::Bool(enabled))
             .send()
             .await
             .map_err(|e| classify("PutItem(switch)", e))?;
@@ -261,14 +73,13 @@ impl DynamoLedger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("H#{handler}")))
-            .key("sk", n(0))
+            .set_key(Some(layout::key(switch_pk(handler), 0)))
             .send()
             .await
             .map_err(|e| classify("GetItem(switch)", e))?;
         Ok(out
             .item()
-            .and_then(|i| i.get("enabled"))
+            .and_then(|i| i.get(attr::ENABLED))
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(true))
@@ -288,8 +99,7 @@ impl Ledger for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(work.pk()))
-            .key("sk", n(0))
+            .set_key(Some(layout::key(work.pk(), 0)))
             .update_expression(
                 "SET #st = :ip, leaseUntil = :lease, attempts = if_not_exists(attempts, :zero) + :one, \
                  #kind = :kind, #handler = :h, eventId = :eid, eventType = :et, tenantId = :t, \
@@ -297,17 +107,17 @@ impl Ledger for DynamoLedger {
                  expiresAt = :exp",
             )
             .condition_expression("attribute_not_exists(pk) OR #st = :failed OR (#st = :ip AND leaseUntil < :nowms)")
-            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#st", attr::STATUS)
             .expression_attribute_names("#seq", "sequence")
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_names("#handler", "handler")
+            .expression_attribute_names("#kind", attr::KIND)
+            .expression_attribute_names("#handler", attr::HANDLER)
             .expression_attribute_values(":ip", s("IN_PROGRESS"))
             .expression_attribute_values(":failed", s("FAILED"))
             .expression_attribute_values(":lease", n(now_ms + lease.as_millis() as i64))
             .expression_attribute_values(":nowms", n(now_ms))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":kind", s("processing"))
+            .expression_attribute_values(":kind", s(kind::PROCESSING))
             .expression_attribute_values(":h", s(work.handler))
             .expression_attribute_values(":eid", s(e.event_id.to_string()))
             .expression_attribute_values(":et", s(&e.event_type))
@@ -341,15 +151,14 @@ impl Ledger for DynamoLedger {
                     .client
                     .get_item()
                     .table_name(&self.table)
-                    .key("pk", s(work.pk()))
-                    .key("sk", n(0))
+                    .set_key(Some(layout::key(work.pk(), 0)))
                     .consistent_read(true)
                     .send()
                     .await
                     .map_err(|e| classify("GetItem(claim)", e))?;
                 let status = cur
                     .item()
-                    .and_then(|i| i.get("status"))
+                    .and_then(|i| i.get(attr::STATUS))
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str);
                 Ok(if status == Some("COMPLETED") {
@@ -371,13 +180,12 @@ impl Ledger for DynamoLedger {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(work.pk()))
-            .key("sk", n(0))
+            .set_key(Some(layout::key(work.pk(), 0)))
             .update_expression(
                 "SET #st = :done, completedAt = :now, durationMs = :d, completedAttempt = :a, \
                  #log = list_append(if_not_exists(#log, :empty), :entry) REMOVE leaseUntil",
             )
-            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#st", attr::STATUS)
             .expression_attribute_names("#log", "log")
             .expression_attribute_values(":done", s("COMPLETED"))
             .expression_attribute_values(":now", s(lending_events::envelope::format_time(&now)))
@@ -407,15 +215,14 @@ impl Ledger for DynamoLedger {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(work.pk()))
-            .key("sk", n(0))
+            .set_key(Some(layout::key(work.pk(), 0)))
             .update_expression(
                 "SET #st = :failed, failureClass = :c, lastError = :m, lastFailureAt = :now, \
                  firstFailureAt = if_not_exists(firstFailureAt, :now), \
                  #log = list_append(if_not_exists(#log, :empty), :entry) \
                  ADD failures :one REMOVE leaseUntil",
             )
-            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#st", attr::STATUS)
             .expression_attribute_names("#log", "log")
             .expression_attribute_values(":failed", s("FAILED"))
             .expression_attribute_values(":c", s(class.as_str()))
@@ -481,13 +288,12 @@ impl Ledger for DynamoLedger {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(format!("S#{handler}#{day}")))
-                .key("sk", n(0))
+                .set_key(Some(layout::key(stats_pk(handler, &day), 0)))
                 .update_expression(expr)
                 .expression_attribute_names("#day", "day")
-                .expression_attribute_names("#kind", "kind")
-                .expression_attribute_names("#handler", "handler")
-                .expression_attribute_values(":kind", s("handlerStats"))
+                .expression_attribute_names("#kind", attr::KIND)
+                .expression_attribute_names("#handler", attr::HANDLER)
+                .expression_attribute_values(":kind", s(kind::HANDLER_STATS))
                 .expression_attribute_values(":h", s(handler))
                 .expression_attribute_values(":day", s(&day))
                 .expression_attribute_values(":exp", n(now.timestamp() + 90 * 24 * 3600))

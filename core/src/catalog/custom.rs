@@ -35,10 +35,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{self, EventSpec};
-use crate::envelope::MAX_TYPE_LEN;
+use super::types::{EventSpec, CLIENT};
+use super::{is_event_type_name, lookup};
 use crate::error::CoreError;
-use crate::schema::{is_safe_id, FieldKind, FieldSpec};
+use crate::schema::{is_safe_id, FieldKind, FieldSpec, MAX_TYPE_LEN};
 
 const MAX_FIELDS: usize = 100;
 const MAX_DEPTH: usize = 4;
@@ -94,10 +94,10 @@ fn parse_type(t: &Value) -> Result<EventSpec, CoreError> {
         return Err(bad(k, format!("unknown key; allowed: {}", KEYS.join(", "))));
     }
     let event_type = text(obj, "eventType")?;
-    if !catalog::is_event_type_name(event_type) {
+    if !is_event_type_name(event_type) {
         return Err(bad("eventType", "must be Domain.Action in PascalCase"));
     }
-    if catalog::lookup(event_type).is_some() {
+    if lookup(event_type).is_some() {
         return Err(bad(
             "eventType",
             format!("{event_type} is a built-in type or alias"),
@@ -142,7 +142,7 @@ fn parse_type(t: &Value) -> Result<EventSpec, CoreError> {
         later_versions: &[],
         check: None,
         // Custom types are published by services over HTTP.
-        producers: &[catalog::CLIENT],
+        producers: &[CLIENT],
     })
 }
 

@@ -1,102 +1,23 @@
-//! The event-history table.
-//!
-//! Item layout (one table, `pk` string + `sk` number):
-//!
-//! | item | pk | sk | other attributes |
-//! |---|---|---|---|
-//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
-//! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
-//!
-//! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
-//! its (stream, sequence) being free, and a put of its eventId guard conditioned on the id
-//! being new. So sequences have no gaps or duplicates under concurrency, an eventId is
-//! stored once per tenant, and a request is all or nothing. The stream (NEW_IMAGE) of the
-//! table is the outbox: dispatch reads event items from it.
+//! The DynamoDB event store: one transaction per append (the item layout and the append's
+//! guarantees are in [`super::layout`]).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
-use lending_events::envelope::{format_recorded_at, StreamId};
+use lending_events::envelope::StreamId;
 use lending_events::{EventEnvelope, NewEvent};
 use uuid::Uuid;
 
+use super::layout::{
+    self, attr, batch_get_keys, decode_event, guard_pk, guarded_event_key, n, num_of, s, str_of,
+    stream_pk, Item, Read,
+};
+use super::{page_window, Appended, EventStore, Page};
 use crate::error::{classify, AdapterError};
-
-/// What an append did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Appended {
-    /// Newly stored, in request order.
-    Stored(Vec<EventEnvelope>),
-    /// Every event was stored before with the same content: the original envelopes.
-    AlreadyStored(Vec<EventEnvelope>),
-}
-
-impl Appended {
-    pub fn events(&self) -> &[EventEnvelope] {
-        match self {
-            Appended::Stored(e) | Appended::AlreadyStored(e) => e,
-        }
-    }
-}
-
-/// A page of one aggregate's history.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Page {
-    pub events: Vec<EventEnvelope>,
-    /// The `after` value for the next page, when there may be more.
-    pub next: Option<u64>,
-}
-
-/// The bounds of one page read: `upto` defaulted (open end), `limit` clamped to 1..=1000;
-/// `None` when the window `after < sequence <= upto` is empty.
-pub fn page_window(after: u64, upto: Option<u64>, limit: usize) -> Option<(u64, usize)> {
-    let upto = upto.unwrap_or(u64::MAX / 2);
-    (upto > after).then(|| (upto, limit.clamp(1, 1000)))
-}
-
-/// The event store port. The DynamoDB implementation is [`DynamoStore`].
-pub trait EventStore: Send + Sync {
-    /// Append new events (all or nothing), assigning per-aggregate sequences.
-    fn append(
-        &self,
-        events: Vec<NewEvent>,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Appended, AdapterError>> + Send;
-
-    /// Events of a stream with `after < sequence <= upto`, at most `limit`, in order.
-    fn read_stream(
-        &self,
-        stream: StreamId<'_>,
-        after: u64,
-        upto: Option<u64>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Page, AdapterError>> + Send;
-
-    /// The whole history up to and including `upto`.
-    fn history_until(
-        &self,
-        stream: StreamId<'_>,
-        upto: u64,
-    ) -> impl Future<Output = Result<Vec<EventEnvelope>, AdapterError>> + Send {
-        async move {
-            let mut out = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = self.read_stream(stream, after, Some(upto), 1000).await?;
-                out.extend(page.events);
-                match page.next {
-                    Some(n) => after = n,
-                    None => return Ok(out),
-                }
-            }
-        }
-    }
-}
 
 /// How many times an append without `expectedSequence` re-reads the head and tries again
 /// when another writer took its sequence.
@@ -107,31 +28,6 @@ pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
 }
-
-pub fn stream_pk(s: &StreamId<'_>) -> String {
-    format!("A#{}", s.key())
-}
-
-/// The live stream's order key of an event: `<recordedAt>#<eventId>`, the sort key of the
-/// `byTenantTime` index. Fixed-width time first, so text order is time order; the eventId
-/// orders events stored in the same millisecond.
-pub fn time_key(e: &EventEnvelope) -> String {
-    format!("{}#{}", format_recorded_at(&e.recorded_at), e.event_id)
-}
-
-pub fn guard_pk(tenant: &str, event_id: &Uuid) -> String {
-    format!("E#{tenant}#{event_id}")
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-type Item = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
@@ -164,38 +60,11 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query(head)", e))?;
-        Ok(out.items().first().and_then(|i| num(i, "sk")).unwrap_or(0))
-    }
-
-    fn event_item(e: &EventEnvelope, body: String) -> Item {
-        let tenant = &e.metadata.tenant_id;
-        HashMap::from([
-            ("pk".into(), s(stream_pk(&e.stream()))),
-            ("sk".into(), n(e.sequence)),
-            ("kind".into(), s("event")),
-            ("envelope".into(), s(body)),
-            ("eventId".into(), s(e.event_id.to_string())),
-            ("eventType".into(), s(&e.event_type)),
-            ("tenantId".into(), s(tenant)),
-            ("recordedAt".into(), s(format_recorded_at(&e.recorded_at))),
-            ("timeKey".into(), s(time_key(e))),
-            ("typeKey".into(), s(format!("{tenant}#{}", e.event_type))),
-            (
-                "corrKey".into(),
-                s(format!("{tenant}#{}", e.metadata.correlation_id)),
-            ),
-        ])
-    }
-
-    fn guard_item(e: &EventEnvelope, fingerprint: &str) -> Item {
-        HashMap::from([
-            ("pk".into(), s(guard_pk(&e.metadata.tenant_id, &e.event_id))),
-            ("sk".into(), n(0)),
-            ("kind".into(), s("eventId")),
-            ("streamPk".into(), s(stream_pk(&e.stream()))),
-            ("seq".into(), n(e.sequence)),
-            ("fingerprint".into(), s(fingerprint)),
-        ])
+        Ok(out
+            .items()
+            .first()
+            .and_then(|i| num_of(i, attr::SK))
+            .unwrap_or(0))
     }
 
     fn put(&self, item: Item) -> Result<TransactWriteItem, AdapterError> {
@@ -238,8 +107,8 @@ impl DynamoStore {
         for (e, new) in stored.iter().zip(events) {
             let body =
                 serde_json::to_string(e).map_err(|err| AdapterError::Decode(err.to_string()))?;
-            items.push(self.put(Self::event_item(e, body))?);
-            items.push(self.put(Self::guard_item(e, &new.fingerprint))?);
+            items.push(self.put(layout::event_item(e, body))?);
+            items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
         }
         let result = self
             .client
@@ -298,12 +167,7 @@ impl DynamoStore {
         }
         let keys: Vec<Item> = events
             .iter()
-            .map(|e| {
-                HashMap::from([
-                    ("pk".into(), s(guard_pk(&e.metadata.tenant_id, &e.event_id))),
-                    ("sk".into(), n(0)),
-                ])
-            })
+            .map(|e| layout::key(guard_pk(&e.metadata.tenant_id, &e.event_id), 0))
             .collect();
         let guards = self.batch_get(keys).await?;
         let mut found = 0;
@@ -312,20 +176,16 @@ impl DynamoStore {
             let pk = guard_pk(&e.metadata.tenant_id, &e.event_id);
             if let Some(g) = guards
                 .iter()
-                .find(|g| str_attr(g, "pk") == Some(pk.as_str()))
+                .find(|g| str_of(g, attr::PK) == Some(pk.as_str()))
             {
                 found += 1;
-                if str_attr(g, "fingerprint") != Some(e.fingerprint.as_str()) {
+                if str_of(g, attr::FINGERPRINT) != Some(e.fingerprint.as_str()) {
                     return Err(AdapterError::EventIdConflict(format!(
                         "eventId {} was already used for an event with different content",
                         e.event_id
                     )));
                 }
-                let stream = str_attr(g, "streamPk").unwrap_or_default().to_string();
-                event_keys.push(HashMap::from([
-                    ("pk".into(), s(stream)),
-                    ("sk".into(), n(num(g, "seq").unwrap_or(0))),
-                ]));
+                event_keys.push(guarded_event_key(g));
             }
         }
         if found == 0 {
@@ -345,37 +205,9 @@ impl DynamoStore {
         Ok(Some(envelopes))
     }
 
+    /// Items by key, read consistently: a resend must see the write that cancelled it.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, AdapterError> {
-        let mut out = Vec::new();
-        let mut pending = keys;
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let ka = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| AdapterError::Aws(e.to_string()))?;
-            let res = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, ka)
-                .send()
-                .await
-                .map_err(|e| classify("BatchGetItem", e))?;
-            if let Some(items) = res.responses().and_then(|r| r.get(&self.table)) {
-                out.extend(items.iter().cloned());
-            }
-            pending = res
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
-            attempt += 1;
-            if !pending.is_empty() {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-        }
-        Ok(out)
+        batch_get_keys(&self.client, &self.table, keys, Read::Consistent).await
     }
 
     /// One event by id (tenant-scoped).
@@ -388,8 +220,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(guard_pk(tenant, event_id)))
-            .key("sk", n(0))
+            .set_key(Some(layout::key(guard_pk(tenant, event_id), 0)))
             .send()
             .await
             .map_err(|e| classify("GetItem(guard)", e))?;
@@ -400,8 +231,7 @@ impl DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(str_attr(g, "streamPk").unwrap_or_default()))
-            .key("sk", n(num(g, "seq").unwrap_or(0)))
+            .set_key(Some(guarded_event_key(g)))
             .send()
             .await
             .map_err(|e| classify("GetItem(event)", e))?;
@@ -525,25 +355,6 @@ fn classify_service(op: &str, e: TransactWriteItemsError) -> AdapterError {
         }
         _ => AdapterError::Aws(msg),
     }
-}
-
-/// Decode an event item back into its envelope.
-pub fn decode_event(item: &Item) -> Result<EventEnvelope, AdapterError> {
-    let body = str_attr(item, "envelope")
-        .ok_or_else(|| AdapterError::Decode("event item without envelope".into()))?;
-    serde_json::from_str(body).map_err(|e| AdapterError::Decode(format!("stored envelope: {e}")))
-}
-
-fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-fn num(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// Exponential backoff with full jitter, 20 ms base, 1 s cap.

@@ -1,14 +1,12 @@
-//! In-memory ports: [`MemoryStore`] (an [`EventStore`]) and [`MemoryLedger`] (a
-//! [`Ledger`]) with the same semantics as the DynamoDB ones, for benchmarks and tests that
-//! must not touch the network.
+//! The in-memory [`EventStore`], [`MemoryStore`], with the same semantics as the DynamoDB
+//! one, for benchmarks and tests that must not touch the network (its twin for processing
+//! records is [`crate::ledger::memory::MemoryLedger`]).
 //!
 //! - Append: all or nothing; per-aggregate sequences 1, 2, 3, ... without gaps; an
 //!   `expectedSequence` that does not match is a sequence conflict; an eventId is stored
 //!   once per tenant (its guard keeps the fingerprint): an exact resend of a whole request
 //!   returns the original envelopes, a reused eventId with other content (or a request only
 //!   partly stored) is an eventId conflict. `recordedAt` is cut to milliseconds, as stored.
-//! - Processing records: claim new / FAILED / IN_PROGRESS with an expired lease; COMPLETED
-//!   short-circuits; a live lease is busy.
 //!
 //! Every port counts the AWS calls its DynamoDB twin would make for the same work
 //! ([`CallCounts`]), so an in-process run can report calls per message too.
@@ -16,15 +14,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
 use lending_events::{EventEnvelope, NewEvent};
 
+use super::layout::{guard_pk, stream_pk};
+use super::{page_window, Appended, EventStore, Page};
 use crate::error::AdapterError;
-use crate::ledger::{BatchStats, Claim, FailureClass, Ledger, Work};
-use crate::store::{guard_pk, page_window, stream_pk, Appended, EventStore, Page};
 
 /// AWS calls the DynamoDB implementation would have made for the same work.
 #[derive(Debug, Default)]
@@ -42,7 +39,7 @@ pub struct CallCounts {
 }
 
 impl CallCounts {
-    fn bump(c: &AtomicU64) {
+    pub(crate) fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -271,167 +268,5 @@ impl EventStore for MemoryStore {
             _ => None,
         };
         Ok(Page { events, next })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    InProgress { lease_until_ms: i64 },
-    Completed,
-    Failed,
-}
-
-#[derive(Debug, Clone)]
-struct Record {
-    status: Status,
-    attempts: u32,
-    log: usize,
-}
-
-/// A [`Ledger`] in memory. Handlers are on unless switched off with [`Self::set_enabled`].
-#[derive(Default)]
-pub struct MemoryLedger {
-    records: Mutex<HashMap<String, Record>>,
-    switches: Mutex<HashMap<String, bool>>,
-    /// Whether [`Ledger::enabled`] counts a `GetItem` (the DynamoDB ledger caches switches
-    /// for 2 s, so in steady state it makes about one call per handler per 2 s).
-    pub count_switch_reads: bool,
-    pub calls: CallCounts,
-}
-
-impl MemoryLedger {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set_enabled(&self, handler: &str, enabled: bool) {
-        self.switches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(handler.to_string(), enabled);
-    }
-
-    /// The status of a processing record: `IN_PROGRESS`, `COMPLETED` or `FAILED`.
-    pub fn status(&self, work: Work<'_>) -> Option<&'static str> {
-        let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        r.get(&work.pk()).map(|r| match r.status {
-            Status::InProgress { .. } => "IN_PROGRESS",
-            Status::Completed => "COMPLETED",
-            Status::Failed => "FAILED",
-        })
-    }
-
-    /// How many records are COMPLETED.
-    pub fn completed(&self) -> usize {
-        let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        r.values().filter(|r| r.status == Status::Completed).count()
-    }
-
-    /// Forget every record (keeps switches and counters).
-    pub fn clear(&self) {
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    /// What `complete` and `fail` share: one update that sets the outcome and logs it.
-    fn finish(&self, work: Work<'_>, status: Status) {
-        CallCounts::bump(&self.calls.update);
-        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let rec = map.entry(work.pk()).or_insert(Record {
-            status,
-            attempts: 0,
-            log: 0,
-        });
-        rec.status = status;
-        rec.log += 1;
-    }
-}
-
-impl Ledger for MemoryLedger {
-    async fn claim(
-        &self,
-        work: Work<'_>,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, AdapterError> {
-        CallCounts::bump(&self.calls.update);
-        let now_ms = now.timestamp_millis();
-        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        let rec = map.entry(work.pk()).or_insert(Record {
-            status: Status::Failed,
-            attempts: 0,
-            log: 0,
-        });
-        let free = match rec.status {
-            Status::Failed => true,
-            Status::InProgress { lease_until_ms } => lease_until_ms < now_ms,
-            Status::Completed => false,
-        };
-        if free {
-            rec.attempts += 1;
-            rec.status = Status::InProgress {
-                lease_until_ms: now_ms + lease.as_millis() as i64,
-            };
-            return Ok(Claim::Acquired {
-                attempt: rec.attempts,
-            });
-        }
-        // The conditional write failed: DynamoLedger reads the record to tell why.
-        CallCounts::bump(&self.calls.get);
-        Ok(if rec.status == Status::Completed {
-            Claim::AlreadyDone
-        } else {
-            Claim::Busy
-        })
-    }
-
-    async fn complete(
-        &self,
-        work: Work<'_>,
-        _attempt: u32,
-        _duration: Duration,
-        _now: DateTime<Utc>,
-    ) -> Result<(), AdapterError> {
-        self.finish(work, Status::Completed);
-        Ok(())
-    }
-
-    async fn fail(
-        &self,
-        work: Work<'_>,
-        _attempt: u32,
-        _class: FailureClass,
-        _message: &str,
-        _duration: Duration,
-        _now: DateTime<Utc>,
-    ) -> Result<(), AdapterError> {
-        self.finish(work, Status::Failed);
-        Ok(())
-    }
-
-    async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {
-        if self.count_switch_reads {
-            CallCounts::bump(&self.calls.get);
-        }
-        Ok(*self
-            .switches
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(handler)
-            .unwrap_or(&true))
-    }
-
-    async fn flush_stats(
-        &self,
-        stats: &BatchStats,
-        _now: DateTime<Utc>,
-    ) -> Result<(), AdapterError> {
-        // One UpdateItem per handler that ran in the batch.
-        for _ in stats.take() {
-            CallCounts::bump(&self.calls.update);
-        }
-        Ok(())
     }
 }

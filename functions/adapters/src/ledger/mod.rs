@@ -1,0 +1,194 @@
+//! Processing records, the processing log, handler switches and statistics: the
+//! housekeeping that makes handlers idempotent and observable.
+//!
+//! One processing record per (tenant, handler, eventId), in the event table:
+//! - a handler **claims** the record with a conditional write: new, FAILED, or an
+//!   IN_PROGRESS whose lease (`leaseUntil`, the function's remaining time) ran out;
+//! - a COMPLETED record short-circuits every later delivery of the same event;
+//! - an IN_PROGRESS record with a live lease means a concurrent duplicate: the message is
+//!   retried later, never run twice at once;
+//! - every execution appends an entry to the record's `log` (outcome, duration, attempt),
+//!   and failures keep class, message, count, first and last time.
+//!
+//! Records carry `expiresAt` (TTL, 30 days): housekeeping only, events never expire.
+//!
+//! Handler switches and daily statistics (counters and a duration histogram, flushed once
+//! per batch) are items of the same table. The keys of all three are in
+//! [`crate::store::layout`]. The port is [`Ledger`]; its adapters are
+//! [`dynamo::DynamoLedger`] and [`memory::MemoryLedger`].
+
+pub mod dynamo;
+pub mod memory;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lending_events::EventEnvelope;
+use serde::Serialize;
+
+use crate::error::AdapterError;
+use crate::store::layout::record_pk;
+
+pub use dynamo::DynamoLedger;
+
+/// Upper bounds (ms) of the duration histogram buckets; the last bucket is open.
+pub const DURATION_BUCKETS_MS: &[u64] = &[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// How long a COMPLETED record (and its log) is kept.
+pub const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours to run; this is attempt number `attempt` (1-based).
+    Acquired { attempt: u32 },
+    /// Already completed: acknowledge without running.
+    AlreadyDone,
+    /// Another execution holds a live lease.
+    Busy,
+}
+
+/// Failure classes, as recorded and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    Transient,
+    Permanent,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// Identifies one handler's work on one event.
+#[derive(Debug, Clone, Copy)]
+pub struct Work<'a> {
+    pub handler: &'static str,
+    pub event: &'a EventEnvelope,
+}
+
+impl Work<'_> {
+    pub fn pk(&self) -> String {
+        record_pk(
+            &self.event.metadata.tenant_id,
+            &self.event.event_id.to_string(),
+            self.handler,
+        )
+    }
+}
+
+/// The housekeeping port. [`DynamoLedger`] is the real one.
+pub trait Ledger: Send + Sync {
+    fn claim(
+        &self,
+        work: Work<'_>,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, AdapterError>> + Send;
+    fn complete(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    fn fail(
+        &self,
+        work: Work<'_>,
+        attempt: u32,
+        class: FailureClass,
+        message: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Whether a handler is switched on (default: on).
+    fn enabled(&self, handler: &str) -> impl Future<Output = Result<bool, AdapterError>> + Send;
+    fn flush_stats(
+        &self,
+        stats: &BatchStats,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+}
+
+/// Per-handler counters gathered over one batch, written once at its end.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    inner: Mutex<HashMap<&'static str, HandlerCounters>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct HandlerCounters {
+    pub successes: u64,
+    pub failures: u64,
+    pub retries: u64,
+    pub dead_lettered: u64,
+    pub last_error: Option<String>,
+    pub buckets: Vec<u64>,
+    pub durations_ms: Vec<f64>,
+    pub lags_ms: Vec<f64>,
+}
+
+impl BatchStats {
+    pub fn record(
+        &self,
+        handler: &'static str,
+        outcome: Option<FailureClass>,
+        duration: Duration,
+        lag_ms: i64,
+        error: Option<&str>,
+    ) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let c = map.entry(handler).or_default();
+        c.durations_ms.push(duration.as_secs_f64() * 1000.0);
+        if outcome.is_none() {
+            c.lags_ms.push(lag_ms.max(0) as f64);
+        }
+        match outcome {
+            None => c.successes += 1,
+            Some(FailureClass::Transient) => c.retries += 1,
+            Some(FailureClass::Permanent) => {
+                c.failures += 1;
+                c.dead_lettered += 1;
+            }
+        }
+        if let Some(e) = error {
+            c.last_error = Some(e.chars().take(500).collect());
+        }
+        if c.buckets.is_empty() {
+            c.buckets = vec![0; DURATION_BUCKETS_MS.len() + 1];
+        }
+        let ms = duration.as_millis() as u64;
+        let i = DURATION_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(DURATION_BUCKETS_MS.len());
+        c.buckets[i] += 1;
+    }
+
+    pub fn take(&self) -> HashMap<&'static str, HandlerCounters> {
+        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The batch's metrics, one EMF line per handler.
+    pub fn emit_metrics(&self) {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (handler, c) in map.iter() {
+            crate::metrics::Emf::new(&[("Handler", handler)])
+                .count("EventsProcessed", c.successes)
+                .count("HandlerFailures", c.failures)
+                .count("HandlerRetries", c.retries)
+                .count("EventsDeadLettered", c.dead_lettered)
+                .millis("HandlerDuration", &c.durations_ms)
+                .millis("HandlerLag", &c.lags_ms)
+                .emit();
+        }
+    }
+}

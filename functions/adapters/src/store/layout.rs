@@ -1,0 +1,429 @@
+//! The event table's layout: the one place that knows how its items are keyed and shaped.
+//! Every reader and writer (the store, the ledger, dispatch, the operator tools, the
+//! late-payment job, the load driver and the integration tests) builds keys and reads
+//! items through this module.
+//!
+//! One table, `pk` string + `sk` number:
+//!
+//! | item | pk | sk | other attributes |
+//! |---|---|---|---|
+//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
+//! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
+//! | processing record | `P#<tenant>#<eventId>#<handler>` | 0 | `kind`=`processing`, `status`, `leaseUntil`, `attempts`, `log`, failure details, `expiresAt` ([`crate::ledger`]) |
+//! | handler switch | `H#<handler>` | 0 | `kind`=`handlerSwitch`, `enabled` |
+//! | daily statistics | `S#<handler>#<YYYY-MM-DD>` | 0 | `kind`=`handlerStats`, counters, histogram buckets `b0..bN` |
+//!
+//! Two keys-only indexes serve the reads by type and by correlation: `byType`
+//! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
+//! `<tenant>#<correlationId>`, `recordedAt`); a third, `byTenantTime` (`tenantId`, `timeKey` =
+//! `<recordedAt>#<eventId>`), orders a tenant's events for the live stream
+//! ([`crate::stream`]). Only event items carry their keys. Tenant
+//! ids never contain `#`, so the first `#` after a prefix ends the tenant.
+//!
+//! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
+//! its (stream, sequence) being free, and a put of its eventId guard conditioned on the id
+//! being new. So sequences have no gaps or duplicates under concurrency, an eventId is
+//! stored once per tenant, and a request is all or nothing. The stream (NEW_IMAGE) of the
+//! table is the outbox: dispatch reads event items from it ([`event_in_image`]).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use lending_events::envelope::{format_recorded_at, StreamId};
+use lending_events::EventEnvelope;
+use uuid::Uuid;
+
+use crate::error::{classify, AdapterError};
+
+/// One item, or one key, as DynamoDB holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Partition key prefixes, one per item family.
+const EVENT_PREFIX: &str = "A#";
+const GUARD_PREFIX: &str = "E#";
+const RECORD_PREFIX: &str = "P#";
+const SWITCH_PREFIX: &str = "H#";
+const STATS_PREFIX: &str = "S#";
+
+/// Attribute names.
+pub mod attr {
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    /// What an item is (see [`super::kind`]).
+    pub const KIND: &str = "kind";
+    /// An event item's envelope, as JSON text.
+    pub const ENVELOPE: &str = "envelope";
+    pub const EVENT_ID: &str = "eventId";
+    pub const EVENT_TYPE: &str = "eventType";
+    pub const TENANT_ID: &str = "tenantId";
+    pub const RECORDED_AT: &str = "recordedAt";
+    /// Partition key of the `byType` index.
+    pub const TYPE_KEY: &str = "typeKey";
+    /// Partition key of the `byCorrelation` index.
+    pub const CORR_KEY: &str = "corrKey";
+    /// Sort key of the `byTenantTime` index (its partition key is [`TENANT_ID`]).
+    pub const TIME_KEY: &str = "timeKey";
+    /// A guard's event item: its partition key and sequence.
+    pub const STREAM_PK: &str = "streamPk";
+    pub const SEQ: &str = "seq";
+    /// A guard's fingerprint of the event's content (an exact resend has the same).
+    pub const FINGERPRINT: &str = "fingerprint";
+    /// A processing record's `IN_PROGRESS`, `COMPLETED` or `FAILED`.
+    pub const STATUS: &str = "status";
+    pub const HANDLER: &str = "handler";
+    /// A handler switch's on/off.
+    pub const ENABLED: &str = "enabled";
+}
+
+/// Values of the `kind` attribute.
+pub mod kind {
+    pub const EVENT: &str = "event";
+    pub const EVENT_ID_GUARD: &str = "eventId";
+    pub const PROCESSING: &str = "processing";
+    pub const HANDLER_SWITCH: &str = "handlerSwitch";
+    pub const HANDLER_STATS: &str = "handlerStats";
+}
+
+/// The global secondary indexes (keys only; see [`crate::topology::GSIS`]).
+pub mod index {
+    pub const BY_TYPE: &str = "byType";
+    pub const BY_CORRELATION: &str = "byCorrelation";
+    /// A tenant's events in (recordedAt, eventId) order: the live stream.
+    pub const BY_TENANT_TIME: &str = "byTenantTime";
+}
+
+/// A string attribute.
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The text of a string attribute.
+pub fn str_of<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A number attribute that fits a `u64`.
+pub fn num_of(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The full key of an item.
+pub fn key(pk: impl Into<String>, sk: u64) -> Item {
+    HashMap::from([(attr::PK.into(), s(pk)), (attr::SK.into(), n(sk))])
+}
+
+// ---- keys --------------------------------------------------------------------------
+
+/// The partition key of a stream's event items.
+pub fn stream_pk(stream: &StreamId<'_>) -> String {
+    format!("{EVENT_PREFIX}{}", stream.key())
+}
+
+/// What every event item partition key of one tenant starts with.
+pub fn tenant_streams_prefix(tenant: &str) -> String {
+    format!("{EVENT_PREFIX}{tenant}#")
+}
+
+/// The aggregate id in an event item's partition key, when the key is of that tenant and
+/// aggregate type.
+pub fn aggregate_id_in<'a>(pk: &'a str, tenant: &str, aggregate_type: &str) -> Option<&'a str> {
+    let stream = StreamId {
+        tenant_id: tenant,
+        aggregate_type,
+        aggregate_id: "",
+    };
+    pk.strip_prefix(&stream_pk(&stream))
+}
+
+/// The partition key of an eventId guard.
+pub fn guard_pk(tenant: &str, event_id: &Uuid) -> String {
+    format!("{GUARD_PREFIX}{tenant}#{event_id}")
+}
+
+/// The partition key of one handler's processing record of one event.
+pub fn record_pk(tenant: &str, event_id: &str, handler: &str) -> String {
+    format!("{}{handler}", event_records_prefix(tenant, event_id))
+}
+
+/// What the processing records of one event (every handler) start with.
+pub fn event_records_prefix(tenant: &str, event_id: &str) -> String {
+    format!("{RECORD_PREFIX}{tenant}#{event_id}#")
+}
+
+/// The partition key of a handler switch.
+pub fn switch_pk(handler: &str) -> String {
+    format!("{SWITCH_PREFIX}{handler}")
+}
+
+/// Whether a partition key is a handler switch's.
+pub fn is_switch_pk(pk: &str) -> bool {
+    pk.starts_with(SWITCH_PREFIX)
+}
+
+/// The partition key of a handler's statistics of one day (`YYYY-MM-DD`).
+pub fn stats_pk(handler: &str, day: &str) -> String {
+    format!("{STATS_PREFIX}{handler}#{day}")
+}
+
+/// The `byType` partition key of one tenant's events of one type.
+pub fn type_key(tenant: &str, event_type: &str) -> String {
+    format!("{tenant}{}", type_key_suffix(event_type))
+}
+
+/// What every `byType` key of an event type ends with, whatever the tenant.
+pub fn type_key_suffix(event_type: &str) -> String {
+    format!("#{event_type}")
+}
+
+/// (tenant, event type) of a `byType` key.
+pub fn split_type_key(type_key: &str) -> Option<(&str, &str)> {
+    type_key.split_once('#')
+}
+
+/// The live stream's order key of an event: `<recordedAt>#<eventId>`, the sort key of the
+/// `byTenantTime` index. Fixed-width time first, so text order is time order; the eventId
+/// orders events stored in the same millisecond.
+pub fn time_key(e: &EventEnvelope) -> String {
+    format!("{}#{}", format_recorded_at(&e.recorded_at), e.event_id)
+}
+
+/// The `byCorrelation` partition key of one tenant's correlation.
+pub fn corr_key(tenant: &str, correlation: &str) -> String {
+    format!("{tenant}#{correlation}")
+}
+
+// ---- items -------------------------------------------------------------------------
+
+/// The item of a stored event; `body` is the envelope as JSON.
+pub fn event_item(e: &EventEnvelope, body: String) -> Item {
+    let tenant = &e.metadata.tenant_id;
+    HashMap::from([
+        (attr::PK.into(), s(stream_pk(&e.stream()))),
+        (attr::SK.into(), n(e.sequence)),
+        (attr::KIND.into(), s(kind::EVENT)),
+        (attr::ENVELOPE.into(), s(body)),
+        (attr::EVENT_ID.into(), s(e.event_id.to_string())),
+        (attr::EVENT_TYPE.into(), s(&e.event_type)),
+        (attr::TENANT_ID.into(), s(tenant)),
+        (
+            attr::RECORDED_AT.into(),
+            s(format_recorded_at(&e.recorded_at)),
+        ),
+        (attr::TIME_KEY.into(), s(time_key(e))),
+        (attr::TYPE_KEY.into(), s(type_key(tenant, &e.event_type))),
+        (
+            attr::CORR_KEY.into(),
+            s(corr_key(tenant, &e.metadata.correlation_id)),
+        ),
+    ])
+}
+
+/// The eventId guard of a stored event.
+pub fn guard_item(e: &EventEnvelope, fingerprint: &str) -> Item {
+    HashMap::from([
+        (
+            attr::PK.into(),
+            s(guard_pk(&e.metadata.tenant_id, &e.event_id)),
+        ),
+        (attr::SK.into(), n(0)),
+        (attr::KIND.into(), s(kind::EVENT_ID_GUARD)),
+        (attr::STREAM_PK.into(), s(stream_pk(&e.stream()))),
+        (attr::SEQ.into(), n(e.sequence)),
+        (attr::FINGERPRINT.into(), s(fingerprint)),
+    ])
+}
+
+/// The key of the event item a guard points at.
+pub fn guarded_event_key(guard: &Item) -> Item {
+    key(
+        str_of(guard, attr::STREAM_PK).unwrap_or_default(),
+        num_of(guard, attr::SEQ).unwrap_or(0),
+    )
+}
+
+/// The envelope JSON of an event item.
+pub fn event_body(item: &Item) -> Option<&str> {
+    str_of(item, attr::ENVELOPE)
+}
+
+/// Decode an event item back into its envelope.
+pub fn decode_event(item: &Item) -> Result<EventEnvelope, AdapterError> {
+    decode_body(event_body(item))
+}
+
+fn decode_body(body: Option<&str>) -> Result<EventEnvelope, AdapterError> {
+    let body = body.ok_or_else(|| AdapterError::Decode("event item without envelope".into()))?;
+    serde_json::from_str(body).map_err(|e| AdapterError::Decode(format!("stored envelope: {e}")))
+}
+
+/// The event of a table stream image (the envelope JSON and the envelope), if the image is
+/// of an event item; other items (guards, records, switches) are `None`.
+pub fn event_in_image(
+    image: &serde_dynamo::Item,
+) -> Option<Result<(String, EventEnvelope), AdapterError>> {
+    match image.get(attr::KIND) {
+        Some(serde_dynamo::AttributeValue::S(k)) if k == kind::EVENT => {}
+        _ => return None,
+    }
+    let body = match image.get(attr::ENVELOPE) {
+        Some(serde_dynamo::AttributeValue::S(body)) => Some(body.as_str()),
+        _ => None,
+    };
+    Some(decode_body(body).map(|e| (body.unwrap_or_default().to_string(), e)))
+}
+
+/// The table keys (pk, sk) of keys-only index entries, in index order.
+pub fn index_keys(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|i| {
+            i.iter()
+                .filter(|(k, _)| *k == attr::PK || *k == attr::SK)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+// ---- batch reads -------------------------------------------------------------------
+
+/// How a batch read reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Sees every write acknowledged before it (twice the read units).
+    Consistent,
+    Eventual,
+}
+
+/// Items by `pk` (sk 0), in the order asked; missing ones are left out.
+pub async fn batch_get_pks(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pks: &[String],
+    read: Read,
+) -> Result<Vec<Item>, AdapterError> {
+    let keys = pks.iter().map(|pk| key(pk.clone(), 0)).collect();
+    batch_get_keys(ddb, table, keys, read).await
+}
+
+/// Items by full key, 100 keys per BatchGetItem, unprocessed keys retried with backoff;
+/// returned in the order of `keys` (BatchGetItem itself answers in any order), missing
+/// ones left out.
+pub async fn batch_get_keys(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    read: Read,
+) -> Result<Vec<Item>, AdapterError> {
+    fn key_of(item: &Item) -> Option<(String, String)> {
+        let text = |v: &AttributeValue| match v {
+            AttributeValue::S(x) | AttributeValue::N(x) => Some(x.clone()),
+            _ => None,
+        };
+        Some((text(item.get(attr::PK)?)?, text(item.get(attr::SK)?)?))
+    }
+    let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut pending = chunk.to_vec();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(read == Read::Consistent)
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))?;
+            let res = ddb
+                .batch_get_item()
+                .request_items(table, ka)
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", e))?;
+            for item in res
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(k) = key_of(item) {
+                    found.insert(k, item.clone());
+                }
+            }
+            pending = res
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            attempt += 1;
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+            }
+        }
+    }
+    Ok(keys
+        .iter()
+        .filter_map(|k| key_of(k).and_then(|k| found.remove(&k)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> StreamId<'static> {
+        StreamId {
+            tenant_id: "t",
+            aggregate_type: "Loan",
+            aggregate_id: "L-1",
+        }
+    }
+
+    #[test]
+    fn keys_read_back() {
+        let pk = stream_pk(&stream());
+        assert_eq!(aggregate_id_in(&pk, "t", "Loan"), Some("L-1"));
+        assert_eq!(aggregate_id_in(&pk, "t", "Borrower"), None);
+        assert_eq!(aggregate_id_in(&pk, "u", "Loan"), None);
+        assert!(pk.starts_with(&tenant_streams_prefix("t")));
+        assert!(!pk.starts_with(&tenant_streams_prefix("")));
+        assert!(record_pk("t", "e", "h").starts_with(&event_records_prefix("t", "e")));
+        assert!(is_switch_pk(&switch_pk("h")));
+        assert!(!is_switch_pk(&stats_pk("h", "2026-01-01")));
+        assert_eq!(
+            split_type_key(&type_key("t", "Loan.Funded")),
+            Some(("t", "Loan.Funded"))
+        );
+        assert!(type_key("t", "Loan.Funded").ends_with(&type_key_suffix("Loan.Funded")));
+    }
+
+    #[test]
+    fn every_family_has_its_own_prefix() {
+        let pks = [
+            stream_pk(&stream()),
+            guard_pk("t", &Uuid::nil()),
+            record_pk("t", "e", "h"),
+            switch_pk("h"),
+            stats_pk("h", "2026-01-01"),
+        ];
+        let families: std::collections::BTreeSet<&str> = pks
+            .iter()
+            .map(|pk| &pk[..pk.find('#').unwrap_or(0)])
+            .collect();
+        assert_eq!(families.len(), pks.len(), "{pks:?}");
+    }
+
+    #[test]
+    fn an_item_without_an_envelope_is_a_decode_error() {
+        let item = key("x", 1);
+        assert!(matches!(decode_event(&item), Err(AdapterError::Decode(_))));
+    }
+}
