@@ -1,6 +1,15 @@
 //! Shared pieces of the integration tests: a small HTTP client for the local API and AWS
 //! clients pointed at LocalStack. The tests expect `localstack/run-tests.sh` (or
 //! `run-demo.sh --keep`) to have started LocalStack and the local runner.
+//!
+//! What lives where: this file holds what several tests share (the API client [`Api`], the
+//! AWS clients, reads of the table and queues that check the system independently, the
+//! [`RunnerProcess`] for tests that need a runner of their own, the `evctl` binary); each
+//! file of `tests/` is one area: `ingest_contract` (publishing), `cursors_and_bad_input`,
+//! `security` (scopes and principals), `operations` (reads, trace, replay, dead letters,
+//! handler switches), `evctl`, `loan_flow` and `domain_flows` (the handlers end to end),
+//! `delivery` and `stream_checkpoint` (the mappings), `lambda_binaries`, `infra_template`
+//! (the SAM template against the code) and `load`.
 
 use std::time::{Duration, Instant};
 
@@ -373,7 +382,7 @@ pub async fn correlation_events(
     tenant: &str,
     correlation: &str,
 ) -> Vec<Value> {
-    event_adapters::query::correlation_events(ddb, table, tenant, correlation, usize::MAX)
+    event_adapters::store::indexes::correlation_events(ddb, table, tenant, correlation, usize::MAX)
         .await
         .expect("Query byCorrelation + BatchGetItem")
         .iter()

@@ -5,7 +5,7 @@
 //! - its IAM statements have no wildcard action and no wildcard resource on data services;
 //! - it has one function per binary crate under `functions/`, and no other (plus the
 //!   operator function, which runs the ingest binary with another role);
-//! - its HTTP API routes and their scopes are `event_adapters::scopes::ROUTES`, operator
+//! - its HTTP API routes and their scopes are `event_adapters::http::scopes::ROUTES`, operator
 //!   routes on the operator function with a low throttle;
 //! - queue policies let only the right roles send to each queue, over TLS only, and each
 //!   DLQ accepts redrives from its own queue only;
@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use event_adapters::scopes::{FixedScope, Scope, ROUTES};
+use event_adapters::http::scopes::{FixedScope, Scope, ROUTES};
 use event_adapters::store::layout;
 use event_adapters::topology::{
     self, GSIS, GSI_PROJECTION, MAX_RECEIVE_COUNT, STREAM_VIEW, TABLE_KEYS, VISIBILITY_TIMEOUT_SECS,
@@ -1012,7 +1012,7 @@ fn template_text() -> String {
 }
 
 // ----------------------------------------------------------------------------------------
-// (d) the HTTP API: routes and scopes are event_adapters::scopes::ROUTES
+// (d) the HTTP API: routes and scopes are event_adapters::http::scopes::ROUTES
 // ----------------------------------------------------------------------------------------
 
 /// One `HttpApi` event of a function: `POST /events` or `$default`.
@@ -1126,7 +1126,7 @@ fn route_violations(t: &Template) -> Vec<String> {
         let (method, path) = r.key.split_once(' ').unwrap_or_default();
         let Some(entry) = ROUTES.iter().find(|e| e.method == method && e.path == path) else {
             bad.push(format!(
-                "{what}: not in event_adapters::scopes::ROUTES (add it there, with its scope)"
+                "{what}: not in event_adapters::http::scopes::ROUTES (add it there, with its scope)"
             ));
             continue;
         };
@@ -1177,7 +1177,7 @@ fn route_violations(t: &Template) -> Vec<String> {
         let key = format!("{} {}", e.method, e.path);
         if !seen.contains(&key) {
             bad.push(format!(
-                "no template route for {key} (event_adapters::scopes::ROUTES)"
+                "no template route for {key} (event_adapters::http::scopes::ROUTES)"
             ));
         }
     }
@@ -1204,7 +1204,7 @@ fn api_routes_and_scopes_are_the_routers_table() {
     let bad = route_violations(&t);
     assert!(
         bad.is_empty(),
-        "the HTTP API differs from event_adapters::scopes::ROUTES:\n  {}",
+        "the HTTP API differs from event_adapters::http::scopes::ROUTES:\n  {}",
         bad.join("\n  ")
     );
     let (ingest, f) = t.function_for("ingest").expect("ingest function");

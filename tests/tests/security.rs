@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use event_adapters::scopes::{Scope, ROUTES};
+use event_adapters::http::scopes::{Scope, ROUTES};
 use integration_tests::{aws, queue_url, Api};
 use lending_events::catalog::CATALOG;
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 //! | `QUEUE_URL_<DOMAIN>` | a domain's FIFO queue (dispatch) |
 //! | `DLQ_URL_<DOMAIN>` | a domain's FIFO dead-letter queue (domain handlers) |
 //! | `TENANT_FROM_HEADER` | `1`: read the tenant from `X-Tenant-Id` (local only; on AWS the tenant comes from the authorizer) |
-//! | `CURSOR_SIGNING_KEY` | the key pagination cursors are signed with, at least 32 bytes ([`crate::cursor`]); unset: a fixed development key (local only) |
+//! | `CURSOR_SIGNING_KEY` | the key pagination cursors are signed with, at least 32 bytes ([`crate::http::cursor`]); unset: a fixed development key (local only) |
 //! | `AWS_ENDPOINT_URL` | LocalStack or another emulator |
 //! | `AWS_CALL_COUNTS` | `1`: count every AWS API call per operation ([`call_counts`]; measurement only, off in production) |
 
@@ -20,8 +20,8 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use lending_events::Domain;
 
-use crate::cursor::CursorKey;
 use crate::error::AdapterError;
+use crate::http::cursor::{CursorKey, CURSOR_SIGNING_KEY_VAR};
 
 /// The queues of one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,6 @@ pub struct Config {
 pub const EVENTS_TABLE_VAR: &str = "EVENTS_TABLE";
 /// The variable switching the tenant source to the `X-Tenant-Id` header (`1`).
 pub const TENANT_FROM_HEADER_VAR: &str = "TENANT_FROM_HEADER";
-/// The variable holding the cursor signing key (a secret: never exported).
-pub const CURSOR_SIGNING_KEY_VAR: &str = "CURSOR_SIGNING_KEY";
 /// The variable pointing the SDK at an emulator.
 pub const ENDPOINT_URL_VAR: &str = "AWS_ENDPOINT_URL";
 /// What the AWS SDK takes from the environment besides the endpoint: region and

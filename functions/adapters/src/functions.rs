@@ -4,12 +4,10 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lending_events::catalog::Catalog;
 use lending_events::handlers::{self, HandlerConfig};
-use lending_events::ingest::Limits;
 use lending_events::routing::RoutingTable;
 /// The domain a domain function serves: its `main` names one, e.g. [`Domain::Payment`].
 pub use lending_events::Domain;
 
-use crate::api::{self, Api, TenantSource};
 use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::error::AdapterError;
@@ -18,47 +16,10 @@ use crate::publisher::QueuePublisher;
 use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
 use crate::store::DynamoStore;
 
-/// The HTTP API over the events table; `catalog` is what ingest accepts (see
-/// [`catalog_from_env`]).
+/// The HTTP API over the events table ([`crate::http::router`]); `catalog` is what ingest
+/// accepts (see [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
-    let tenant_source = if config.tenant_from_header {
-        TenantSource::Header
-    } else {
-        TenantSource::Authorizer
-    };
-    let ops = crate::query::Ops {
-        dynamodb: clients.dynamodb.clone(),
-        sqs: clients.sqs.clone(),
-        config: config.clone(),
-        tenant_source,
-    };
-    let operator = crate::operator::router(std::sync::Arc::new(ops.clone()));
-    let ops_for_stats = ops.clone();
-    let stream = crate::stream::router(
-        std::sync::Arc::new(ops.clone()),
-        crate::stream::StreamSettings::from_env(),
-    );
-    let ops = crate::query::router(ops);
-    api::router(Api {
-        store: DynamoStore::new(clients.dynamodb.clone(), &config.table),
-        limits: Limits::default(),
-        tenant_source,
-        catalog,
-    })
-    .merge(ops)
-    .merge(operator)
-    .merge(stream)
-    .merge(crate::stats::router(std::sync::Arc::new(ops_for_stats)))
-    // After the merges: it applies to the routes registered so far.
-    .method_not_allowed_fallback(api::method_not_allowed)
-    // Every route answers to its entry in the scope table (unmatched paths still get 404).
-    .route_layer(axum::middleware::from_fn_with_state(
-        tenant_source,
-        crate::auth::require_scope,
-    ))
-    // The console's pages hold no data (their script calls the routes above), so they are
-    // merged after the scope layer.
-    .merge(crate::console::router())
+    crate::http::router(config, clients, catalog)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting

@@ -183,7 +183,7 @@ pub enum Outcome {
     DeadLettered(String),
 }
 
-/// Marks a replayed delivery ([`crate::replay`]) as message attributes: `replay` (the
+/// Marks a replayed delivery ([`crate::http::ops::replay`]) as message attributes: `replay` (the
 /// replay id), `handlers` (comma-separated: only these run), `rerun` (`true`: run even
 /// where the processing record is COMPLETED). Plain deliveries carry none of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -51,3 +51,13 @@ pub fn queues(prefix: &str) -> Vec<QueuePair> {
         })
         .collect()
 }
+
+/// Handlers (name, domain) subscribed to an event type.
+pub fn subscribers(event_type: &str) -> Vec<(&'static str, Domain)> {
+    let mut hs: Vec<_> = lending_events::handlers::all()
+        .into_iter()
+        .filter(|h| h.subscriptions().contains(&event_type))
+        .collect();
+    hs.sort_by_key(|h| (h.domain(), h.priority()));
+    hs.into_iter().map(|h| (h.name(), h.domain())).collect()
+}

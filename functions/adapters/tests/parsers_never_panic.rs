@@ -12,10 +12,10 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::body::Body;
 use event_adapters::config::{Clients, Config};
-use event_adapters::cursor::CursorKey;
 use event_adapters::dispatch::event_of;
+use event_adapters::http::cursor::CursorKey;
+use event_adapters::http::ops::reads::parse_window;
 use event_adapters::ledger::memory::MemoryLedger;
-use event_adapters::query::Window;
 use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
 use event_adapters::store::memory::MemoryStore;
 use lending_events::catalog::Catalog;
@@ -353,7 +353,7 @@ proptest! {
 
     #[test]
     fn windows_of_arbitrary_text_parse_or_are_400(from in prop::option::of(edge_text()), to in prop::option::of(edge_text())) {
-        match Window::parse(from.as_deref(), to.as_deref()) {
+        match parse_window(from.as_deref(), to.as_deref()) {
             Ok(w) => prop_assert!(w.from <= w.to, "{w:?}"),
             Err(e) => prop_assert_eq!(e.status.as_u16(), 400),
         }

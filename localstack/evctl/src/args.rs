@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::Fail;
+use crate::error::Fail;
 
 /// One command: the words that name it, what it takes, and its lines of the usage text.
 pub struct Command {
@@ -15,7 +15,7 @@ pub struct Command {
     pub switches: &'static [&'static str],
     /// At most this many positional words after the name (`None`: any number).
     pub max_words: Option<usize>,
-    /// Its lines of [`crate::USAGE`] (a unit test keeps them in step).
+    /// Its lines of [`crate::usage::USAGE`] (a unit test keeps them in step).
     pub usage: &'static str,
 }
 
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn every_command_usage_is_in_the_usage_text() {
         for c in COMMANDS {
-            assert!(crate::USAGE.contains(c.usage), "{:?}", c.name);
+            assert!(crate::usage::USAGE.contains(c.usage), "{:?}", c.name);
         }
     }
 

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::Fail;
+use crate::error::{Fail, Kind};
 
 type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
@@ -34,11 +34,7 @@ impl HttpApi {
         }
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| Fail {
-                code: 4,
-                message: format!("no TLS roots: {e}"),
-                body: None,
-            })?
+            .map_err(|e| Fail::unreachable(format!("no TLS roots: {e}")))?
             .https_or_http()
             .enable_http1()
             .build();
@@ -78,26 +74,14 @@ impl HttpApi {
             self.client()?.request(req),
         )
         .await
-        .map_err(|_| Fail {
-            code: 4,
-            message: format!("{method} {url}: timed out"),
-            body: None,
-        })?
-        .map_err(|e| Fail {
-            code: 4,
-            message: format!("cannot reach {url}: {e}"),
-            body: None,
-        })?;
+        .map_err(|_| Fail::unreachable(format!("{method} {url}: timed out")))?
+        .map_err(|e| Fail::unreachable(format!("cannot reach {url}: {e}")))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| Fail {
-                code: 4,
-                message: format!("{method} {url}: {e}"),
-                body: None,
-            })?
+            .map_err(|e| Fail::unreachable(format!("{method} {url}: {e}")))?
             .to_bytes();
         let value: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -116,7 +100,11 @@ impl HttpApi {
             None => format!("{status}: {value}"),
         };
         Err(Fail {
-            code: if status == 404 { 3 } else { 1 },
+            kind: if status == 404 {
+                Kind::NotFound
+            } else {
+                Kind::Refused
+            },
             message,
             body: Some(value),
         })

@@ -5,7 +5,7 @@
 use std::fmt::{Display, Write as _};
 use std::io::{ErrorKind, Write as _};
 
-use crate::Fail;
+use crate::error::Fail;
 
 /// Human output being put together, line by line, before it is written in one go.
 #[derive(Default)]
@@ -34,7 +34,7 @@ pub fn stdout(text: &str) -> Result<(), Fail> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(Fail::output_closed()),
-        Err(e) => Err(Fail::new(4, format!("cannot write to stdout: {e}"))),
+        Err(e) => Err(Fail::unreachable(format!("cannot write to stdout: {e}"))),
     }
 }
 

@@ -154,13 +154,18 @@ async fn by_correlation(
 ) -> Result<Vec<Value>, String> {
     let start = Instant::now();
     loop {
-        let evs: Vec<Value> =
-            event_adapters::query::correlation_events(ddb, table, tenant, corr, usize::MAX)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|e| serde_json::to_value(e).ok())
-                .collect();
+        let evs: Vec<Value> = event_adapters::store::indexes::correlation_events(
+            ddb,
+            table,
+            tenant,
+            corr,
+            usize::MAX,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
         if evs.len() >= n || start.elapsed() > Duration::from_secs(120) {
             return Ok(evs);
         }
@@ -431,10 +436,16 @@ pub async fn play(
         .to_string();
     let started = std::time::Instant::now();
     let letter = loop {
-        let letters =
-            event_adapters::deadletters::list(&clients.sqs, ddb, table, Domain::Payment, &dlq, 100)
-                .await
-                .map_err(|e| e.to_string())?;
+        let letters = event_adapters::operator::dead_letters::list(
+            &clients.sqs,
+            ddb,
+            table,
+            Domain::Payment,
+            &dlq,
+            100,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if let Some(l) = letters
             .into_iter()
             .find(|l| l.event_id.as_deref() == poison["eventId"].as_str())
@@ -463,7 +474,7 @@ pub async fn play(
         }
         println!("  correlation {corr}: {} events", tree["eventCount"]);
         let mut text = String::new();
-        event_adapters::query::render_tree(
+        evctl::render::trace_tree(
             tree["tree"].as_array().map(Vec::as_slice).unwrap_or(&[]),
             "    ",
             true,

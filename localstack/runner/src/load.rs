@@ -42,10 +42,13 @@ use lending_events::routing::RoutingTable;
 use serde_json::{json, Value};
 
 use crate::provision::{self, Provisioned};
-use crate::{pollers, system};
+use crate::{pollers, settings, system};
 
 mod ceiling;
+mod report;
+
 use ceiling::ceiling;
+use report::{round3, Measured};
 
 /// The labels of the counting client sets, one per part.
 const INGEST: &str = "ingest";
@@ -222,6 +225,7 @@ struct LoadReport {
     entries_per_send: usize,
 }
 
+/// Publish, wait for every handler execution, measure, and print the report.
 async fn drive(
     opts: &Options,
     plain: &Clients,
@@ -231,64 +235,14 @@ async fn drive(
 ) -> Result<(LoadReport, Vec<Published>), String> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let tenant = format!("load-{}", &run[..8]);
-    let base = format!("http://{addr}");
-    let routing = RoutingTable::standard();
-    let all_handlers = handlers::all();
-    let subscribers = |event_type: &str| -> Vec<&'static str> {
-        all_handlers
-            .iter()
-            .filter(|h| h.subscriptions().contains(&event_type))
-            .map(|h| h.name())
-            .collect()
-    };
 
-    // Per worker, its loans' events interleaved; each loan belongs to one worker, so its
-    // events are posted in order (the handlers need Created before Funded).
-    let plans = plan(opts, &run[..8]);
     config::reset_call_counts();
-    let (r0, m0) = (
-        pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed),
-        pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed),
-    );
+    let receives_before = Receives::now();
     let started = Utc::now();
-    let http: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut workers = tokio::task::JoinSet::new();
-    for requests in plans {
-        let (http, base, tenant) = (http.clone(), base.clone(), tenant.clone());
-        workers.spawn(async move { publish_all(&http, &base, &tenant, requests).await });
-    }
-    let mut published: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    let mut requests = 0;
-    while let Some(r) = workers.join_next().await {
-        let (n, stored) = r.map_err(|e| format!("publishing client: {e}"))??;
-        requests += n;
-        published.extend(stored);
-    }
+    let (requests, stored) =
+        publish_plans(&format!("http://{addr}"), &tenant, plan(opts, &run[..8])).await?;
     let publish_secs = secs_since(started);
-    let published: Vec<Published> = published
-        .into_iter()
-        .map(|(at, e)| {
-            let field = |k: &str| {
-                e[k].as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("stored envelope without {k}: {e}"))
-            };
-            let event_type = field("eventType")?;
-            Ok(Published {
-                event_id: field("eventId")?,
-                stream_pk: stream_pk(&StreamId {
-                    tenant_id: &tenant,
-                    aggregate_type: &field("aggregateType")?,
-                    aggregate_id: &field("aggregateId")?,
-                }),
-                domain_routes: routing.domains_for(&event_type).count(),
-                event_type,
-                at,
-                envelope: e.to_string(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
+    let published = published_events(stored, &tenant)?;
 
     // Every (event, subscribed handler) pair.
     let mut keys: Vec<(String, usize)> = Vec::new();
@@ -297,7 +251,6 @@ async fn drive(
             keys.push((record_pk(&tenant, &p.event_id, h), i));
         }
     }
-    let expected = keys.len();
     let deadline = Instant::now() + opts.timeout;
     let wait = wait_completed(&plain.dynamodb, table, &keys, deadline).await?;
     // Snapshot the counts at completion: later calls are idle polling.
@@ -305,154 +258,170 @@ async fn drive(
         .into_iter()
         .map(|l| (l, config::call_counts_for(l)))
         .collect();
-    let receives = pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed) - r0;
-    let received = pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed) - m0;
+    let receives = Receives::now().since(&receives_before);
 
-    // Follow-on events (appended by the handlers before they complete), and theirs.
-    let stored = stored_events(&plain.dynamodb, table, &tenant).await?;
-    let follow_ons: Vec<&(String, String)> = stored
-        .iter()
-        .filter(|(id, _)| !published.iter().any(|p| &p.event_id == id))
-        .collect();
-    let follow_on_keys: Vec<(String, usize)> = follow_ons
-        .iter()
-        .flat_map(|(id, ty)| subscribers(ty).into_iter().map(move |h| (id, h)))
-        .map(|(id, h)| (record_pk(&tenant, id, h), 0))
-        .collect();
-    let follow_on_wait = if follow_on_keys.is_empty() {
-        None
-    } else {
-        Some(wait_completed(&plain.dynamodb, table, &follow_on_keys, deadline).await?)
+    let follow_ons = FollowOns::wait(&plain.dynamodb, table, &tenant, &published, deadline).await?;
+    let measured = Measured {
+        opts,
+        started,
+        publish_secs,
+        requests,
+        published: &published,
+        keys,
+        wait,
+        counts,
+        receives,
+        follow_ons,
+        dead_lettered: depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?,
+        queued: depth(&plain.sqs, resources.queues.iter().map(|q| &q.queue_url)).await?,
     };
-    let follow_on_routes: usize = follow_ons
-        .iter()
-        .map(|(_, ty)| routing.domains_for(ty).count())
-        .sum();
-    let dead_lettered = depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?;
-    let queued = depth(&plain.sqs, resources.queues.iter().map(|q| &q.queue_url)).await?;
-
-    // Latency: per event with subscribers, its last handler's completion.
-    let mut last: HashMap<usize, DateTime<Utc>> = HashMap::new();
-    for (pk, i) in &keys {
-        if let Some(done) = wait.completed.get(pk) {
-            let e = last.entry(*i).or_insert(*done);
-            *e = (*e).max(*done);
-        }
-    }
-    let mut latencies: Vec<f64> = last
-        .iter()
-        .map(|(i, done)| (*done - published[*i].at).num_microseconds().unwrap_or(0) as f64 / 1e3)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let end = wait
-        .completed
-        .values()
-        .max()
-        .copied()
-        .unwrap_or_else(Utc::now);
-    let wall = ((end - started).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6);
-    let completed = wait.completed.len();
-    let n = published.len();
-    let delivered: usize =
-        published.iter().map(|p| p.domain_routes).sum::<usize>() + follow_on_routes;
-
-    let get = |label: &str, op: &str| counts[label].get(op).copied().unwrap_or(0);
-    let sends = get(DISPATCH, "SQS.SendMessageBatch");
-    let mut work_mix = BTreeMap::new();
-    for label in [INGEST, DISPATCH, HANDLERS, STREAM] {
-        for (op, c) in &counts[label] {
-            // Idle long polls mostly wait: the ceiling replays the receives that returned
-            // messages, each with its delete.
-            let c = match op.as_str() {
-                "SQS.ReceiveMessage" if label == HANDLERS => receives,
-                "SQS.DeleteMessageBatch" if label == HANDLERS => continue,
-                _ => *c,
-            };
-            work_mix.insert(format!("{label}/{op}"), c as f64 / n as f64);
-        }
-    }
-    let report = LoadReport {
-        expected,
-        lost: expected - completed,
-        dead_lettered,
-        events_per_sec: n as f64 / wall,
-        work_mix,
-        entries_per_send: if sends == 0 {
-            1
-        } else {
-            ((delivered as f64 / sends as f64).round() as usize).clamp(1, 10)
-        },
-    };
-
-    let pct = |q: f64| percentile(&latencies, q);
-    let loadavg = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    let follow_on_json = json!({
-        "events": follow_ons.len(),
-        "handlerExecutionsExpected": follow_on_keys.len(),
-        "handlerExecutionsCompleted": follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
-    });
-    let load = json!({
-        "prefix": opts.prefix,
-        "events": n,
-        "aggregates": opts.aggregates,
-        "batch": opts.batch,
-        "concurrency": opts.concurrency,
-        "queuePollers": system::queue_concurrency(),
-        "requests": requests,
-        "publishSecs": round3(publish_secs),
-        "publishedPerSec": round3(n as f64 / publish_secs.max(1e-6)),
-        "handlerExecutions": {"expected": expected, "completed": completed, "failedRecords": wait.failed},
-        "lost": expected - completed,
-        "deadLettered": dead_lettered,
-        "stillQueued": queued,
-        "followOns": follow_on_json,
-        "wallSecs": round3(wall),
-        "eventsPerSec": round3(report.events_per_sec),
-        "executionsPerSec": round3(completed as f64 / wall),
-        "latencyMs": {"n": latencies.len(), "p50": round3(pct(0.50)), "p95": round3(pct(0.95)),
-            "p99": round3(pct(0.99)), "max": round3(latencies.last().copied().unwrap_or(0.0))},
-        "loadavg": loadavg,
-        "date": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    });
-    let calls = json!({
-        "batch": opts.batch,
-        "events": n,
-        "requests": requests,
-        "storedEvents": stored.len(),
-        "messages": delivered,
-        "receivesWithMessages": receives,
-        "messagesReceived": received,
-        "handled": completed + follow_on_wait.as_ref().map_or(0, |w| w.completed.len()),
-        "ingestWritesPerRequest": round3(
-            (get(INGEST, "DynamoDB.TransactWriteItems") + get(INGEST, "DynamoDB.PutItem")) as f64
-                / requests.max(1) as f64
-        ),
-        "counts": counts,
-    });
-    let text = format!("{}{}", load_text(&load), calls_text(&calls));
-    if opts.json {
-        println!("LOAD {load}");
-        println!("CALLS {calls}");
-        // The readable report too, out of the way of the machine-readable lines.
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    if let Some(p) = &wait.pending_detail {
-        let mut types: BTreeMap<&str, usize> = BTreeMap::new();
-        for (pk, i) in &keys {
-            if !wait.completed.contains_key(pk) {
-                *types.entry(published[*i].event_type.as_str()).or_default() += 1;
-            }
-        }
-        eprintln!(
-            "load: not completed within {:?}: {p}; by event type {types:?}; {queued} messages still on the domain queues",
-            opts.timeout
-        );
-    }
+    let report = measured.report();
+    measured.print(&report);
     Ok((report, published))
+}
+
+/// Handlers subscribed to an event type, by name.
+fn subscribers(event_type: &str) -> Vec<&'static str> {
+    handlers::all()
+        .iter()
+        .filter(|h| h.subscriptions().contains(&event_type))
+        .map(|h| h.name())
+        .collect()
+}
+
+/// The queue pollers' receives that returned messages, and the messages they returned.
+struct Receives {
+    with_messages: u64,
+    messages: u64,
+}
+
+impl Receives {
+    fn now() -> Receives {
+        Receives {
+            with_messages: pollers::RECEIVES_WITH_MESSAGES.load(Ordering::Relaxed),
+            messages: pollers::MESSAGES_RECEIVED.load(Ordering::Relaxed),
+        }
+    }
+
+    fn since(&self, before: &Receives) -> Receives {
+        Receives {
+            with_messages: self.with_messages - before.with_messages,
+            messages: self.messages - before.messages,
+        }
+    }
+}
+
+/// Post every worker's requests at once (each worker's in order): how many requests, and
+/// each stored envelope with the time just before its request was sent.
+///
+/// Per worker, its loans' events interleaved; each loan belongs to one worker, so its
+/// events are posted in order (the handlers need Created before Funded).
+async fn publish_plans(
+    base: &str,
+    tenant: &str,
+    plans: Vec<Vec<Value>>,
+) -> Result<(usize, Stored), String> {
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut workers = tokio::task::JoinSet::new();
+    for requests in plans {
+        let (http, base, tenant) = (http.clone(), base.to_string(), tenant.to_string());
+        workers.spawn(async move { publish_all(&http, &base, &tenant, requests).await });
+    }
+    let mut published: Stored = Vec::new();
+    let mut requests = 0;
+    while let Some(r) = workers.join_next().await {
+        let (n, stored) = r.map_err(|e| format!("publishing client: {e}"))??;
+        requests += n;
+        published.extend(stored);
+    }
+    Ok((requests, published))
+}
+
+/// The stored envelopes as [`Published`] events.
+fn published_events(stored: Stored, tenant: &str) -> Result<Vec<Published>, String> {
+    let routing = RoutingTable::standard();
+    stored
+        .into_iter()
+        .map(|(at, e)| {
+            let field = |k: &str| {
+                e[k].as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("stored envelope without {k}: {e}"))
+            };
+            let event_type = field("eventType")?;
+            let (aggregate_type, aggregate_id) = (field("aggregateType")?, field("aggregateId")?);
+            Ok(Published {
+                event_id: field("eventId")?,
+                stream_pk: stream_pk(&StreamId {
+                    tenant_id: tenant,
+                    aggregate_type: &aggregate_type,
+                    aggregate_id: &aggregate_id,
+                }),
+                domain_routes: routing.domains_for(&event_type).count(),
+                event_type,
+                at,
+                envelope: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The follow-on events the handlers appended (before they completed), and the
+/// executions of their own subscribers.
+struct FollowOns {
+    /// (eventId, eventType) of each.
+    events: Vec<(String, String)>,
+    /// Handler executions they call for.
+    expected: usize,
+    /// Those completed before the deadline.
+    completed: usize,
+    /// Messages dispatch delivered for them.
+    routes: usize,
+    /// Every event item of the run's tenant, published and follow-on.
+    stored: usize,
+}
+
+impl FollowOns {
+    async fn wait(
+        ddb: &aws_sdk_dynamodb::Client,
+        table: &str,
+        tenant: &str,
+        published: &[Published],
+        deadline: Instant,
+    ) -> Result<FollowOns, String> {
+        let stored = stored_events(ddb, table, tenant).await?;
+        let stored_count = stored.len();
+        let events: Vec<(String, String)> = stored
+            .into_iter()
+            .filter(|(id, _)| !published.iter().any(|p| &p.event_id == id))
+            .collect();
+        let keys: Vec<(String, usize)> = events
+            .iter()
+            .flat_map(|(id, ty)| subscribers(ty).into_iter().map(move |h| (id, h)))
+            .map(|(id, h)| (record_pk(tenant, id, h), 0))
+            .collect();
+        let completed = if keys.is_empty() {
+            0
+        } else {
+            wait_completed(ddb, table, &keys, deadline)
+                .await?
+                .completed
+                .len()
+        };
+        let routing = RoutingTable::standard();
+        let routes = events
+            .iter()
+            .map(|(_, ty)| routing.domains_for(ty).count())
+            .sum();
+        Ok(FollowOns {
+            expected: keys.len(),
+            events,
+            completed,
+            routes,
+            stored: stored_count,
+        })
+    }
 }
 
 /// Requests per worker: each loan's events in order, loans interleaved, `batch` per request.
@@ -695,91 +664,6 @@ async fn depth<'a>(
     Ok(total)
 }
 
-/// Nearest-rank percentile of sorted values (0 for none).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
-
 fn secs_since(t: DateTime<Utc>) -> f64 {
     (Utc::now() - t).num_microseconds().unwrap_or(0) as f64 / 1e6
-}
-
-fn load_text(l: &Value) -> String {
-    let mut out = String::new();
-    out += &format!(
-        "load: {} events over {} loans, {} per request, {} clients ({} requests in {:.2} s: {:.1} events/s accepted)\n",
-        l["events"], l["aggregates"], l["batch"], l["concurrency"], l["requests"],
-        l["publishSecs"].as_f64().unwrap_or(0.0), l["publishedPerSec"].as_f64().unwrap_or(0.0)
-    );
-    let h = &l["handlerExecutions"];
-    out += &format!(
-        "handler executions: {} of {} completed ({} records seen FAILED), lost {}, dead-lettered {}; follow-on events {} ({} handler executions)\n",
-        h["completed"], h["expected"], h["failedRecords"], l["lost"], l["deadLettered"],
-        l["followOns"]["events"], l["followOns"]["handlerExecutionsExpected"]
-    );
-    let lat = &l["latencyMs"];
-    out += &format!(
-        "wall {:.2} s: {:.1} events/s, {:.1} handler executions/s; publish-to-handled latency ms (n {}): p50 {} p95 {} p99 {} max {}; load average {}\n",
-        l["wallSecs"].as_f64().unwrap_or(0.0), l["eventsPerSec"].as_f64().unwrap_or(0.0),
-        l["executionsPerSec"].as_f64().unwrap_or(0.0),
-        lat["n"], lat["p50"], lat["p95"], lat["p99"], lat["max"], l["loadavg"].as_str().unwrap_or("")
-    );
-    out
-}
-
-/// The calls table: per path, calls per unit by operation.
-fn calls_text(c: &Value) -> String {
-    // A unit that did not occur (no handled message in a run without subscribers) has no
-    // row: calls per zero units say nothing.
-    let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
-    let rows: [(&str, &str, &str, f64); 6] = [
-        ("ingest", INGEST, "per ingested event", f("events")),
-        ("ingest", INGEST, "per request", f("requests")),
-        ("dispatch", DISPATCH, "per stored event", f("storedEvents")),
-        ("dispatch", DISPATCH, "per delivered message", f("messages")),
-        (
-            "handlers + mapping",
-            HANDLERS,
-            "per handled message",
-            f("handled"),
-        ),
-        (
-            "stream reads (free on AWS)",
-            STREAM,
-            "per stored event",
-            f("storedEvents"),
-        ),
-    ];
-    let mut out = format!(
-        "AWS calls (batch {}; {} receives returned {} messages; the rest of the receives were idle long polls)\n",
-        c["batch"], c["receivesWithMessages"], c["messagesReceived"]
-    );
-    out += &format!(
-        "{:<27} {:<22} {:>7}  by operation\n",
-        "path", "unit", "total"
-    );
-    for (path, label, unit, div) in rows {
-        let Some(ops) = c["counts"][label].as_object().filter(|o| !o.is_empty()) else {
-            continue;
-        };
-        if div == 0.0 {
-            out += &format!("{path:<27} {unit:<22} {:>7}  (none in this run)\n", "-");
-            continue;
-        }
-        let total: f64 = ops.values().filter_map(Value::as_f64).sum::<f64>() / div;
-        let by: Vec<String> = ops
-            .iter()
-            .map(|(op, n)| format!("{op} {:.2}", n.as_f64().unwrap_or(0.0) / div))
-            .collect();
-        out += &format!("{path:<27} {unit:<22} {total:>7.2}  {}\n", by.join(", "));
-    }
-    out
 }

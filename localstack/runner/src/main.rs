@@ -22,6 +22,20 @@
 //!
 //! Custom event types: `CUSTOM_EVENT_TYPES` (a file or the JSON itself), else the bundled
 //! example `localstack/runner/custom-event-types.json`.
+//!
+//! What lives where:
+//!
+//! | module | what |
+//! |---|---|
+//! | `main.rs` | the subcommands and `serve` |
+//! | [`provision`] | create and delete the table and queues of `event_adapters::topology` |
+//! | [`system`] | the parts `serve` and `load` run: the API router, the stream and queue pollers |
+//! | [`pollers`] | the event source mappings: stream and SQS records into the Lambda event types |
+//! | [`checkpoint`] | where the stream mapping resumes after a restart |
+//! | [`settings`] | the runner's `LOCAL_*` settings from the environment |
+//! | [`admin`] | local-only routes: the late-payment job on demand, the catalog export |
+//! | [`demo`] | the LendingOS story through the HTTP API |
+//! | [`load`] | the end-to-end load measurement (`load/report.rs` its report, `load/ceiling.rs` what LocalStack itself reaches) |
 
 mod admin;
 mod checkpoint;
@@ -29,6 +43,7 @@ mod demo;
 mod load;
 mod pollers;
 mod provision;
+mod settings;
 mod system;
 
 use std::net::SocketAddr;
@@ -143,7 +158,7 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 /// and stop when it is done.
 async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result<(), String> {
     // A cursor key that is too short stops the runner before it provisions anything.
-    event_adapters::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
+    event_adapters::http::cursor::CursorKey::from_env().map_err(|e| e.to_string())?;
     let resources = provision::provision(clients, prefix).await?;
     let config = system::config(&resources)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

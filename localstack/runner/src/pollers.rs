@@ -15,6 +15,7 @@ use event_adapters::store::DynamoStore;
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::StreamCheckpoint;
+use crate::settings::{batch_timeout, batch_window};
 
 const IDLE: Duration = Duration::from_millis(150);
 
@@ -22,24 +23,6 @@ const IDLE: Duration = Duration::from_millis(150);
 /// process started: `load` tells the working receives from the idle long polls with them.
 pub static RECEIVES_WITH_MESSAGES: AtomicU64 = AtomicU64::new(0);
 pub static MESSAGES_RECEIVED: AtomicU64 = AtomicU64::new(0);
-/// What a Lambda timeout gives a batch: the processing lease and, as the receive's
-/// visibility timeout, how long a crashed batch stays invisible (`LOCAL_BATCH_TIMEOUT_SECS`,
-/// default 30).
-fn batch_timeout() -> Duration {
-    Duration::from_secs(crate::system::env_number("LOCAL_BATCH_TIMEOUT_SECS", 30))
-}
-
-/// The stream mapping's batching window (`DispatchBatchingWindowSeconds` in the template,
-/// default 1 s): a shard's records are gathered until the window since the first of them
-/// ends or a batch of [`STREAM_BATCH`] is full, so a stream batch carries several events per
-/// queue. `LOCAL_STREAM_BATCH_WINDOW_MS` (default 1000; 0 = every read is a batch).
-fn batch_window() -> Duration {
-    Duration::from_millis(crate::system::env_number(
-        "LOCAL_STREAM_BATCH_WINDOW_MS",
-        1000,
-    ))
-}
-
 /// The stream mapping's BatchSize in the template.
 const STREAM_BATCH: usize = 100;
 

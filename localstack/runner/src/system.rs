@@ -3,12 +3,13 @@
 //! Each part takes its own AWS clients, so `load` can count each part's calls apart.
 
 use event_adapters::config::{Clients, Config, DomainQueues};
-use event_adapters::cursor::CursorKey;
 use event_adapters::functions;
+use event_adapters::http::cursor::CursorKey;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
 use crate::provision::Provisioned;
+use crate::settings::queue_concurrency;
 use crate::{admin, pollers};
 
 /// The function configuration for provisioned resources (tenant from `X-Tenant-Id`;
@@ -55,22 +56,6 @@ pub fn spawn_stream_poller(
     tasks.spawn(
         async move { pollers::poll_stream(streams, stream_arn, dispatcher, checkpoint).await },
     );
-}
-
-/// Pollers per domain queue (`LOCAL_QUEUE_CONCURRENCY`, default 2): like Lambda's
-/// concurrent invocations per queue. FIFO never hands one message group to two receivers
-/// at once, so order per aggregate holds.
-pub fn queue_concurrency() -> usize {
-    env_number("LOCAL_QUEUE_CONCURRENCY", 2).max(1) as usize
-}
-
-/// A numeric setting of the local runner from the environment; unset or unparsable gives
-/// the default.
-pub fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The SQS mappings: [`queue_concurrency`] pollers per domain queue, receiving and deleting

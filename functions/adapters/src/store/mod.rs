@@ -3,6 +3,7 @@
 //! writer of the event table goes through.
 
 pub mod dynamo;
+pub mod indexes;
 pub mod layout;
 pub mod memory;
 

@@ -163,7 +163,8 @@ pub(super) async fn ceiling(
     }
     shuffle(&mut ops);
     let ops = Arc::new(ops);
-    let workers = opts.concurrency + 1 + resources.queues.len() * system::queue_concurrency();
+    let workers =
+        opts.concurrency + 1 + resources.queues.len() * crate::settings::queue_concurrency();
     config::reset_call_counts();
     let index = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();

@@ -32,16 +32,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::{Query, Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use futures_util::stream::Stream;
 use lending_events::envelope::format_recorded_at;
 use lending_events::EventEnvelope;
 
-use crate::api::{tenant_of, ApiError};
 use crate::error::{classify, AdapterError};
-use crate::query::Ops;
+use crate::http::auth::tenant_of;
+use crate::http::error::ApiError;
+use crate::http::ops::Ops;
 use crate::store::layout::{
     attr, batch_get_keys, decode_event, index, index_keys, str_of, time_key, Read,
 };
@@ -205,13 +204,6 @@ impl StreamFilter {
     }
 }
 
-/// The route (merged into the ingest router).
-pub fn router(ops: Arc<Ops>, settings: StreamSettings) -> Router {
-    Router::new()
-        .route("/events/stream", get(get_stream))
-        .with_state((ops, settings))
-}
-
 /// One poll: the settled events after `after`, in order, at most `limit` index entries.
 /// Returns the events and the position of the last index entry read (events the filter
 /// drops still move the position on).
@@ -333,7 +325,8 @@ fn event_stream(cursor: Cursor) -> impl Stream<Item = Result<Event, Infallible>>
     })
 }
 
-async fn get_stream(
+/// `GET /events/stream` (registered in [`super::api`]).
+pub(crate) async fn get_stream(
     State((ops, settings)): State<(Arc<Ops>, StreamSettings)>,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     req: Request,
@@ -355,7 +348,7 @@ async fn get_stream(
     let position = match (last_event_id, q.get("from").filter(|v| !v.is_empty())) {
         (Some(id), _) => Position::parse(&id)?,
         (None, Some(from)) => {
-            let window = crate::query::Window::parse(Some(from), None)?;
+            let window = crate::http::ops::reads::parse_window(Some(from), None)?;
             Position(format!("{}#", window.from))
         }
         (None, None) => Position::before_time(&Utc::now()),

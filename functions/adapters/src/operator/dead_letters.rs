@@ -10,7 +10,7 @@
 //!   FAILED processing records are claimable again, so the handlers run again.
 //! - **purge** deletes the messages a selection picks (all of them, or one tenant's).
 //!
-//! Redrive and purge are reached only through [`crate::operator`] (the HTTP routes and
+//! Redrive and purge are reached only through [`super`] (the HTTP routes and
 //! `evctl dlq` alike), which picks per tenant and records each action as an `Ops.*` event.
 //!
 //! FIFO note: while a message of a group is in flight SQS hands out no later message of
@@ -28,8 +28,8 @@ use serde_json::Value;
 use lending_events::Domain;
 
 use crate::error::{classify, AdapterError};
-use crate::query::subscribers;
 use crate::store::layout::{attr, batch_get_pks, event_records_prefix, record_pk, str_of, Read};
+use crate::topology::subscribers;
 
 /// One dead letter, as listed.
 #[derive(Debug, Clone, Serialize)]

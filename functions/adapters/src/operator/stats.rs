@@ -2,22 +2,9 @@
 //! items ([`crate::store::layout`]) the batch runner flushes ([`crate::ledger`]), summed over
 //! days, with duration percentiles from the histogram buckets `b0..bN` (upper bounds
 //! [`DURATION_BUCKETS_MS`], the last bucket open). The names match the EMF metrics.
-//! Served as `GET /handlers/{handler}/stats?days=N&day=YYYY-MM-DD` (scope `ops:handlers`)
-//! for the console.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use chrono::{Duration as Days, NaiveDate, Utc};
+use chrono::{Duration as Days, NaiveDate};
 use serde::Serialize;
-
-use crate::api::{path_params, ApiError};
-use crate::query::Ops;
 
 use crate::error::AdapterError;
 use crate::ledger::DURATION_BUCKETS_MS;
@@ -119,52 +106,6 @@ pub async fn handler_stats(
     st.p90_ms = percentile(&st.buckets, 0.9);
     st.p99_ms = percentile(&st.buckets, 0.99);
     Ok(st)
-}
-
-/// The statistics route (merged into the ingest router).
-pub fn router(ops: Arc<Ops>) -> Router {
-    Router::new()
-        .route("/handlers/{handler}/stats", get(get_stats))
-        .with_state(ops)
-}
-
-/// `{..HandlerStats, "bucketBoundsMs"}`: the days ending with `day` (default today, UTC).
-async fn get_stats(
-    State(ops): State<Arc<Ops>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let handler = path_params(path)?;
-    if !lending_events::handlers::all()
-        .iter()
-        .any(|h| h.name() == handler)
-    {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no handler named {handler:?}"),
-            None,
-        ));
-    }
-    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let days = match q.get("days") {
-        None => 7,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|d| (1..=90).contains(d))
-            .ok_or_else(|| ApiError::bad("days", "must be from 1 to 90"))?,
-    };
-    let last = match q.get("day") {
-        None => Utc::now().date_naive(),
-        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| ApiError::bad("day", "must be a date, YYYY-MM-DD"))?,
-    };
-    let stats = handler_stats(&ops.dynamodb, &ops.config.table, &handler, last, days).await?;
-    let mut doc = serde_json::to_value(&stats)
-        .map_err(|e| ApiError::from(crate::error::AdapterError::Decode(e.to_string())))?;
-    doc["bucketBoundsMs"] = serde_json::json!(DURATION_BUCKETS_MS);
-    Ok(Json(doc).into_response())
 }
 
 #[cfg(test)]

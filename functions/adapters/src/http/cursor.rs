@@ -21,10 +21,13 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::api::ApiError;
+use super::error::ApiError;
 use crate::error::AdapterError;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The variable holding the cursor signing key (a secret: never exported).
+pub const CURSOR_SIGNING_KEY_VAR: &str = "CURSOR_SIGNING_KEY";
 
 /// A DynamoDB key (`ExclusiveStartKey` / `LastEvaluatedKey`).
 pub type Key = HashMap<String, AttributeValue>;
@@ -83,7 +86,7 @@ impl CursorKey {
 
     /// [`CursorKey::from_setting`] of the process environment.
     pub fn from_env() -> Result<CursorKey, AdapterError> {
-        CursorKey::from_setting(std::env::var(crate::config::CURSOR_SIGNING_KEY_VAR).ok())
+        CursorKey::from_setting(std::env::var(CURSOR_SIGNING_KEY_VAR).ok())
     }
 
     /// The value of `CURSOR_SIGNING_KEY`, or the development key when it is unset or empty.

@@ -1,5 +1,5 @@
 //! Who is calling, and whether they may: the caller's [`Principal`] and the one middleware
-//! that holds every route to its scope in [`crate::scopes::ROUTES`].
+//! that holds every route to its scope in [`super::scopes::ROUTES`].
 //!
 //! - On AWS the principal is the API Gateway authorizer's: the JWT claims `sub` (the
 //!   principal), `tenantId` and `scope` (space-separated; the HTTP API's `scopes` list too),
@@ -19,11 +19,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
+use lending_events::schema::is_safe_id;
 use serde_json::Value;
 
-use crate::api::{tenant_of, ApiError, TenantSource};
-use crate::openapi::normalise;
-use crate::scopes::{FixedScope, Scope, ROUTES};
+use super::error::ApiError;
+use super::openapi::normalise;
+use super::scopes::{FixedScope, Scope, ROUTES};
+
+/// Where the caller's tenant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantSource {
+    /// The API Gateway authorizer (JWT claim or Lambda authorizer context `tenantId`).
+    Authorizer,
+    /// The `X-Tenant-Id` header: local development only.
+    Header,
+}
 
 /// The principal of local requests without `X-Principal`.
 pub const LOCAL_PRINCIPAL: &str = "local";
@@ -69,6 +79,59 @@ impl Principal {
 /// A 403 `forbidden` naming the scope the caller lacks.
 pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message, None)
+}
+
+/// The caller's tenant, from the authorizer on AWS or the header locally.
+pub fn tenant_of(
+    req_headers: &HeaderMap,
+    extensions: &http::Extensions,
+    source: TenantSource,
+) -> Result<String, ApiError> {
+    let tenant = match source {
+        TenantSource::Header => req_headers
+            .get("x-tenant-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        TenantSource::Authorizer => authorizer_tenant(extensions),
+    };
+    match tenant {
+        Some(t) if is_safe_id(&t, 64) => Ok(t),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "tenant id is not a valid identifier",
+            None,
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            match source {
+                TenantSource::Header => "missing X-Tenant-Id header",
+                TenantSource::Authorizer => "no tenantId in the authorizer context",
+            },
+            None,
+        )),
+    }
+}
+
+fn authorizer_tenant(ext: &http::Extensions) -> Option<String> {
+    let auth = authorizer(ext)?;
+    if let Some(Value::String(t)) = auth.fields.get("tenantId") {
+        return Some(t.clone());
+    }
+    let claims = &auth.jwt.as_ref()?.claims;
+    claims
+        .get("tenantId")
+        .or_else(|| claims.get("custom:tenantId"))
+        .cloned()
+}
+
+/// The principal the scope middleware admitted (it runs before every routed request).
+pub fn admitted(req: &Request) -> Result<Principal, ApiError> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| forbidden("no authenticated principal"))
 }
 
 /// The caller of a request, from the authorizer on AWS or the headers locally.
@@ -238,7 +301,7 @@ mod tests {
     #[test]
     fn every_routed_path_has_an_entry_in_the_scope_table() {
         use std::collections::BTreeSet;
-        let routed = crate::openapi::tests::router_routes();
+        let routed = crate::http::openapi::tests::router_routes();
         let table: BTreeSet<(String, String)> = ROUTES
             .iter()
             .map(|r| (r.method.to_string(), normalise(r.path)))
@@ -260,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn each_route_refuses_a_caller_without_its_scope() {
         use tower::ServiceExt;
-        let router = crate::openapi::tests::offline_router();
+        let router = crate::http::openapi::tests::offline_router();
         for r in ROUTES {
             let uri = normalise(r.path).replace("{}", "x1");
             let Some(needed) = r.scope else { continue };

@@ -25,10 +25,15 @@ use lending_events::{Domain, EventEnvelope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{stream_of, ApiError};
+use super::reads::parse_window;
+use super::Ops;
 use crate::error::{classify, AdapterError};
-use crate::query::{events_by_type, Ops, Window};
+use crate::http::auth::admitted;
+use crate::http::error::ApiError;
+use crate::http::request::{json_body, stream_of};
+use crate::store::indexes::events_by_type;
 use crate::store::{DynamoStore, EventStore};
+use crate::topology::subscribers;
 
 /// At most this many events per replay request; narrow the window for more.
 pub const MAX_REPLAY_EVENTS: usize = 1000;
@@ -62,7 +67,7 @@ pub fn plan(events: Vec<EventEnvelope>, chosen: Option<&[String]>) -> Vec<Planne
     let mut out = Vec::new();
     for e in events {
         let mut per_domain: BTreeMap<Domain, Vec<&'static str>> = BTreeMap::new();
-        for (h, d) in crate::query::subscribers(&e.event_type) {
+        for (h, d) in subscribers(&e.event_type) {
             if chosen.is_none_or(|c| c.iter().any(|x| x == h)) {
                 per_domain.entry(d).or_default().push(h);
             }
@@ -150,9 +155,9 @@ pub(crate) async fn post_replay(
     State(ops): State<Arc<Ops>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let principal = crate::operator::principal(&req)?;
+    let principal = admitted(&req)?;
     let tenant = principal.tenant.clone();
-    let r: ReplayRequest = crate::api::json_body(req, 64 * 1024, "a replay request").await?;
+    let r: ReplayRequest = json_body(req, 64 * 1024, "a replay request").await?;
     if let Some(hs) = &r.handlers {
         if hs.is_empty() {
             return Err(ApiError::bad(
@@ -191,7 +196,7 @@ pub(crate) async fn post_replay(
                     "must be Domain.Action with PascalCase segments, e.g. Loan.Funded",
                 ));
             }
-            let window = Window::parse(
+            let window = parse_window(
                 Some(
                     r.from
                         .as_deref()

@@ -1,0 +1,181 @@
+//! The event routes over any [`EventStore`]: publish, an aggregate's history and its
+//! folded state.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /events` | 201 with the stored envelopes; 200 with the originals when every event was stored before |
+//! | `GET /aggregates/{aggregateType}/{aggregateId}/events?after=&limit=` | `{"events", "next"}` |
+//! | `GET /aggregates/{aggregateType}/{aggregateId}/state` | `{"aggregateType", "aggregateId", "version", "state"}` |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use lending_events::catalog::Catalog;
+use lending_events::envelope::WriteContext;
+use lending_events::ingest::{parse_body_in, Limits};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::{tenant_of, Principal, TenantSource};
+use super::error::ApiError;
+use super::request::{path_params, stream_of};
+use crate::store::{Appended, EventStore};
+
+pub struct Api<S> {
+    pub store: S,
+    pub limits: Limits,
+    pub tenant_source: TenantSource,
+    /// The event types ingest accepts: built-in plus custom ones.
+    pub catalog: Catalog,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+pub(crate) async fn post_events<S: EventStore + 'static>(
+    State(api): State<Arc<Api<S>>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    // Set by the scope middleware, which admitted the caller to this route.
+    let principal = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| super::auth::forbidden("no authenticated principal"))?;
+    let tenant = principal.tenant.as_str();
+    if !is_json(&parts.headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+            None,
+        ));
+    }
+    let max = api.limits.max_body_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, max + 1)
+        .await
+        .map_err(|_| ApiError::body_too_large(max))?;
+    let now = Utc::now();
+    let ctx = WriteContext::client(tenant, &principal.subject, now);
+    let events = parse_body_in(&api.catalog, &bytes, &api.limits, &ctx, &mut Uuid::new_v4)?;
+    if let Some((i, e)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| !principal.may_write(&e.domain))
+    {
+        // Only on this error path: was it a batch (`events[i].eventType`) or one event?
+        let batch =
+            serde_json::from_slice::<Value>(&bytes).is_ok_and(|v| v.get("events").is_some());
+        let field = if batch {
+            format!("events[{i}].eventType")
+        } else {
+            "eventType".to_string()
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{} is a {} event: publishing it needs the scope events:write or events:write:{}",
+                e.event_type, e.domain, e.domain
+            ),
+            Some(field),
+        ));
+    }
+    let appended = api.store.append(events, now).await?;
+    let status = match appended {
+        Appended::Stored(_) => StatusCode::CREATED,
+        Appended::AlreadyStored(_) => StatusCode::OK,
+    };
+    crate::metrics::Emf::new(&[("Function", "ingest")])
+        .count(
+            "EventsIngested",
+            match &appended {
+                Appended::Stored(e) => e.len() as u64,
+                Appended::AlreadyStored(_) => 0,
+            },
+        )
+        .emit();
+    for e in appended.events() {
+        tracing::info!(event_id = %e.event_id, event_type = %e.event_type, sequence = e.sequence,
+            correlation_id = %e.metadata.correlation_id, replayed = (status == StatusCode::OK), "ingested");
+    }
+    Ok((status, Json(json!({ "events": appended.events() }))).into_response())
+}
+
+pub(crate) async fn get_history<S: EventStore + 'static>(
+    State(api): State<Arc<Api<S>>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let (aggregate_type, aggregate_id) = path_params(path)?;
+    let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let after = num_param(&q, "after", 0, u64::MAX)?;
+    let limit = num_param(&q, "limit", 100, 1000)? as usize;
+    if limit == 0 {
+        return Err(ApiError::bad("limit", "must be from 1 to 1000"));
+    }
+    let page = api.store.read_stream(stream, after, None, limit).await?;
+    Ok(Json(json!({"events": page.events, "next": page.next})).into_response())
+}
+
+/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
+/// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
+pub(crate) async fn get_state<S: EventStore + 'static>(
+    State(api): State<Arc<Api<S>>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
+    let (aggregate_type, aggregate_id) = path_params(path)?;
+    let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
+    let history = api.store.history(stream).await?;
+    let doc = lending_events::state::document(history).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{aggregate_type} {aggregate_id} has no events"),
+            None,
+        )
+    })?;
+    Ok(Json(doc).into_response())
+}
+
+fn num_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => {
+            v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                ApiError::bad(name, format!("must be a whole number from 0 to {max}"))
+            })
+        }
+    }
+}
