@@ -383,7 +383,7 @@ async function correlationPage(id) {
 }
 
 function causalGraph(nodes) {
-  const colW = 330, boxW = 300, line = 16, gap = 18;
+  const colW = 360, boxW = 330, line = 16, gap = 18;
   let yCursor = 10;
   const pos = new Map();
   for (const x of nodes) {
