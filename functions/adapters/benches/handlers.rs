@@ -15,7 +15,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use event_adapters::ledger::memory::MemoryLedger;
-use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::queue::MemoryQueue;
+use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::memory::MemoryStore;
 use lending_events::handlers;
 use lending_events::{Domain, EventEnvelope, Metadata};
@@ -179,9 +180,8 @@ fn main() {
             MemoryStore::new(),
             MemoryLedger::new(),
             handlers::for_domain(case.domain, &handlers::HandlerConfig::default()),
-            None,
+            MemoryQueue::without_dlq(),
             RetryPolicy::default(),
-            Faults::default(),
         );
         let batch = {
             let mut ev = SqsEvent::default();

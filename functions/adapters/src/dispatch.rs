@@ -14,16 +14,14 @@ use lending_events::routing::RoutingTable;
 use lending_events::EventEnvelope;
 
 use crate::config::Config;
-use crate::error::AdapterError;
-use crate::publisher::{OutgoingMessage, QueuePublisher};
+use crate::queue::{OutgoingMessage, Publisher, QueuePublisher};
 
-pub struct Dispatcher {
-    publisher: QueuePublisher,
+/// Dispatch over a [`Publisher`]: SQS in the functions, wrapped with faults by the local
+/// runner, in memory in tests.
+pub struct Dispatcher<P = QueuePublisher> {
+    publisher: P,
     routing: RoutingTable,
     config: Config,
-    /// Test-only fault hook (never set in production): `FAULT_DISPATCH_SEND_PERCENT` fails
-    /// that share of queue sends as if SQS had refused every message of the call.
-    send_fault_percent: u64,
 }
 
 /// The event carried by a stream record, if it is a newly inserted event item.
@@ -35,15 +33,12 @@ pub fn event_of(record: &EventRecord) -> Option<Result<(String, EventEnvelope), 
         .map(|decoded| decoded.map_err(|e| e.to_string()))
 }
 
-impl Dispatcher {
-    pub fn new(publisher: QueuePublisher, routing: RoutingTable, config: Config) -> Self {
+impl<P: Publisher> Dispatcher<P> {
+    pub fn new(publisher: P, routing: RoutingTable, config: Config) -> Self {
         Dispatcher {
             publisher,
             routing,
             config,
-            send_fault_percent: crate::runner::fault_setting("FAULT_DISPATCH_SEND_PERCENT")
-                .unwrap_or(0)
-                .min(100),
         }
     }
 
@@ -83,14 +78,7 @@ impl Dispatcher {
         for (url, msgs) in &per_queue {
             let (messages, origins): (Vec<OutgoingMessage>, Vec<usize>) =
                 msgs.iter().cloned().unzip();
-            let send = if crate::runner::by_chance(self.send_fault_percent) {
-                Err(AdapterError::Transient(
-                    "injected fault: send failed".into(),
-                ))
-            } else {
-                self.publisher.send(url, &messages).await
-            };
-            let failed = match send {
+            let failed = match self.publisher.send(url, &messages).await {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(error = %e, queue = url, "dispatch failed");

@@ -12,8 +12,8 @@ use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
-use crate::publisher::QueuePublisher;
-use crate::runner::{BatchRunner, DomainQueueOps, Faults, RetryPolicy};
+use crate::queue::{QueuePublisher, SqsDomainQueue};
+use crate::runner::{BatchRunner, RetryPolicy};
 use crate::store::DynamoStore;
 
 /// The HTTP API over the events table ([`crate::http::router`]); `catalog` is what ingest
@@ -69,26 +69,33 @@ pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
     )
 }
 
-/// The domain runner with its DynamoDB store and ledger, queues, and retry policy and
-/// fault hooks from the environment.
-pub fn domain_runner(
-    domain: Domain,
-    config: &Config,
-    clients: &Clients,
-) -> BatchRunner<DynamoStore, DynamoLedger> {
-    let queues = DomainQueueOps {
+/// A domain function's runner on AWS: DynamoDB store and ledger, SQS queue and DLQ.
+pub type DomainRunner = BatchRunner<DynamoStore, DynamoLedger, SqsDomainQueue>;
+
+/// The domain's queue and DLQ on SQS.
+pub fn domain_queue(domain: Domain, config: &Config, clients: &Clients) -> SqsDomainQueue {
+    SqsDomainQueue {
         client: clients.sqs.clone(),
         queue_url: config.queue_url(domain).map(str::to_string),
         dlq_url: config.dlq_url(domain).map(str::to_string),
-    };
+    }
+}
+
+/// The domain's handlers, configured from the environment (validated at start by
+/// run_domain and the local runner; the defaults otherwise).
+pub fn domain_handlers(domain: Domain) -> Vec<handlers::BoxedHandler> {
+    handlers::for_domain(domain, &handler_config_from_env().unwrap_or_default())
+}
+
+/// The domain runner with its DynamoDB store and ledger, its SQS queues, and the retry
+/// policy from the environment.
+pub fn domain_runner(domain: Domain, config: &Config, clients: &Clients) -> DomainRunner {
     BatchRunner::new(
         DynamoStore::new(clients.dynamodb.clone(), &config.table),
         DynamoLedger::new(clients.dynamodb.clone(), &config.table),
-        // Validated at start by run_domain and the local runner; the defaults otherwise.
-        handlers::for_domain(domain, &handler_config_from_env().unwrap_or_default()),
-        Some(queues),
+        domain_handlers(domain),
+        domain_queue(domain, config, clients),
         RetryPolicy::from_env(),
-        Faults::from_env(),
     )
 }
 

@@ -6,10 +6,10 @@
 //! | module | what |
 //! |---|---|
 //! | [`store`] | the event store port and its DynamoDB and in-memory adapters (append with per-aggregate sequence and idempotent eventIds; reads); [`store::layout`] is the one place that knows the table's keys, attributes and items; [`store::indexes`] the `byType`/`byCorrelation` index reads |
-//! | [`ledger`] | processing records, handler switches and daily statistics in the same table |
-//! | [`publisher`] | SQS FIFO publishing, batched |
+//! | [`ledger`] | processing records, handler switches and daily statistics in the same table (port, DynamoDB and in-memory adapters) |
+//! | [`queue`] | the queue port (dead letters, visibility, deletes, publishing) with its SQS and in-memory adapters |
 //! | [`dispatch`] | DynamoDB stream records to domain queues (the routing table from core) |
-//! | [`runner`] | the generic SQS batch runner every domain function uses |
+//! | [`runner`] | the generic SQS batch runner every domain function uses, over the store, ledger and queue ports |
 //! | [`http`] | the HTTP API as one axum router: event routes, operator routes, the live event stream, scopes, cursors, OpenAPI; the operator console's pages |
 //! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them); dead-letter queue tools, handler statistics |
 //! | [`functions`] | the wiring of each Lambda function, so every `main.rs` is one call |
@@ -25,7 +25,7 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod operator;
-pub mod publisher;
+pub mod queue;
 pub mod runner;
 pub mod store;
 pub mod telemetry;

@@ -16,7 +16,8 @@ use event_adapters::dispatch::event_of;
 use event_adapters::http::cursor::CursorKey;
 use event_adapters::http::ops::reads::parse_window;
 use event_adapters::ledger::memory::MemoryLedger;
-use event_adapters::runner::{BatchRunner, Faults, RetryPolicy};
+use event_adapters::queue::MemoryQueue;
+use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::memory::MemoryStore;
 use lending_events::catalog::Catalog;
 use lending_events::handlers;
@@ -292,18 +293,17 @@ fn message_attributes() -> impl Strategy<Value = Value> {
         })
 }
 
-fn batch_runner(store: MemoryStore) -> BatchRunner<MemoryStore, MemoryLedger> {
+fn batch_runner(store: MemoryStore) -> BatchRunner<MemoryStore, MemoryLedger, MemoryQueue> {
     BatchRunner::new(
         store,
         MemoryLedger::new(),
         handlers::all(),
-        None,
+        MemoryQueue::without_dlq(),
         RetryPolicy {
             base: Duration::from_millis(1),
             cap: Duration::from_millis(2),
             paused: Duration::from_millis(1),
         },
-        Faults::default(),
     )
 }
 

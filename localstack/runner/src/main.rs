@@ -40,6 +40,7 @@
 mod admin;
 mod checkpoint;
 mod demo;
+mod faults;
 mod load;
 mod pollers;
 mod provision;

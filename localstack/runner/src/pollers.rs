@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use event_adapters::dispatch::Dispatcher;
-use event_adapters::ledger::DynamoLedger;
-use event_adapters::runner::BatchRunner;
-use event_adapters::store::DynamoStore;
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use event_adapters::queue::DomainQueue;
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::StreamCheckpoint;
+use crate::faults::{Faults, LocalDispatcher, LocalDomainRunner};
 use crate::settings::{batch_timeout, batch_window};
 
 const IDLE: Duration = Duration::from_millis(150);
@@ -34,7 +32,7 @@ const STREAM_BATCH: usize = 100;
 pub async fn poll_stream(
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
-    dispatcher: Dispatcher,
+    dispatcher: LocalDispatcher,
     mut checkpoint: StreamCheckpoint,
 ) {
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
@@ -310,7 +308,8 @@ pub async fn poll_queue(
     sqs: aws_sdk_sqs::Client,
     url: String,
     arn: String,
-    runner: std::sync::Arc<BatchRunner<DynamoStore, DynamoLedger>>,
+    runner: std::sync::Arc<LocalDomainRunner>,
+    faults: std::sync::Arc<Faults>,
 ) {
     loop {
         // As disabling an event source mapping does: while every handler of the domain is
@@ -384,41 +383,24 @@ pub async fn poll_queue(
                     continue;
                 }
             };
+        faults.note_batch(&event);
         let resp = runner.handle(event, batch_timeout()).await;
         let failed: HashSet<&str> = resp
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        let handled: Vec<String> = messages
             .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.contains(m.message_id().unwrap_or_default()))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
+            .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
+            .filter_map(|m| m.receipt_handle().map(str::to_string))
             .collect();
-        if !entries.is_empty() {
-            match sqs
-                .delete_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Err(e) => {
-                    tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed")
-                }
-                // A receipt handle that expired while the batch ran (it outlasted its
-                // visibility timeout): the message comes back and is handled again.
-                Ok(out) if !out.failed().is_empty() => {
-                    tracing::warn!(queue = %url, failed = out.failed().len(), reason = ?out.failed().first().and_then(|f| f.message()), "DeleteMessageBatch left messages on the queue")
-                }
-                Ok(_) => {}
+        // A receipt handle that expired while the batch ran (it outlasted its visibility
+        // timeout) is not deleted (the port logs it): the message comes back and is handled
+        // again.
+        if !handled.is_empty() {
+            if let Err(e) = runner.queue().delete(&handled).await {
+                tracing::warn!(queue = %url, error = %e, "DeleteMessageBatch failed");
             }
         }
     }
@@ -438,7 +420,7 @@ fn patient_receive() -> aws_sdk_sqs::config::Builder {
     )
 }
 
-async fn any_enabled(runner: &BatchRunner<DynamoStore, DynamoLedger>) -> bool {
+async fn any_enabled(runner: &LocalDomainRunner) -> bool {
     use event_adapters::ledger::Ledger;
     for h in runner.handlers() {
         if runner.ledger().enabled(h.name()).await.unwrap_or(true) {

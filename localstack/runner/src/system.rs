@@ -8,6 +8,7 @@ use event_adapters::http::cursor::CursorKey;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
+use crate::faults::{self, Faults};
 use crate::provision::Provisioned;
 use crate::settings::queue_concurrency;
 use crate::{admin, pollers};
@@ -51,7 +52,7 @@ pub fn spawn_stream_poller(
     clients: &Clients,
 ) {
     let stream_arn = resources.stream_arn.clone();
-    let dispatcher = functions::dispatcher(config, clients);
+    let dispatcher = faults::dispatcher(config, clients, &Faults::from_env());
     let checkpoint = StreamCheckpoint::load(checkpoint::path_for(&resources.table), &stream_arn);
     tasks.spawn(
         async move { pollers::poll_stream(streams, stream_arn, dispatcher, checkpoint).await },
@@ -59,23 +60,26 @@ pub fn spawn_stream_poller(
 }
 
 /// The SQS mappings: [`queue_concurrency`] pollers per domain queue, receiving and deleting
-/// with `clients` (as the event source mapping would) and running the domain's handlers.
+/// with `clients` (as the event source mapping would) and running the domain's handlers,
+/// with the fault wrappers the `FAULT_*` variables ask for ([`crate::faults`]).
 pub fn spawn_queue_pollers(
     tasks: &mut JoinSet<()>,
     resources: &Provisioned,
     config: &Config,
     clients: &Clients,
 ) {
+    // One set of fault settings for every domain: the crash counts all appends.
+    let faults = Faults::from_env();
     for q in &resources.queues {
-        let runner = std::sync::Arc::new(functions::domain_runner(q.domain, config, clients));
+        let runner = std::sync::Arc::new(faults::domain_runner(q.domain, config, clients, &faults));
         for _ in 0..queue_concurrency() {
             let (sqs, url, arn) = (
                 clients.sqs.clone(),
                 q.queue_url.clone(),
                 q.queue_arn.clone(),
             );
-            let runner = runner.clone();
-            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+            let (runner, faults) = (runner.clone(), faults.clone());
+            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner, faults).await });
         }
     }
 }

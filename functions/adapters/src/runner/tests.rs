@@ -1,0 +1,419 @@
+//! The batch runner on the in-memory store, ledger and queue: what the queue, its DLQ, the
+//! store and the processing records hold after each batch, with no AWS and no waiting (the
+//! queue's clock only moves when a test says so).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lending_events::{EventEnvelope, Metadata};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::*;
+use crate::ledger::memory::MemoryLedger;
+use crate::queue::MemoryQueue;
+use crate::store::memory::MemoryStore;
+
+const TENANT: &str = "acme-bank";
+const LEASE: Duration = Duration::from_secs(60);
+
+type TestRunner = BatchRunner<MemoryStore, MemoryLedger, MemoryQueue>;
+
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(300),
+        paused: Duration::from_secs(30),
+    }
+}
+
+/// The payment domain's runner over empty in-memory ports.
+fn payment_runner(queue: MemoryQueue) -> TestRunner {
+    BatchRunner::new(
+        MemoryStore::new(),
+        MemoryLedger::new(),
+        lending_events::handlers::for_domain(
+            lending_events::Domain::Payment,
+            &lending_events::handlers::HandlerConfig::default(),
+        ),
+        queue,
+        policy(),
+    )
+}
+
+fn envelope(loan: &str, seq: u64, event_type: &str, payload: Value) -> EventEnvelope {
+    let t0: DateTime<Utc> = "2026-01-31T09:00:00Z".parse().expect("a time");
+    EventEnvelope {
+        event_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{loan}/{seq}").as_bytes()),
+        event_type: event_type.into(),
+        event_version: 1,
+        domain: "loan".into(),
+        aggregate_type: "Loan".into(),
+        aggregate_id: loan.into(),
+        sequence: seq,
+        occurred_at: t0,
+        recorded_at: t0,
+        payload,
+        metadata: Metadata {
+            user_id: Some("U-1".into()),
+            correlation_id: format!("corr-{loan}"),
+            causation_id: None,
+            source: Some("test".into()),
+            tenant_id: TENANT.into(),
+            principal: None,
+        },
+    }
+}
+
+fn created(loan: &str) -> EventEnvelope {
+    envelope(
+        loan,
+        1,
+        "Loan.Created",
+        json!({"loanId": loan, "borrowerId": "B-1", "amount": "12000.00", "interestRate": "6",
+            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly"}),
+    )
+}
+
+fn funded(loan: &str, seq: u64) -> EventEnvelope {
+    envelope(
+        loan,
+        seq,
+        "Loan.Funded",
+        json!({"loanId": loan, "fundedAmount": "12000.00", "fundedAt": "2026-03-01T10:00:00Z"}),
+    )
+}
+
+fn payment(loan: &str, seq: u64) -> EventEnvelope {
+    envelope(
+        loan,
+        seq,
+        "Payment.Received",
+        json!({"paymentId": format!("P-{loan}-{seq}"), "loanId": loan, "amount": "10.00",
+            "method": "ach", "receivedAt": "2026-04-01T10:00:00Z"}),
+    )
+}
+
+/// Put an event on the queue as dispatch sends it: its envelope, grouped by aggregate.
+fn enqueue(queue: &MemoryQueue, e: &EventEnvelope) -> String {
+    queue.push(
+        serde_json::to_string(e).expect("an envelope serialises"),
+        e.stream().message_group(),
+    )
+}
+
+/// One round of the event source mapping: receive a batch, run it, delete what succeeded.
+async fn deliver(runner: &TestRunner) -> SqsBatchResponse {
+    let batch = runner.queue().receive(10);
+    let response = runner.handle(batch.clone(), LEASE).await;
+    runner.queue().acknowledge(&batch, &response).await;
+    response
+}
+
+/// The event types stored on a loan's stream, in order.
+async fn stream_types(store: &MemoryStore, loan: &str) -> Vec<String> {
+    let stream = StreamId {
+        tenant_id: TENANT,
+        aggregate_type: "Loan",
+        aggregate_id: loan,
+    };
+    store
+        .history_until(stream, u64::MAX / 2)
+        .await
+        .expect("an in-memory read")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+fn work<'a>(handler: &'static str, event: &'a EventEnvelope) -> Work<'a> {
+    Work { handler, event }
+}
+
+#[tokio::test]
+async fn only_the_failing_message_of_a_batch_is_reported_and_stays_on_the_queue() {
+    let runner = payment_runner(MemoryQueue::new());
+    // L-1's funding is stored; L-2's is not (yet): the runner must not handle an event its
+    // stream does not hold, so that message fails transiently.
+    runner
+        .store()
+        .seed([created("L-1"), funded("L-1", 2), created("L-2")]);
+    let done = enqueue(runner.queue(), &funded("L-1", 2));
+    let failing = enqueue(runner.queue(), &funded("L-2", 2));
+
+    let response = deliver(&runner).await;
+
+    let reported: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(reported, [failing.as_str()]);
+    let left: Vec<String> = runner
+        .queue()
+        .messages()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(
+        left,
+        std::slice::from_ref(&failing),
+        "{done} was deleted, {failing} kept"
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+    );
+    assert_eq!(stream_types(runner.store(), "L-2").await, ["Loan.Created"]);
+    assert!(runner.queue().dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_failure_the_later_messages_of_its_group_wait_and_other_groups_go_on() {
+    let runner = payment_runner(MemoryQueue::new());
+    let (funding, first_payment) = (funded("L-1", 2), payment("L-1", 3));
+    runner.store().seed([
+        created("L-1"),
+        funding.clone(),
+        first_payment.clone(),
+        created("L-2"),
+        funded("L-2", 2),
+    ]);
+    // Another execution holds the funding's processing record: it fails (transiently)
+    // here, and the payment behind it must not run before it.
+    let held = runner
+        .ledger()
+        .claim(work("payment-schedule", &funding), LEASE, Utc::now())
+        .await
+        .expect("an in-memory claim");
+    assert!(matches!(held, Claim::Acquired { .. }));
+    let a = enqueue(runner.queue(), &funding);
+    let b = enqueue(runner.queue(), &first_payment);
+    let other = enqueue(runner.queue(), &funded("L-2", 2));
+
+    deliver(&runner).await;
+
+    let left = runner.queue().messages();
+    assert_eq!(
+        left.iter()
+            .map(|m| m.message_id.as_str())
+            .collect::<Vec<_>>(),
+        [a.as_str(), b.as_str()],
+        "{other} was handled and deleted"
+    );
+    // Both wait as long as the failed one.
+    assert!(left[0].visibility.is_some());
+    assert_eq!(left[0].visibility, left[1].visibility);
+    // The payment was never claimed, let alone run; the other loan's funding was.
+    assert_eq!(
+        runner
+            .ledger()
+            .status(work("payment-application", &first_payment)),
+        None
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded", "Payment.Received"]
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-2").await,
+        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_backs_off_per_receive_then_the_redrive_takes_it() {
+    let runner = payment_runner(MemoryQueue::new());
+    // The funding never shows up in the store: every receive fails transiently.
+    runner.store().seed([created("L-1")]);
+    let id = enqueue(runner.queue(), &funded("L-1", 2));
+    let max = runner.queue().max_receive_count;
+    for receive in 1..=max {
+        deliver(&runner).await;
+        let m = runner.queue().message(&id).expect("still on the queue");
+        assert_eq!(m.receives, receive);
+        let delay = m.visibility.expect("a backoff was set");
+        let ceiling = policy().ceiling(receive);
+        assert!(
+            delay >= ceiling / 4 && delay <= ceiling,
+            "receive {receive}: {delay:?} outside {:?}..{ceiling:?}",
+            ceiling / 4
+        );
+        runner.queue().wait_out_visibility();
+    }
+    // The next receive is one too many: SQS's redrive moves it, without a reason.
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    let dead = runner.queue().dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].receives, max);
+    assert_eq!(dead[0].letter, None);
+    assert_eq!(stream_types(runner.store(), "L-1").await, ["Loan.Created"]);
+}
+
+#[tokio::test]
+async fn permanent_failures_are_dead_lettered_at_once_with_their_reason() {
+    let runner = payment_runner(MemoryQueue::new());
+    // Funding a loan that was never created is a business-rule rejection.
+    let ghost = funded("GHOST", 1);
+    runner.store().seed([ghost.clone()]);
+    let rejected = enqueue(runner.queue(), &ghost);
+    let undecodable = runner.queue().push("{not an envelope", "G-1");
+
+    let response = deliver(&runner).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(runner.queue().messages().is_empty(), "both acknowledged");
+    let dead = runner.queue().dead_letters();
+    assert_eq!(dead.len(), 2);
+    let letter = |i: usize| dead[i].letter.clone().expect("sent by the runner");
+    let (first, second) = (letter(0), letter(1));
+    assert_eq!(
+        first.body,
+        serde_json::to_string(&ghost).expect("serialises")
+    );
+    assert_eq!(first.dedup, rejected);
+    assert_eq!(first.group, ghost.stream().message_group());
+    assert!(
+        first.reason.starts_with("payment-schedule: rejected"),
+        "{}",
+        first.reason
+    );
+    assert_eq!(second.dedup, undecodable);
+    assert_eq!(second.body, "{not an envelope");
+    assert!(
+        second.reason.starts_with("undecodable"),
+        "{}",
+        second.reason
+    );
+    for l in [&first, &second] {
+        assert_eq!((l.class, l.receive_count.as_str()), ("permanent", "1"));
+    }
+    // The rejection is on the processing record; nothing was appended.
+    assert_eq!(
+        runner.ledger().status(work("payment-schedule", &ghost)),
+        Some("FAILED")
+    );
+    assert_eq!(stream_types(runner.store(), "GHOST").await, ["Loan.Funded"]);
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_cannot_be_sent_leaves_the_message_on_the_queue() {
+    let runner = payment_runner(MemoryQueue::without_dlq());
+    let id = runner.queue().push("", "G-1");
+    let response = deliver(&runner).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let m = runner.queue().message(&id).expect("never lost");
+    let ceiling = policy().ceiling(1);
+    assert!(m
+        .visibility
+        .is_some_and(|d| d >= ceiling / 4 && d <= ceiling));
+}
+
+#[tokio::test]
+async fn a_switched_off_handler_keeps_its_messages_until_switched_on() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    runner.ledger().set_enabled("payment-schedule", false);
+    let id = enqueue(runner.queue(), &funding);
+
+    deliver(&runner).await;
+
+    let m = runner.queue().message(&id).expect("waits on the queue");
+    assert_eq!(m.visibility, Some(policy().paused));
+    assert_eq!(
+        runner.ledger().status(work("payment-schedule", &funding)),
+        None,
+        "not even claimed"
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded"]
+    );
+
+    runner.ledger().set_enabled("payment-schedule", true);
+    runner.queue().wait_out_visibility();
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+    );
+}
+
+#[tokio::test]
+async fn a_live_lease_holds_the_message_and_an_expired_one_is_taken_over() {
+    let runner = payment_runner(MemoryQueue::new());
+    let (live, expired) = (funded("L-1", 2), funded("L-2", 2));
+    runner.store().seed([
+        created("L-1"),
+        live.clone(),
+        created("L-2"),
+        expired.clone(),
+    ]);
+    // Another execution claimed L-1's funding a second ago with a minute's lease; one that
+    // died claimed L-2's two minutes ago with a second's lease.
+    let now = Utc::now();
+    for (event, at, lease) in [
+        (&live, now - chrono::Duration::seconds(1), LEASE),
+        (
+            &expired,
+            now - chrono::Duration::seconds(120),
+            Duration::from_secs(1),
+        ),
+    ] {
+        let claim = runner
+            .ledger()
+            .claim(work("payment-schedule", event), lease, at)
+            .await
+            .expect("an in-memory claim");
+        assert!(matches!(claim, Claim::Acquired { attempt: 1 }));
+    }
+    let held = enqueue(runner.queue(), &live);
+    enqueue(runner.queue(), &expired);
+
+    deliver(&runner).await;
+
+    let left = runner.queue().messages();
+    assert_eq!(
+        left.iter()
+            .map(|m| m.message_id.as_str())
+            .collect::<Vec<_>>(),
+        [held.as_str()]
+    );
+    assert!(left[0].visibility.is_some());
+    assert_eq!(
+        runner.ledger().status(work("payment-schedule", &live)),
+        Some("IN_PROGRESS")
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded"]
+    );
+    assert_eq!(
+        runner.ledger().status(work("payment-schedule", &expired)),
+        Some("COMPLETED")
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-2").await,
+        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+    );
+}
+
+#[tokio::test]
+async fn a_message_redelivered_after_its_work_completed_appends_nothing_new() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    // The same event again, as after a crash between completing and acknowledging.
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded", "PaymentSchedule.Generated"]
+    );
+}
