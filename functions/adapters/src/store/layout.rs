@@ -17,7 +17,7 @@
 //! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
 //! `<tenant>#<correlationId>`, `recordedAt`); a third, `byTenantTime` (`tenantId`, `timeKey` =
 //! `<recordedAt>#<eventId>`), orders a tenant's events for the live stream
-//! ([`crate::stream`]). Only event items carry their keys. Tenant
+//! ([`crate::http::stream`]). Only event items carry their keys. Tenant
 //! ids never contain `#`, so the first `#` after a prefix ends the tenant.
 //!
 //! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
