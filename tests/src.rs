@@ -589,3 +589,304 @@ pub async fn events_of_type(api: &Api, event_type: &str) -> Vec<Value> {
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["events"].as_array().cloned().unwrap_or_default()
 }
+
+/// The independent webhook receiver (`tests/receiver/receiver.py`): a Python process that
+/// verifies every request's Standard Webhooks signature with the reference library from
+/// PyPI, records every request, and misbehaves on command ([`ReceiverMode`], [`Receiver::down`]).
+/// Killed when dropped.
+pub struct Receiver {
+    child: std::process::Child,
+    /// The port deliveries go to.
+    pub hook_port: u16,
+    control_port: u16,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// One request the receiver got, as it recorded it.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+    /// The body as JSON (Null when it is not JSON).
+    pub json: Value,
+    /// The signature verified with one of the receiver's secrets (and a fresh timestamp).
+    pub verified: bool,
+    /// Why it did not verify.
+    pub error: Option<String>,
+    /// The status the receiver answered.
+    pub status: u16,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// Answered with a 2xx: a delivery the receiver accepted.
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// How the receiver answers verified requests. Unset fields keep the receiver's current
+/// value; [`ReceiverMode::normal`] resets everything.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverMode {
+    /// Answer 500 to this share of requests (0.0 to 1.0).
+    pub fail_rate: Option<f64>,
+    /// Answer every request with this status (e.g. 410); `Some(None)` clears it.
+    pub status: Option<Option<u16>>,
+    /// The `Retry-After` sent with failures; `Some(None)` clears it.
+    pub retry_after: Option<Option<String>>,
+    /// Wait this long before answering.
+    pub delay_ms: Option<u64>,
+    /// Reseed the random failures (reproducible runs).
+    pub seed: Option<u64>,
+}
+
+impl ReceiverMode {
+    /// 200 to every verified request, at once.
+    pub fn normal() -> ReceiverMode {
+        ReceiverMode {
+            fail_rate: Some(0.0),
+            status: Some(None),
+            retry_after: Some(None),
+            delay_ms: Some(0),
+            seed: None,
+        }
+    }
+
+    /// 500 to `share` of the requests, reproducibly from `seed`.
+    pub fn failing(share: f64, seed: u64) -> ReceiverMode {
+        ReceiverMode {
+            fail_rate: Some(share),
+            seed: Some(seed),
+            ..ReceiverMode::normal()
+        }
+    }
+
+    /// This status to every request.
+    pub fn status(status: u16) -> ReceiverMode {
+        ReceiverMode {
+            status: Some(Some(status)),
+            ..ReceiverMode::normal()
+        }
+    }
+}
+
+impl Receiver {
+    /// Install the receiver's venv if needed (tests/receiver/install.sh), start it with
+    /// these `whsec_` secrets and wait for its ports.
+    pub async fn start(secrets: &[&str]) -> Receiver {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("receiver");
+        let script = dir.join("install.sh");
+        let install = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .arg(script)
+                .stdin(std::process::Stdio::null())
+                .status()
+        })
+        .await
+        .expect("join")
+        .expect("run tests/receiver/install.sh");
+        assert!(install.success(), "tests/receiver/install.sh failed");
+        let log =
+            std::env::temp_dir().join(format!("receiver-{}.log", uuid::Uuid::new_v4().simple()));
+        let mut cmd = std::process::Command::new(dir.join(".venv/bin/python"));
+        cmd.arg(dir.join("receiver.py")).arg("--log").arg(&log);
+        for secret in secrets {
+            cmd.args(["--secret", secret]);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start tests/receiver/receiver.py");
+        let stdout = child.stdout.take().expect("receiver stdout");
+        let first_line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        });
+        let line = tokio::time::timeout(Duration::from_secs(30), first_line)
+            .await
+            .expect("the receiver printed its ports within 30 s")
+            .expect("join")
+            .expect("read the receiver's ports");
+        let ports: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("receiver said {line:?}: {e}"));
+        let port = |name: &str| {
+            ports[name]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .expect("a port")
+        };
+        Receiver {
+            hook_port: port("hook"),
+            control_port: port("control"),
+            child,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The URL of a delivery endpoint on the receiver (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.hook_port)
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{}{path}", self.control_port))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .expect("control request");
+        let response = self
+            .client
+            .request(request)
+            .await
+            .unwrap_or_else(|e| panic!("receiver control {path}: {e}"));
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("control body")
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(
+            status.is_success(),
+            "receiver control {path}: {status} {value}"
+        );
+        value
+    }
+
+    /// Every request received so far, in arrival order.
+    pub async fn requests(&self) -> Vec<ReceivedRequest> {
+        let all = self.control("GET", "/requests", None).await;
+        all.as_array()
+            .expect("a list of requests")
+            .iter()
+            .map(|r| ReceivedRequest {
+                path: r["path"].as_str().unwrap_or_default().to_string(),
+                headers: r["headers"]
+                    .as_object()
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                body: r["body"].as_str().unwrap_or_default().to_string(),
+                json: r["json"].clone(),
+                verified: r["verified"].as_bool().unwrap_or(false),
+                error: r["error"].as_str().map(str::to_string),
+                status: r["status"]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Wait until `done` holds for the requests received (polling), or panic after `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[ReceivedRequest]) -> bool,
+    ) -> Vec<ReceivedRequest> {
+        let start = Instant::now();
+        loop {
+            let requests = self.requests().await;
+            if done(&requests) {
+                return requests;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "receiver: condition not met within {timeout:?}; {} requests received",
+                    requests.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Change how the receiver answers.
+    pub async fn set_mode(&self, mode: &ReceiverMode) {
+        let mut body = serde_json::Map::new();
+        if let Some(rate) = mode.fail_rate {
+            body.insert("failRate".into(), rate.into());
+        }
+        if let Some(status) = mode.status {
+            body.insert("status".into(), status.map_or(Value::Null, Value::from));
+        }
+        if let Some(retry_after) = &mode.retry_after {
+            body.insert(
+                "retryAfter".into(),
+                retry_after.clone().map_or(Value::Null, Value::from),
+            );
+        }
+        if let Some(delay) = mode.delay_ms {
+            body.insert("delayMs".into(), delay.into());
+        }
+        if let Some(seed) = mode.seed {
+            body.insert("seed".into(), seed.into());
+        }
+        self.control("POST", "/mode", Some(Value::Object(body)))
+            .await;
+    }
+
+    /// Stop accepting connections on the hook port (they are refused) until [`Receiver::up`].
+    pub async fn down(&self) {
+        self.control("POST", "/down", None).await;
+    }
+
+    /// Accept connections on the hook port again (the same port).
+    pub async fn up(&self) {
+        self.control("POST", "/up", None).await;
+    }
+
+    /// Replace the secrets signatures are verified with (e.g. after a rotation), for every
+    /// path (and forget any per-path secrets).
+    pub async fn set_secrets(&self, secrets: &[&str]) {
+        self.control(
+            "POST",
+            "/secrets",
+            Some(serde_json::json!({ "secrets": secrets })),
+        )
+        .await;
+    }
+
+    /// Verify requests to each path with that path's secrets only (one subscription per
+    /// path: a delivery signed with another subscription's secret does not verify); other
+    /// paths with `secrets`.
+    pub async fn set_secrets_by_path(&self, secrets: &[&str], by_path: &[(&str, &[&str])]) {
+        let by_path: serde_json::Map<String, Value> = by_path
+            .iter()
+            .map(|(path, s)| (path.to_string(), serde_json::json!(s)))
+            .collect();
+        self.control(
+            "POST",
+            "/secrets",
+            Some(serde_json::json!({ "secrets": secrets, "byPath": by_path })),
+        )
+        .await;
+    }
+
+    /// Forget the requests received so far.
+    pub async fn clear(&self) {
+        self.control("POST", "/clear", None).await;
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

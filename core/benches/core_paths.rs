@@ -14,7 +14,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use lending_events::catalog::Catalog;
+use lending_events::domain::Domain;
 use lending_events::envelope::{format_time, WriteContext};
+use lending_events::handlers::{DomainHandler, HandlerInput};
 use lending_events::ingest::{parse_body_in, Limits};
 use lending_events::routing::RoutingTable;
 use lending_events::schedule::{generate, Amortization, Frequency, LoanTerms};
@@ -274,6 +276,97 @@ fn loan_history(n: usize) -> Vec<EventEnvelope> {
     h
 }
 
+/// A stored event of a loan (as the store hands it to handlers).
+fn stored_event(seq: u64, event_type: &str, payload: Value) -> EventEnvelope {
+    let t0: DateTime<Utc> = "2026-01-31T09:00:00Z".parse().unwrap();
+    EventEnvelope {
+        event_id: Uuid::from_u128(0xbe9c_0000_0000_4000_8000_0000_0000_0000 + seq as u128),
+        event_type: event_type.into(),
+        event_version: 1,
+        domain: "loan".into(),
+        aggregate_type: "Loan".into(),
+        aggregate_id: "L-H-1".into(),
+        sequence: seq,
+        occurred_at: t0,
+        recorded_at: t0,
+        payload,
+        metadata: Metadata {
+            user_id: Some("U-1".into()),
+            correlation_id: "corr-h-1".into(),
+            causation_id: None,
+            source: None,
+            tenant_id: "acme-bank".into(),
+            principal: Some("bench".into()),
+        },
+    }
+}
+
+/// A loan created and funded (a `months`-period schedule), the funding last.
+fn funded_history(months: u32) -> Vec<EventEnvelope> {
+    vec![
+        stored_event(
+            1,
+            "Loan.Created",
+            json!({"loanId": "L-H-1", "borrowerId": "B-1", "amount": "250000.00", "interestRate": "6.5", "termMonths": months, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": "F-1"}),
+        ),
+        stored_event(
+            2,
+            "Loan.Approved",
+            json!({"loanId": "L-H-1", "approvedBy": "U-1", "approvedAt": "2026-01-30T09:00:00Z"}),
+        ),
+        stored_event(
+            3,
+            "Loan.Funded",
+            json!({"loanId": "L-H-1", "fundedAmount": "250000.00", "fundedAt": "2026-01-31T09:00:00Z"}),
+        ),
+    ]
+}
+
+/// Per handled message, the three costs the handler targets compare: the decision alone,
+/// the decision plus one serialisation of its output (the floor), and what the runner
+/// does (decision, each follow-on built and validated through the catalog, its stored
+/// envelope serialised once).
+fn handler_paths(b: &harness::Bench, name: &str, h: &dyn DomainHandler, history: &[EventEnvelope]) {
+    let input = HandlerInput {
+        event: history.last().unwrap(),
+        history,
+        related: &[],
+    };
+    assert!(
+        !h.handle(&input).unwrap().is_empty(),
+        "{name}: no follow-ons"
+    );
+    b.run(&format!("handler/{name}: decision"), 1, "msgs", || {
+        h.handle(black_box(&input)).unwrap()
+    });
+    b.run(
+        &format!("handler/{name}: decision + one serialisation"),
+        1,
+        "msgs",
+        || {
+            let out = h.handle(black_box(&input)).unwrap();
+            out.iter()
+                .map(|f| serde_json::to_vec(&f.payload).unwrap().len())
+                .sum::<usize>()
+        },
+    );
+    let now: DateTime<Utc> = "2026-03-01T10:15:31.456Z".parse().unwrap();
+    b.run(
+        &format!("handler/{name}: decision + validated follow-ons, serialised"),
+        1,
+        "msgs",
+        || {
+            let out = h.handle(black_box(&input)).unwrap();
+            let mut n = 0;
+            for (i, f) in out.into_iter().enumerate() {
+                let e = NewEvent::follow_on(input.event, h.name(), i, f, now).unwrap();
+                n += serde_json::to_vec(&e.into_envelope(4, now)).unwrap().len();
+            }
+            n
+        },
+    );
+}
+
 fn main() {
     let b = harness::Bench::from_args();
     let catalog = Catalog::builtin();
@@ -348,6 +441,49 @@ fn main() {
             "schedules",
             || generate(black_box(&terms), start).unwrap(),
         );
+    }
+
+    let handlers = lending_events::handlers::all();
+    let by_name = |n: &str| handlers.iter().find(|h| h.name() == n).unwrap().as_ref();
+    let schedule_handler = by_name(lending_events::state::loan::SCHEDULE_HANDLER);
+    for months in [12u32, 360] {
+        handler_paths(
+            &b,
+            &format!("schedule {months}"),
+            schedule_handler,
+            &funded_history(months),
+        );
+    }
+    // A payment on the funded loan with its 360-period schedule stored.
+    let mut paying = funded_history(360);
+    let funding = paying.last().unwrap().clone();
+    let schedule = schedule_handler
+        .handle(&HandlerInput {
+            event: &funding,
+            history: &paying,
+            related: &[],
+        })
+        .unwrap()
+        .remove(0);
+    let schedule =
+        NewEvent::follow_on(&funding, schedule_handler.name(), 0, schedule, now).unwrap();
+    paying.push(schedule.into_envelope(4, now));
+    paying.push(stored_event(5, "Payment.Received", json!({"paymentId": "P-1", "loanId": "L-H-1", "amount": "1580.17", "method": "ach", "receivedAt": "2026-03-01T09:00:00Z"})));
+    handler_paths(
+        &b,
+        "payment application",
+        by_name("payment-application"),
+        &paying,
+    );
+    for h in &handlers {
+        if h.domain() != Domain::Payment && h.subscriptions().contains(&"Loan.Funded") {
+            handler_paths(
+                &b,
+                &format!("{} (Loan.Funded)", h.name()),
+                h.as_ref(),
+                &funded_history(360),
+            );
+        }
     }
 
     let history = loan_history(10_000);

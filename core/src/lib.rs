@@ -15,6 +15,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`subscription`] | other systems' subscriptions to stored events: filters (EventBridge-style patterns, matched without allocating), targets and formats, and the rules of delivering to them: egress policy against request forgery, retry backoff, circuit breaker |
 //! | [`ingest`] | decoding a `POST /events` body (one event or a batch) into validated [`NewEvent`]s, all or nothing |
 //! | [`routing`] | which domain queues receive which event types, derived from the handlers' subscriptions |
 //! | [`handlers`] | the domain handlers: pure functions from an event and its history to follow-ons or a rejection (their tests use the given/when/then kit in `handlers/testkit.rs`) |
@@ -40,6 +41,7 @@ pub mod routing;
 pub mod schedule;
 pub mod schema;
 pub mod state;
+pub mod subscription;
 pub mod upcast;
 
 pub use domain::Domain;

@@ -151,6 +151,12 @@ impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = self.0;
         d.rescale(2);
+        // The common case written from the integer of cents (a schedule writes thousands
+        // of amounts): the same text as `Decimal`'s own formatting, which the rest uses.
+        let cents = d.mantissa();
+        if d.scale() == 2 && cents >= 0 && !d.is_sign_negative() {
+            return write!(f, "{}.{:02}", cents / 100, cents % 100);
+        }
         write!(f, "{d}")
     }
 }

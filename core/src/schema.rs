@@ -118,11 +118,80 @@ pub fn normalize_object(
     fields: &[FieldSpec],
     path: &str,
 ) -> Result<Map<String, Value>, CoreError> {
+    normalize_with(value, fields, path, Checks::Fast)
+}
+
+/// [`normalize_object`] without the fast paths for values already in canonical form: the
+/// reference the fast paths are held equal to (same result, same error, same bytes).
+#[doc(hidden)]
+pub fn normalize_object_reference(
+    value: Value,
+    fields: &[FieldSpec],
+    path: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    normalize_with(value, fields, path, Checks::Reference)
+}
+
+fn normalize_with(
+    value: Value,
+    fields: &[FieldSpec],
+    path: &str,
+    checks: Checks,
+) -> Result<Map<String, Value>, CoreError> {
     let Value::Object(mut obj) = value else {
         return Err(CoreError::invalid(path, "must be a JSON object"));
     };
-    check_object(&mut obj, fields, &FieldPath::Root(path))?;
+    check_object(&mut obj, fields, &FieldPath::Root(path), checks)?;
     Ok(obj)
+}
+
+/// Whether a value already in its canonical text (money as `"123.45"`, a date as
+/// `"2026-03-01"`, as every handler and the stored form write it) is checked by its shape
+/// alone, or always through the general parse (decimal parse, round, re-format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    Fast,
+    Reference,
+}
+
+/// Longest integer part the money fast path takes: far below `Decimal`'s 28 digits, so
+/// the general parse would accept every such string unchanged.
+const FAST_MONEY_INT_DIGITS: usize = 20;
+
+/// True when `s` is non-negative money in canonical form: no sign, no leading zero, two
+/// decimals (`"0.05"`, `"250000.00"`). For these the general path (parse, round to cents,
+/// format) returns `s` itself, so it can be kept as it is.
+fn is_canonical_money(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some(int_len) = b.len().checked_sub(3) else {
+        return false;
+    };
+    let (int, frac) = b.split_at(int_len);
+    (1..=FAST_MONEY_INT_DIGITS).contains(&int.len())
+        && int.iter().all(u8::is_ascii_digit)
+        && (int[0] != b'0' || int.len() == 1)
+        && frac[0] == b'.'
+        && frac[1].is_ascii_digit()
+        && frac[2].is_ascii_digit()
+}
+
+/// A date of exactly the shape `YYYY-MM-DD` (four-digit year): `Some(valid)` when it has
+/// that shape, `None` when only the general parser can tell.
+fn fast_date(s: &str) -> Option<bool> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
+        return None;
+    }
+    let num =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    Some(NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10)).is_some())
 }
 
 /// Where a field is, formatted only when an error is reported: valid input allocates no
@@ -147,6 +216,7 @@ fn check_object(
     obj: &mut Map<String, Value>,
     fields: &[FieldSpec],
     path: &FieldPath<'_>,
+    checks: Checks,
 ) -> Result<(), CoreError> {
     if let Some(unknown) = obj.keys().find(|k| !fields.iter().any(|f| f.name == *k)) {
         let allowed: Vec<&str> = fields.iter().map(|f| f.name).collect();
@@ -166,13 +236,18 @@ fn check_object(
                 obj.remove(f.name);
             }
             None => {}
-            Some(v) => check_field(v, f.kind, &at)?,
+            Some(v) => check_field(v, f.kind, &at, checks)?,
         }
     }
     Ok(())
 }
 
-fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(), CoreError> {
+fn check_field(
+    v: &mut Value,
+    kind: FieldKind,
+    at: &FieldPath<'_>,
+    checks: Checks,
+) -> Result<(), CoreError> {
     let bad = |msg: String| CoreError::invalid(at.to_string(), msg);
     match kind {
         FieldKind::Text { max } => match v.as_str() {
@@ -189,6 +264,13 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
             )),
         },
         FieldKind::Money { positive } => {
+            if checks == Checks::Fast {
+                if let Value::String(s) = v {
+                    if is_canonical_money(s) && !(positive && s == "0.00") {
+                        return Ok(());
+                    }
+                }
+            }
             let d = decimal_from_json(v, 2).map_err(bad)?;
             if d.is_sign_negative() && !d.is_zero() {
                 return Err(bad("must not be negative".into()));
@@ -214,6 +296,11 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
         FieldKind::OneOf(options) => match v.as_str() {
             Some(s) if options.contains(&s) => Ok(()),
             _ => Err(bad(format!("must be one of: {}", options.join(", ")))),
+        },
+        FieldKind::Date if checks == Checks::Fast => match v.as_str().and_then(fast_date) {
+            Some(true) => Ok(()),
+            Some(false) => Err(bad("must be a date YYYY-MM-DD".into())),
+            None => check_field(v, kind, at, Checks::Reference),
         },
         FieldKind::Date => match v.as_str().map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
             Some(Ok(_)) => Ok(()),
@@ -241,14 +328,14 @@ fn check_field(v: &mut Value, kind: FieldKind, at: &FieldPath<'_>) -> Result<(),
             for (i, it) in items.iter_mut().enumerate() {
                 let at = FieldPath::Index(at, i);
                 match it {
-                    Value::Object(m) => check_object(m, item, &at)?,
+                    Value::Object(m) => check_object(m, item, &at, checks)?,
                     _ => return Err(CoreError::invalid(at.to_string(), "must be a JSON object")),
                 }
             }
             Ok(())
         }
         FieldKind::Record(fields) => match v {
-            Value::Object(m) => check_object(m, fields, at),
+            Value::Object(m) => check_object(m, fields, at, checks),
             _ => Err(bad("must be a JSON object".into())),
         },
         FieldKind::IdList { max } => {

@@ -36,6 +36,10 @@ const PREFIX: &str = "lendingos-${StageName}";
 /// The function serving the operator routes: the ingest binary again, with its own role.
 const OPERATOR_FUNCTION: &str = "OperatorFunction";
 
+/// The binary delivering to subscriptions (not a domain handler: it consumes the delivery
+/// queue).
+const DELIVERY_HANDLER: &str = "delivery-handler";
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -251,9 +255,11 @@ fn queues_and_dlqs_match_the_topology() {
             fifo.insert(name.to_string(), id);
         }
     }
+    let (delivery, delivery_dlq) = topology::delivery_queues(PREFIX);
     let want: BTreeSet<String> = expected
         .iter()
         .flat_map(|p| [p.queue.clone(), p.dlq.clone()])
+        .chain([delivery, delivery_dlq])
         .collect();
     let have: BTreeSet<String> = fifo.keys().cloned().collect();
     let missing: Vec<_> = want.difference(&have).collect();
@@ -834,7 +840,10 @@ fn domain_handlers_consume_their_queue_and_dead_letter_to_their_dlq() {
         })
         .collect();
     let mut handlers = 0;
-    for bin in binaries().iter().filter(|b| b.ends_with("-handler")) {
+    for bin in binaries()
+        .iter()
+        .filter(|b| b.ends_with("-handler") && *b != DELIVERY_HANDLER)
+    {
         handlers += 1;
         let domain = bin.trim_end_matches("-handler");
         let pair = pairs
@@ -1047,7 +1056,10 @@ fn api_routes(t: &Template) -> Vec<ApiRoute> {
 fn is_operator_scope(scope: FixedScope) -> bool {
     matches!(
         scope,
-        FixedScope::OpsReplay | FixedScope::OpsDeadLetters | FixedScope::OpsHandlers
+        FixedScope::OpsReplay
+            | FixedScope::OpsDeadLetters
+            | FixedScope::OpsHandlers
+            | FixedScope::SubscriptionsAdmin
     )
 }
 
@@ -1330,6 +1342,25 @@ fn expected_senders(t: &Template) -> BTreeMap<String, BTreeSet<String>> {
             .map(|(id, _)| t.role_of(id));
         want.insert(d.to_string(), handler.into_iter().collect());
     }
+    // The delivery queue: matches (dispatch), backfill and replay (operator), backfilled
+    // history (the delivery function); its dead letters: the delivery function only.
+    let (delivery, delivery_dlq) = topology::delivery_queues(PREFIX);
+    if let (Some(q), Some(d), Some((delivery_fn, _))) = (
+        by_name.get(&delivery),
+        by_name.get(&delivery_dlq),
+        t.function_for(DELIVERY_HANDLER),
+    ) {
+        let delivery_role = t.role_of(delivery_fn);
+        want.insert(
+            q.to_string(),
+            BTreeSet::from([
+                dispatch_role.clone(),
+                t.role_of(OPERATOR_FUNCTION),
+                delivery_role.clone(),
+            ]),
+        );
+        want.insert(d.to_string(), BTreeSet::from([delivery_role]));
+    }
     // Dispatch's on-failure destination, sent to with dispatch's role.
     let events = dispatch_fn["Properties"]["Events"].as_object();
     for e in events.into_iter().flat_map(|e| e.values()) {
@@ -1424,17 +1455,21 @@ fn queue_policy_violations(t: &Template) -> Vec<String> {
         }
     }
     // Each DLQ takes dead letters from its own queue only.
-    for pair in topology::queues(PREFIX) {
+    let pairs = topology::queues(PREFIX)
+        .into_iter()
+        .map(|p| (p.queue, p.dlq))
+        .chain([topology::delivery_queues(PREFIX)]);
+    for (queue, dlq_name) in pairs {
         let Some((dlq, d)) = t
             .of_type("AWS::SQS::Queue")
             .into_iter()
-            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(pair.dlq.as_str()))
+            .find(|(_, q)| sub_or_str(&q["Properties"]["QueueName"]) == Some(dlq_name.as_str()))
         else {
             continue;
         };
         let policy = &d["Properties"]["RedriveAllowPolicy"];
         let source = json!({
-            "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}", pair.queue)
+            "Fn::Sub": format!("arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{}", queue)
         });
         if policy["redrivePermission"] != "byQueue" || policy["sourceQueueArns"] != json!([source])
         {
@@ -1518,10 +1553,31 @@ fn families() -> (String, String, String, String, String) {
     )
 }
 
+/// Key families of subscriptions, from the code that builds them
+/// (`event_adapters::store::layout`).
+struct SubscriptionFamilies {
+    subscriptions: String,
+    attempts: String,
+    deliveries: String,
+    circuits: String,
+}
+
+fn subscription_families() -> SubscriptionFamilies {
+    use event_adapters::store::layout as keys;
+    let id = uuid::Uuid::nil();
+    SubscriptionFamilies {
+        subscriptions: family(&keys::subscriptions_pk("t")),
+        attempts: family(&keys::attempts_pk("t", &id)),
+        deliveries: family(&keys::delivery_pk("t", &id)),
+        circuits: family(&keys::circuit_pk("t", "https://x")),
+    }
+}
+
 /// What each function's role may write: action -> key families.
 fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
     let (a, e, p, h, s) = families();
     let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
+    let sub = subscription_families();
     let mut want = BTreeMap::new();
     for (id, f) in t.functions() {
         let bin = f["Metadata"]["BuildProperties"]["Binary"]
@@ -1529,8 +1585,19 @@ fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTre
             .unwrap_or("");
         let mut w = BTreeMap::new();
         if id == OPERATOR_FUNCTION {
-            // Ops.* events, handler switches.
-            w.insert("dynamodb:putitem", set(&[&a, &e, &h]));
+            // Ops.* and Subscription.* events, handler switches, subscriptions.
+            w.insert("dynamodb:putitem", set(&[&a, &e, &h, &sub.subscriptions]));
+        } else if bin == DELIVERY_HANDLER {
+            // Circuit events, the attempt log, circuits; delivery records and backfill
+            // progress.
+            w.insert(
+                "dynamodb:putitem",
+                set(&[&a, &e, &sub.attempts, &sub.circuits]),
+            );
+            w.insert(
+                "dynamodb:updateitem",
+                set(&[&sub.deliveries, &sub.subscriptions]),
+            );
         } else if bin.ends_with("-handler") {
             w.insert("dynamodb:putitem", set(&[&a, &e]));
             w.insert("dynamodb:updateitem", set(&[&p, &s]));
@@ -1588,7 +1655,11 @@ fn table_write_violations(t: &Template) -> Vec<String> {
                 for k in as_list(keys) {
                     let k = k.as_str().unwrap_or("");
                     match k.strip_suffix('*') {
-                        Some(f) if f.len() == 2 && f.ends_with('#') && !f.starts_with('*') => {
+                        Some(f)
+                            if f.ends_with('#')
+                                && f.len() >= 2
+                                && f[..f.len() - 1].bytes().all(|b| b.is_ascii_uppercase()) =>
+                        {
                             got.entry(write).or_default().insert(f.to_string());
                         }
                         _ => bad.push(format!(
@@ -1630,8 +1701,8 @@ fn table_write_check_rejects_broader_writes() {
     let cases = [
         // the operator may write processing records
         (
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\"]",
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"P#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"P#*\"]",
         ),
         // a handler may update event items
         (
@@ -2105,4 +2176,111 @@ fn the_dashboard_shows_every_alarm_and_the_emitted_metrics() {
             "the dashboard does not chart {metric}"
         );
     }
+}
+
+// ----------------------------------------------------------------------------------------
+// (i) subscriptions: the delivery queue, its dead letters and the delivery function
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn subscriptions_have_their_delivery_queue_function_and_alarms() {
+    let t = Template::load();
+    let (queue, dlq) = topology::delivery_queues(PREFIX);
+    let by_name: BTreeMap<String, &str> = t
+        .of_type("AWS::SQS::Queue")
+        .into_iter()
+        .filter_map(|(id, q)| {
+            sub_or_str(&q["Properties"]["QueueName"]).map(|n| (n.to_string(), id))
+        })
+        .collect();
+    let queue_id = *by_name.get(&queue).expect("the delivery queue");
+    let dlq_id = *by_name.get(&dlq).expect("the delivery DLQ");
+    let q = &t.resource(queue_id)["Properties"];
+    assert_eq!(
+        num(&q["RedrivePolicy"]["maxReceiveCount"]),
+        Some(u64::from(topology::DELIVERY_MAX_RECEIVE_COUNT)),
+        "{queue_id}: maxReceiveCount = topology::DELIVERY_MAX_RECEIVE_COUNT (waiting deliveries use receives)"
+    );
+    assert_eq!(
+        q["RedrivePolicy"]["deadLetterTargetArn"],
+        get_att(dlq_id, "Arn")
+    );
+    assert_ne!(q["ContentBasedDeduplication"], json!(true));
+    for (id, metric) in [
+        (dlq_id, "ApproximateNumberOfMessagesVisible"),
+        (queue_id, "ApproximateAgeOfOldestMessage"),
+    ] {
+        assert!(
+            !t.alarms_on("AWS/SQS", metric, "QueueName", &get_att(id, "QueueName"))
+                .is_empty(),
+            "{id}: no {metric} alarm"
+        );
+    }
+
+    let (fid, f) = t
+        .function_for(DELIVERY_HANDLER)
+        .expect("a delivery function");
+    let env = t.env(f);
+    assert_eq!(
+        env.get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id)),
+        "{fid}"
+    );
+    assert_eq!(
+        env.get("DELIVERY_DLQ_URL"),
+        Some(&reference(dlq_id)),
+        "{fid}"
+    );
+    assert_eq!(
+        env.get("SUBSCRIPTION_KEY_ID"),
+        Some(&get_att("EncryptionKey", "Arn")),
+        "{fid}: secrets are decrypted with the stack's key"
+    );
+    let sqs: Vec<&Value> = f["Properties"]["Events"]
+        .as_object()
+        .map(|e| e.values().filter(|e| e["Type"] == "SQS").collect())
+        .unwrap_or_default();
+    assert_eq!(sqs.len(), 1, "{fid}: one SQS event source");
+    assert_eq!(sqs[0]["Properties"]["Queue"], get_att(queue_id, "Arn"));
+    assert_eq!(
+        sqs[0]["Properties"]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let timeout = num(&f["Properties"]["Timeout"]).expect("Timeout");
+    assert!(timeout * 6 <= num(&q["VisibilityTimeout"]).unwrap_or(0));
+
+    // Dispatch sends matches there; the operator backfills and replays and encrypts secrets.
+    let dispatch = t.function_for("dispatch").expect("dispatch").1;
+    assert_eq!(
+        t.env(dispatch).get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id))
+    );
+    let operator = t.resource(OPERATOR_FUNCTION);
+    assert_eq!(
+        t.env(operator).get("DELIVERY_QUEUE_URL"),
+        Some(&reference(queue_id))
+    );
+    assert_eq!(
+        t.env(operator).get("SUBSCRIPTION_KEY_ID"),
+        Some(&get_att("EncryptionKey", "Arn"))
+    );
+
+    // The template allows no private webhook target: no function gets an allow-list.
+    for (id, f) in t.functions() {
+        assert!(
+            !t.env(f).contains_key("WEBHOOK_EGRESS_ALLOW"),
+            "{id}: WEBHOOK_EGRESS_ALLOW must not be set on AWS"
+        );
+    }
+    // Circuits that open alarm (the delivery function's EMF metric).
+    assert!(
+        !t.alarms_on(
+            "LendingOS/Events",
+            "CircuitOpened",
+            "Function",
+            &json!("delivery-handler")
+        )
+        .is_empty(),
+        "no alarm on CircuitOpened"
+    );
 }

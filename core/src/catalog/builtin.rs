@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::types::{EventSpec, CLIENT, OPERATOR};
+use super::types::{EventSpec, CLIENT, DELIVERY, OPERATOR};
 use crate::error::CoreError;
 use crate::schema::{
     opt, req, FieldKind, FieldSpec, DATE, DATETIME, ID, MONEY, POSITIVE_MONEY, TEXT,
@@ -84,6 +84,9 @@ const NOTIFICATIONS: &[&str] = &["notifications"];
 // The late-payment job, by name like the handlers (its tests check it is `crate::late::JOB`).
 const LATE_PAYMENTS: &[&str] = &["late-payments"];
 const OPERATOR_ACTION: &[&str] = &[OPERATOR];
+const DELIVERY_FUNCTION: &[&str] = &[DELIVERY];
+const SUBSCRIPTION_STATUS: FieldKind = FieldKind::OneOf(&["active", "paused"]);
+const SUBSCRIPTION_FORMAT: FieldKind = FieldKind::OneOf(&["cloudevents", "envelope"]);
 
 /// Every built-in event type.
 pub const CATALOG: &[EventSpec] = &[
@@ -616,6 +619,7 @@ pub const CATALOG: &[EventSpec] = &[
             req("replayId", ID),
             req("selection", FieldKind::Object),
             opt("handlers", FieldKind::IdList { max: 64 }),
+            opt("subscriptions", FieldKind::IdList { max: 64 }),
             req("rerun", FieldKind::Bool),
             req("events", COUNT),
             req("messages", COUNT),
@@ -665,6 +669,79 @@ pub const CATALOG: &[EventSpec] = &[
             req("enabled", FieldKind::Bool),
         ],
         producers = OPERATOR_ACTION,
+    ),
+    // Subscriptions of other systems (webhooks, SQS targets); aggregateId = subscriptionId.
+    // The signing secret is never in an event.
+    spec!(
+        "Subscription.Created",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription was created (POST /subscriptions)",
+        [
+            req("subscriptionId", ID),
+            req("name", TEXT),
+            req("filter", FieldKind::Object),
+            req("target", FieldKind::Object),
+            req("format", SUBSCRIPTION_FORMAT),
+            req("status", SUBSCRIPTION_STATUS),
+            opt("startFrom", DATETIME),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.Updated",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription's filter, target, format, name or status changed",
+        [req("subscriptionId", ID), req("changes", FieldKind::Object),],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.Deleted",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A subscription was deleted; nothing more is delivered to it",
+        [req("subscriptionId", ID)],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.SecretRotated",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A new signing secret was issued; the previous one stays valid until previousValidUntil",
+        [
+            req("subscriptionId", ID),
+            req("previousValidUntil", DATETIME),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
+    spec!(
+        "Subscription.CircuitOpened",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "Deliveries to a target failed too often in a row: they wait until a probe succeeds",
+        [
+            req("subscriptionId", ID),
+            req("target", TEXT),
+            req("consecutiveFailures", COUNT),
+            req("retryAt", DATETIME),
+            opt("lastError", TEXT),
+        ],
+        producers = DELIVERY_FUNCTION,
+    ),
+    spec!(
+        "Subscription.CircuitClosed",
+        "subscription",
+        "Subscription",
+        "subscriptionId",
+        "A probe to a target succeeded: deliveries resume",
+        [req("subscriptionId", ID), req("target", TEXT)],
+        producers = DELIVERY_FUNCTION,
     ),
 ];
 
@@ -735,13 +812,16 @@ mod tests {
             assert!(!s.producers.is_empty(), "{} has no producer", s.event_type);
             for p in s.producers {
                 assert!(
-                    [CLIENT, OPERATOR, crate::late::JOB].contains(p) || handlers.contains(p),
+                    [CLIENT, OPERATOR, DELIVERY, crate::late::JOB].contains(p)
+                        || handlers.contains(p),
                     "{}: unknown producer {p}",
                     s.event_type
                 );
             }
             assert_eq!(
-                s.event_type.starts_with("Ops."),
+                s.event_type.starts_with("Ops.")
+                    || (s.event_type.starts_with("Subscription.")
+                        && !s.event_type.contains("Circuit")),
                 s.produced_by(OPERATOR),
                 "{}",
                 s.event_type

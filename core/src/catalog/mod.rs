@@ -62,7 +62,7 @@ pub use builtin::{
     ALIASES, ALLOCATION, CATALOG, INSTALLMENT, INSTALLMENT_PAID, MAX_OPS_IDS, PAYMENT_METHODS,
 };
 pub use export::export;
-pub use types::{EventSpec, PayloadCheck, CLIENT, OPERATOR};
+pub use types::{EventSpec, PayloadCheck, CLIENT, DELIVERY, OPERATOR};
 
 use crate::error::CoreError;
 

@@ -60,3 +60,6 @@ pub const CLIENT: &str = "client";
 /// The producer of `Ops.*` events: the operator actions (replay, dead letters, handler
 /// switches), recorded by the server on behalf of the operator's principal.
 pub const OPERATOR: &str = "operator";
+/// The producer of the circuit-breaker events of subscriptions: the delivery function,
+/// which opens and closes a target's circuit.
+pub const DELIVERY: &str = "delivery";

@@ -25,6 +25,9 @@ pub mod payment;
 #[cfg(test)]
 pub(crate) mod testkit;
 
+#[cfg(test)]
+mod follow_on_checks;
+
 use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;

@@ -22,6 +22,7 @@ use lending_events::Domain;
 
 use crate::error::AdapterError;
 use crate::http::cursor::{CursorKey, CURSOR_SIGNING_KEY_VAR};
+use crate::subscriptions::SubscriptionSettings;
 
 /// The queues of one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct Config {
     pub tenant_from_header: bool,
     /// Signs and checks the pagination cursors of the read routes.
     pub cursor_key: CursorKey,
+    /// The delivery queues and the secrets key of subscriptions.
+    pub subscriptions: SubscriptionSettings,
 }
 
 /// The variable naming the event-history table.
@@ -94,6 +97,7 @@ impl Config {
             queues,
             tenant_from_header: var(TENANT_FROM_HEADER_VAR).is_some_and(|v| v == "1"),
             cursor_key: CursorKey::from_setting(var(CURSOR_SIGNING_KEY_VAR))?,
+            subscriptions: SubscriptionSettings::from_lookup(&var),
         })
     }
 
@@ -110,6 +114,7 @@ impl Config {
             TENANT_FROM_HEADER_VAR.to_string(),
             tenant_from_header.to_string(),
         ));
+        vars.extend(self.subscriptions.to_env());
         vars
     }
 
@@ -156,6 +161,8 @@ pub async fn aws_config() -> SdkConfig {
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Encrypts subscriptions' signing secrets.
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl Clients {
@@ -168,6 +175,7 @@ impl Clients {
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            kms: aws_sdk_kms::Client::new(&sdk),
         }
     }
 
@@ -191,6 +199,7 @@ impl Clients {
         Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            kms: aws_sdk_kms::Client::new(sdk),
         }
     }
 }
@@ -299,6 +308,7 @@ mod tests {
                 .collect(),
             tenant_from_header: false,
             cursor_key: CursorKey::development(),
+            subscriptions: SubscriptionSettings::default(),
         };
         let vars: BTreeMap<String, String> = config.to_env().into_iter().collect();
         // The table, two queues per domain and the tenant source.

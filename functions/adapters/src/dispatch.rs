@@ -15,6 +15,7 @@ use lending_events::EventEnvelope;
 
 use crate::config::Config;
 use crate::queue::{OutgoingMessage, Publisher, QueuePublisher};
+use crate::subscriptions::matching::SubscriptionMatcher;
 
 /// Dispatch over a [`Publisher`]: SQS in the functions, wrapped with faults by the local
 /// runner, in memory in tests.
@@ -22,6 +23,8 @@ pub struct Dispatcher<P = QueuePublisher> {
     publisher: P,
     routing: RoutingTable,
     config: Config,
+    /// Subscriptions of other systems: the matcher and the delivery queue.
+    subscriptions: Option<(SubscriptionMatcher, String)>,
 }
 
 /// The event carried by a stream record, if it is a newly inserted event item.
@@ -39,7 +42,19 @@ impl<P: Publisher> Dispatcher<P> {
             publisher,
             routing,
             config,
+            subscriptions: None,
         }
+    }
+
+    /// Also match every event against the tenants' subscriptions and send the matches to
+    /// `delivery_queue_url`.
+    pub fn with_subscriptions(
+        mut self,
+        matcher: SubscriptionMatcher,
+        delivery_queue_url: String,
+    ) -> Self {
+        self.subscriptions = Some((matcher, delivery_queue_url));
+        self
     }
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
@@ -71,6 +86,18 @@ impl<P: Publisher> Dispatcher<P> {
                     },
                     i,
                 ));
+            }
+            if let Some((matcher, url)) = &self.subscriptions {
+                match matcher.deliveries(&env).await {
+                    Ok(messages) => per_queue
+                        .entry(url.as_str())
+                        .or_default()
+                        .extend(messages.into_iter().map(|m| (m, i))),
+                    Err(e) => {
+                        tracing::error!(error = %e, event_id = %env.event_id, "subscriptions not matched");
+                        first_failed = Some(first_failed.map_or(i, |f| f.min(i)));
+                    }
+                }
             }
             tracing::info!(event_id = %env.event_id, event_type = %env.event_type,
                 correlation_id = %env.metadata.correlation_id, "dispatching");

@@ -15,11 +15,28 @@ use crate::ledger::DynamoLedger;
 use crate::queue::{QueuePublisher, SqsDomainQueue};
 use crate::runner::{BatchRunner, RetryPolicy};
 use crate::store::DynamoStore;
+use crate::subscriptions::delivery::{DeliveryRunner, DeliverySettings, WebhookPort};
+use crate::subscriptions::deliverylog::DeliveryLog;
+use crate::subscriptions::egress::EgressPolicy;
+use crate::subscriptions::matching::SubscriptionMatcher;
+use crate::subscriptions::repo::SubscriptionStore;
+use crate::subscriptions::secrets::SecretBox;
 
 /// The HTTP API over the events table ([`crate::http::router`]); `catalog` is what ingest
 /// accepts (see [`catalog_from_env`]).
 pub fn ingest_router(config: &Config, clients: &Clients, catalog: Catalog) -> axum::Router {
     crate::http::router(config, clients, catalog)
+}
+
+/// [`ingest_router`] with the webhook targets that `egress` allows (the local runner allows
+/// loopback).
+pub fn ingest_router_with_egress(
+    config: &Config,
+    clients: &Clients,
+    catalog: Catalog,
+    egress: EgressPolicy,
+) -> axum::Router {
+    crate::http::api::router_with_egress(config, clients, catalog, egress)
 }
 
 /// Custom event types from `CUSTOM_EVENT_TYPES`: the JSON document itself (a value starting
@@ -61,12 +78,24 @@ pub fn handler_config_from_env() -> Result<HandlerConfig, AdapterError> {
     }
 }
 
+/// Dispatch to the domain queues and, when a delivery queue is configured, to the
+/// subscriptions.
 pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
-    Dispatcher::new(
+    let dispatcher = Dispatcher::new(
         QueuePublisher::new(clients.sqs.clone()),
         RoutingTable::standard(),
         config.clone(),
-    )
+    );
+    match &config.subscriptions.delivery_queue_url {
+        Some(url) => dispatcher.with_subscriptions(
+            SubscriptionMatcher::new(
+                SubscriptionStore::new(DynamoStore::new(clients.dynamodb.clone(), &config.table)),
+                SubscriptionMatcher::ttl_from_env(),
+            ),
+            url.clone(),
+        ),
+        None => dispatcher,
+    }
 }
 
 /// A domain function's runner on AWS: DynamoDB store and ledger, SQS queue and DLQ.
@@ -99,11 +128,55 @@ pub fn domain_runner(domain: Domain, config: &Config, clients: &Clients) -> Doma
     )
 }
 
+/// The delivery function's runner: subscriptions, secrets, the delivery log, the delivery
+/// queue and its dead letters from `config`; webhooks sent with `webhooks`.
+pub fn delivery_runner<W: WebhookPort>(
+    config: &Config,
+    clients: &Clients,
+    webhooks: W,
+) -> DeliveryRunner<W> {
+    DeliveryRunner::new(
+        SubscriptionStore::new(DynamoStore::new(clients.dynamodb.clone(), &config.table)),
+        SecretBox::new(clients.kms.clone(), config.subscriptions.key_id.clone()),
+        DeliveryLog::new(
+            clients.dynamodb.clone(),
+            &config.table,
+            config.cursor_key.clone(),
+        ),
+        webhooks,
+        clients.sqs.clone(),
+        config.subscriptions.delivery_queue_url.clone(),
+        config.subscriptions.delivery_dlq_url.clone(),
+        DeliverySettings::from_env(),
+    )
+}
+
+/// `main` of the delivery function (SQS event source on the delivery queue).
+pub async fn run_delivery() -> Result<(), Error> {
+    crate::telemetry::init();
+    let config = Config::from_env()?;
+    let runner = delivery_runner(
+        &config,
+        &Clients::from_env().await,
+        crate::subscriptions::delivery::webhook_sender(
+            crate::subscriptions::egress::policy_from_env()?,
+        )?,
+    );
+    let runner = &runner;
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(runner.handle(e.payload).await)
+        },
+    ))
+    .await
+}
+
 /// `main` of the ingest function.
 pub async fn run_ingest() -> Result<(), Error> {
     crate::telemetry::init();
     let catalog = catalog_from_env()?.unwrap_or_default();
     let config = Config::from_env()?;
+    crate::subscriptions::egress::policy_from_env()?;
     if config.cursor_key.is_development() && !config.tenant_from_header {
         tracing::warn!(
             "CURSOR_SIGNING_KEY is not set: cursors are signed with the public development key"

@@ -12,6 +12,8 @@
 //! | [`runner`] | the generic SQS batch runner every domain function uses, over the store, ledger and queue ports |
 //! | [`http`] | the HTTP API as one axum router: event routes, operator routes, the live event stream, scopes, cursors, OpenAPI; the operator console's pages |
 //! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them); dead-letter queue tools, handler statistics |
+//! | [`subscriptions`] | subscriptions of other systems: model, store, KMS-sealed secrets, dispatch matching, the delivery function's runner, circuits, the delivery log, the egress policy |
+//! | [`webhooks`] | what a subscription's delivery sends: CloudEvents 1.0 or envelope bodies, Standard Webhooks signatures and secrets, the HTTP sender that re-checks the egress policy on every connection |
 //! | [`functions`] | the wiring of each Lambda function, so every `main.rs` is one call |
 //! | [`topology`] | the resources (table, indexes, queues) as data, and which handlers take an event type |
 //! | [`config`], [`telemetry`], [`metrics`] | environment and AWS clients, JSON logs, EMF metrics |
@@ -28,7 +30,9 @@ pub mod operator;
 pub mod queue;
 pub mod runner;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod topology;
+pub mod webhooks;
 
 pub use error::AdapterError;

@@ -31,6 +31,26 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// Visibility timeout of the domain queues, seconds (at least 6x the function timeout on AWS).
 pub const VISIBILITY_TIMEOUT_SECS: u32 = 180;
 
+/// Receives before SQS moves a delivery message to the subscriptions' dead letters. The
+/// delivery function dead-letters failing deliveries itself (it counts attempts); messages
+/// that wait (an open circuit, a paused subscription, a backfill) use receives without an
+/// attempt, so this is SQS's maximum, a guard against a message that kills the function.
+pub const DELIVERY_MAX_RECEIVE_COUNT: u32 = 1000;
+
+/// The delivery queue and the subscriptions' dead letters, e.g. `lendingos-deliveries.fifo`
+/// and `lendingos-deliveries-dlq.fifo`.
+pub fn delivery_queues(prefix: &str) -> (String, String) {
+    (
+        format!("{prefix}-deliveries.fifo"),
+        format!("{prefix}-deliveries-dlq.fifo"),
+    )
+}
+
+/// The alias of the KMS key that encrypts subscriptions' signing secrets.
+pub fn subscription_key_alias(prefix: &str) -> String {
+    format!("alias/{prefix}-subscriptions")
+}
+
 /// One domain's queue pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuePair {

@@ -19,6 +19,9 @@ use event_adapters::ledger::memory::MemoryLedger;
 use event_adapters::queue::MemoryQueue;
 use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::memory::MemoryStore;
+use event_adapters::subscriptions::delivery::DeliveryRunner;
+use event_adapters::subscriptions::egress::EgressPolicy;
+use event_adapters::webhooks::sender::WebhookSender;
 use lending_events::catalog::Catalog;
 use lending_events::handlers;
 use lending_events::routing::RoutingTable;
@@ -64,6 +67,16 @@ fn unreachable_clients() -> Clients {
             aws_sdk_sqs::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .endpoint_url(NOWHERE)
+                .http_client(http.clone())
+                .retry_config(no_retries.clone())
+                .build(),
+        ),
+        kms: aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
                 .credentials_provider(credentials)
                 .endpoint_url(NOWHERE)
                 .http_client(http)
@@ -73,15 +86,43 @@ fn unreachable_clients() -> Clients {
     }
 }
 
-/// The HTTP API as the ingest function serves it, over the unreachable table.
-fn router() -> axum::Router {
-    let config = Config {
+/// The configuration of the offline tests: the unreachable table, no queues.
+fn offline_config() -> Config {
+    Config {
         table: "t".into(),
         queues: Default::default(),
         tenant_from_header: true,
         cursor_key: CursorKey::development(),
-    };
-    event_adapters::functions::ingest_router(&config, &unreachable_clients(), Catalog::default())
+        subscriptions: Default::default(),
+    }
+}
+
+/// The HTTP API as the ingest function serves it, over the unreachable table.
+fn router() -> axum::Router {
+    event_adapters::functions::ingest_router(
+        &offline_config(),
+        &unreachable_clients(),
+        Catalog::default(),
+    )
+}
+
+/// A delivery message with a hostile event.
+fn delivery_body() -> impl Strategy<Value = String> {
+    (
+        edge_text(),
+        hostile_payload(),
+        prop_oneof![
+            Just("live"),
+            Just("backfill"),
+            Just("replay"),
+            Just("startbackfill")
+        ],
+    )
+        .prop_map(|(tenant, payload, kind)| {
+            json!({"subscriptionId": "6f1f0f6e-0000-4000-8000-000000000002", "tenantId": tenant,
+                "kind": kind, "event": envelope("Loan.Funded", ("Loan", "L-1"), 3, payload)})
+            .to_string()
+        })
 }
 
 /// Text at the edges: multi-byte characters, percent signs, huge numbers, odd times.
@@ -137,6 +178,10 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         (segment(), segment()).prop_map(|(t, i)| format!("/aggregates/{t}/{i}/state")),
         segment().prop_map(|c| format!("/correlations/{c}")),
         Just("/replay".to_string()),
+        Just("/subscriptions".to_string()),
+        segment().prop_map(|s| format!("/subscriptions/{s}")),
+        segment().prop_map(|s| format!("/subscriptions/{s}/deliveries")),
+        segment().prop_map(|s| format!("/subscriptions/{s}/rotate-secret")),
         segment().prop_map(|s| format!("/{s}")),
     ];
     let param = prop_oneof![
@@ -158,6 +203,7 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
     let body = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..200),
         replay_body().prop_map(|v| v.to_string().into_bytes()),
+        subscription_body().prop_map(|v| v.to_string().into_bytes()),
     ];
     let tenant = prop_oneof![
         4 => Just(Some("fuzz".to_string())),
@@ -165,13 +211,46 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         1 => edge_text().prop_map(Some),
     ];
     (
-        prop_oneof![6 => Just("GET"), 3 => Just("POST"), 1 => Just("PUT"), 1 => Just("DELETE")],
+        prop_oneof![6 => Just("GET"), 3 => Just("POST"), 1 => Just("PUT"), 1 => Just("PATCH"), 1 => Just("DELETE")],
         path,
         query,
         body,
         tenant,
     )
         .prop_map(|(m, p, q, b, t)| (m.to_string(), p, q, b, t))
+}
+
+/// A subscription body: names, filters, targets (IP literals only: no DNS in a property
+/// test) and formats at the edges.
+fn subscription_body() -> impl Strategy<Value = Value> {
+    let filter = prop_oneof![
+        Just(json!({})),
+        Just(
+            json!({"eventTypes": ["Loan.*"], "payload": {"amount": [{"numeric": [">", "1e400"]}]}})
+        ),
+        edge_text().prop_map(|t| json!({"eventTypes": [t]})),
+        edge_text().prop_map(|t| json!({"payload": {t: [{"prefix": 1}]}})),
+        edge_text()
+            .prop_map(|t| json!({"metadata": {"source": [{"anything-but": {"prefix": t}}]}})),
+    ];
+    let target = prop_oneof![
+        Just(json!({"type": "webhook", "url": "http://127.0.0.1:9/h"})),
+        Just(json!({"type": "webhook", "url": "https://169.254.169.254/"})),
+        edge_text().prop_map(|u| json!({"type": "webhook", "url": u})),
+        edge_text().prop_map(|u| json!({"type": "sqs", "queueUrl": u})),
+        edge_text().prop_map(|t| json!({"type": t})),
+    ];
+    (
+        prop::option::of(edge_text()),
+        filter,
+        target,
+        prop::option::of(edge_text()),
+        prop::option::of(edge_text()),
+    )
+        .prop_map(|(name, filter, target, format, start)| {
+            json!({"name": name, "filter": filter, "target": target, "format": format,
+                "startFrom": start, "status": format})
+        })
 }
 
 fn replay_body() -> impl Strategy<Value = Value> {
@@ -367,6 +446,22 @@ proptest! {
         let runner = batch_runner(MemoryStore::new());
         let resp = runtime().block_on(runner.handle(event.clone(), Duration::from_secs(5)));
         // No DLQ here: an undecodable message must stay on the queue, never vanish.
+        prop_assert_eq!(resp.batch_item_failures.len(), event.records.len());
+    }
+
+    #[test]
+    fn delivery_messages_of_arbitrary_bodies_never_panic(
+        messages in prop::collection::vec((prop_oneof![".{0,200}", edge_text(), delivery_body()], message_attributes()), 1..4)
+    ) {
+        let Some(event) = sqs_event(messages) else { return Ok(()) };
+        static RUNNER: OnceLock<DeliveryRunner<WebhookSender>> = OnceLock::new();
+        let runner = RUNNER.get_or_init(|| {
+            let config = offline_config();
+            let sender = WebhookSender::new(EgressPolicy::strict()).expect("a sender");
+            event_adapters::functions::delivery_runner(&config, &unreachable_clients(), sender)
+        });
+        let resp = runtime().block_on(runner.handle(event.clone()));
+        // Nothing reachable: every message stays on the queue, none vanishes.
         prop_assert_eq!(resp.batch_item_failures.len(), event.records.len());
     }
 

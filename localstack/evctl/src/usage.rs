@@ -15,7 +15,17 @@ Events (through the HTTP API):
   events --type T [--from RFC3339] [--to RFC3339] [--limit N] [--cursor C]
   trace <correlationId>                      the causal tree with each handler's outcome
   replay --aggregate Type/Id | --type T --from X --to Y
-         [--handlers h1,h2] [--rerun] [--dry-run]
+         [--handlers h1,h2] [--subscriptions id1,id2] [--rerun] [--dry-run]
+
+Subscriptions of other systems (through the HTTP API, scope subscriptions:admin):
+  subscriptions create --name N --url URL | --queue-url Q [--filter JSON|F.json]
+         [--format cloudevents|envelope] [--start-from RFC3339]   (the secret is shown once)
+  subscriptions list                         the tenant's subscriptions
+  subscriptions show <id>                    one subscription, its filter and circuit
+  subscriptions pause <id> | resume <id>     deliveries wait while paused
+  subscriptions delete <id>
+  subscriptions rotate-secret <id>           a new secret; the old one signs for a grace period
+  subscriptions deliveries <id> [--limit N] [--cursor C]   the delivery log, newest first
 
 Dead letters and handlers (DynamoDB and SQS directly):
   dlq list [--domain D]                      messages in each DLQ with event, handler, reason

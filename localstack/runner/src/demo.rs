@@ -25,7 +25,7 @@ impl DemoClient {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -194,6 +194,7 @@ pub async fn play(
         format!("F-{short}"),
     );
     let correlation = format!("onboarding-{short}");
+    let started_at = chrono::Utc::now();
     let meta = json!({"userId": "officer-7", "correlationId": correlation, "source": "demo"});
 
     println!("\n▶ 1. Borrower onboarding (tenant {})", api.tenant);
@@ -498,6 +499,17 @@ pub async fn play(
         letter.event_id.as_deref().unwrap_or("?")
     );
     trust(&api, &loan).await?;
+    // The loan's and its payments' events so far: what the subscription must receive.
+    let story = api
+        .history("Loan", &loan)
+        .await?
+        .iter()
+        .filter(|e| {
+            let t = e["eventType"].as_str().unwrap_or("");
+            t.starts_with("Loan.") || t.starts_with("Payment.") || t.starts_with("PaymentSchedule.")
+        })
+        .count();
+    crate::demo_webhook::subscription_step(&api, started_at, story).await?;
     console_addresses(&api, &loan, &correlation);
     println!("\n✔ demo complete");
     Ok(())

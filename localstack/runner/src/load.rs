@@ -142,6 +142,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let plain = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
+        kms: aws_sdk_kms::Client::new(&sdk),
     };
     let resources = provision::provision(&plain, &opts.prefix).await?;
     let result = measure(&opts, &sdk, &plain, &resources).await;

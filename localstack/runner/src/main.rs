@@ -40,6 +40,7 @@
 mod admin;
 mod checkpoint;
 mod demo;
+mod demo_webhook;
 mod faults;
 mod load;
 mod pollers;
@@ -173,6 +174,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     let streams = aws_sdk_dynamodbstreams::Client::new(&event_adapters::config::aws_config().await);
     system::spawn_stream_poller(&mut tasks, streams, &resources, &config, clients);
     system::spawn_queue_pollers(&mut tasks, &resources, &config, clients);
+    system::spawn_delivery_pollers(&mut tasks, &resources, &config, clients)?;
     tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());

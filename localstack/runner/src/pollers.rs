@@ -6,9 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use event_adapters::queue::DomainQueue;
+use event_adapters::subscriptions::delivery::{DeliveryRunner, WebhookPort};
+use event_adapters::AdapterError;
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::StreamCheckpoint;
@@ -303,18 +306,76 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Poll one domain queue and feed the batch runner, deleting what it did not report failed.
-pub async fn poll_queue(
+/// What an SQS event source mapping feeds: a domain runner (with its fault hooks) or the
+/// delivery function.
+pub trait Consumer: Send + Sync {
+    /// Handle one batch within `lease`.
+    fn handle(
+        &self,
+        event: SqsEvent,
+        lease: Duration,
+    ) -> impl std::future::Future<Output = SqsBatchResponse> + Send;
+
+    /// Delete handled messages, as the mapping does after a batch; the handles not deleted.
+    fn delete(
+        &self,
+        receipt_handles: &[String],
+    ) -> impl std::future::Future<Output = Result<Vec<String>, AdapterError>> + Send;
+
+    /// Whether to receive at all now (false: the mapping is as good as disabled).
+    fn receiving(&self) -> impl std::future::Future<Output = bool> + Send {
+        async { true }
+    }
+
+    /// Told of every batch before it is handled.
+    fn note_batch(&self, _event: &SqsEvent) {}
+}
+
+/// A domain queue's consumer: its batch runner and the fault hooks around it.
+pub struct DomainConsumer {
+    pub runner: std::sync::Arc<LocalDomainRunner>,
+    pub faults: std::sync::Arc<Faults>,
+}
+
+impl Consumer for DomainConsumer {
+    async fn handle(&self, event: SqsEvent, lease: Duration) -> SqsBatchResponse {
+        self.runner.handle(event, lease).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, AdapterError> {
+        self.runner.queue().delete(receipt_handles).await
+    }
+
+    async fn receiving(&self) -> bool {
+        any_enabled(&self.runner).await
+    }
+
+    fn note_batch(&self, event: &SqsEvent) {
+        self.faults.note_batch(event);
+    }
+}
+
+impl<W: WebhookPort> Consumer for DeliveryRunner<W> {
+    async fn handle(&self, event: SqsEvent, _lease: Duration) -> SqsBatchResponse {
+        DeliveryRunner::handle(self, event).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, AdapterError> {
+        self.queue().delete(receipt_handles).await
+    }
+}
+
+/// Poll one queue and feed its consumer, deleting what it did not report failed.
+pub async fn poll_queue<C: Consumer>(
     sqs: aws_sdk_sqs::Client,
     url: String,
     arn: String,
-    runner: std::sync::Arc<LocalDomainRunner>,
-    faults: std::sync::Arc<Faults>,
+    runner: std::sync::Arc<C>,
 ) {
     loop {
         // As disabling an event source mapping does: while every handler of the domain is
         // switched off, receive nothing, so messages wait without using up receives.
-        if !any_enabled(&runner).await {
+        if !runner.receiving().await {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
@@ -383,7 +444,7 @@ pub async fn poll_queue(
                     continue;
                 }
             };
-        faults.note_batch(&event);
+        runner.note_batch(&event);
         let resp = runner.handle(event, batch_timeout()).await;
         let failed: HashSet<&str> = resp
             .batch_item_failures
@@ -399,7 +460,7 @@ pub async fn poll_queue(
         // timeout) is not deleted (the port logs it): the message comes back and is handled
         // again.
         if !handled.is_empty() {
-            if let Err(e) = runner.queue().delete(&handled).await {
+            if let Err(e) = runner.delete(&handled).await {
                 tracing::warn!(queue = %url, error = %e, "DeleteMessageBatch failed");
             }
         }

@@ -15,6 +15,13 @@ use event_adapters::topology::{
 use lending_events::Domain;
 use serde_json::json;
 
+/// A FIFO queue and its dead-letter queue.
+pub struct QueueUrls {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+}
+
 pub struct ProvisionedQueue {
     pub domain: Domain,
     pub queue_url: String,
@@ -26,6 +33,10 @@ pub struct Provisioned {
     pub table: String,
     pub stream_arn: String,
     pub queues: Vec<ProvisionedQueue>,
+    /// The delivery queue of subscriptions and its dead letters.
+    pub delivery: QueueUrls,
+    /// The KMS key (alias) of subscriptions' signing secrets.
+    pub subscription_key: String,
 }
 
 impl Provisioned {
@@ -34,7 +45,21 @@ impl Provisioned {
             "table": self.table,
             "streamArn": self.stream_arn,
             "queues": self.queues.iter().map(|q| json!({"domain": q.domain, "queueUrl": q.queue_url, "dlqUrl": q.dlq_url})).collect::<Vec<_>>(),
+            "deliveryQueueUrl": self.delivery.queue_url,
+            "deliveryDlqUrl": self.delivery.dlq_url,
+            "subscriptionKey": self.subscription_key,
         })
+    }
+
+    /// Where subscriptions' deliveries go and the key of their secrets.
+    pub fn subscription_settings(&self) -> event_adapters::subscriptions::SubscriptionSettings {
+        let mut settings = event_adapters::subscriptions::SubscriptionSettings::from_lookup(|k| {
+            std::env::var(k).ok()
+        });
+        settings.delivery_queue_url = Some(self.delivery.queue_url.clone());
+        settings.delivery_dlq_url = Some(self.delivery.dlq_url.clone());
+        settings.key_id = Some(self.subscription_key.clone());
+        settings
     }
 }
 
@@ -48,12 +73,30 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
-        queues.push(ensure_queues(&clients.sqs, &pair).await?);
+        let urls = ensure_queues(&clients.sqs, &pair.queue, &pair.dlq, MAX_RECEIVE_COUNT).await?;
+        queues.push(ProvisionedQueue {
+            domain: pair.domain,
+            queue_url: urls.queue_url,
+            queue_arn: urls.queue_arn,
+            dlq_url: urls.dlq_url,
+        });
     }
+    let (queue, dlq) = topology::delivery_queues(prefix);
+    let delivery = ensure_queues(
+        &clients.sqs,
+        &queue,
+        &dlq,
+        topology::DELIVERY_MAX_RECEIVE_COUNT,
+    )
+    .await?;
+    let subscription_key =
+        ensure_key(&clients.kms, &topology::subscription_key_alias(prefix)).await?;
     Ok(Provisioned {
         table: table.to_string(),
         stream_arn,
         queues,
+        delivery,
+        subscription_key,
     })
 }
 
@@ -260,22 +303,65 @@ async fn wait_stream(arn: &str) -> Result<(), String> {
     Err(format!("stream {arn} did not become readable: {last}"))
 }
 
+/// The KMS key behind `alias` (LocalStack's KMS locally), created with the alias when it
+/// does not exist yet; returns the alias.
+async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, String> {
+    if kms.describe_key().key_id(alias).send().await.is_ok() {
+        return Ok(alias.to_string());
+    }
+    let key = kms
+        .create_key()
+        .description("signing secrets of subscriptions (local)")
+        .send()
+        .await
+        .map_err(|e| format!("CreateKey: {}", aws_sdk_kms::error::DisplayErrorContext(&e)))?;
+    let id = key
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .ok_or("CreateKey returned no key")?;
+    match kms
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(&id)
+        .send()
+        .await
+    {
+        Ok(_) => tracing::info!(alias, "created KMS key"),
+        // Another runner created it meanwhile: use theirs.
+        Err(e)
+            if aws_sdk_kms::error::DisplayErrorContext(&e)
+                .to_string()
+                .contains("AlreadyExists") => {}
+        Err(e) => {
+            return Err(format!(
+                "CreateAlias {alias}: {}",
+                aws_sdk_kms::error::DisplayErrorContext(&e)
+            ))
+        }
+    }
+    Ok(alias.to_string())
+}
+
+/// A FIFO queue `queue` redriving to its FIFO dead-letter queue `dlq` after
+/// `max_receive_count` receives.
 async fn ensure_queues(
     sqs: &aws_sdk_sqs::Client,
-    pair: &topology::QueuePair,
-) -> Result<ProvisionedQueue, String> {
+    queue: &str,
+    dlq: &str,
+    max_receive_count: u32,
+) -> Result<QueueUrls, String> {
     let dlq_url = create_fifo_queue(
         sqs,
-        &pair.dlq,
+        dlq,
         &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())],
     )
     .await?;
     let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
-        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
     let queue_url = create_fifo_queue(
         sqs,
-        &pair.queue,
+        queue,
         &[
             (
                 QueueAttributeName::VisibilityTimeout,
@@ -286,8 +372,7 @@ async fn ensure_queues(
     )
     .await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
-    Ok(ProvisionedQueue {
-        domain: pair.domain,
+    Ok(QueueUrls {
         queue_url,
         queue_arn,
         dlq_url,
@@ -357,8 +442,12 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
         .table_name(format!("{prefix}-events"))
         .send()
         .await;
-    for pair in topology::queues(prefix) {
-        for name in [&pair.queue, &pair.dlq] {
+    let names = topology::queues(prefix)
+        .into_iter()
+        .map(|p| (p.queue, p.dlq))
+        .chain([topology::delivery_queues(prefix)]);
+    for (queue, dlq) in names {
+        for name in [&queue, &dlq] {
             if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {
                 if let Some(url) = out.queue_url() {
                     let _ = clients.sqs.delete_queue().queue_url(url).send().await;

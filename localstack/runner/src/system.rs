@@ -5,6 +5,8 @@
 use event_adapters::config::{Clients, Config, DomainQueues};
 use event_adapters::functions;
 use event_adapters::http::cursor::CursorKey;
+use event_adapters::subscriptions::delivery::webhook_sender;
+use event_adapters::subscriptions::egress;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
@@ -33,13 +35,20 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
             .collect(),
         tenant_from_header: true,
         cursor_key: CursorKey::from_env().map_err(|e| e.to_string())?,
+        subscriptions: resources.subscription_settings(),
     })
 }
 
 /// The ingest function's router plus the local admin routes.
 pub fn api_router(config: &Config, clients: &Clients) -> Result<axum::Router, String> {
     let admin = admin::router(late_payments::Job::new(clients, &config.table));
-    Ok(functions::ingest_router(config, clients, admin::catalog()?).merge(admin))
+    Ok(functions::ingest_router_with_egress(
+        config,
+        clients,
+        admin::catalog()?,
+        egress::local_policy().map_err(|e| e.to_string())?,
+    )
+    .merge(admin))
 }
 
 /// The DynamoDB stream mapping: dispatch with `clients`, stream reads with `streams`,
@@ -78,8 +87,37 @@ pub fn spawn_queue_pollers(
                 q.queue_url.clone(),
                 q.queue_arn.clone(),
             );
-            let (runner, faults) = (runner.clone(), faults.clone());
-            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner, faults).await });
+            let consumer = std::sync::Arc::new(pollers::DomainConsumer {
+                runner: runner.clone(),
+                faults: faults.clone(),
+            });
+            tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, consumer).await });
         }
     }
+}
+
+/// The delivery queue's mapping: [`queue_concurrency`] pollers feeding the delivery
+/// function's runner (webhooks allowed by [`egress::local_policy`]).
+pub fn spawn_delivery_pollers(
+    tasks: &mut JoinSet<()>,
+    resources: &Provisioned,
+    config: &Config,
+    clients: &Clients,
+) -> Result<(), String> {
+    let runner = std::sync::Arc::new(functions::delivery_runner(
+        config,
+        clients,
+        webhook_sender(egress::local_policy().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
+    ));
+    for _ in 0..queue_concurrency() {
+        let (sqs, url, arn) = (
+            clients.sqs.clone(),
+            resources.delivery.queue_url.clone(),
+            resources.delivery.queue_arn.clone(),
+        );
+        let runner = runner.clone();
+        tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+    }
+    Ok(())
 }

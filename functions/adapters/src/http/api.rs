@@ -16,13 +16,27 @@ use lending_events::ingest::Limits;
 use super::auth::{require_scope, TenantSource};
 use super::error::{method_not_allowed, ApiError};
 use super::events::{self, Api};
-use super::ops::{dead_letters, handlers, reads, replay, trace, Ops};
+use super::ops::{dead_letters, handlers, reads, replay, subscriptions, trace, Ops};
 use super::stream::{self, StreamSettings};
 use crate::config::{Clients, Config};
 use crate::store::{DynamoStore, EventStore};
+use crate::subscriptions::egress::EgressPolicy;
 
-/// The whole HTTP API over the events table; `catalog` is what ingest accepts.
+/// The whole HTTP API over the events table; `catalog` is what ingest accepts; webhook
+/// targets of subscriptions as `WEBHOOK_EGRESS_ALLOW` allows (a bad value stops the
+/// function at start: `run_ingest` checks it first).
 pub fn router(config: &Config, clients: &Clients, catalog: Catalog) -> Router {
+    let egress = crate::subscriptions::egress::policy_from_env().unwrap_or_default();
+    router_with_egress(config, clients, catalog, egress)
+}
+
+/// [`router`] with the webhook targets that `egress` allows.
+pub fn router_with_egress(
+    config: &Config,
+    clients: &Clients,
+    catalog: Catalog,
+    egress: EgressPolicy,
+) -> Router {
     let tenant_source = if config.tenant_from_header {
         TenantSource::Header
     } else {
@@ -42,6 +56,12 @@ pub fn router(config: &Config, clients: &Clients, catalog: Catalog) -> Router {
     })
     .merge(stream_router(ops.clone(), StreamSettings::from_env()))
     .merge(ops_router(ops))
+    .merge(subscriptions_router(subscriptions::api(
+        config,
+        clients,
+        tenant_source,
+        egress,
+    )))
     // After the merges: it applies to the routes registered so far.
     .method_not_allowed_fallback(method_not_allowed)
     // Every route answers to its entry in the scope table (unmatched paths still get 404).
@@ -103,4 +123,28 @@ fn ops_router(ops: Ops) -> Router {
         .route("/handlers/{handler}", put(handlers::put_handler))
         .route("/handlers/{handler}/stats", get(handlers::get_stats))
         .with_state(Arc::new(ops))
+}
+
+/// The subscription routes (scope `subscriptions:admin`).
+fn subscriptions_router(api: subscriptions::SubscriptionsApi) -> Router {
+    Router::new()
+        .route(
+            "/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::show)
+                .patch(subscriptions::patch)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/subscriptions/{id}/rotate-secret",
+            post(subscriptions::rotate),
+        )
+        .route(
+            "/subscriptions/{id}/deliveries",
+            get(subscriptions::deliveries),
+        )
+        .with_state(Arc::new(api))
 }

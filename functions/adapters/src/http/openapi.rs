@@ -186,8 +186,19 @@ pub(crate) mod tests {
             queues: Default::default(),
             tenant_from_header: true,
             cursor_key: crate::http::cursor::CursorKey::development(),
+            subscriptions: Default::default(),
         };
-        let clients = crate::config::Clients { dynamodb: ddb, sqs };
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+                .region(aws_sdk_kms::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let clients = crate::config::Clients {
+            dynamodb: ddb,
+            sqs,
+            kms,
+        };
         crate::functions::ingest_router(&config, &clients, Default::default())
     }
 }

@@ -22,16 +22,19 @@ pub enum Scope {
     OpsDeadLetters,
     /// List handlers, switch them on and off, read their statistics.
     OpsHandlers,
+    /// Create, change, delete subscriptions of other systems and read their deliveries.
+    SubscriptionsAdmin,
 }
 
 impl Scope {
     /// Every scope that is not per domain, as written in a token.
-    pub const FIXED: [Scope; 5] = [
+    pub const FIXED: [Scope; 6] = [
         Scope::EventsWrite,
         Scope::EventsRead,
         Scope::OpsReplay,
         Scope::OpsDeadLetters,
         Scope::OpsHandlers,
+        Scope::SubscriptionsAdmin,
     ];
 
     /// Parse one scope as written in a token (`events:write:payment`); `None` for a scope
@@ -43,6 +46,7 @@ impl Scope {
             "ops:replay" => Scope::OpsReplay,
             "ops:dead-letters" => Scope::OpsDeadLetters,
             "ops:handlers" => Scope::OpsHandlers,
+            "subscriptions:admin" => Scope::SubscriptionsAdmin,
             other => {
                 let domain = other.strip_prefix("events:write:")?;
                 if domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -69,6 +73,7 @@ impl fmt::Display for Scope {
             Scope::OpsReplay => f.write_str("ops:replay"),
             Scope::OpsDeadLetters => f.write_str("ops:dead-letters"),
             Scope::OpsHandlers => f.write_str("ops:handlers"),
+            Scope::SubscriptionsAdmin => f.write_str("subscriptions:admin"),
         }
     }
 }
@@ -93,6 +98,7 @@ pub enum FixedScope {
     OpsReplay,
     OpsDeadLetters,
     OpsHandlers,
+    SubscriptionsAdmin,
 }
 
 impl FixedScope {
@@ -103,6 +109,7 @@ impl FixedScope {
             FixedScope::OpsReplay => Scope::OpsReplay,
             FixedScope::OpsDeadLetters => Scope::OpsDeadLetters,
             FixedScope::OpsHandlers => Scope::OpsHandlers,
+            FixedScope::SubscriptionsAdmin => Scope::SubscriptionsAdmin,
         }
     }
 }
@@ -151,6 +158,33 @@ pub const ROUTES: &[RouteScope] = &[
     route("GET", "/handlers", FixedScope::OpsHandlers),
     route("PUT", "/handlers/{handler}", FixedScope::OpsHandlers),
     route("GET", "/handlers/{handler}/stats", FixedScope::OpsHandlers),
+    route("POST", "/subscriptions", FixedScope::SubscriptionsAdmin),
+    route("GET", "/subscriptions", FixedScope::SubscriptionsAdmin),
+    route(
+        "GET",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "PATCH",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "DELETE",
+        "/subscriptions/{subscriptionId}",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "POST",
+        "/subscriptions/{subscriptionId}/rotate-secret",
+        FixedScope::SubscriptionsAdmin,
+    ),
+    route(
+        "GET",
+        "/subscriptions/{subscriptionId}/deliveries",
+        FixedScope::SubscriptionsAdmin,
+    ),
     RouteScope {
         method: "GET",
         path: "/openapi.json",

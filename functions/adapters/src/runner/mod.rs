@@ -73,6 +73,59 @@ enum Step {
     Failed(AdapterError),
 }
 
+/// The batch loop every SQS consumer shares (the domain runners and the delivery function,
+/// [`crate::subscriptions::delivery`]): messages in batch order, each to an [`Outcome`] by
+/// `process`; on FIFO queues a message left for retry fails every later message of its
+/// group in the batch (with the same delay), so nothing of a group overtakes an earlier
+/// message. Messages left for retry are reported in `batchItemFailures` and kept invisible
+/// for their delay on `queue`.
+pub async fn run_batch<'a, Q, F, Fut>(
+    event: &'a SqsEvent,
+    queue: &Q,
+    mut process: F,
+) -> SqsBatchResponse
+where
+    Q: DomainQueue,
+    F: FnMut(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let mut failed_groups: HashMap<String, Duration> = HashMap::new();
+    let mut response = SqsBatchResponse::default();
+    let mut visibility: Vec<VisibilityChange> = Vec::new();
+    for msg in &event.records {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let group = delivery::group(msg).cloned();
+        let outcome = match group.as_ref().and_then(|g| failed_groups.get(g)) {
+            Some(delay) => Outcome::Retry {
+                reason: "an earlier message of its group failed".into(),
+                delay: *delay,
+            },
+            None => process(msg).await,
+        };
+        if let Outcome::Retry { reason, delay } = &outcome {
+            tracing::warn!(message_id = %id, %reason, delay_ms = delay.as_millis() as u64, "message left for retry");
+            if let Some(g) = group {
+                failed_groups.entry(g).or_insert(*delay);
+            }
+            if let Some(handle) = &msg.receipt_handle {
+                visibility.push(VisibilityChange {
+                    receipt_handle: handle.clone(),
+                    delay: *delay,
+                });
+            }
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            response.batch_item_failures.push(f);
+        }
+    }
+    if !visibility.is_empty() {
+        if let Err(e) = queue.change_visibility(&visibility).await {
+            tracing::warn!(error = %e, "could not set retry delays");
+        }
+    }
+    response
+}
+
 impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
     pub fn new(
         store: S,
@@ -110,40 +163,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
     /// processing records end there.
     pub async fn handle(&self, event: SqsEvent, lease: Duration) -> SqsBatchResponse {
         let stats = BatchStats::default();
-        let mut failed_groups: HashMap<String, Duration> = HashMap::new();
-        let mut response = SqsBatchResponse::default();
-        let mut visibility: Vec<VisibilityChange> = Vec::new();
-        for msg in &event.records {
-            let id = msg.message_id.clone().unwrap_or_default();
-            let group = delivery::group(msg).cloned();
-            let outcome = match group.as_ref().and_then(|g| failed_groups.get(g)) {
-                Some(delay) => Outcome::Retry {
-                    reason: "an earlier message of its group failed".into(),
-                    delay: *delay,
-                },
-                None => self.process(msg, lease, &stats).await,
-            };
-            if let Outcome::Retry { reason, delay } = &outcome {
-                tracing::warn!(message_id = %id, %reason, delay_ms = delay.as_millis() as u64, "message left for retry");
-                if let Some(g) = group {
-                    failed_groups.entry(g).or_insert(*delay);
-                }
-                if let Some(handle) = &msg.receipt_handle {
-                    visibility.push(VisibilityChange {
-                        receipt_handle: handle.clone(),
-                        delay: *delay,
-                    });
-                }
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                response.batch_item_failures.push(f);
-            }
-        }
-        if !visibility.is_empty() {
-            if let Err(e) = self.queue.change_visibility(&visibility).await {
-                tracing::warn!(error = %e, "could not set retry delays");
-            }
-        }
+        let response = run_batch(&event, &self.queue, |msg| self.process(msg, lease, &stats)).await;
         stats.emit_metrics();
         if let Err(e) = self.ledger.flush_stats(&stats, Utc::now()).await {
             tracing::warn!(error = %e, "could not write handler statistics");

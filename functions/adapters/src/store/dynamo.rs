@@ -82,6 +82,7 @@ impl DynamoStore {
         &self,
         events: &[NewEvent],
         now: DateTime<Utc>,
+        extra: &[TransactWriteItem],
     ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
         let mut heads: HashMap<String, u64> = HashMap::new();
         let mut stored = Vec::with_capacity(events.len());
@@ -110,6 +111,8 @@ impl DynamoStore {
             items.push(self.put(layout::event_item(e, body))?);
             items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
         }
+        let event_items = items.len();
+        items.extend(extra.iter().cloned());
         let result = self
             .client
             .transact_write_items()
@@ -131,16 +134,21 @@ impl DynamoStore {
                         .iter()
                         .map(|r| r.code().unwrap_or(""))
                         .collect();
-                    // Items alternate: event (even index), guard (odd index).
-                    let guard_hit = reasons
+                    // Items alternate: event (even index), guard (odd index); then the
+                    // caller's extra items.
+                    let guard_hit = reasons.iter().enumerate().any(|(i, c)| {
+                        i < event_items && i % 2 == 1 && *c == "ConditionalCheckFailed"
+                    });
+                    let seq_hit = reasons.iter().enumerate().any(|(i, c)| {
+                        i < event_items && i % 2 == 0 && *c == "ConditionalCheckFailed"
+                    });
+                    let extra_hit = reasons
                         .iter()
                         .enumerate()
-                        .any(|(i, c)| i % 2 == 1 && *c == "ConditionalCheckFailed");
-                    let seq_hit = reasons
-                        .iter()
-                        .enumerate()
-                        .any(|(i, c)| i % 2 == 0 && *c == "ConditionalCheckFailed");
-                    if guard_hit || reasons.is_empty() {
+                        .any(|(i, c)| i >= event_items && *c == "ConditionalCheckFailed");
+                    if extra_hit {
+                        Ok(Err(Cancelled::Extra))
+                    } else if guard_hit || reasons.is_empty() {
                         Ok(Err(Cancelled::EventId))
                     } else if seq_hit {
                         let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
@@ -239,6 +247,41 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Append events together with other items of the table in one transaction, once (no
+    /// retry): the events of an entity whose state item is written with them (a
+    /// subscription and its `Subscription.*` event). Any failed condition, of an event's
+    /// sequence (give `expectedSequence`) or of an extra item, is
+    /// [`AdapterError::SequenceConflict`]: the entity changed meanwhile, nothing is written.
+    pub async fn append_with(
+        &self,
+        events: Vec<NewEvent>,
+        extra: Vec<TransactWriteItem>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventEnvelope>, AdapterError> {
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let stream = events.first().map(|e| e.stream().key()).unwrap_or_default();
+        match self.try_append(&events, now, &extra).await? {
+            Ok(stored) => Ok(stored),
+            Err(Cancelled::EventId) => Err(AdapterError::EventIdConflict(
+                "an eventId of this request is already stored".into(),
+            )),
+            Err(Cancelled::Sequence {
+                expected, actual, ..
+            }) => Err(AdapterError::SequenceConflict {
+                stream,
+                expected,
+                actual,
+            }),
+            Err(_) => Err(AdapterError::SequenceConflict {
+                stream,
+                expected: 0,
+                actual: 0,
+            }),
+        }
+    }
+}
+
 enum Cancelled {
     Sequence {
         stream: String,
@@ -249,6 +292,8 @@ enum Cancelled {
         stream: String,
     },
     EventId,
+    /// A condition of an item written with the events ([`DynamoStore::append_with`]).
+    Extra,
 }
 
 impl EventStore for DynamoStore {
@@ -265,7 +310,7 @@ impl EventStore for DynamoStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.try_append(&events, now).await?;
+            let outcome = self.try_append(&events, now, &[]).await?;
             let cancelled = match outcome {
                 Ok(stored) => return Ok(Appended::Stored(stored)),
                 Err(c) => c,
@@ -289,6 +334,11 @@ impl EventStore for DynamoStore {
                 Cancelled::EventId => {
                     return Err(AdapterError::EventIdConflict(
                         "an eventId of this request is already stored".into(),
+                    ))
+                }
+                Cancelled::Extra => {
+                    return Err(AdapterError::Aws(
+                        "a condition of an item written with the events failed".into(),
                     ))
                 }
                 // Another writer took the sequence: re-read the head and try again. With an

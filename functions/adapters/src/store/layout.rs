@@ -12,6 +12,10 @@
 //! | processing record | `P#<tenant>#<eventId>#<handler>` | 0 | `kind`=`processing`, `status`, `leaseUntil`, `attempts`, `log`, failure details, `expiresAt` ([`crate::ledger`]) |
 //! | handler switch | `H#<handler>` | 0 | `kind`=`handlerSwitch`, `enabled` |
 //! | daily statistics | `S#<handler>#<YYYY-MM-DD>` | 0 | `kind`=`handlerStats`, counters, histogram buckets `b0..bN` |
+//! | subscription | `SUB#<tenant>` | [`subscription_sk`] (from its id) | `kind`=`subscription`, `subscription` (JSON), `secret` (KMS ciphertext), `version`, backfill progress; `deletedAt` on a tombstone ([`crate::subscriptions::repo`]) |
+//! | delivery attempt | `DL#<tenant>#<subscriptionId>` | [`attempt_sk`] (time) | `kind`=`deliveryAttempt`, `attempt` (JSON), `expiresAt` |
+//! | delivery of one event | `DV#<tenant>#<eventId>` | [`subscription_sk`] | `kind`=`delivery`, `status`, `attempts`, `log`, `expiresAt` ([`crate::subscriptions::deliverylog`]) |
+//! | circuit of a target | `CB#<tenant>#<target hash>` | 0 | `kind`=`circuit`, `circuit` (JSON), `version`, `address` ([`crate::subscriptions::circuit`]) |
 //!
 //! Two keys-only indexes serve the reads by type and by correlation: `byType`
 //! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
@@ -45,6 +49,10 @@ const GUARD_PREFIX: &str = "E#";
 const RECORD_PREFIX: &str = "P#";
 const SWITCH_PREFIX: &str = "H#";
 const STATS_PREFIX: &str = "S#";
+const SUBSCRIPTION_PREFIX: &str = "SUB#";
+const ATTEMPT_PREFIX: &str = "DL#";
+const DELIVERY_PREFIX: &str = "DV#";
+const CIRCUIT_PREFIX: &str = "CB#";
 
 /// Attribute names.
 pub mod attr {
@@ -173,6 +181,50 @@ pub fn is_switch_pk(pk: &str) -> bool {
 /// The partition key of a handler's statistics of one day (`YYYY-MM-DD`).
 pub fn stats_pk(handler: &str, day: &str) -> String {
     format!("{STATS_PREFIX}{handler}#{day}")
+}
+
+/// The partition of a tenant's subscriptions: one Query reads them all.
+pub fn subscriptions_pk(tenant: &str) -> String {
+    format!("{SUBSCRIPTION_PREFIX}{tenant}")
+}
+
+/// A subscription's sort key: the id's first 8 bytes as a number (DynamoDB numbers hold
+/// 38 digits; a create is conditioned on the key being free).
+pub fn subscription_sk(id: &Uuid) -> u64 {
+    let b = id.as_bytes();
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// The partition of a subscription's delivery attempts (its delivery log).
+pub fn attempts_pk(tenant: &str, subscription: &Uuid) -> String {
+    format!("{ATTEMPT_PREFIX}{tenant}#{subscription}")
+}
+
+/// An attempt's sort key: microseconds since the epoch, times 1000, plus a random
+/// tie-breaker, so two attempts of one subscription in the same microsecond both stay.
+pub fn attempt_sk(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    let micros = at.timestamp_micros().max(0) as u64;
+    micros * 1000 + (Uuid::new_v4().as_u128() % 1000) as u64
+}
+
+/// The partition of one event's deliveries, one item per subscription ([`subscription_sk`]).
+pub fn delivery_pk(tenant: &str, event_id: &Uuid) -> String {
+    format!("{DELIVERY_PREFIX}{tenant}#{event_id}")
+}
+
+/// The circuit-breaker item of one target address of a tenant.
+pub fn circuit_pk(tenant: &str, target_address: &str) -> String {
+    format!("{CIRCUIT_PREFIX}{tenant}#{}", target_hash(target_address))
+}
+
+/// A short, stable name of a target address (its SHA-256, 16 hex digits).
+pub fn target_hash(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(address.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The `byType` partition key of one tenant's events of one type.
@@ -385,6 +437,17 @@ mod tests {
             aggregate_type: "Loan",
             aggregate_id: "L-1",
         }
+    }
+
+    #[test]
+    fn subscription_keys_are_stable_and_attempts_ordered_in_time() {
+        let id = Uuid::parse_str("00000000-0000-0001-ffff-ffffffffffff").unwrap();
+        assert_eq!(subscription_sk(&id), 1);
+        let t = chrono::Utc::now();
+        assert!(attempt_sk(t) < attempt_sk(t + chrono::Duration::microseconds(1)));
+        assert_eq!(target_hash("https://a"), target_hash("https://a"));
+        assert_eq!(target_hash("https://a").len(), 16);
+        assert!(circuit_pk("t", "https://a").starts_with(CIRCUIT_PREFIX));
     }
 
     #[test]

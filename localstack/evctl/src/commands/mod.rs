@@ -1,11 +1,12 @@
 //! Every command, one file per group: [`mod@events`] (publish and the read commands over the
 //! HTTP API), [`mod@replay`], [`dlq`] and [`handlers`] (direct DynamoDB and SQS commands through
-//! [`event_adapters::operator`]).
+//! [`event_adapters::operator`]), [`subscriptions`] (over the HTTP API).
 
 pub mod dlq;
 pub mod events;
 pub mod handlers;
 pub mod replay;
+pub mod subscriptions;
 
 use crate::args::{Args, Command};
 use crate::context::Ctx;
@@ -48,6 +49,7 @@ pub async fn run(ctx: &Ctx, command: &Command, a: &Args) -> Res<()> {
             handler_switch(ctx, a.word(0, "handler name")?, *switch == "enable").await
         }
         ["handler", "stats"] => handler_stats(ctx, a).await,
+        ["subscriptions", sub] => subscriptions::run(ctx, sub, a).await,
         name => Err(Fail::usage(format!(
             "{} is in the command table but has no code",
             name.join(" ")

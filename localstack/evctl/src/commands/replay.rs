@@ -30,6 +30,10 @@ pub async fn replay(ctx: &Ctx, a: &Args) -> Res<()> {
     if !hs.is_empty() {
         body["handlers"] = json!(hs);
     }
+    let subs = a.all("--subscriptions");
+    if !subs.is_empty() {
+        body["subscriptions"] = json!(subs);
+    }
     let (_, r) = ctx.api.send("POST", "/replay", Some(&body)).await?;
     out(ctx, &r, |o| {
         let msgs = r["messages"].as_array().cloned().unwrap_or_default();

@@ -9,11 +9,13 @@
 //! | [`replay`] | `POST /replay` |
 //! | [`dead_letters`] | `GET /dead-letters`, `POST /dead-letters/{domain}/redrive`, `POST /dead-letters/{domain}/purge` |
 //! | [`handlers`] | `GET /handlers`, `PUT /handlers/{handler}`, `GET /handlers/{handler}/stats` |
+//! | [`subscriptions`] | `/subscriptions` and the routes under it (scope `subscriptions:admin`) |
 
 pub mod dead_letters;
 pub mod handlers;
 pub mod reads;
 pub mod replay;
+pub mod subscriptions;
 pub mod trace;
 
 use crate::config::Config;

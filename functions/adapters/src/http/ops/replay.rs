@@ -12,6 +12,10 @@
 //! message attributes `replay` = the replay id, `handlers` = the chosen handlers of that
 //! domain (when given) and `rerun` = `true` (when asked). The batch runner honours them:
 //! without `rerun`, handlers that completed the event before skip it as usual.
+//!
+//! With `"subscriptions": [ids]` the selected events that a subscription's filter matches
+//! go to the delivery queue for it (in its per-aggregate group, so order holds), delivered
+//! again even where they were delivered before; alone, nothing goes to the handlers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +35,11 @@ use crate::error::{classify, AdapterError};
 use crate::http::auth::admitted;
 use crate::http::error::ApiError;
 use crate::http::request::{json_body, stream_of};
+use crate::queue::{Publisher, QueuePublisher};
 use crate::store::indexes::events_by_type;
 use crate::store::{DynamoStore, EventStore};
+use crate::subscriptions::matching::{delivery_message, DeliveryKind};
+use crate::subscriptions::repo::{StoredSubscription, SubscriptionStore};
 use crate::topology::subscribers;
 
 /// At most this many events per replay request; narrow the window for more.
@@ -51,6 +58,9 @@ pub struct ReplayRequest {
     pub dry_run: bool,
     #[serde(default)]
     pub rerun: bool,
+    /// Subscription ids: their matching events are delivered to them again. Alone, only
+    /// to them; with `handlers`, to both.
+    pub subscriptions: Option<Vec<String>>,
 }
 
 /// One message a replay sends (or would send).
@@ -233,7 +243,21 @@ pub(crate) async fn post_replay(
         }
     };
     let event_count = events.len();
-    let planned = plan(events, r.handlers.as_deref());
+    let subscriptions = replay_subscriptions(&ops, &tenant, r.subscriptions.as_deref()).await?;
+    let deliveries: Vec<(uuid::Uuid, EventEnvelope)> = subscriptions
+        .iter()
+        .flat_map(|s| {
+            events
+                .iter()
+                .filter(|e| s.subscription.filter.matches(e))
+                .map(|e| (s.subscription.subscription_id, e.clone()))
+        })
+        .collect();
+    let planned = if r.subscriptions.is_some() && r.handlers.is_none() {
+        Vec::new()
+    } else {
+        plan(events, r.handlers.as_deref())
+    };
     let replay_id = uuid::Uuid::new_v4().to_string();
     let messages: Vec<Value> = planned
         .iter()
@@ -243,8 +267,13 @@ pub(crate) async fn post_replay(
                 "sequence": p.event.sequence, "domain": p.domain, "handlers": p.handlers})
         })
         .collect();
+    let delivery_view: Vec<Value> = deliveries
+        .iter()
+        .map(|(s, e)| json!({"subscriptionId": s, "eventId": e.event_id, "eventType": e.event_type,
+            "aggregateType": e.aggregate_type, "aggregateId": e.aggregate_id, "sequence": e.sequence}))
+        .collect();
     let mut answer = json!({"replayId": replay_id, "dryRun": r.dry_run, "rerun": r.rerun,
-        "events": event_count, "messages": messages, "sent": 0});
+        "events": event_count, "messages": messages, "deliveries": delivery_view, "sent": 0});
     if r.dry_run {
         return Ok(Json(answer).into_response());
     }
@@ -263,6 +292,7 @@ pub(crate) async fn post_replay(
         }
         other => other.into(),
     })?;
+    let sent = sent + send_deliveries(&ops, &deliveries, &replay_id).await?;
     answer["sent"] = json!(sent);
     // Recorded once sent (a dry run is not an action); the replay id ties record and answer.
     let selection = match &r.event_type {
@@ -273,6 +303,9 @@ pub(crate) async fn post_replay(
         "events": event_count, "messages": planned.len(), "sent": sent});
     if let Some(hs) = &r.handlers {
         record["handlers"] = json!(hs);
+    }
+    if let Some(ids) = &r.subscriptions {
+        record["subscriptions"] = json!(ids);
     }
     let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
     crate::operator::record(
@@ -285,4 +318,70 @@ pub(crate) async fn post_replay(
     .await?;
     tracing::info!(replay_id = %replay_id, events = event_count, sent, rerun = r.rerun, "replay sent");
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// The subscriptions a replay names, each the caller's tenant's (else 400 on
+/// `subscriptions`).
+async fn replay_subscriptions(
+    ops: &Ops,
+    tenant: &str,
+    ids: Option<&[String]>,
+) -> Result<Vec<StoredSubscription>, ApiError> {
+    let Some(ids) = ids else {
+        return Ok(Vec::new());
+    };
+    if ids.is_empty() || ids.len() > 64 {
+        return Err(ApiError::bad(
+            "subscriptions",
+            "leave it out, or name 1 to 64 subscription ids",
+        ));
+    }
+    let store = SubscriptionStore::new(DynamoStore::new(ops.dynamodb.clone(), &ops.config.table));
+    let mut out = Vec::new();
+    for (i, raw) in ids.iter().enumerate() {
+        let unknown = || {
+            ApiError::bad(
+                &format!("subscriptions[{i}]"),
+                format!("no subscription {raw}"),
+            )
+        };
+        let id = uuid::Uuid::parse_str(raw).map_err(|_| unknown())?;
+        out.push(store.get(tenant, &id).await?.ok_or_else(unknown)?);
+    }
+    Ok(out)
+}
+
+/// Send replayed deliveries to the delivery queue; how many SQS accepted.
+async fn send_deliveries(
+    ops: &Ops,
+    deliveries: &[(uuid::Uuid, EventEnvelope)],
+    replay_id: &str,
+) -> Result<usize, ApiError> {
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let Some(url) = ops.config.subscriptions.delivery_queue_url.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no delivery queue configured",
+            None,
+        ));
+    };
+    let messages = deliveries
+        .iter()
+        .map(|(s, e)| delivery_message(s, e, DeliveryKind::Replay, Some(replay_id)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let failed = QueuePublisher::new(ops.sqs.clone())
+        .send(url, &messages)
+        .await?;
+    if !failed.is_empty() {
+        return Err(AdapterError::Transient(format!(
+            "{} of {} replayed deliveries were not queued",
+            failed.len(),
+            messages.len()
+        ))
+        .into());
+    }
+    Ok(messages.len())
 }

@@ -62,7 +62,8 @@ pub fn handler_view(handler: &str, domain: Domain, record: Option<&Item>) -> Val
 }
 
 /// The correlation as a causal tree: roots are events without a cause inside the
-/// correlation; children follow `causationId`, in recordedAt order.
+/// correlation; children follow `causationId`, in recordedAt order. Each node has its
+/// handlers' outcomes and its deliveries to subscriptions.
 pub async fn correlation_tree(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -125,10 +126,35 @@ pub async fn correlation_tree(
         };
         json!({"event": e, "handlers": handlers, "children": kids})
     }
-    let roots: Vec<Value> = children
+    let mut roots: Vec<Value> = children
         .get(&None)
         .map(|v| v.iter().map(|e| node(e, &children, &by_pk, 0)).collect())
         .unwrap_or_default();
+    // Deliveries to subscriptions, beside the handlers (one Query per event).
+    let mut deliveries: HashMap<String, Vec<Value>> = HashMap::new();
+    for e in &events {
+        let found =
+            crate::subscriptions::deliverylog::deliveries_of_event(ddb, table, tenant, &e.event_id)
+                .await?;
+        if !found.is_empty() {
+            deliveries.insert(e.event_id.to_string(), found);
+        }
+    }
+    fn attach(node: &mut Value, deliveries: &HashMap<String, Vec<Value>>) {
+        let id = node["event"]["eventId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        node["deliveries"] = json!(deliveries.get(&id).cloned().unwrap_or_default());
+        if let Some(kids) = node["children"].as_array_mut() {
+            for k in kids {
+                attach(k, deliveries);
+            }
+        }
+    }
+    for r in &mut roots {
+        attach(r, &deliveries);
+    }
     Ok(Some(json!({
         "correlationId": correlation,
         "eventCount": events.len(),

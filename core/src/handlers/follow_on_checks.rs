@@ -1,0 +1,189 @@
+//! The validator's fast paths (money and dates already in canonical text are checked by
+//! their shape, not re-parsed and re-formatted) against the general path they stand in
+//! for: the same values accepted, the same errors for the rest, byte-identical normalised
+//! payloads, over what the handlers produce and over arbitrary text in those fields.
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::payment::{PaymentApplication, PaymentHandler};
+use super::testkit::{given, Given};
+use super::{DomainHandler, HandlerInput};
+use crate::catalog;
+use crate::envelope::{EventEnvelope, NewEvent};
+use crate::schema::{
+    normalize_object, normalize_object_reference, req, FieldSpec, DATE, MONEY, POSITIVE_MONEY,
+};
+
+/// Both paths on `payload`: equal results (value or error), equal bytes.
+fn same_as_reference(payload: &Value, fields: &[FieldSpec]) -> Result<(), TestCaseError> {
+    let fast = normalize_object(payload.clone(), fields, "payload");
+    let reference = normalize_object_reference(payload.clone(), fields, "payload");
+    prop_assert_eq!(&fast, &reference);
+    if let (Ok(f), Ok(r)) = (&fast, &reference) {
+        prop_assert_eq!(
+            serde_json::to_vec(f).unwrap(),
+            serde_json::to_vec(r).unwrap()
+        );
+    }
+    Ok(())
+}
+
+const ONE_MONEY: &[FieldSpec] = &[req("x", MONEY)];
+const ONE_POSITIVE: &[FieldSpec] = &[req("x", POSITIVE_MONEY)];
+const ONE_DATE: &[FieldSpec] = &[req("x", DATE)];
+
+/// Text near the canonical forms (where the fast paths decide) and anything else.
+fn field_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-?[0-9]{1,24}\\.[0-9]{2}",
+        "-?0{0,3}[0-9]{0,30}(\\.[0-9]{0,4})?",
+        "[0-9 .+-]{0,12}",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+        "[+-]?[0-9]{3,6}-[0-1][0-9]-[0-3][0-9]",
+        "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}( |T)?",
+        any::<String>(),
+    ]
+}
+
+fn created(loan: &str, amount: &str, rate: &str, n: u32, freq: &str) -> Value {
+    json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "borrowerId": "B1", "amount": amount, "interestRate": rate,
+            "termMonths": n, "amortization": "amortized", "paymentFrequency": freq}})
+}
+
+fn funded(loan: &str, amount: &str, at: &str) -> Value {
+    json!({"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"loanId": loan, "fundedAmount": amount, "fundedAt": at}})
+}
+
+fn received(loan: &str, id: &str, amount: &str, at: &str) -> Value {
+    json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": id, "loanId": loan, "amount": amount, "method": "ACH", "receivedAt": at}})
+}
+
+/// What `h` asks to append for the last event of `scenario`, before any validation.
+fn raw_follow_ons(h: &dyn DomainHandler, scenario: &Given) -> Vec<crate::envelope::FollowOn> {
+    let event = scenario.last();
+    let own: Vec<EventEnvelope> = scenario.stream(&event.aggregate_type, &event.aggregate_id);
+    h.handle(&HandlerInput {
+        event,
+        history: &own,
+        related: &[],
+    })
+    .unwrap_or_default()
+}
+
+/// Each follow-on through both paths: the runner's (`NewEvent::follow_on`, fast) stores
+/// exactly the reference-normalised payload, and the stored envelope's bytes are those of
+/// the envelope with the reference payload.
+fn follow_ons_match_reference(
+    h: &dyn DomainHandler,
+    scenario: &Given,
+) -> Result<usize, TestCaseError> {
+    let source = scenario.last();
+    let out = raw_follow_ons(h, scenario);
+    for (i, f) in out.iter().enumerate() {
+        let spec = catalog::lookup(f.event_type).expect("a catalog type");
+        same_as_reference(&f.payload, spec.fields)?;
+        let now = chrono::Utc::now();
+        let fast = NewEvent::follow_on(source, h.name(), i, f.clone(), now).unwrap();
+        let reference_payload = Value::Object(
+            normalize_object_reference(f.payload.clone(), spec.fields, "payload").unwrap(),
+        );
+        let mut reference = fast.clone().into_envelope(7, now);
+        reference.payload = reference_payload;
+        let stored = fast.into_envelope(7, now);
+        prop_assert_eq!(
+            serde_json::to_vec(&stored).unwrap(),
+            serde_json::to_vec(&reference).unwrap()
+        );
+    }
+    Ok(out.len())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any text in a money or date field: accepted or refused alike, same error, same bytes.
+    #[test]
+    fn money_and_date_fields_decide_as_the_reference(s in field_text()) {
+        for fields in [ONE_MONEY, ONE_POSITIVE, ONE_DATE] {
+            same_as_reference(&json!({"x": s}), fields)?;
+        }
+    }
+
+    /// Numbers (not text) in the same fields take the general path in both.
+    #[test]
+    fn numbers_decide_as_the_reference(n in any::<f64>(), i in any::<i64>()) {
+        for fields in [ONE_MONEY, ONE_POSITIVE, ONE_DATE] {
+            same_as_reference(&json!({"x": n}), fields)?;
+            same_as_reference(&json!({"x": i}), fields)?;
+        }
+    }
+
+}
+
+proptest! {
+    // Up to 600-row schedules through both paths: fewer cases, each is large.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Schedules and payment applications of random loans: every follow-on the handlers
+    /// produce is stored byte-identical to the reference path.
+    #[test]
+    fn handler_follow_ons_are_stored_as_the_reference_stores_them(
+        cents in 100_000u64..500_000_000,
+        rate_bp in 0u32..2_500,
+        n in 1u32..=600,
+        day in 1u32..=28,
+        paid_cents in 1u64..100_000_000,
+    ) {
+        let amount = format!("{}.{:02}", cents / 100, cents % 100);
+        let rate = format!("{}.{:02}", rate_bp / 100, rate_bp % 100);
+        let funded_at = format!("2026-01-{day:02}T09:00:00Z");
+        let loan = given([created("L1", &amount, &rate, n, "monthly")])
+            .and(funded("L1", &amount, &funded_at));
+        prop_assert_eq!(follow_ons_match_reference(&PaymentHandler, &loan)?, 1);
+        // The same funding with its schedule stored, then a payment on it.
+        let (loan, _) = given([created("L1", &amount, &rate, n, "monthly")])
+            .when(&PaymentHandler, funded("L1", &amount, &funded_at))
+            .then_events();
+        let paid = format!("{}.{:02}", paid_cents / 100, paid_cents % 100);
+        let loan = loan.and(received("L1", "P1", &paid, "2026-03-01T12:00:00Z"));
+        follow_ons_match_reference(&PaymentApplication, &loan)?;
+    }
+
+}
+
+proptest! {
+    /// A handler bug that writes a non-canonical or invalid amount into a follow-on is
+    /// refused (or normalised) exactly as the reference does it.
+    #[test]
+    fn corrupted_schedules_decide_as_the_reference(row in 0usize..12, field in 0usize..5, s in field_text()) {
+        let loan = given([created("L1", "100000.00", "7.5", 12, "monthly")])
+            .and(funded("L1", "100000.00", "2026-01-31T09:00:00Z"));
+        let mut f = raw_follow_ons(&PaymentHandler, &loan).remove(0);
+        let name = ["dueDate", "principal", "interest", "total", "balance"][field];
+        f.payload["payments"][row][name] = json!(s);
+        let spec = catalog::lookup(f.event_type).unwrap();
+        same_as_reference(&f.payload, spec.fields)?;
+        let fast = NewEvent::follow_on(loan.last(), PaymentHandler.name(), 0, f.clone(), chrono::Utc::now());
+        prop_assert_eq!(fast.is_ok(), normalize_object_reference(f.payload, spec.fields, "payload").is_ok());
+    }
+}
+
+proptest! {
+    /// Money written from its integer of cents is the text `Decimal` itself writes, for
+    /// any amount, sign and scale a `Money` can hold.
+    #[test]
+    fn money_text_is_decimals_text(mantissa in any::<i64>(), scale in 0u32..=6, cents in any::<i64>()) {
+        use rust_decimal::Decimal;
+        for d in [Decimal::new(mantissa, scale), Decimal::new(cents, 2), -Decimal::new(0, scale)] {
+            let m = crate::money::Money::round(d);
+            let mut reference = m.amount();
+            reference.rescale(2);
+            prop_assert_eq!(m.to_string(), reference.to_string());
+            prop_assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{reference}\""));
+        }
+    }
+}
