@@ -23,5 +23,6 @@ RUST_LOG="${RUST_LOG:-info}" target/debug/local-runner demo </dev/null 2>"$log"
 echo "  (runner log: $log)"
 if [[ $keep == 1 ]]; then
     echo "▶ --keep: API on http://127.0.0.1:3000 (X-Tenant-Id header), Ctrl-C to stop; LocalStack stays up (localstack/stop.sh)"
+    echo "▶ console: $(cat localstack/.state/demo-console.txt 2>/dev/null || echo http://127.0.0.1:3000/console)"
     exec target/debug/local-runner serve
 fi

@@ -10,7 +10,7 @@
 //! | [`queue`] | the queue port (dead letters, visibility, deletes, publishing) with its SQS and in-memory adapters |
 //! | [`dispatch`] | DynamoDB stream records to domain queues (the routing table from core) |
 //! | [`runner`] | the generic SQS batch runner every domain function uses, over the store, ledger and queue ports |
-//! | [`http`] | the HTTP API as one axum router: event routes, operator routes, scopes, cursors, OpenAPI |
+//! | [`http`] | the HTTP API as one axum router: event routes, operator routes, the live event stream, scopes, cursors, OpenAPI; the operator console's pages |
 //! | [`operator`] | operator actions recorded as `Ops.*` events (HTTP routes and `evctl` call them); dead-letter queue tools, handler statistics |
 //! | [`subscriptions`] | subscriptions of other systems: model, store, KMS-sealed secrets, dispatch matching, the delivery function's runner, circuits, the delivery log, the egress policy |
 //! | [`webhooks`] | what a subscription's delivery sends: CloudEvents 1.0 or envelope bodies, Standard Webhooks signatures and secrets, the HTTP sender that re-checks the egress policy on every connection |

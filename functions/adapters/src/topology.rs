@@ -13,6 +13,7 @@ pub const TABLE_KEYS: (&str, &str) = (attr::PK, attr::SK);
 pub const GSIS: &[(&str, &str, &str)] = &[
     (index::BY_TYPE, attr::TYPE_KEY, attr::RECORDED_AT),
     (index::BY_CORRELATION, attr::CORR_KEY, attr::RECORDED_AT),
+    (index::BY_TENANT_TIME, attr::TENANT_ID, attr::TIME_KEY),
 ];
 
 /// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each

@@ -536,6 +536,7 @@ pub async fn play(
         })
         .count();
     crate::demo_webhook::subscription_step(&api, started_at, story).await?;
+    console_addresses(&api, &loan, &correlation);
     println!("\n✔ demo complete");
     Ok(())
 }
@@ -741,6 +742,28 @@ async fn over_payment_is_held_and_refunded(
         "  paid {paid} on a payoff of {total}: the loan is paid off, the rest refunded; {letters} message(s) of this loan in the payment DLQ"
     );
     Ok(())
+}
+
+/// Where to see this run in the browser console (served by the same API; `run-demo.sh
+/// --keep` keeps it up). The feed's address is also left in `localstack/.state/demo-console.txt`
+/// for the script's last line.
+fn console_addresses(api: &DemoClient, loan: &str, correlation: &str) {
+    let at = |path: &str| format!("{}{path}?tenant={}", api.base, api.tenant);
+    println!("\n▶ 16. The console (bash localstack/run-demo.sh --keep keeps it up)");
+    println!("  live feed     {}", at("/console"));
+    println!(
+        "  the loan      {}",
+        at(&format!("/console/aggregates/Loan/{loan}"))
+    );
+    println!(
+        "  its funding   {}",
+        at(&format!("/console/correlations/{correlation}"))
+    );
+    println!("  dead letters  {}", at("/console/dead-letters"));
+    let state = std::path::Path::new("localstack/.state");
+    if state.is_dir() {
+        let _ = std::fs::write(state.join("demo-console.txt"), at("/console"));
+    }
 }
 
 /// Derived ids are UUIDs: their first 8 characters are enough on screen.

@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use event_adapters::config::Clients;
@@ -68,6 +69,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     let table = format!("{prefix}-events");
     let table = table.as_str();
     let stream_arn = ensure_table(&clients.dynamodb, table).await?;
+    ensure_indexes(&clients.dynamodb, table).await?;
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
@@ -186,6 +188,78 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(format!("table {table} did not become active with a stream"))
+}
+
+/// A table made before an index was added to [`GSIS`] (a kept LocalStack) gets it here,
+/// one `UpdateTable` per index as DynamoDB requires. Items written before it are not in it.
+async fn ensure_indexes(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    let describe = || async {
+        ddb.describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "DescribeTable: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })
+    };
+    for (name, pk, sk) in GSIS {
+        let d = describe().await?;
+        let present = d
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g.index_name() == Some(*name));
+        if present {
+            continue;
+        }
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(*name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::from(GSI_PROJECTION))
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        ddb.update_table()
+            .table_name(table)
+            .attribute_definitions(attr(pk, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(sk, ScalarAttributeType::S)?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "UpdateTable (add index {name}): {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })?;
+        tracing::info!(table, index = *name, "added index");
+        for _ in 0..120 {
+            let d = describe().await?;
+            let active = d
+                .table()
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .any(|g| {
+                    g.index_name() == Some(*name) && g.index_status() == Some(&IndexStatus::Active)
+                });
+            if active {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
 }
 
 /// LocalStack feeds a table's stream through an emulated Kinesis stream that becomes active

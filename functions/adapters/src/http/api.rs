@@ -18,6 +18,7 @@ use super::error::{method_not_allowed, ApiError};
 use super::events::{self, Api};
 use super::ops::{dead_letters, handlers, reads, replay, subscriptions, trace, Ops};
 use super::payoff;
+use super::stream::{self, StreamSettings};
 use crate::config::{Clients, Config};
 use crate::store::{DynamoStore, EventStore};
 use crate::subscriptions::egress::EgressPolicy;
@@ -54,6 +55,7 @@ pub fn router_with_egress(
         tenant_source,
         catalog,
     })
+    .merge(stream_router(ops.clone(), StreamSettings::from_env()))
     .merge(ops_router(ops))
     .merge(subscriptions_router(subscriptions::api(
         config,
@@ -68,6 +70,16 @@ pub fn router_with_egress(
         tenant_source,
         require_scope,
     ))
+    // The console's pages hold no data (their script calls the routes above with the
+    // caller's identity), so they are merged after the scope layer.
+    .merge(super::console::router())
+}
+
+/// The live stream, with how it polls.
+fn stream_router(ops: Ops, settings: StreamSettings) -> Router {
+    Router::new()
+        .route("/events/stream", get(stream::get_stream))
+        .with_state((Arc::new(ops), settings))
 }
 
 /// The event routes over any event store, and the 404 of every unknown route.
@@ -111,6 +123,7 @@ fn ops_router(ops: Ops) -> Router {
         )
         .route("/handlers", get(handlers::get_handlers))
         .route("/handlers/{handler}", put(handlers::put_handler))
+        .route("/handlers/{handler}/stats", get(handlers::get_stats))
         .with_state(Arc::new(ops))
 }
 

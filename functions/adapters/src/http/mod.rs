@@ -7,6 +7,8 @@
 //! | [`events`] | publish, an aggregate's history and state (over any [`crate::store::EventStore`]) |
 //! | [`payoff`] | a loan's payoff quote on a date |
 //! | [`ops`] | operator routes: reads by id and type, trace, replay, dead letters, handlers |
+//! | [`stream`] | the live event stream (Server-Sent Events, resumable with `Last-Event-ID`) |
+//! | [`console`] | the operator console's pages, embedded in the binary (not API routes: no scope) |
 //! | [`auth`] | the caller's tenant and [`auth::Principal`], and the scope middleware |
 //! | [`scopes`] | the OAuth scopes and the one table of routes to the scope each needs |
 //! | [`cursor`] | signed pagination cursors |
@@ -16,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod cursor;
 pub mod error;
 pub mod events;
@@ -24,6 +27,7 @@ pub mod ops;
 pub mod payoff;
 pub mod request;
 pub mod scopes;
+pub mod stream;
 
 pub use api::router;
 pub use error::ApiError;

@@ -127,6 +127,7 @@ pub const ROUTES: &[RouteScope] = &[
     route("POST", "/events", FixedScope::EventsWrite),
     route("GET", "/events", FixedScope::EventsRead),
     route("GET", "/events/{eventId}", FixedScope::EventsRead),
+    route("GET", "/events/stream", FixedScope::EventsRead),
     route(
         "GET",
         "/aggregates/{aggregateType}/{aggregateId}/events",
@@ -157,6 +158,7 @@ pub const ROUTES: &[RouteScope] = &[
     ),
     route("GET", "/handlers", FixedScope::OpsHandlers),
     route("PUT", "/handlers/{handler}", FixedScope::OpsHandlers),
+    route("GET", "/handlers/{handler}/stats", FixedScope::OpsHandlers),
     route("POST", "/subscriptions", FixedScope::SubscriptionsAdmin),
     route("GET", "/subscriptions", FixedScope::SubscriptionsAdmin),
     route(

@@ -7,7 +7,7 @@
 //!
 //! | item | pk | sk | other attributes |
 //! |---|---|---|---|
-//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt` |
+//! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
 //! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
 //! | processing record | `P#<tenant>#<eventId>#<handler>` | 0 | `kind`=`processing`, `status`, `leaseUntil`, `attempts`, `log`, failure details, `expiresAt` ([`crate::ledger`]) |
 //! | handler switch | `H#<handler>` | 0 | `kind`=`handlerSwitch`, `enabled` |
@@ -19,7 +19,9 @@
 //!
 //! Two keys-only indexes serve the reads by type and by correlation: `byType`
 //! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
-//! `<tenant>#<correlationId>`, `recordedAt`). Only event items carry their keys. Tenant
+//! `<tenant>#<correlationId>`, `recordedAt`); a third, `byTenantTime` (`tenantId`, `timeKey` =
+//! `<recordedAt>#<eventId>`), orders a tenant's events for the live stream
+//! ([`crate::http::stream`]). Only event items carry their keys. Tenant
 //! ids never contain `#`, so the first `#` after a prefix ends the tenant.
 //!
 //! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
@@ -68,6 +70,8 @@ pub mod attr {
     pub const TYPE_KEY: &str = "typeKey";
     /// Partition key of the `byCorrelation` index.
     pub const CORR_KEY: &str = "corrKey";
+    /// Sort key of the `byTenantTime` index (its partition key is [`TENANT_ID`]).
+    pub const TIME_KEY: &str = "timeKey";
     /// A guard's event item: its partition key and sequence.
     pub const STREAM_PK: &str = "streamPk";
     pub const SEQ: &str = "seq";
@@ -93,6 +97,8 @@ pub mod kind {
 pub mod index {
     pub const BY_TYPE: &str = "byType";
     pub const BY_CORRELATION: &str = "byCorrelation";
+    /// A tenant's events in (recordedAt, eventId) order: the live stream.
+    pub const BY_TENANT_TIME: &str = "byTenantTime";
 }
 
 /// A string attribute.
@@ -236,6 +242,13 @@ pub fn split_type_key(type_key: &str) -> Option<(&str, &str)> {
     type_key.split_once('#')
 }
 
+/// The live stream's order key of an event: `<recordedAt>#<eventId>`, the sort key of the
+/// `byTenantTime` index. Fixed-width time first, so text order is time order; the eventId
+/// orders events stored in the same millisecond.
+pub fn time_key(e: &EventEnvelope) -> String {
+    format!("{}#{}", format_recorded_at(&e.recorded_at), e.event_id)
+}
+
 /// The `byCorrelation` partition key of one tenant's correlation.
 pub fn corr_key(tenant: &str, correlation: &str) -> String {
     format!("{tenant}#{correlation}")
@@ -258,6 +271,7 @@ pub fn event_item(e: &EventEnvelope, body: String) -> Item {
             attr::RECORDED_AT.into(),
             s(format_recorded_at(&e.recorded_at)),
         ),
+        (attr::TIME_KEY.into(), s(time_key(e))),
         (attr::TYPE_KEY.into(), s(type_key(tenant, &e.event_type))),
         (
             attr::CORR_KEY.into(),

@@ -5,20 +5,27 @@
 //! |---|---|
 //! | `GET /handlers` | `{"handlers": [{"handler", "domain", "enabled", "subscriptions"}]}` |
 //! | `PUT /handlers/{handler}` | body `{"enabled": bool}`; `{"handler", "enabled"}` |
+//! | `GET /handlers/{handler}/stats?days=N&day=YYYY-MM-DD` | the handler's daily statistics summed over the days ([`crate::operator::stats`]) and `bucketBoundsMs` |
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Ops;
 use crate::http::auth::admitted;
 use crate::http::error::ApiError;
-use crate::http::request::json_body;
+use crate::http::request::{json_body, path_params};
+use crate::ledger::DURATION_BUCKETS_MS;
 use crate::ledger::{DynamoLedger, Ledger};
+use crate::operator::stats::handler_stats;
 use crate::operator::{switch_handler, Actor};
 use crate::store::DynamoStore;
 
@@ -66,4 +73,46 @@ pub(crate) async fn put_handler(
     };
     switch_handler(&ledger, &store, actor, h.name(), s.enabled).await?;
     Ok(Json(json!({"handler": h.name(), "enabled": s.enabled})).into_response())
+}
+
+/// `{..HandlerStats, "bucketBoundsMs"}` of the `days` (1-90, default 7) ending with `day`
+/// (default today, UTC), as `evctl handler stats`.
+pub(crate) async fn get_stats(
+    State(ops): State<Arc<Ops>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    admitted(&req)?;
+    let handler = path_params(path)?;
+    if !lending_events::handlers::all()
+        .iter()
+        .any(|h| h.name() == handler)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no handler named {handler:?}"),
+            None,
+        ));
+    }
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let days = match q.get("days") {
+        None => 7,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=90).contains(d))
+            .ok_or_else(|| ApiError::bad("days", "must be from 1 to 90"))?,
+    };
+    let last = match q.get("day") {
+        None => Utc::now().date_naive(),
+        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| ApiError::bad("day", "must be a date, YYYY-MM-DD"))?,
+    };
+    let stats = handler_stats(&ops.dynamodb, &ops.config.table, &handler, last, days).await?;
+    let mut doc = serde_json::to_value(&stats)
+        .map_err(|e| ApiError::from(crate::error::AdapterError::Decode(e.to_string())))?;
+    doc["bucketBoundsMs"] = json!(DURATION_BUCKETS_MS);
+    Ok(Json(doc).into_response())
 }

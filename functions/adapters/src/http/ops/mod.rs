@@ -8,7 +8,7 @@
 //! | [`trace`] | `GET /correlations/{correlationId}` |
 //! | [`replay`] | `POST /replay` |
 //! | [`dead_letters`] | `GET /dead-letters`, `POST /dead-letters/{domain}/redrive`, `POST /dead-letters/{domain}/purge` |
-//! | [`handlers`] | `GET /handlers`, `PUT /handlers/{handler}` |
+//! | [`handlers`] | `GET /handlers`, `PUT /handlers/{handler}`, `GET /handlers/{handler}/stats` |
 //! | [`subscriptions`] | `/subscriptions` and the routes under it (scope `subscriptions:admin`) |
 
 pub mod dead_letters;
