@@ -40,7 +40,6 @@
 mod admin;
 mod checkpoint;
 mod demo;
-mod demo_webhook;
 mod faults;
 mod load;
 mod pollers;

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::auth::{tenant_of, Principal, TenantSource};
 use super::error::ApiError;
-use super::request::{path_params, stream_of};
+use super::request::{date_param, path_params, stream_of};
 use crate::store::{Appended, EventStore};
 
 pub struct Api<S> {
@@ -157,7 +157,7 @@ pub(crate) async fn get_state<S: EventStore + 'static>(
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
     let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let at = lending_events::state::StateAt {
-        as_of: super::payoff::date_param(&q, "asOf")?,
+        as_of: date_param(&q, "asOf")?,
         known_at: q
             .get("knownAt")
             .map(|t| {

@@ -13,21 +13,8 @@ use axum::Json;
 use super::auth::tenant_of;
 use super::error::ApiError;
 use super::events::Api;
-use super::request::{path_params, stream_of};
+use super::request::{date_param, path_params, stream_of};
 use crate::store::EventStore;
-
-/// A `YYYY-MM-DD` query parameter; 400 with the parameter as `field` when it is not one.
-pub(crate) fn date_param(
-    q: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<chrono::NaiveDate>, ApiError> {
-    q.get(name)
-        .map(|d| {
-            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| ApiError::bad(name, "must be a date YYYY-MM-DD"))
-        })
-        .transpose()
-}
 
 pub(crate) async fn get_payoff<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,

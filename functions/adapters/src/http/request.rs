@@ -1,5 +1,7 @@
-//! Reading a request: path parameters, small JSON bodies and aggregate streams, each
+//! Reading a request: path parameters, dates in the query, small JSON bodies and aggregate streams, each
 //! refused in the one error shape rather than axum's plain-text rejections.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -66,4 +68,17 @@ pub fn stream_of<'a>(
         aggregate_type,
         aggregate_id,
     })
+}
+
+/// A `YYYY-MM-DD` query parameter; 400 with the parameter as `field` when it is not one.
+pub(crate) fn date_param(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    q.get(name)
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ApiError::bad(name, "must be a date YYYY-MM-DD"))
+        })
+        .transpose()
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use crate::demo::DemoClient;
+use super::client::DemoClient;
 
 /// One request the receiver got: verified or why not, and the CloudEvent.
 struct Received {
