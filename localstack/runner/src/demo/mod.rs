@@ -70,10 +70,10 @@ pub async fn play(
     api.publish(json!({"eventType": "Borrower.KYCApproved", "aggregateType": "Borrower", "aggregateId": borrower,
         "payload": {"borrowerId": borrower, "verifiedAt": "2026-01-20T10:00:00Z"}, "metadata": meta})).await?;
 
-    println!("\n▶ 2. A construction loan created, approved and funded: $125,000 at 7.5 % over 12 months, $100,000 advanced");
+    println!("\n▶ 2. A construction loan created, approved and funded: $125,000 at 7.5 % over 5 years, $100,000 advanced");
     api.publish(json!({"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
         "payload": {"loanId": loan, "borrowerId": borrower, "amount": "125000.00", "interestRate": "7.5",
-            "termMonths": 12, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": fund,
+            "termMonths": 60, "amortization": "amortized", "paymentFrequency": "monthly", "fundId": fund,
             "loanType": "construction"},
         "metadata": meta})).await?;
     api.publish(json!({"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": loan,
