@@ -326,13 +326,14 @@ async fn the_console_shows_the_feed_the_schedule_the_graph_and_redrives_a_dead_l
     assert!(envelope.contains(&funded_id) && envelope.contains("Loan.Funded"));
     shot(&c, "event").await;
 
-    // 5. A poison event (a payment above the payoff) is dead-lettered; redrive it from the page.
+    // 5. A poison event (the reversal of a payment never received) is dead-lettered; redrive
+    // it from the page.
     let r = api
         .post(
             "/events",
-            &json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
-                "payload": {"paymentId": "P-poison", "loanId": loan, "amount": "500000.00",
-                    "method": "ACH", "receivedAt": "2026-03-30T13:00:00Z"}}),
+            &json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": loan,
+                "payload": {"paymentId": "P-never-received", "loanId": loan,
+                    "reason": "returned: account closed"}}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
