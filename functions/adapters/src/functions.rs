@@ -12,7 +12,7 @@ use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
-use crate::queue::{QueuePublisher, SqsDomainQueue};
+use crate::queue::{Publisher, QueuePublisher, SqsDomainQueue};
 use crate::runner::{BatchRunner, RetryPolicy};
 use crate::store::DynamoStore;
 use crate::subscriptions::delivery::{DeliveryRunner, DeliverySettings, WebhookPort};
@@ -81,11 +81,17 @@ pub fn handler_config_from_env() -> Result<HandlerConfig, AdapterError> {
 /// Dispatch to the domain queues and, when a delivery queue is configured, to the
 /// subscriptions.
 pub fn dispatcher(config: &Config, clients: &Clients) -> Dispatcher {
-    let dispatcher = Dispatcher::new(
-        QueuePublisher::new(clients.sqs.clone()),
-        RoutingTable::standard(),
-        config.clone(),
-    );
+    dispatcher_over(QueuePublisher::new(clients.sqs.clone()), config, clients)
+}
+
+/// Dispatch over any publisher (the local runner wraps it with its fault hooks), matching
+/// subscriptions when the delivery queue is configured.
+pub fn dispatcher_over<P: Publisher>(
+    publisher: P,
+    config: &Config,
+    clients: &Clients,
+) -> Dispatcher<P> {
+    let dispatcher = Dispatcher::new(publisher, RoutingTable::standard(), config.clone());
     match &config.subscriptions.delivery_queue_url {
         Some(url) => dispatcher.with_subscriptions(
             SubscriptionMatcher::new(

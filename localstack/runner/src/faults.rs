@@ -33,7 +33,6 @@ use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::{Appended, DynamoStore, EventStore, Page};
 use event_adapters::AdapterError;
 use lending_events::envelope::StreamId;
-use lending_events::routing::RoutingTable;
 use lending_events::NewEvent;
 
 /// A domain runner as the Lambda function builds it, with the fault wrappers around its
@@ -68,10 +67,10 @@ pub fn domain_runner(
 
 /// [`functions::dispatcher`] with the fault wrapper installed.
 pub fn dispatcher(config: &Config, clients: &Clients, faults: &Arc<Faults>) -> LocalDispatcher {
-    Dispatcher::new(
+    functions::dispatcher_over(
         FaultyPublisher::new(QueuePublisher::new(clients.sqs.clone()), faults.clone()),
-        RoutingTable::standard(),
-        config.clone(),
+        config,
+        clients,
     )
 }
 
