@@ -128,10 +128,10 @@ fn accepted_ids(requests: &[ReceivedRequest], path: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every request was signed correctly, and all requests of one event carry one
-/// `webhook-id` and one body: retries are the same message.
+/// Every request was signed correctly, and all requests of one event to one subscription
+/// (one receiver path) carry one `webhook-id` and one body: retries are the same message.
 fn assert_signed_and_stable(requests: &[ReceivedRequest]) {
-    let mut per_event: HashMap<String, (String, String)> = HashMap::new();
+    let mut per_event: HashMap<(String, String), (String, String)> = HashMap::new();
     for r in requests {
         assert!(
             r.verified,
@@ -140,7 +140,7 @@ fn assert_signed_and_stable(requests: &[ReceivedRequest]) {
         );
         let id = r.header("webhook-id").expect("webhook-id").to_string();
         let seen = per_event
-            .entry(event_id_of(r))
+            .entry((r.path.clone(), event_id_of(r)))
             .or_insert_with(|| (id.clone(), r.body.clone()));
         assert_eq!(seen.0, id, "one event, two webhook-ids");
         assert_eq!(seen.1, r.body, "one event, two bodies");
