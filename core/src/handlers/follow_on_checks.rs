@@ -143,7 +143,8 @@ proptest! {
         let funded_at = format!("2026-01-{day:02}T09:00:00Z");
         let loan = given([created("L1", &amount, &rate, n, "monthly")])
             .and(funded("L1", &amount, &funded_at));
-        prop_assert_eq!(follow_ons_match_reference(&PaymentHandler, &loan)?, 1);
+        // The schedule and the loan's status change (created -> funded).
+        prop_assert_eq!(follow_ons_match_reference(&PaymentHandler, &loan)?, 2);
         // The same funding with its schedule stored, then a payment on it.
         let (loan, _) = given([created("L1", &amount, &rate, n, "monthly")])
             .when(&PaymentHandler, funded("L1", &amount, &funded_at))
