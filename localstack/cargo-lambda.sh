@@ -142,6 +142,8 @@ check draw-handler sqs-draw-requested.json "$no_failures" "no failures, nothing 
 check compliance-handler sqs-compliance-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" compliance
 check fund-handler sqs-fund-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" fund
 check notification-handler sqs-notification-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" notification
+# A delivery for a subscription that no longer exists is dropped (acknowledged, not sent).
+check delivery-handler sqs-delivery-deleted-subscription.json "$no_failures" "no failures: a deleted subscription's delivery is dropped"
 # The schedule payment-handler stored makes the installments due before 2026-04-25 (the
 # 15-day grace period) late on 2026-05-10: two notices, their fees, one status change.
 check late-payments scheduled-late-payments.json \
