@@ -111,17 +111,28 @@ pub fn generate_tail(
         Frequency::Monthly => 12,
         Frequency::Quarterly => 4,
         Frequency::Maturity => {
-            let interest = Money::round(
-                principal.amount() * rate.percent() / Decimal::from(100)
-                    * Decimal::from(term_months)
-                    / Decimal::from(12),
-            );
+            // Checked: amounts and rates at the edge of what validation admits must be
+            // refused, not overflow (a panic would abort the function).
+            let too_large =
+                || CoreError::invalid("amount", "too large for its interest to be computed");
+            let interest = principal
+                .amount()
+                .checked_mul(rate.percent())
+                .and_then(|x| x.checked_mul(Decimal::from(term_months)))
+                .and_then(|x| x.checked_div(Decimal::from(1200)))
+                .map(Money::round)
+                .ok_or_else(too_large)?;
+            let total = principal
+                .amount()
+                .checked_add(interest.amount())
+                .map(Money::round)
+                .ok_or_else(too_large)?;
             return Ok(vec![Installment {
                 number: 1,
                 due_date: due_date(anchor, term_months)?,
                 principal,
                 interest,
-                total: principal + interest,
+                total,
                 balance: Money::ZERO,
             }]);
         }
