@@ -66,11 +66,13 @@ step "API fuzzing: schemathesis against the served /openapi.json"
 # or content type, or a body that breaks the document fails the test command. The scopes header
 # holds every scope. The live stream (/events/stream) is left out: it answers for as long as the
 # client stays (tests/tests/stream.rs and console.rs read it).
-# Run from the state folder: schemathesis keeps a cache in its working directory.
+# Run from the state folder: schemathesis keeps a cache in its working directory. One worker:
+# with two, its coverage phase once failed inside CPython ("AST constructor recursion depth
+# mismatch" while two threads imported its code), which is not a finding about the API.
 bash localstack/install-fuzz.sh
 (cd "$state" && fuzz-venv/bin/st run http://127.0.0.1:3000/openapi.json --url http://127.0.0.1:3000 \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --max-examples 20 --seed 20260301 --workers 2 --request-timeout 60 \
+    --max-examples 20 --seed 20260301 --workers 1 --request-timeout 60 \
     --generation-database none --no-color --exclude-path /events/stream \
     -H 'X-Tenant-Id: api-fuzz' -H 'X-Principal: api-fuzzer' \
     -H 'X-Scopes: events:write events:read ops:replay ops:dead-letters ops:handlers') \
