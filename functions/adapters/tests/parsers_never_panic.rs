@@ -177,6 +177,7 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         (segment(), segment()).prop_map(|(t, i)| format!("/aggregates/{t}/{i}/events")),
         (segment(), segment()).prop_map(|(t, i)| format!("/aggregates/{t}/{i}/state")),
         segment().prop_map(|c| format!("/correlations/{c}")),
+        segment().prop_map(|l| format!("/loans/{l}/payoff")),
         Just("/replay".to_string()),
         Just("/subscriptions".to_string()),
         segment().prop_map(|s| format!("/subscriptions/{s}")),
@@ -191,6 +192,9 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         Just("limit".to_string()),
         Just("cursor".to_string()),
         Just("after".to_string()),
+        Just("on".to_string()),
+        Just("asOf".to_string()),
+        Just("knownAt".to_string()),
         edge_text(),
     ];
     let query = prop::collection::vec((param, prop_oneof![segment(), Just("%".to_string())]), 0..5)
