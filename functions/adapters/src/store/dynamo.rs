@@ -77,13 +77,16 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// One attempt: read heads, assign sequences, write everything in one transaction.
+    /// One attempt: read heads (those not `known`), assign sequences, write everything in
+    /// one transaction, with `extra` (a processing record's completion) as its last item.
     async fn try_append(
         &self,
         events: &[NewEvent],
         now: DateTime<Utc>,
+        known: HashMap<String, u64>,
+        extra: Option<&TransactWriteItem>,
     ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
-        let mut heads: HashMap<String, u64> = HashMap::new();
+        let mut heads = known;
         let mut stored = Vec::with_capacity(events.len());
         for e in events {
             let pk = stream_pk(&e.stream());
@@ -110,6 +113,8 @@ impl DynamoStore {
             items.push(self.put(layout::event_item(e, body))?);
             items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
         }
+        let appends = items.len();
+        items.extend(extra.cloned());
         let result = self
             .client
             .transact_write_items()
@@ -131,16 +136,20 @@ impl DynamoStore {
                         .iter()
                         .map(|r| r.code().unwrap_or(""))
                         .collect();
-                    // Items alternate: event (even index), guard (odd index).
+                    // Items alternate: event (even index), guard (odd index); then `extra`.
+                    let failed = |i: usize, c: &&str| *c == "ConditionalCheckFailed" && i < appends;
                     let guard_hit = reasons
                         .iter()
                         .enumerate()
-                        .any(|(i, c)| i % 2 == 1 && *c == "ConditionalCheckFailed");
+                        .any(|(i, c)| i % 2 == 1 && failed(i, c));
                     let seq_hit = reasons
                         .iter()
                         .enumerate()
-                        .any(|(i, c)| i % 2 == 0 && *c == "ConditionalCheckFailed");
-                    if guard_hit || reasons.is_empty() {
+                        .any(|(i, c)| i % 2 == 0 && failed(i, c));
+                    let extra_hit = reasons.get(appends) == Some(&"ConditionalCheckFailed");
+                    if extra_hit {
+                        Ok(Err(Cancelled::Extra))
+                    } else if guard_hit || reasons.is_empty() {
                         Ok(Err(Cancelled::EventId))
                     } else if seq_hit {
                         let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
@@ -239,6 +248,62 @@ impl DynamoStore {
     }
 }
 
+/// What an append that completes a processing record found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completing {
+    /// The events are stored and the record completed, in one transaction.
+    Stored(Vec<EventEnvelope>),
+    /// The events were already stored, or the record already completed: another run of
+    /// the same message won, and nothing was written.
+    AlreadyDone,
+}
+
+impl DynamoStore {
+    /// Append follow-on events and, in the same transaction, `record` (the update that
+    /// completes the processing record of the work that produced them). `known` holds
+    /// stream heads the caller has just read (stream partition key -> last sequence), so
+    /// their `Query(head)` is saved; a stale one loses the race and is re-read.
+    pub async fn append_completing(
+        &self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+        known: HashMap<String, u64>,
+        record: &TransactWriteItem,
+    ) -> Result<Completing, AdapterError> {
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut known = Some(known);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let heads = known.take().unwrap_or_default();
+            match self.try_append(events, now, heads, Some(record)).await? {
+                Ok(stored) => return Ok(Completing::Stored(stored)),
+                // Follow-on ids are name-based: a guard that exists, or a record already
+                // completed, means another run of the same message got there first.
+                Err(Cancelled::EventId | Cancelled::Extra) => return Ok(Completing::AlreadyDone),
+                Err(Cancelled::Sequence {
+                    stream,
+                    expected,
+                    actual,
+                }) => {
+                    return Err(AdapterError::SequenceConflict {
+                        stream,
+                        expected,
+                        actual,
+                    })
+                }
+                Err(Cancelled::Race { stream }) if attempt >= APPEND_ATTEMPTS => {
+                    return Err(AdapterError::StreamContended {
+                        stream,
+                        attempts: attempt,
+                    });
+                }
+                Err(Cancelled::Race { .. }) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+}
+
 enum Cancelled {
     Sequence {
         stream: String,
@@ -249,6 +314,8 @@ enum Cancelled {
         stream: String,
     },
     EventId,
+    /// The extra item's condition failed.
+    Extra,
 }
 
 impl EventStore for DynamoStore {
@@ -265,7 +332,7 @@ impl EventStore for DynamoStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.try_append(&events, now).await?;
+            let outcome = self.try_append(&events, now, HashMap::new(), None).await?;
             let cancelled = match outcome {
                 Ok(stored) => return Ok(Appended::Stored(stored)),
                 Err(c) => c,
@@ -286,7 +353,7 @@ impl EventStore for DynamoStore {
                         actual,
                     })
                 }
-                Cancelled::EventId => {
+                Cancelled::EventId | Cancelled::Extra => {
                     return Err(AdapterError::EventIdConflict(
                         "an eventId of this request is already stored".into(),
                     ))
