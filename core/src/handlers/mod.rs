@@ -32,6 +32,19 @@ use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
 
+/// What a handler's work touches, which decides how the runner protects it against a
+/// message delivered twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effects {
+    /// Its only effect is its follow-on events. They have name-based ids guarded by a
+    /// conditional write, so two runs of the same message cannot both append: the runner
+    /// needs no claim, and writes the follow-ons and the completed record in one transaction.
+    FollowOnsOnly,
+    /// It acts outside the event table (a webhook, an email): the runner claims the
+    /// processing record with a lease before running it, so it never runs twice at once.
+    Outside,
+}
+
 /// What a handler sees: the event, its own aggregate's history up to and including the
 /// event (so a re-run sees exactly what the first run saw), and the current history of one
 /// related aggregate when the handler asks for it (e.g. a draw's loan).
@@ -52,6 +65,10 @@ pub trait DomainHandler: Send + Sync {
     /// Order among the handlers of one domain that receive the same event (lower first).
     fn priority(&self) -> u32 {
         100
+    }
+    /// What the handler's work touches (default: only its follow-on events).
+    fn effects(&self) -> Effects {
+        Effects::FollowOnsOnly
     }
     /// Another aggregate (type, id) whose current history this handler reads for `event`.
     fn related(&self, _event: &EventEnvelope) -> Option<(&'static str, String)> {

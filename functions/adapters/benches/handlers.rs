@@ -176,9 +176,10 @@ fn main() {
         .unwrap();
     // Batch statistics go out as EMF lines on stderr (stdout on Lambda): run with 2>/dev/null.
     for case in cases() {
+        let store = MemoryStore::new();
         let runner = BatchRunner::new(
-            MemoryStore::new(),
-            MemoryLedger::new(),
+            store.clone(),
+            MemoryLedger::over(&store),
             handlers::for_domain(case.domain, &handlers::HandlerConfig::default()),
             MemoryQueue::without_dlq(),
             RetryPolicy::default(),

@@ -378,8 +378,8 @@ fn message_attributes() -> impl Strategy<Value = Value> {
 
 fn batch_runner(store: MemoryStore) -> BatchRunner<MemoryStore, MemoryLedger, MemoryQueue> {
     BatchRunner::new(
-        store,
-        MemoryLedger::new(),
+        store.clone(),
+        MemoryLedger::over(&store),
         handlers::all(),
         MemoryQueue::without_dlq(),
         RetryPolicy {

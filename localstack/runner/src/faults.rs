@@ -2,15 +2,16 @@
 //! the functions' ports, so the Lambda functions never compile any of it.
 //!
 //! Settings (unset: no fault):
-//! - `FAULT_TRANSIENT_PERCENT`: that share of handler executions fails transiently after
-//!   claiming its processing record (recorded as a transient failure, retried in-process
-//!   first, like a real blip);
+//! - `FAULT_TRANSIENT_PERCENT`: that share of handler executions fails transiently when it
+//!   claims its processing record, or commits its follow-ons (recorded as a transient
+//!   failure instead, retried in-process first, like a real blip);
 //! - `FAULT_FAIL_RECEIVES`: every handler execution fails while its message's receive
 //!   count is at most that, once per receive (the runner's in-process retries of that
-//!   receive fail before claiming), so SQS redelivers the message after its backoff; a
+//!   receive fail without recording), so SQS redelivers the message after its backoff; a
 //!   value of maxReceiveCount or more sends it to the DLQ;
-//! - `FAULT_CRASH_AFTER_APPENDS`: the process aborts after that many follow-on appends,
-//!   before the processing record is completed or the message acknowledged;
+//! - `FAULT_CRASH_AFTER_APPENDS`: the process aborts after that many follow-on appends
+//!   (plain appends, or commits that store follow-ons), before the processing record is
+//!   completed (claimed handlers) or the message acknowledged;
 //! - `FAULT_DISPATCH_SEND_PERCENT`: that share of dispatch's queue sends fails as if SQS
 //!   had refused every message of the call.
 //!
@@ -27,7 +28,9 @@ use chrono::{DateTime, Utc};
 use event_adapters::config::{Clients, Config};
 use event_adapters::dispatch::Dispatcher;
 use event_adapters::functions;
-use event_adapters::ledger::{BatchStats, Claim, DynamoLedger, FailureClass, Ledger, Work};
+use event_adapters::ledger::{
+    Attempt, BatchStats, Claim, Committed, DynamoLedger, FailureClass, KnownHeads, Ledger, Work,
+};
 use event_adapters::queue::{OutgoingMessage, Publisher, QueuePublisher, SqsDomainQueue};
 use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::{Appended, DynamoStore, EventStore, Page};
@@ -199,9 +202,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     }
 }
 
-/// A [`Ledger`] whose claims fail handler executions as `FAULT_TRANSIENT_PERCENT` and
-/// `FAULT_FAIL_RECEIVES` say: the record is claimed and failed as transient, as when the
-/// handler's own work fails, and the runner retries as it would then.
+/// A [`Ledger`] whose claims and commits fail handler executions as
+/// `FAULT_TRANSIENT_PERCENT` and `FAULT_FAIL_RECEIVES` say: the record is failed as
+/// transient instead, as when the handler's own work fails, and the runner retries as it
+/// would then.
 pub struct FaultyLedger<L> {
     inner: L,
     faults: Arc<Faults>,
@@ -214,6 +218,55 @@ impl<L> FaultyLedger<L> {
 }
 
 impl<L: Ledger> FaultyLedger<L> {
+    /// The injected failure for this execution, if any: `Err` to fail it without
+    /// recording (a quick retry on a receive already failed), `Ok(Some(reason))` to record
+    /// it failed.
+    fn injected(&self, work: &Work<'_>) -> Result<Option<String>, AdapterError> {
+        let receives = self.faults.receives_of(work);
+        if self.faults.fails_receive(receives) {
+            let reason = format!(
+                "injected fault: receive {receives} of at most {} failing",
+                self.faults.fail_receives
+            );
+            if !self.faults.first_failure_on(work, receives) {
+                // A quick retry on the same receive: fails without recording, so the
+                // record shows one execution per receive.
+                return Err(AdapterError::Transient(reason));
+            }
+            return Ok(Some(reason));
+        }
+        Ok(by_chance(self.faults.transient_percent).then(|| "injected fault".into()))
+    }
+
+    /// Record an execution as failed with `reason`, as the runner records a failed one.
+    async fn record_failure(
+        &self,
+        work: Work<'_>,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+        reason: String,
+    ) -> AdapterError {
+        if let Err(e) = self
+            .inner
+            .fail(
+                work,
+                attempt,
+                FailureClass::Transient,
+                &reason,
+                Duration::ZERO,
+                now,
+            )
+            .await
+        {
+            return e;
+        }
+        // Logged as the runner logs a failed execution, so the log reads as it would.
+        let event = work.event;
+        tracing::warn!(handler = work.handler, event_id = %event.event_id, event_type = %event.event_type,
+            correlation_id = %event.metadata.correlation_id, attempt = attempt.number(), class = "transient", error = %reason, "handler failed");
+        AdapterError::Transient(reason)
+    }
+
     /// Claim, then record the execution as failed with `reason`; a claim that is not
     /// ours (completed, or busy) is answered as it is.
     async fn claim_and_fail(
@@ -227,21 +280,9 @@ impl<L: Ledger> FaultyLedger<L> {
             Claim::Acquired { attempt } => attempt,
             other => return Ok(other),
         };
-        self.inner
-            .fail(
-                work,
-                attempt,
-                FailureClass::Transient,
-                &reason,
-                Duration::ZERO,
-                now,
-            )
-            .await?;
-        // Logged as the runner logs a failed execution, so the log reads as it would.
-        let event = work.event;
-        tracing::warn!(handler = work.handler, event_id = %event.event_id, event_type = %event.event_type,
-            correlation_id = %event.metadata.correlation_id, attempt, class = "transient", error = %reason, "handler failed");
-        Err(AdapterError::Transient(reason))
+        Err(self
+            .record_failure(work, Attempt::Claimed(attempt), now, reason)
+            .await)
     }
 }
 
@@ -252,23 +293,8 @@ impl<L: Ledger> Ledger for FaultyLedger<L> {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Claim, AdapterError> {
-        let receives = self.faults.receives_of(&work);
-        if self.faults.fails_receive(receives) {
-            let reason = format!(
-                "injected fault: receive {receives} of at most {} failing",
-                self.faults.fail_receives
-            );
-            if !self.faults.first_failure_on(&work, receives) {
-                // A quick retry on the same receive: fails before claiming, so the record
-                // shows one execution per receive.
-                return Err(AdapterError::Transient(reason));
-            }
+        if let Some(reason) = self.injected(&work)? {
             return self.claim_and_fail(work, lease, now, reason).await;
-        }
-        if by_chance(self.faults.transient_percent) {
-            return self
-                .claim_and_fail(work, lease, now, "injected fault".into())
-                .await;
         }
         self.inner.claim(work, lease, now).await
     }
@@ -283,10 +309,34 @@ impl<L: Ledger> Ledger for FaultyLedger<L> {
         self.inner.complete(work, attempt, duration, now).await
     }
 
+    async fn commit(
+        &self,
+        work: Work<'_>,
+        follow_ons: Vec<NewEvent>,
+        known: KnownHeads,
+        attempt: Attempt,
+        rerun: bool,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Committed, AdapterError> {
+        if let Some(reason) = self.injected(&work)? {
+            return Err(self.record_failure(work, attempt, now, reason).await);
+        }
+        let appends = !follow_ons.is_empty();
+        let committed = self
+            .inner
+            .commit(work, follow_ons, known, attempt, rerun, duration, now)
+            .await;
+        if appends && committed.is_ok() {
+            self.faults.after_append();
+        }
+        committed
+    }
+
     async fn fail(
         &self,
         work: Work<'_>,
-        attempt: u32,
+        attempt: Attempt,
         class: FailureClass,
         message: &str,
         duration: Duration,

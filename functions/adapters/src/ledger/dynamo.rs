@@ -5,17 +5,24 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use lending_events::NewEvent;
 
-use super::{BatchStats, Claim, FailureClass, Ledger, Work, RECORD_TTL};
+use super::{
+    Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work, RECORD_TTL,
+};
 use crate::error::{classify, AdapterError};
+use crate::store::dynamo::Completing;
 use crate::store::layout::{self, attr, kind, n, s, stats_pk, switch_pk};
+use crate::store::DynamoStore;
 
 /// The DynamoDB ledger, in the event table.
 pub struct DynamoLedger {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// The same table as an event store, for the commits that append follow-ons.
+    store: DynamoStore,
     switches: Mutex<Option<(Instant, HashMap<String, bool>)>>,
     /// How long a read of the handler switches is trusted.
     switch_cache: Duration,
@@ -23,9 +30,11 @@ pub struct DynamoLedger {
 
 impl DynamoLedger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         DynamoLedger {
+            store: DynamoStore::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
             switches: Mutex::new(None),
             switch_cache: Duration::from_secs(2),
         }
@@ -51,6 +60,66 @@ impl DynamoLedger {
             m.insert("error".into(), s(e.chars().take(500).collect::<String>()));
         }
         AttributeValue::L(vec![AttributeValue::M(m)])
+    }
+
+    /// The update that ends an execution without a claim: it also writes what a claim
+    /// would have (the record's identity) and counts the execution in `attempts`.
+    fn unclaimed(work: Work<'_>, now: DateTime<Utc>) -> RecordUpdate {
+        let e = work.event;
+        let mut u = RecordUpdate::default();
+        u.set.push(
+            "#kind = :kind, #handler = :h, eventId = :eid, eventType = :et, tenantId = :t, \
+             streamKey = :sk, #seq = :seq, correlationId = :corr, \
+             firstSeenAt = if_not_exists(firstSeenAt, :now), expiresAt = :exp"
+                .into(),
+        );
+        u.add.push("attempts :one".into());
+        u.name("#kind", attr::KIND)
+            .name("#handler", attr::HANDLER)
+            .name("#seq", "sequence")
+            .value(":kind", s(kind::PROCESSING))
+            .value(":h", s(work.handler))
+            .value(":eid", s(e.event_id.to_string()))
+            .value(":et", s(&e.event_type))
+            .value(":t", s(&e.metadata.tenant_id))
+            .value(":sk", s(e.stream().key()))
+            .value(":seq", n(e.sequence))
+            .value(":corr", s(&e.metadata.correlation_id))
+            .value(":now", s(lending_events::envelope::format_time(&now)))
+            .value(":exp", n(now.timestamp() + RECORD_TTL.as_secs() as i64))
+            .value(":one", n(1));
+        u
+    }
+
+    /// The update that sets a record COMPLETED and logs the execution.
+    fn completion(
+        work: Work<'_>,
+        attempt: Attempt,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> RecordUpdate {
+        let mut u = match attempt {
+            Attempt::Claimed(_) => RecordUpdate::default(),
+            Attempt::Unclaimed { .. } => Self::unclaimed(work, now),
+        };
+        u.set.push(
+            "#st = :done, completedAt = :now, durationMs = :d, completedAttempt = :a, \
+             #log = list_append(if_not_exists(#log, :empty), :entry)"
+                .into(),
+        );
+        u.remove.push("leaseUntil".into());
+        u.name("#st", attr::STATUS)
+            .name("#log", "log")
+            .value(":done", s("COMPLETED"))
+            .value(":now", s(lending_events::envelope::format_time(&now)))
+            .value(":d", n(duration.as_millis()))
+            .value(":a", n(attempt.number()))
+            .value(":empty", AttributeValue::L(vec![]))
+            .value(
+                ":entry",
+                Self::log_entry("completed", attempt.number(), duration, now, None),
+            );
+        u
     }
 
     /// Switch a handler on or off (takes effect within the cache period, no redeploy).
@@ -177,67 +246,148 @@ impl Ledger for DynamoLedger {
         duration: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
+        let u = Self::completion(work, Attempt::Claimed(attempt), duration, now);
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(layout::key(work.pk(), 0)))
-            .update_expression(
-                "SET #st = :done, completedAt = :now, durationMs = :d, completedAttempt = :a, \
-                 #log = list_append(if_not_exists(#log, :empty), :entry) REMOVE leaseUntil",
-            )
-            .expression_attribute_names("#st", attr::STATUS)
-            .expression_attribute_names("#log", "log")
-            .expression_attribute_values(":done", s("COMPLETED"))
-            .expression_attribute_values(":now", s(lending_events::envelope::format_time(&now)))
-            .expression_attribute_values(":d", n(duration.as_millis()))
-            .expression_attribute_values(":a", n(attempt))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(
-                ":entry",
-                Self::log_entry("completed", attempt, duration, now, None),
-            )
+            .update_expression(u.expression())
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
             .send()
             .await
             .map_err(|e| classify("UpdateItem(complete)", e))?;
         Ok(())
     }
 
+    async fn commit(
+        &self,
+        work: Work<'_>,
+        follow_ons: Vec<NewEvent>,
+        known: KnownHeads,
+        attempt: Attempt,
+        rerun: bool,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Committed, AdapterError> {
+        let mut u = Self::completion(work, attempt, duration, now);
+        if !rerun {
+            // Another run's completion stands: its log entry is not written twice.
+            u.condition = Some("attribute_not_exists(#st) OR #st <> :done".into());
+        }
+        if follow_ons.is_empty() {
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(layout::key(work.pk(), 0)))
+                .update_expression(u.expression())
+                .set_condition_expression(u.condition.clone())
+                .set_expression_attribute_names(Some(u.names))
+                .set_expression_attribute_values(Some(u.values))
+                .send()
+                .await;
+            return match res {
+                Ok(_) => Ok(Committed::Now(Vec::new())),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Committed::AlreadyDone)
+                }
+                Err(err) => Err(classify("UpdateItem(complete)", err)),
+            };
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(u.expression())
+            .set_condition_expression(u.condition)
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .build()
+            .map_err(|e| AdapterError::Aws(e.to_string()))?;
+        let record = TransactWriteItem::builder().update(update).build();
+        Ok(
+            match self
+                .store
+                .append_completing(&follow_ons, now, known, &record)
+                .await?
+            {
+                Completing::Stored(stored) => Committed::Now(stored),
+                Completing::AlreadyDone => Committed::AlreadyDone,
+            },
+        )
+    }
+
     async fn fail(
         &self,
         work: Work<'_>,
-        attempt: u32,
+        attempt: Attempt,
         class: FailureClass,
         message: &str,
         duration: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
-        let at = lending_events::envelope::format_time(&now);
-        self.client
+        let mut u = match attempt {
+            Attempt::Claimed(_) => RecordUpdate::default(),
+            Attempt::Unclaimed { .. } => Self::unclaimed(work, now),
+        };
+        u.set.push(
+            "#st = :failed, failureClass = :c, lastError = :m, lastFailureAt = :now, \
+             firstFailureAt = if_not_exists(firstFailureAt, :now), \
+             #log = list_append(if_not_exists(#log, :empty), :entry)"
+                .into(),
+        );
+        u.add.push("failures :one".into());
+        u.remove.push("leaseUntil".into());
+        u.name("#st", attr::STATUS)
+            .name("#log", "log")
+            .value(":failed", s("FAILED"))
+            .value(":c", s(class.as_str()))
+            .value(":m", s(message.chars().take(1000).collect::<String>()))
+            .value(":now", s(lending_events::envelope::format_time(&now)))
+            .value(":one", n(1))
+            .value(":empty", AttributeValue::L(vec![]))
+            .value(
+                ":entry",
+                Self::log_entry(
+                    class.as_str(),
+                    attempt.number(),
+                    duration,
+                    now,
+                    Some(message),
+                ),
+            );
+        if let Attempt::Unclaimed { .. } = attempt {
+            // Without a claim, a failing run may meet a record another run completed: the
+            // completion stands.
+            u.condition = Some("attribute_not_exists(#st) OR #st <> :done".into());
+            u.value(":done", s("COMPLETED"));
+        }
+        let res = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(layout::key(work.pk(), 0)))
-            .update_expression(
-                "SET #st = :failed, failureClass = :c, lastError = :m, lastFailureAt = :now, \
-                 firstFailureAt = if_not_exists(firstFailureAt, :now), \
-                 #log = list_append(if_not_exists(#log, :empty), :entry) \
-                 ADD failures :one REMOVE leaseUntil",
-            )
-            .expression_attribute_names("#st", attr::STATUS)
-            .expression_attribute_names("#log", "log")
-            .expression_attribute_values(":failed", s("FAILED"))
-            .expression_attribute_values(":c", s(class.as_str()))
-            .expression_attribute_values(":m", s(message.chars().take(1000).collect::<String>()))
-            .expression_attribute_values(":now", s(at))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(
-                ":entry",
-                Self::log_entry(class.as_str(), attempt, duration, now, Some(message)),
-            )
+            .update_expression(u.expression())
+            .set_condition_expression(u.condition)
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
             .send()
-            .await
-            .map_err(|e| classify("UpdateItem(fail)", e))?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify("UpdateItem(fail)", err)),
+        }
     }
 
     async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {
@@ -319,5 +469,40 @@ impl Ledger for DynamoLedger {
                 .map_err(|e| classify("UpdateItem(stats)", e))?;
         }
         Ok(())
+    }
+}
+
+/// An update expression of a processing record, built in parts so the two protocols share
+/// them; the same text serves an `UpdateItem` and a transaction's `Update`.
+#[derive(Default)]
+struct RecordUpdate {
+    set: Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    condition: Option<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl RecordUpdate {
+    fn name(&mut self, placeholder: &str, name: &str) -> &mut Self {
+        self.names.insert(placeholder.into(), name.into());
+        self
+    }
+
+    fn value(&mut self, placeholder: &str, value: AttributeValue) -> &mut Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut expr = format!("SET {}", self.set.join(", "));
+        if !self.add.is_empty() {
+            expr.push_str(&format!(" ADD {}", self.add.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expr
     }
 }

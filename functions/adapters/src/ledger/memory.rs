@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lending_events::NewEvent;
 
-use super::{BatchStats, Claim, FailureClass, Ledger, Work};
+use super::{Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work};
 use crate::error::AdapterError;
-use crate::store::memory::CallCounts;
+use crate::store::memory::{CallCounts, MemoryStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
@@ -28,8 +29,10 @@ struct Record {
 }
 
 /// A [`Ledger`] in memory. Handlers are on unless switched off with [`Self::set_enabled`].
+/// Its commits append follow-ons to the [`MemoryStore`] it was made [`over`](Self::over).
 #[derive(Default)]
 pub struct MemoryLedger {
+    store: MemoryStore,
     records: Mutex<HashMap<String, Record>>,
     switches: Mutex<HashMap<String, bool>>,
     /// Whether [`Ledger::enabled`] counts a `GetItem` (the DynamoDB ledger caches switches
@@ -39,8 +42,23 @@ pub struct MemoryLedger {
 }
 
 impl MemoryLedger {
+    /// A ledger with an event store of its own (for tests of the ledger alone).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A ledger whose commits append to `store` (a handle on the same tables).
+    pub fn over(store: &MemoryStore) -> Self {
+        MemoryLedger {
+            store: store.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// How many executions a record counts, and how many log entries it holds.
+    pub fn executions(&self, work: Work<'_>) -> Option<(u32, usize)> {
+        let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        r.get(&work.pk()).map(|r| (r.attempts, r.log))
     }
 
     pub fn set_enabled(&self, handler: &str, enabled: bool) {
@@ -74,10 +92,9 @@ impl MemoryLedger {
             .clear();
     }
 
-    /// What `complete` and `fail` share: one update that sets the outcome and logs it.
-    fn finish(&self, work: Work<'_>, status: Status) {
-        CallCounts::bump(&self.calls.update);
-        let mut map = self.records.lock().unwrap_or_else(|p| p.into_inner());
+    /// What `complete`, `commit` and `fail` share: set the outcome and log it; an
+    /// unclaimed execution is counted here.
+    fn finish(map: &mut HashMap<String, Record>, work: Work<'_>, status: Status, attempt: Attempt) {
         let rec = map.entry(work.pk()).or_insert(Record {
             status,
             attempts: 0,
@@ -85,6 +102,13 @@ impl MemoryLedger {
         });
         rec.status = status;
         rec.log += 1;
+        if let Attempt::Unclaimed { .. } = attempt {
+            rec.attempts += 1;
+        }
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -129,24 +153,73 @@ impl Ledger for MemoryLedger {
     async fn complete(
         &self,
         work: Work<'_>,
-        _attempt: u32,
+        attempt: u32,
         _duration: Duration,
         _now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
-        self.finish(work, Status::Completed);
+        CallCounts::bump(&self.calls.update);
+        Self::finish(
+            &mut self.records(),
+            work,
+            Status::Completed,
+            Attempt::Claimed(attempt),
+        );
         Ok(())
+    }
+
+    async fn commit(
+        &self,
+        work: Work<'_>,
+        follow_ons: Vec<NewEvent>,
+        known: KnownHeads,
+        attempt: Attempt,
+        rerun: bool,
+        _duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Committed, AdapterError> {
+        // The records stay locked over the whole commit: it is one transaction.
+        let mut records = self.records();
+        let completed = records
+            .get(&work.pk())
+            .is_some_and(|r| r.status == Status::Completed);
+        let stored = if follow_ons.is_empty() {
+            CallCounts::bump(&self.calls.update);
+            Some(Vec::new())
+        } else if completed && !rerun {
+            // The transaction is tried, and cancelled by the record's condition.
+            CallCounts::bump(&self.store.calls.transact_write);
+            None
+        } else {
+            self.store.append_follow_ons(&follow_ons, now, &known)
+        };
+        match stored {
+            Some(_) if completed && !rerun => Ok(Committed::AlreadyDone),
+            Some(stored) => {
+                Self::finish(&mut records, work, Status::Completed, attempt);
+                Ok(Committed::Now(stored))
+            }
+            None => Ok(Committed::AlreadyDone),
+        }
     }
 
     async fn fail(
         &self,
         work: Work<'_>,
-        _attempt: u32,
+        attempt: Attempt,
         _class: FailureClass,
         _message: &str,
         _duration: Duration,
         _now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
-        self.finish(work, Status::Failed);
+        CallCounts::bump(&self.calls.update);
+        let mut records = self.records();
+        let completed = records
+            .get(&work.pk())
+            .is_some_and(|r| r.status == Status::Completed);
+        // Without a claim, a completion another run wrote stands (a conditional update).
+        if !(completed && matches!(attempt, Attempt::Unclaimed { .. })) {
+            Self::finish(&mut records, work, Status::Failed, attempt);
+        }
         Ok(())
     }
 

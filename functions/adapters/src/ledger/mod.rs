@@ -1,14 +1,22 @@
 //! Processing records, the processing log, handler switches and statistics: the
 //! housekeeping that makes handlers idempotent and observable.
 //!
-//! One processing record per (tenant, handler, eventId), in the event table:
-//! - a handler **claims** the record with a conditional write: new, FAILED, or an
-//!   IN_PROGRESS whose lease (`leaseUntil`, the function's remaining time) ran out;
-//! - a COMPLETED record short-circuits every later delivery of the same event;
-//! - an IN_PROGRESS record with a live lease means a concurrent duplicate: the message is
-//!   retried later, never run twice at once;
-//! - every execution appends an entry to the record's `log` (outcome, duration, attempt),
-//!   and failures keep class, message, count, first and last time.
+//! One processing record per (tenant, handler, eventId), in the event table. Two
+//! protocols write it, picked by what the handler's work touches
+//! ([`lending_events::handlers::Effects`]):
+//! - **follow-ons only** (every handler today): no claim. The runner reads, decides, then
+//!   [`Ledger::commit`]s: one `TransactWriteItems` that appends the follow-ons (each
+//!   guarded by its name-based eventId) and sets the record COMPLETED, unless it already
+//!   is. A cancelled transaction means another run of the message won: nothing is written
+//!   twice. With no follow-ons, the conditional completion is written alone.
+//! - **outside effects**: the handler **claims** the record with a conditional write
+//!   (new, FAILED, or an IN_PROGRESS whose lease, `leaseUntil`, the function's remaining
+//!   time, ran out); an IN_PROGRESS record with a live lease means a concurrent duplicate:
+//!   the message is retried later, never run twice at once; then it completes the record.
+//!
+//! Either way a COMPLETED record short-circuits later deliveries of the same event, every
+//! execution appends an entry to the record's `log` (outcome, duration, attempt) and counts
+//! in `attempts`, and failures keep class, message, count, first and last time.
 //!
 //! Records carry `expiresAt` (TTL, 30 days): housekeeping only, events never expire.
 //!
@@ -26,7 +34,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lending_events::EventEnvelope;
+use lending_events::{EventEnvelope, NewEvent};
 use serde::Serialize;
 
 use crate::error::AdapterError;
@@ -50,6 +58,39 @@ pub enum Claim {
     /// Another execution holds a live lease.
     Busy,
 }
+
+/// How an execution was admitted, which says how its record counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Claimed with a lease: the claim counted it as attempt `n`.
+    Claimed(u32),
+    /// Not claimed (a handler whose only effects are follow-ons): the write that ends it
+    /// counts it, and logs the message's receive count as its attempt.
+    Unclaimed { receive: u32 },
+}
+
+impl Attempt {
+    /// The attempt number written in the log entry.
+    pub fn number(self) -> u32 {
+        match self {
+            Attempt::Claimed(n) => n,
+            Attempt::Unclaimed { receive } => receive,
+        }
+    }
+}
+
+/// What a [`Ledger::commit`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// The follow-ons are stored (these envelopes) and the record is COMPLETED.
+    Now(Vec<EventEnvelope>),
+    /// The follow-ons or the completion were there already: another run of the same
+    /// message won, and nothing was written.
+    AlreadyDone,
+}
+
+/// Stream heads a runner has just read: stream partition key -> last sequence.
+pub type KnownHeads = HashMap<String, u64>;
 
 /// Failure classes, as recorded and reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,10 +141,25 @@ pub trait Ledger: Send + Sync {
         duration: Duration,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Append the follow-ons and set the record COMPLETED in one transaction (the
+    /// protocol without a claim); with no follow-ons, the completion alone. The completion
+    /// is conditional on the record not being COMPLETED yet, except on a `rerun`, which
+    /// logs another execution. `known` saves the head reads of streams the runner has read.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        work: Work<'_>,
+        follow_ons: Vec<NewEvent>,
+        known: KnownHeads,
+        attempt: Attempt,
+        rerun: bool,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Committed, AdapterError>> + Send;
     fn fail(
         &self,
         work: Work<'_>,
-        attempt: u32,
+        attempt: Attempt,
         class: FailureClass,
         message: &str,
         duration: Duration,

@@ -42,6 +42,8 @@ impl ReplayMarker {
 pub(super) struct Delivery {
     /// Run even where the processing record is COMPLETED (replay with `rerun`).
     pub rerun: bool,
+    /// SQS's receive count of the message (logged as the attempt of unclaimed runs).
+    pub receives: u32,
 }
 
 /// SQS's ApproximateReceiveCount of a message: 1 when missing or unreadable.

@@ -1,9 +1,15 @@
 //! The generic SQS batch runner behind every domain function.
 //!
 //! For each message, in batch order: decode the envelope, and for every subscribed handler
-//! (by priority) that is switched on: claim its processing record ([`crate::ledger`]), load
-//! the aggregate's history up to the event, call the pure handler, append its follow-on
-//! events (deterministic ids, so a re-run appends nothing new), complete the record.
+//! (by priority) that is switched on, run it under the protocol its
+//! [`Effects`] call for ([`crate::ledger`]):
+//! - follow-ons only (every handler today): load the aggregate's history, call the handler,
+//!   then one commit appends its follow-on events (name-based ids) and completes the
+//!   processing record together: two DynamoDB calls. A commit that finds the follow-ons or
+//!   the completion already there acknowledges: another run won;
+//! - outside effects: claim the processing record with a lease first, then load, call,
+//!   append, and complete the record.
+//!
 //! Outcomes:
 //! - done: every subscribed handler completed (now or before); the message is acknowledged;
 //! - transient failure (throttling, timeouts, a concurrent duplicate, a disabled handler):
@@ -27,13 +33,16 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use lending_events::envelope::StreamId;
-use lending_events::handlers::{BoxedHandler, DomainHandler, HandlerInput};
+use lending_events::handlers::{BoxedHandler, DomainHandler, Effects, HandlerInput};
 use lending_events::upcast::upcast;
 use lending_events::{CoreError, EventEnvelope, NewEvent};
 
 use crate::error::AdapterError;
-use crate::ledger::{BatchStats, Claim, FailureClass, Ledger, Work};
+use crate::ledger::{
+    Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work,
+};
 use crate::queue::{DomainQueue, VisibilityChange};
+use crate::store::layout::stream_pk;
 use crate::store::{Appended, EventStore};
 
 mod delivery;
@@ -199,12 +208,13 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         subscribed.sort_by_key(|h| h.priority());
         let delivery = Delivery {
             rerun: marker.rerun,
+            receives,
         };
-        let mut history: Option<Vec<EventEnvelope>> = None;
+        let mut reads = Reads::default();
         let mut paused = false;
         for h in subscribed {
             match self
-                .run_one(h.as_ref(), &event, &mut history, lease, stats, delivery)
+                .run_one(h.as_ref(), &event, &mut reads, lease, stats, delivery)
                 .await
             {
                 Step::Done => {}
@@ -234,7 +244,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
+        reads: &mut Reads,
         lease: Duration,
         stats: &BatchStats,
         delivery: Delivery,
@@ -242,9 +252,15 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            let step = self
-                .run_once(h, event, history, lease, stats, delivery)
-                .await;
+            let step = match h.effects() {
+                Effects::FollowOnsOnly => {
+                    self.run_committing(h, event, reads, stats, delivery).await
+                }
+                Effects::Outside => {
+                    self.run_claimed(h, event, reads, lease, stats, delivery)
+                        .await
+                }
+            };
             let retry = matches!(&step, Step::Failed(e) if e.is_transient());
             let pause = Duration::from_millis(50 << attempt);
             if !retry || attempt >= QUICK_ATTEMPTS || started.elapsed() + pause * 4 > lease {
@@ -255,11 +271,97 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         }
     }
 
-    async fn run_once(
+    /// The protocol for handlers whose only effects are their follow-ons: read, decide,
+    /// commit (follow-ons and COMPLETED record in one transaction).
+    async fn run_committing(
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
+        reads: &mut Reads,
+        stats: &BatchStats,
+        delivery: Delivery,
+    ) -> Step {
+        match self.ledger.enabled(h.name()).await {
+            Ok(true) => {}
+            Ok(false) => return Step::Paused,
+            Err(e) => return Step::Failed(e),
+        }
+        let work = Work {
+            handler: h.name(),
+            event,
+        };
+        let attempt = Attempt::Unclaimed {
+            receive: delivery.receives,
+        };
+        let started = Instant::now();
+        let decided = self.decide(h, event, reads).await;
+        let now = Utc::now();
+        let lag_ms = (now - event.recorded_at).num_milliseconds();
+        let mut follow_ons = match decided {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .failed(h, work, attempt, e, started.elapsed(), stats)
+                    .await
+            }
+        };
+        // A transaction holds at most 100 items (two per event, one for the record): the
+        // follow-ons beyond the last 25 go first in plain appends, which a re-run repeats
+        // harmlessly (their ids are name-based). An explicit re-run (replay with `rerun`)
+        // appends them all that way, so its execution is logged even where the first run's
+        // follow-ons stand.
+        let last = if delivery.rerun {
+            follow_ons.len()
+        } else {
+            follow_ons.len().saturating_sub(25)
+        };
+        let last_chunk = follow_ons.split_off(last);
+        if let Err(e) = self.append_all(h, event, follow_ons, now).await {
+            return self
+                .failed(h, work, attempt, e, started.elapsed(), stats)
+                .await;
+        }
+        let count = last_chunk.len();
+        let elapsed = started.elapsed();
+        let committed = self
+            .ledger
+            .commit(
+                work,
+                last_chunk,
+                reads.heads.clone(),
+                attempt,
+                delivery.rerun,
+                elapsed,
+                now,
+            )
+            .await;
+        match committed {
+            Ok(Committed::Now(stored)) => {
+                reads.stored(&stored);
+                stats.record(h.name(), None, elapsed, lag_ms, None);
+                tracing::info!(handler = h.name(), event_id = %event.event_id, event_type = %event.event_type,
+                    correlation_id = %event.metadata.correlation_id, attempt = attempt.number(), follow_ons = count,
+                    duration_ms = elapsed.as_secs_f64() * 1000.0, lag_ms, "handled");
+                Step::Done
+            }
+            Ok(Committed::AlreadyDone) => {
+                // Its follow-ons may have moved the stream on.
+                reads.heads.clear();
+                tracing::info!(handler = h.name(), event_id = %event.event_id, "already processed; skipping");
+                Step::Done
+            }
+            // Nothing was written; the retry decides again.
+            Err(e) => Step::Failed(e),
+        }
+    }
+
+    /// The protocol for handlers with effects outside the table: claim with a lease, run,
+    /// append, complete.
+    async fn run_claimed(
+        &self,
+        h: &dyn DomainHandler,
+        event: &EventEnvelope,
+        reads: &mut Reads,
         lease: Duration,
         stats: &BatchStats,
         delivery: Delivery,
@@ -290,12 +392,23 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             Err(e) => return Step::Failed(e),
         };
         let started = Instant::now();
-        let result = self.execute(h, event, history).await;
+        let now = Utc::now();
+        let result = match self.decide(h, event, reads).await {
+            Ok(follow_ons) => {
+                let count = follow_ons.len();
+                self.append_all(h, event, follow_ons, now)
+                    .await
+                    .map(|()| count)
+            }
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         let now = Utc::now();
         let lag_ms = (now - event.recorded_at).num_milliseconds();
         match result {
             Ok(follow_ons) => {
+                // Appends move stream heads this message's other handlers may have read.
+                reads.heads.clear();
                 if let Err(e) = self.ledger.complete(work, attempt, elapsed, now).await {
                     // The effects are stored; the retry will find them and complete.
                     return Step::Failed(e);
@@ -307,42 +420,65 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
                 Step::Done
             }
             Err(e) => {
-                let class = if e.is_transient() {
-                    FailureClass::Transient
-                } else {
-                    FailureClass::Permanent
-                };
-                let message = e.to_string();
-                stats.record(h.name(), Some(class), elapsed, lag_ms, Some(&message));
-                if let Err(le) = self
-                    .ledger
-                    .fail(work, attempt, class, &message, elapsed, now)
+                self.failed(h, work, Attempt::Claimed(attempt), e, elapsed, stats)
                     .await
-                {
-                    tracing::warn!(error = %le, "could not record the failure");
-                }
-                tracing::warn!(handler = h.name(), event_id = %event.event_id, event_type = %event.event_type,
-                    correlation_id = %event.metadata.correlation_id, attempt, class = class.as_str(), error = %message, "handler failed");
-                Step::Failed(e)
             }
         }
     }
 
-    /// Run a handler and store its follow-ons; returns how many it produced.
-    async fn execute(
+    /// Record a failed execution (class, message, count) and end the step with it.
+    async fn failed(
+        &self,
+        h: &dyn DomainHandler,
+        work: Work<'_>,
+        attempt: Attempt,
+        e: AdapterError,
+        elapsed: Duration,
+        stats: &BatchStats,
+    ) -> Step {
+        let event = work.event;
+        let now = Utc::now();
+        let lag_ms = (now - event.recorded_at).num_milliseconds();
+        let class = if e.is_transient() {
+            FailureClass::Transient
+        } else {
+            FailureClass::Permanent
+        };
+        let message = e.to_string();
+        stats.record(h.name(), Some(class), elapsed, lag_ms, Some(&message));
+        if let Err(le) = self
+            .ledger
+            .fail(work, attempt, class, &message, elapsed, now)
+            .await
+        {
+            tracing::warn!(error = %le, "could not record the failure");
+        }
+        tracing::warn!(handler = h.name(), event_id = %event.event_id, event_type = %event.event_type,
+            correlation_id = %event.metadata.correlation_id, attempt = attempt.number(), class = class.as_str(), error = %message, "handler failed");
+        Step::Failed(e)
+    }
+
+    /// Load what the handler reads (once per message) and call it: its follow-on events.
+    async fn decide(
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
-    ) -> Result<usize, AdapterError> {
-        if history.is_none() {
-            let loaded: Vec<EventEnvelope> = self
+        reads: &mut Reads,
+    ) -> Result<Vec<NewEvent>, AdapterError> {
+        if reads.history.is_none() {
+            // The whole stream, not only up to the event: its head saves the commit a read.
+            let mut loaded: Vec<EventEnvelope> = self
                 .store
-                .history_until(event.stream(), event.sequence)
+                .history(event.stream())
                 .await?
                 .into_iter()
                 .map(upcast)
                 .collect();
+            reads.heads.insert(
+                stream_pk(&event.stream()),
+                loaded.last().map_or(0, |e| e.sequence),
+            );
+            loaded.truncate(event.sequence as usize);
             if loaded.last().map(|e| e.event_id) != Some(event.event_id) {
                 // The store must hold what the stream delivered; if not, wait for it.
                 return Err(AdapterError::Transient(format!(
@@ -350,22 +486,27 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
                     event.event_id, event.sequence
                 )));
             }
-            *history = Some(loaded);
+            reads.history = Some(loaded);
         }
-        let history = history.as_deref().unwrap_or_default();
-        let related = match h.related_in(event, history) {
+        let history = reads.history.as_deref().unwrap_or_default();
+        let related: Vec<EventEnvelope> = match h.related_in(event, history) {
             Some((aggregate_type, aggregate_id)) => {
                 let stream = StreamId {
                     tenant_id: &event.metadata.tenant_id,
                     aggregate_type,
                     aggregate_id: &aggregate_id,
                 };
-                self.store
+                let related: Vec<EventEnvelope> = self
+                    .store
                     .history(stream)
                     .await?
                     .into_iter()
                     .map(upcast)
-                    .collect()
+                    .collect();
+                reads
+                    .heads
+                    .insert(stream_pk(&stream), related.last().map_or(0, |e| e.sequence));
+                related
             }
             None => Vec::new(),
         };
@@ -376,18 +517,27 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         };
         let follow_ons = h.handle(&input)?;
         let now = Utc::now();
-        let new_events = follow_ons
+        Ok(follow_ons
             .into_iter()
             .enumerate()
             .map(|(i, f)| NewEvent::follow_on(event, h.name(), i, f, now))
-            .collect::<Result<Vec<_>, CoreError>>()?;
-        let count = new_events.len();
-        // Appended 25 at a time, the API's own batch limit; moved, not copied.
-        let mut pending = new_events.into_iter();
+            .collect::<Result<Vec<_>, CoreError>>()?)
+    }
+
+    /// Append follow-ons with plain appends, 25 at a time (the API's own batch limit).
+    async fn append_all(
+        &self,
+        h: &dyn DomainHandler,
+        event: &EventEnvelope,
+        follow_ons: Vec<NewEvent>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), AdapterError> {
+        // Moved, not copied.
+        let mut pending = follow_ons.into_iter();
         loop {
             let chunk: Vec<NewEvent> = pending.by_ref().take(25).collect();
             if chunk.is_empty() {
-                break;
+                return Ok(());
             }
             match self.store.append(chunk, now).await {
                 Ok(Appended::Stored(_)) | Ok(Appended::AlreadyStored(_)) => {}
@@ -399,7 +549,6 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(count)
     }
 
     async fn give_up(&self, msg: &SqsMessage, reason: &str) -> Outcome {
@@ -414,6 +563,24 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
                 reason: format!("{reason}; and the DLQ send failed: {dl}"),
                 delay: self.retry.delay(1),
             },
+        }
+    }
+}
+
+/// What the handlers of one message have read, shared between them: the aggregate's
+/// history up to the event, and the stream heads seen (kept current with their commits).
+#[derive(Default)]
+struct Reads {
+    history: Option<Vec<EventEnvelope>>,
+    heads: KnownHeads,
+}
+
+impl Reads {
+    /// Follow-ons just stored moved their streams' heads.
+    fn stored(&mut self, events: &[EventEnvelope]) {
+        for e in events {
+            let head = self.heads.entry(stream_pk(&e.stream())).or_default();
+            *head = (*head).max(e.sequence);
         }
     }
 }

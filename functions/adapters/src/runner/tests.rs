@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lending_events::envelope::FollowOn;
 use lending_events::{EventEnvelope, Metadata};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -36,18 +37,102 @@ fn policy() -> RetryPolicy {
     }
 }
 
-/// The payment domain's runner over empty in-memory ports.
-fn payment_runner(queue: MemoryQueue) -> TestRunner {
+fn payment_handlers() -> Vec<BoxedHandler> {
+    lending_events::handlers::for_domain(
+        lending_events::Domain::Payment,
+        &lending_events::handlers::HandlerConfig::default(),
+    )
+}
+
+/// A runner of `handlers` over empty in-memory ports.
+fn runner_of(handlers: Vec<BoxedHandler>, queue: MemoryQueue) -> TestRunner {
+    let store = MemoryStore::new();
     BatchRunner::new(
-        MemoryStore::new(),
-        MemoryLedger::new(),
-        lending_events::handlers::for_domain(
-            lending_events::Domain::Payment,
-            &lending_events::handlers::HandlerConfig::default(),
-        ),
+        store.clone(),
+        MemoryLedger::over(&store),
+        handlers,
         queue,
         policy(),
     )
+}
+
+/// The payment domain's runner over empty in-memory ports.
+fn payment_runner(queue: MemoryQueue) -> TestRunner {
+    runner_of(payment_handlers(), queue)
+}
+
+/// A handler as it would be if its work had effects outside the table: the runner claims
+/// its record with a lease before running it.
+struct WithOutsideEffects(BoxedHandler);
+
+impl DomainHandler for WithOutsideEffects {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn domain(&self) -> lending_events::Domain {
+        self.0.domain()
+    }
+    fn subscriptions(&self) -> &'static [&'static str] {
+        self.0.subscriptions()
+    }
+    fn priority(&self) -> u32 {
+        self.0.priority()
+    }
+    fn effects(&self) -> Effects {
+        Effects::Outside
+    }
+    fn related(&self, event: &EventEnvelope) -> Option<(&'static str, String)> {
+        self.0.related(event)
+    }
+    fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
+        self.0.handle(input)
+    }
+}
+
+/// The payment domain's runner with its handlers on the claim-and-lease protocol.
+fn claiming_payment_runner(queue: MemoryQueue) -> TestRunner {
+    let handlers = payment_handlers()
+        .into_iter()
+        .map(|h| Box::new(WithOutsideEffects(h)) as BoxedHandler)
+        .collect();
+    runner_of(handlers, queue)
+}
+
+/// A handler that decides there is nothing to do for every `Loan.Funded`.
+struct NothingToDo;
+
+impl DomainHandler for NothingToDo {
+    fn name(&self) -> &'static str {
+        "nothing-to-do"
+    }
+    fn domain(&self) -> lending_events::Domain {
+        lending_events::Domain::Payment
+    }
+    fn subscriptions(&self) -> &'static [&'static str] {
+        &["Loan.Funded"]
+    }
+    fn handle(&self, _input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The DynamoDB calls counted by the store and the ledger since the last reset:
+/// `(operation, count)`, non-zero only, both ports together.
+fn calls(runner: &TestRunner) -> Vec<(&'static str, u64)> {
+    let mut all = runner.store().calls.snapshot();
+    for (op, n) in runner.ledger().calls.snapshot() {
+        match all.iter_mut().find(|(o, _)| *o == op) {
+            Some((_, m)) => *m += n,
+            None => all.push((op, n)),
+        }
+    }
+    all.sort();
+    all
+}
+
+fn reset_calls(runner: &TestRunner) {
+    runner.store().calls.reset();
+    runner.ledger().calls.reset();
 }
 
 fn envelope(loan: &str, seq: u64, event_type: &str, payload: Value) -> EventEnvelope {
@@ -179,7 +264,7 @@ async fn only_the_failing_message_of_a_batch_is_reported_and_stays_on_the_queue(
 
 #[tokio::test]
 async fn after_a_failure_the_later_messages_of_its_group_wait_and_other_groups_go_on() {
-    let runner = payment_runner(MemoryQueue::new());
+    let runner = claiming_payment_runner(MemoryQueue::new());
     let (funding, first_payment) = (funded("L-1", 2), payment("L-1", 3));
     runner.store().seed([
         created("L-1"),
@@ -353,7 +438,7 @@ async fn a_switched_off_handler_keeps_its_messages_until_switched_on() {
 
 #[tokio::test]
 async fn a_live_lease_holds_the_message_and_an_expired_one_is_taken_over() {
-    let runner = payment_runner(MemoryQueue::new());
+    let runner = claiming_payment_runner(MemoryQueue::new());
     let (live, expired) = (funded("L-1", 2), funded("L-2", 2));
     runner.store().seed([
         created("L-1"),
@@ -424,5 +509,178 @@ async fn a_message_redelivered_after_its_work_completed_appends_nothing_new() {
     assert_eq!(
         stream_types(runner.store(), "L-1").await,
         FUNDED_AND_SCHEDULED
+    );
+}
+
+#[tokio::test]
+async fn a_handled_message_costs_a_history_read_and_one_transaction() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    enqueue(runner.queue(), &funding);
+    reset_calls(&runner);
+
+    deliver(&runner).await;
+
+    assert!(runner.queue().messages().is_empty());
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        FUNDED_AND_SCHEDULED
+    );
+    let w = work("payment-schedule", &funding);
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
+    assert_eq!(runner.ledger().executions(w), Some((1, 1)));
+    // The stream read above is one more Query; the batch's statistics one UpdateItem.
+    assert_eq!(
+        calls(&runner),
+        [("Query", 2), ("TransactWriteItems", 1), ("UpdateItem", 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledges() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    let w = work("payment-schedule", &funding);
+    // Two runs of the same message decided the same follow-on; the first commit wins.
+    let schedule = |now| {
+        let history = [created("L-1"), funding.clone()];
+        let input = HandlerInput {
+            event: &funding,
+            history: &history,
+            related: &[],
+        };
+        let handler = &runner.handlers()[0];
+        assert_eq!(handler.name(), "payment-schedule");
+        handler
+            .handle(&input)
+            .expect("a schedule")
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| NewEvent::follow_on(&funding, handler.name(), i, f, now))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("valid follow-ons")
+    };
+    let unclaimed = Attempt::Unclaimed { receive: 1 };
+    let commit = |follow_ons| {
+        runner.ledger().commit(
+            w,
+            follow_ons,
+            KnownHeads::new(),
+            unclaimed,
+            false,
+            Duration::from_millis(3),
+            Utc::now(),
+        )
+    };
+    let (first, second) = (schedule(Utc::now()), schedule(Utc::now()));
+    // The schedule and the status change, after the two seeded events.
+    let follow_ons = FUNDED_AND_SCHEDULED.len() - 2;
+    assert!(matches!(commit(first).await, Ok(Committed::Now(e)) if e.len() == follow_ons));
+    assert!(matches!(commit(second).await, Ok(Committed::AlreadyDone)));
+    assert_eq!(runner.ledger().executions(w), Some((1, 1)), "recorded once");
+    assert_eq!(runner.store().len(), FUNDED_AND_SCHEDULED.len());
+
+    // A run that lost, and then failed (say, a throttled read), leaves the completion as it is.
+    runner
+        .ledger()
+        .fail(
+            w,
+            unclaimed,
+            FailureClass::Transient,
+            "throttled",
+            Duration::ZERO,
+            Utc::now(),
+        )
+        .await
+        .expect("an in-memory write");
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
+
+    // The message itself, delivered again: acknowledged, nothing new.
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    assert!(runner.queue().dead_letters().is_empty());
+    assert_eq!(runner.store().len(), FUNDED_AND_SCHEDULED.len());
+    assert_eq!(runner.ledger().executions(w), Some((1, 1)));
+}
+
+#[tokio::test]
+async fn nothing_to_do_writes_the_completed_record_alone_and_once() {
+    let runner = runner_of(vec![Box::new(NothingToDo)], MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    reset_calls(&runner);
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    let w = work("nothing-to-do", &funding);
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
+    assert_eq!(runner.ledger().executions(w), Some((1, 1)));
+    // History, the completion, the batch's statistics.
+    assert_eq!(calls(&runner), [("Query", 1), ("UpdateItem", 2)]);
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    assert_eq!(
+        runner.ledger().executions(w),
+        Some((1, 1)),
+        "not logged twice"
+    );
+    assert_eq!(runner.store().len(), 2);
+}
+
+#[tokio::test]
+async fn a_rerun_runs_a_completed_message_again_and_logs_it_without_new_events() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    let w = work("payment-schedule", &funding);
+    assert_eq!(runner.ledger().executions(w), Some((1, 1)));
+    runner.queue().push_with(
+        serde_json::to_string(&funding).expect("serialises"),
+        funding.stream().message_group(),
+        [("replay", "R-1"), ("rerun", "true")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+    );
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty());
+    // Logged as a second execution; the first run's follow-on stands, once.
+    assert_eq!(runner.ledger().executions(w), Some((2, 2)));
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        FUNDED_AND_SCHEDULED
+    );
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
+}
+
+#[tokio::test]
+async fn a_failure_without_a_claim_records_its_class_and_counts_each_execution() {
+    let runner = payment_runner(MemoryQueue::new());
+    // The funding is not in the store yet: every execution fails transiently.
+    runner.store().seed([created("L-1")]);
+    let funding = funded("L-1", 2);
+    let id = enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    let w = work("payment-schedule", &funding);
+    assert_eq!(runner.ledger().status(w), Some("FAILED"));
+    // Each quick retry in the invocation is an execution of its own.
+    let (attempts, log) = runner.ledger().executions(w).expect("a record");
+    assert_eq!(
+        (attempts as usize, log),
+        (QUICK_ATTEMPTS as usize, QUICK_ATTEMPTS as usize)
+    );
+    // Once the event is there, the next receive completes the record.
+    runner.store().seed([funding.clone()]);
+    runner.queue().wait_out_visibility();
+    deliver(&runner).await;
+    assert!(runner.queue().message(&id).is_none());
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
+    assert_eq!(
+        runner.ledger().executions(w),
+        Some((QUICK_ATTEMPTS + 1, QUICK_ATTEMPTS as usize + 1))
     );
 }

@@ -77,14 +77,17 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// One attempt: read heads, assign sequences, write everything in one transaction.
+    /// One attempt: read heads (those not `known`), assign sequences, write everything in
+    /// one transaction, with `extra` (a processing record's completion, an entity's state
+    /// item) after the events.
     async fn try_append(
         &self,
         events: &[NewEvent],
         now: DateTime<Utc>,
+        known: HashMap<String, u64>,
         extra: &[TransactWriteItem],
     ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
-        let mut heads: HashMap<String, u64> = HashMap::new();
+        let mut heads = known;
         let mut stored = Vec::with_capacity(events.len());
         for e in events {
             let pk = stream_pk(&e.stream());
@@ -261,7 +264,10 @@ impl DynamoStore {
     ) -> Result<Vec<EventEnvelope>, AdapterError> {
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let stream = events.first().map(|e| e.stream().key()).unwrap_or_default();
-        match self.try_append(&events, now, &extra).await? {
+        match self
+            .try_append(&events, now, HashMap::new(), &extra)
+            .await?
+        {
             Ok(stored) => Ok(stored),
             Err(Cancelled::EventId) => Err(AdapterError::EventIdConflict(
                 "an eventId of this request is already stored".into(),
@@ -282,6 +288,65 @@ impl DynamoStore {
     }
 }
 
+/// What an append that completes a processing record found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completing {
+    /// The events are stored and the record completed, in one transaction.
+    Stored(Vec<EventEnvelope>),
+    /// The events were already stored, or the record already completed: another run of
+    /// the same message won, and nothing was written.
+    AlreadyDone,
+}
+
+impl DynamoStore {
+    /// Append follow-on events and, in the same transaction, `record` (the update that
+    /// completes the processing record of the work that produced them). `known` holds
+    /// stream heads the caller has just read (stream partition key -> last sequence), so
+    /// their `Query(head)` is saved; a stale one loses the race and is re-read.
+    pub async fn append_completing(
+        &self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+        known: HashMap<String, u64>,
+        record: &TransactWriteItem,
+    ) -> Result<Completing, AdapterError> {
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut known = Some(known);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let heads = known.take().unwrap_or_default();
+            match self
+                .try_append(events, now, heads, std::slice::from_ref(record))
+                .await?
+            {
+                Ok(stored) => return Ok(Completing::Stored(stored)),
+                // Follow-on ids are name-based: a guard that exists, or a record already
+                // completed, means another run of the same message got there first.
+                Err(Cancelled::EventId | Cancelled::Extra) => return Ok(Completing::AlreadyDone),
+                Err(Cancelled::Sequence {
+                    stream,
+                    expected,
+                    actual,
+                }) => {
+                    return Err(AdapterError::SequenceConflict {
+                        stream,
+                        expected,
+                        actual,
+                    })
+                }
+                Err(Cancelled::Race { stream }) if attempt >= APPEND_ATTEMPTS => {
+                    return Err(AdapterError::StreamContended {
+                        stream,
+                        attempts: attempt,
+                    });
+                }
+                Err(Cancelled::Race { .. }) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+}
+
 enum Cancelled {
     Sequence {
         stream: String,
@@ -292,7 +357,8 @@ enum Cancelled {
         stream: String,
     },
     EventId,
-    /// A condition of an item written with the events ([`DynamoStore::append_with`]).
+    /// A condition of an item written with the events (a processing record's completion,
+    /// or an entity's state item).
     Extra,
 }
 
@@ -310,7 +376,7 @@ impl EventStore for DynamoStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.try_append(&events, now, &[]).await?;
+            let outcome = self.try_append(&events, now, HashMap::new(), &[]).await?;
             let cancelled = match outcome {
                 Ok(stored) => return Ok(Appended::Stored(stored)),
                 Err(c) => c,

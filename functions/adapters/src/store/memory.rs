@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
@@ -89,11 +89,12 @@ struct Tables {
     guards: HashMap<String, Guard>,
 }
 
-/// An [`EventStore`] in memory.
-#[derive(Default)]
+/// An [`EventStore`] in memory. A clone is a handle on the same tables and counters (the
+/// [`MemoryLedger`](crate::ledger::memory::MemoryLedger) commits follow-ons through one).
+#[derive(Default, Clone)]
 pub struct MemoryStore {
-    tables: Mutex<Tables>,
-    pub calls: CallCounts,
+    tables: Arc<Mutex<Tables>>,
+    pub calls: Arc<CallCounts>,
 }
 
 impl MemoryStore {
@@ -133,6 +134,60 @@ impl MemoryStore {
     /// Drop every event and guard (keeps the counters).
     pub fn clear(&self) {
         *self.tables.lock().unwrap_or_else(|p| p.into_inner()) = Tables::default();
+    }
+}
+
+impl MemoryStore {
+    /// The follow-on part of a commit: append `events` unless one of their eventIds is
+    /// stored (`None`: another run won), counting one `TransactWriteItems` either way and
+    /// one `Query` per stream whose head is not `known`.
+    pub(crate) fn append_follow_ons(
+        &self,
+        events: &[NewEvent],
+        now: DateTime<Utc>,
+        known: &HashMap<String, u64>,
+    ) -> Option<Vec<EventEnvelope>> {
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut heads: HashMap<String, u64> = HashMap::new();
+        let mut stored = Vec::with_capacity(events.len());
+        for e in events {
+            let pk = stream_pk(&e.stream());
+            let actual = t.streams.get(&pk).map_or(0, |s| s.len() as u64);
+            let head = match heads.get(&pk) {
+                Some(h) => *h,
+                None => {
+                    if known.get(&pk) != Some(&actual) {
+                        // Not known, or stale (DynamoStore loses a race and re-reads).
+                        CallCounts::bump(&self.calls.query);
+                    }
+                    actual
+                }
+            };
+            heads.insert(pk, head + 1);
+            stored.push(e.clone().into_envelope(head + 1, now));
+        }
+        CallCounts::bump(&self.calls.transact_write);
+        let guard_hit = events.iter().any(|e| {
+            t.guards
+                .contains_key(&guard_pk(&e.metadata.tenant_id, &e.event_id))
+        });
+        if guard_hit {
+            return None;
+        }
+        for (env, new) in stored.iter().zip(events) {
+            let pk = stream_pk(&env.stream());
+            t.guards.insert(
+                guard_pk(&env.metadata.tenant_id, &env.event_id),
+                Guard {
+                    fingerprint: new.fingerprint.clone(),
+                    stream: pk.clone(),
+                    sequence: env.sequence,
+                },
+            );
+            t.streams.entry(pk).or_default().push(env.clone());
+        }
+        Some(stored)
     }
 }
 
