@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{before, DomainHandler, HandlerInput};
+use super::{loan_before, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
@@ -60,7 +60,7 @@ impl DomainHandler for ComplianceHandler {
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
         match e.event_type.as_str() {
-            "Loan.Funded" => Ok(self.closing_documents(e, &LoanState::fold(before(input)))),
+            "Loan.Funded" => Ok(self.closing_documents(e, &loan_before(input))),
             "Borrower.KYCFailed" | "Borrower.Flagged" => Ok(vec![review(e)]),
             _ => Ok(Vec::new()),
         }

@@ -28,13 +28,20 @@ pub(crate) mod testkit;
 use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
+use crate::state::{DrawState, Folded, LoanState};
 
 /// What a handler sees: the event, its own aggregate's history up to and including the
 /// event (so a re-run sees exactly what the first run saw), and the current history of one
 /// related aggregate when the handler asks for it (e.g. a draw's loan).
+///
+/// The history may start after a snapshot: `prior` is then the folded state at a sequence
+/// before the event, and `history` only the events after it (the tail). Handlers read
+/// their aggregate's state through [`loan_before`] / [`draw_before`], which fold the tail
+/// onto `prior`.
 #[derive(Debug, Clone, Copy)]
 pub struct HandlerInput<'a> {
     pub event: &'a EventEnvelope,
+    pub prior: Option<&'a Folded>,
     pub history: &'a [EventEnvelope],
     pub related: &'a [EventEnvelope],
 }
@@ -138,6 +145,26 @@ pub(crate) fn before<'a>(input: &HandlerInput<'a>) -> &'a [EventEnvelope] {
         Some(i) => &input.history[..i],
         None => input.history,
     }
+}
+
+/// The loan state the event meets: `prior` (a snapshot, if any) plus the tail before it.
+pub fn loan_before(input: &HandlerInput<'_>) -> LoanState {
+    let mut state = match input.prior {
+        Some(Folded::Loan(s)) => s.clone(),
+        _ => LoanState::default(),
+    };
+    before(input).iter().for_each(|e| state.apply(e));
+    state
+}
+
+/// The draw state the event meets: `prior` (a snapshot, if any) plus the tail before it.
+pub fn draw_before(input: &HandlerInput<'_>) -> DrawState {
+    let mut state = match input.prior {
+        Some(Folded::Draw(s)) => s.clone(),
+        _ => DrawState::default(),
+    };
+    before(input).iter().for_each(|e| state.apply(e));
+    state
 }
 
 pub(crate) fn rejected(why: impl Into<String>) -> CoreError {

@@ -3,12 +3,11 @@
 
 use serde_json::json;
 
-use super::{before, rejected, DomainHandler, HandlerInput};
+use super::{loan_before, rejected, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::state::loan::{PaymentIn, SCHEDULE_HANDLER};
-use crate::state::LoanState;
 
 /// `Loan.Funded` -> `PaymentSchedule.Generated`; `Loan.Modified` (new rate or term) ->
 /// a regenerated `PaymentSchedule.Generated` that supersedes the current one.
@@ -33,7 +32,7 @@ impl DomainHandler for PaymentHandler {
     }
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
-        let loan = LoanState::fold(before(input));
+        let loan = loan_before(input);
         let e = input.event;
         match e.event_type.as_str() {
             "Loan.Funded" => {
@@ -103,7 +102,7 @@ impl DomainHandler for PaymentApplication {
     }
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
-        let loan = LoanState::fold(before(input));
+        let loan = loan_before(input);
         let e = input.event;
         match e.event_type.as_str() {
             "Payment.Received" => {
@@ -157,6 +156,7 @@ mod tests {
     use crate::envelope::{EventEnvelope, NewEvent};
     use crate::handlers::testkit::{given, Given};
     use crate::money::Money;
+    use crate::state::LoanState;
     use crate::state::LoanStatus;
     use chrono::Utc;
     use serde_json::Value;
@@ -231,6 +231,7 @@ mod tests {
         let input = |h: &[EventEnvelope]| {
             PaymentHandler
                 .handle(&HandlerInput {
+                    prior: None,
                     event: funded,
                     history: &h[..2],
                     related: &[],

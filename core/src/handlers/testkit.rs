@@ -111,6 +111,7 @@ impl<'h> When<'h> {
             .unwrap_or_default();
         let outcome = handler
             .handle(&HandlerInput {
+                prior: None,
                 event: &event,
                 history: &own,
                 related: &related,
@@ -250,6 +251,7 @@ pub fn run(
         .cloned()
         .collect();
     let out = h.handle(&HandlerInput {
+        prior: None,
         event: &event,
         history: &own,
         related,

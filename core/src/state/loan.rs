@@ -66,7 +66,7 @@ pub struct LoanTermsView {
 }
 
 /// One installment of the current schedule and what has been paid on it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallmentState {
     pub number: u32,
     pub due_date: NaiveDate,
@@ -115,7 +115,7 @@ pub struct InstallmentPaid {
 }
 
 /// A payment as the allocation rules applied it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedPayment {
     pub payment_id: String,
     pub amount: Money,
@@ -165,27 +165,27 @@ pub struct Regeneration {
 }
 
 /// A draw decided on the loan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrawCommitment {
     pub draw_id: String,
     pub requested: Money,
     pub decision: DrawDecision,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DrawDecision {
     Approved(Money),
     Rejected(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaidOff {
     pub final_payment_id: String,
     pub paid_off_at: DateTime<Utc>,
 }
 
 /// The folded state of a `Loan` aggregate.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LoanState {
     pub loan_id: String,
     pub borrower_id: Option<String>,

@@ -350,6 +350,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             None => Vec::new(),
         };
         let input = HandlerInput {
+            prior: None,
             event,
             history,
             related: &related,
