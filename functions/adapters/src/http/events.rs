@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::auth::{tenant_of, Principal, TenantSource};
 use super::error::ApiError;
 use super::request::{path_params, stream_of};
-use crate::store::{Appended, EventStore};
+use crate::store::{Appended, EventStore, Upto};
 
 pub struct Api<S> {
     pub store: S,
@@ -142,18 +142,31 @@ pub(crate) async fn get_history<S: EventStore + 'static>(
     Ok(Json(json!({"events": page.events, "next": page.next})).into_response())
 }
 
-/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
-/// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
+/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's history, upcast
+/// and folded by the core from its latest snapshot: `{"aggregateType", "aggregateId",
+/// "version", "state"}`. `?asOf=<sequence>` folds the events up to that sequence,
+/// `?knownAt=<RFC 3339 time>` the events recorded by then (the books as they stood), each
+/// from the nearest snapshot before.
 pub(crate) async fn get_state<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
-    let history = api.store.history(stream).await?;
-    let doc = lending_events::state::document(history).ok_or_else(|| {
+    let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let upto = state_upto(&q)?;
+    let history = api.store.history_upto(stream, upto).await?;
+    let snapshot = history.snapshot.map(|s| s.state);
+    let doc = lending_events::state::snapshot::document_from(
+        &aggregate_type,
+        &aggregate_id,
+        snapshot,
+        history.tail,
+    )
+    .ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -162,6 +175,35 @@ pub(crate) async fn get_state<S: EventStore + 'static>(
         )
     })?;
     Ok(Json(doc).into_response())
+}
+
+/// How far the state route folds: `asOf=<sequence>` (1 or more), `knownAt=<RFC 3339>`, or
+/// (neither) every event.
+fn state_upto(q: &HashMap<String, String>) -> Result<Upto, ApiError> {
+    let as_of = q.get("asOf");
+    let known_at = q.get("knownAt");
+    match (as_of, known_at) {
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            "knownAt",
+            "give asOf (a sequence) or knownAt (a time), not both",
+        )),
+        (Some(v), None) => match v.parse::<u64>() {
+            Ok(n) if (1..=i64::MAX as u64).contains(&n) => Ok(Upto::Sequence(n)),
+            _ => Err(ApiError::bad(
+                "asOf",
+                "must be a sequence number of the aggregate (1 or more)",
+            )),
+        },
+        (None, Some(v)) => chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| Upto::RecordedAt(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::bad(
+                    "knownAt",
+                    "must be an RFC 3339 time, e.g. 2026-03-01T12:00:00Z",
+                )
+            }),
+        (None, None) => Ok(Upto::Latest),
+    }
 }
 
 fn num_param(

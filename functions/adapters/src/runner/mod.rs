@@ -34,7 +34,7 @@ use lending_events::{CoreError, EventEnvelope, NewEvent};
 use crate::error::AdapterError;
 use crate::ledger::{BatchStats, Claim, FailureClass, Ledger, Work};
 use crate::queue::{DomainQueue, VisibilityChange};
-use crate::store::{Appended, EventStore};
+use crate::store::{Appended, EventStore, History, Upto};
 
 mod delivery;
 mod retry;
@@ -180,7 +180,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         let delivery = Delivery {
             rerun: marker.rerun,
         };
-        let mut history: Option<Vec<EventEnvelope>> = None;
+        let mut history: Option<History> = None;
         let mut paused = false;
         for h in subscribed {
             match self
@@ -214,7 +214,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
+        history: &mut Option<History>,
         lease: Duration,
         stats: &BatchStats,
         delivery: Delivery,
@@ -239,7 +239,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
+        history: &mut Option<History>,
         lease: Duration,
         stats: &BatchStats,
         delivery: Delivery,
@@ -313,17 +313,16 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         &self,
         h: &dyn DomainHandler,
         event: &EventEnvelope,
-        history: &mut Option<Vec<EventEnvelope>>,
+        history: &mut Option<History>,
     ) -> Result<usize, AdapterError> {
         if history.is_none() {
-            let loaded: Vec<EventEnvelope> = self
+            // From the latest snapshot before the event: the snapshot and the events after it.
+            let mut loaded = self
                 .store
-                .history_until(event.stream(), event.sequence)
-                .await?
-                .into_iter()
-                .map(upcast)
-                .collect();
-            if loaded.last().map(|e| e.event_id) != Some(event.event_id) {
+                .history_upto(event.stream(), Upto::Sequence(event.sequence))
+                .await?;
+            loaded.tail = loaded.tail.into_iter().map(upcast).collect();
+            if loaded.tail.last().map(|e| e.event_id) != Some(event.event_id) {
                 // The store must hold what the stream delivered; if not, wait for it.
                 return Err(AdapterError::Transient(format!(
                     "event {} not found at sequence {} of its stream",
@@ -332,7 +331,10 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             }
             *history = Some(loaded);
         }
-        let history = history.as_deref().unwrap_or_default();
+        let (prior, history) = match history.as_ref() {
+            Some(h) => (h.snapshot.as_ref().map(|s| &s.state), h.tail.as_slice()),
+            None => (None, &[][..]),
+        };
         let related = match h.related(event) {
             Some((aggregate_type, aggregate_id)) => {
                 let stream = StreamId {
@@ -350,7 +352,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             None => Vec::new(),
         };
         let input = HandlerInput {
-            prior: None,
+            prior,
             event,
             history,
             related: &related,
