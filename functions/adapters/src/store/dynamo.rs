@@ -33,6 +33,8 @@ pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     snapshots: SnapshotPolicy,
+    /// Read units consumed by history reads (thousandths), as DynamoDB reports them.
+    history_read_milliunits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DynamoStore {
@@ -42,7 +44,16 @@ impl DynamoStore {
             client,
             table: table.into(),
             snapshots: SnapshotPolicy::from_env(),
+            history_read_milliunits: Default::default(),
         }
+    }
+
+    /// Read capacity units the history reads ([`EventStore::history_upto`]) of this store
+    /// (and its clones) consumed so far, as DynamoDB reported them.
+    pub fn history_read_units(&self) -> f64 {
+        self.history_read_milliunits
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1000.0
     }
 
     /// The same store with another snapshot policy.
@@ -460,9 +471,16 @@ impl EventStore for DynamoStore {
                 .limit(page)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| classify("Query(history)", e))?;
+            if let Some(units) = out.consumed_capacity().and_then(|c| c.capacity_units()) {
+                self.history_read_milliunits.fetch_add(
+                    (units * 1000.0).round() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             for item in out.items() {
                 let after_known_at = |item: &Item| match (&known_at, layout::recorded_at_of(item)) {
                     (Some(t), Some(at)) => at > t.as_str(),
