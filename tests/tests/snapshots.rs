@@ -47,8 +47,8 @@ async fn funded_loan(api: &Api, loan: &str) {
 async fn pay(api: &Api, loan: &str, first: usize, count: usize) {
     let payments: Vec<Value> = (first..first + count)
         .map(|k| {
-            let on = chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()
-                + chrono::Days::new(k as u64);
+            let on =
+                chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + chrono::Days::new(k as u64);
             json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
                 "payload": {"paymentId": format!("P{k}"), "loanId": loan, "amount": "100.00",
                     "method": "ACH", "receivedAt": format!("{on}T12:00:00Z")}})
@@ -64,7 +64,11 @@ async fn history_of(api: &Api, loan: &str, len: usize) -> Vec<EventEnvelope> {
     let h = api
         .wait_history("Loan", loan, Duration::from_secs(120), |h| h.len() >= len)
         .await;
-    assert_eq!(h.len(), len, "the loan's history did not reach {len} events");
+    assert_eq!(
+        h.len(),
+        len,
+        "the loan's history did not reach {len} events"
+    );
     h.into_iter()
         .map(|e| serde_json::from_value(e).expect("an envelope"))
         .collect()
@@ -146,11 +150,7 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     for k in [1usize, 4, 10, 11, 25, 33, 50, 64] {
         let (status, body) = state(&api, &loan, &format!("?asOf={k}")).await;
         assert_eq!(status, 200, "asOf={k}: {body}");
-        assert_eq!(
-            Some(body),
-            document(history[..k].to_vec()),
-            "asOf={k}"
-        );
+        assert_eq!(Some(body), document(history[..k].to_vec()), "asOf={k}");
     }
     // Beyond the head: the state at the head.
     let (_, beyond) = state(&api, &loan, "?asOf=1000").await;
@@ -166,7 +166,10 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     let (status, body) = state(
         &api,
         &loan,
-        &format!("?knownAt={}", at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        &format!(
+            "?knownAt={}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
     )
     .await;
     assert_eq!(status, 200, "{body}");

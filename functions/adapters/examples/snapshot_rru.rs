@@ -28,12 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| snapshots | RRU at event 10 | 100 | 1,000 | 5,000 | 5,000 / 10 |");
     println!("|---|---|---|---|---|---|");
     for every in [50u64, 0] {
-        let store = DynamoStore::new(clients.dynamodb.clone(), &table).with_snapshots(
-            SnapshotPolicy {
+        let store =
+            DynamoStore::new(clients.dynamodb.clone(), &table).with_snapshots(SnapshotPolicy {
                 every,
                 ..SnapshotPolicy::default()
-            },
-        );
+            });
         let loan = format!("L-{}", uuid::Uuid::new_v4().simple());
         let mut units = Vec::new();
         let mut head = 0u64;
@@ -45,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     pending.push(payment_received(&loan, payment));
                     payment += 1;
                 }
-                let batch: Vec<Value> = pending.drain(..).collect();
+                let batch: Vec<Value> = std::mem::take(&mut pending);
                 let now = Utc::now();
                 let ctx = WriteContext::client(&tenant, "rru-bench", now);
                 let events = batch
