@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|raw| NewEvent::from_json(raw, &ctx, &mut uuid::Uuid::new_v4))
                     .collect::<Result<Vec<_>, _>>()?;
                 head += events.len() as u64;
-                store.append(events, now).await?;
+                append_retrying(&store, events, now).await?;
             }
             let stream = lending_events::envelope::StreamId {
                 tenant_id: &tenant,
@@ -81,6 +81,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             units[3],
             units[3] / units[0]
         );
+    }
+    Ok(())
+}
+
+/// Append, retrying a timed-out attempt (a busy emulator); the event ids are ours and new,
+/// so an eventId conflict on a retry means the timed-out attempt stored them.
+async fn append_retrying(
+    store: &DynamoStore,
+    events: Vec<NewEvent>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), event_adapters::error::AdapterError> {
+    use event_adapters::error::AdapterError;
+    for attempt in 1..=5 {
+        match store.append(events.clone(), now).await {
+            Ok(_) => return Ok(()),
+            Err(AdapterError::EventIdConflict(_)) if attempt > 1 => return Ok(()),
+            Err(AdapterError::Transient(e)) if attempt < 5 => {
+                eprintln!("retrying a busy append: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
