@@ -328,6 +328,7 @@ fn funded_history(months: u32) -> Vec<EventEnvelope> {
 /// envelope serialised once).
 fn handler_paths(b: &harness::Bench, name: &str, h: &dyn DomainHandler, history: &[EventEnvelope]) {
     let input = HandlerInput {
+        prior: None,
         event: history.last().unwrap(),
         history,
         related: &[],
@@ -459,6 +460,7 @@ fn main() {
     let funding = paying.last().unwrap().clone();
     let schedule = schedule_handler
         .handle(&HandlerInput {
+            prior: None,
             event: &funding,
             history: &paying,
             related: &[],

@@ -14,6 +14,7 @@
 pub mod draw;
 pub mod loan;
 pub mod others;
+pub mod snapshot;
 
 use serde_json::{json, Value};
 
@@ -21,6 +22,7 @@ use crate::envelope::EventEnvelope;
 
 pub use draw::{DrawState, DrawStatus};
 pub use loan::{LoanState, LoanStatus, LoanTermsView};
+pub use snapshot::{Folded, Snapshot, FOLD_VERSION};
 
 /// The state document of `GET /aggregates/{type}/{id}/state`:
 /// `{"aggregateType", "aggregateId", "version": <last sequence>, "state": {...}}`.

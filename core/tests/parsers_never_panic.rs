@@ -242,6 +242,7 @@ fn run_everything(events: Vec<NewEvent>) {
                 .and_then(|(t, id)| streams.get(&(t.to_string(), id)).cloned())
                 .unwrap_or_default();
             let input = HandlerInput {
+                prior: None,
                 event,
                 history: &history,
                 related: &related,

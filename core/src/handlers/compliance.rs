@@ -6,11 +6,11 @@
 
 use serde_json::json;
 
-use super::{before, DomainHandler, HandlerInput};
+use super::{loan_before, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
-use crate::state::{LoanState, LoanStatus};
+use crate::state::{Folded, LoanState, LoanStatus};
 
 /// The closing documents generated when `CLOSING_DOCUMENTS` is not set.
 pub const DEFAULT_CLOSING_DOCUMENTS: &[&str] =
@@ -62,26 +62,29 @@ impl DomainHandler for ComplianceHandler {
     }
 
     /// The funding gates read the loan's borrower (named by `Loan.Created`).
-    fn related_in(
-        &self,
-        event: &EventEnvelope,
-        history: &[EventEnvelope],
-    ) -> Option<(&'static str, String)> {
-        if event.event_type != "Loan.Funded" {
+    fn related_in(&self, input: &HandlerInput<'_>) -> Option<(&'static str, String)> {
+        if input.event.event_type != "Loan.Funded" {
             return None;
         }
-        history
+        // `Loan.Created` sets the borrower; it is in the tail, or folded into the snapshot.
+        let created = input
+            .history
             .iter()
             .find(|e| e.event_type == "Loan.Created")
             .and_then(|e| e.payload_str("borrowerId"))
-            .map(|b| ("Borrower", b.to_string()))
+            .map(str::to_string);
+        let snapshotted = match input.prior {
+            Some(Folded::Loan(loan)) => loan.borrower_id.clone(),
+            _ => None,
+        };
+        created.or(snapshotted).map(|b| ("Borrower", b))
     }
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
         match e.event_type.as_str() {
             "Loan.Funded" => {
-                let loan = LoanState::fold(before(input));
+                let loan = loan_before(input);
                 let mut out = self.closing_documents(e, &loan);
                 out.extend(funding_gate(e, &loan, input.related));
                 Ok(out)

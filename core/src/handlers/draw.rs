@@ -15,7 +15,7 @@
 use chrono::Days;
 use serde_json::json;
 
-use super::{before, event_date, rejected, DomainHandler, HandlerInput};
+use super::{draw_before, event_date, loan_before, rejected, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{derived_id, format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
@@ -59,9 +59,9 @@ impl DomainHandler for DrawHandler {
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
         match e.event_type.as_str() {
-            "Draw.Requested" => requested(e, &DrawState::fold(before(input))),
-            "Inspection.Completed" => inspected(e, &DrawState::fold(before(input))),
-            "Loan.DrawSubmitted" => decide(e, &LoanState::fold(before(input))),
+            "Draw.Requested" => requested(e, &draw_before(input)),
+            "Inspection.Completed" => inspected(e, &draw_before(input)),
+            "Loan.DrawSubmitted" => decide(e, &loan_before(input)),
             "Draw.Approved" => disburse(e, &LoanState::fold(input.related)),
             _ => Ok(Vec::new()),
         }

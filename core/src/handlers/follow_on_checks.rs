@@ -67,6 +67,7 @@ fn raw_follow_ons(h: &dyn DomainHandler, scenario: &Given) -> Vec<crate::envelop
     let event = scenario.last();
     let own: Vec<EventEnvelope> = scenario.stream(&event.aggregate_type, &event.aggregate_id);
     h.handle(&HandlerInput {
+        prior: None,
         event,
         history: &own,
         related: &[],

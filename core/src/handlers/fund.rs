@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use super::{before, DomainHandler, HandlerInput};
+use super::{loan_before, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::FollowOn;
 use crate::error::CoreError;
-use crate::state::LoanState;
 
 /// `Loan.Funded` -> `Fund.CapitalAllocated` on the loan's fund (`fundId` of
 /// `Loan.Created`). A loan without a fund is held on balance sheet: nothing to allocate.
@@ -27,7 +26,7 @@ impl DomainHandler for FundHandler {
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
-        let loan = LoanState::fold(before(input));
+        let loan = loan_before(input);
         let Some(fund) = loan.terms.as_ref().and_then(|t| t.fund_id.clone()) else {
             return Ok(Vec::new());
         };

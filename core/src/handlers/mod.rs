@@ -31,6 +31,7 @@ mod follow_on_checks;
 use crate::domain::Domain;
 use crate::envelope::{EventEnvelope, FollowOn};
 use crate::error::CoreError;
+use crate::state::{DrawState, Folded, LoanState};
 
 /// What a handler's work touches, which decides how the runner protects it against a
 /// message delivered twice.
@@ -48,9 +49,15 @@ pub enum Effects {
 /// What a handler sees: the event, its own aggregate's history up to and including the
 /// event (so a re-run sees exactly what the first run saw), and the current history of one
 /// related aggregate when the handler asks for it (e.g. a draw's loan).
+///
+/// The history may start after a snapshot: `prior` is then the folded state at a sequence
+/// before the event, and `history` only the events after it (the tail). Handlers read
+/// their aggregate's state through [`loan_before`] / [`draw_before`], which fold the tail
+/// onto `prior`.
 #[derive(Debug, Clone, Copy)]
 pub struct HandlerInput<'a> {
     pub event: &'a EventEnvelope,
+    pub prior: Option<&'a Folded>,
     pub history: &'a [EventEnvelope],
     pub related: &'a [EventEnvelope],
 }
@@ -75,14 +82,12 @@ pub trait DomainHandler: Send + Sync {
         None
     }
     /// [`DomainHandler::related`] when the related aggregate is named in the event's own
-    /// history rather than in the event (e.g. a loan's borrower, set by `Loan.Created`).
-    /// The runner calls this one; the default asks [`DomainHandler::related`].
-    fn related_in(
-        &self,
-        event: &EventEnvelope,
-        _history: &[EventEnvelope],
-    ) -> Option<(&'static str, String)> {
-        self.related(event)
+    /// history rather than in the event (e.g. a loan's borrower, set by `Loan.Created`):
+    /// `input` is what `handle` will get, without `related`, so the history may be a
+    /// snapshot (`prior`) and its tail. The runner calls this one; the default asks
+    /// [`DomainHandler::related`].
+    fn related_in(&self, input: &HandlerInput<'_>) -> Option<(&'static str, String)> {
+        self.related(input.event)
     }
     /// React to an event: follow-on events to append, or a rejection (not retried).
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError>;
@@ -168,6 +173,26 @@ pub(crate) fn before<'a>(input: &HandlerInput<'a>) -> &'a [EventEnvelope] {
         Some(i) => &input.history[..i],
         None => input.history,
     }
+}
+
+/// The loan state the event meets: `prior` (a snapshot, if any) plus the tail before it.
+pub fn loan_before(input: &HandlerInput<'_>) -> LoanState {
+    let mut state = match input.prior {
+        Some(Folded::Loan(s)) => s.clone(),
+        _ => LoanState::default(),
+    };
+    before(input).iter().for_each(|e| state.apply(e));
+    state
+}
+
+/// The draw state the event meets: `prior` (a snapshot, if any) plus the tail before it.
+pub fn draw_before(input: &HandlerInput<'_>) -> DrawState {
+    let mut state = match input.prior {
+        Some(Folded::Draw(s)) => s.clone(),
+        _ => DrawState::default(),
+    };
+    before(input).iter().for_each(|e| state.apply(e));
+    state
 }
 
 pub(crate) fn rejected(why: impl Into<String>) -> CoreError {

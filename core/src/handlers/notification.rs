@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{before, DomainHandler, HandlerInput};
+use super::{loan_before, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{derived_id, EventEnvelope, FollowOn};
 use crate::error::CoreError;
@@ -49,15 +49,15 @@ impl DomainHandler for NotificationHandler {
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
         let e = input.event;
-        let borrower_of = |history: &[EventEnvelope]| {
-            LoanState::fold(history)
-                .borrower_id
+        let borrower = |loan: LoanState| {
+            loan.borrower_id
                 .unwrap_or_else(|| "loan-servicing".to_string())
         };
+        let borrower_of = |history: &[EventEnvelope]| borrower(LoanState::fold(history));
         let (channel, recipient, template) = match e.event_type.as_str() {
-            "Loan.Funded" => ("email", borrower_of(before(input)), "loan-funded"),
-            "Loan.PaidOff" => ("email", borrower_of(before(input)), "loan-paid-off"),
-            "Payment.Late" => ("email", borrower_of(before(input)), "payment-late"),
+            "Loan.Funded" => ("email", borrower(loan_before(input)), "loan-funded"),
+            "Loan.PaidOff" => ("email", borrower(loan_before(input)), "loan-paid-off"),
+            "Payment.Late" => ("email", borrower(loan_before(input)), "payment-late"),
             "Draw.Disbursed" => ("email", borrower_of(input.related), "draw-disbursed"),
             "Draw.Rejected" => ("email", borrower_of(input.related), "draw-rejected"),
             "Borrower.KYCFailed" => ("inbox", COMPLIANCE_TEAM.into(), "borrower-kyc-failed"),

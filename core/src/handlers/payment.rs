@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{before, rejected, DomainHandler, HandlerInput};
+use super::{loan_before, rejected, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
@@ -53,7 +53,7 @@ impl DomainHandler for PaymentHandler {
         if e.event_type == "Draw.Disbursed" {
             return disbursed(e, input.related);
         }
-        let loan = LoanState::fold(before(input));
+        let loan = loan_before(input);
         match e.event_type.as_str() {
             "Loan.Approved" => Ok(match loan.status {
                 LoanStatus::Created => vec![status_changed(
@@ -192,7 +192,7 @@ impl DomainHandler for PaymentApplication {
     }
 
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError> {
-        let loan = LoanState::fold(before(input));
+        let loan = loan_before(input);
         let e = input.event;
         match e.event_type.as_str() {
             "Payment.Received" => {
@@ -353,6 +353,7 @@ mod tests {
     use crate::envelope::{EventEnvelope, NewEvent};
     use crate::handlers::testkit::{given, Given};
     use crate::money::Money;
+    use crate::state::LoanState;
     use crate::state::LoanStatus;
     use chrono::Utc;
     use serde_json::Value;
@@ -437,6 +438,7 @@ mod tests {
         let input = |h: &[EventEnvelope]| {
             PaymentHandler
                 .handle(&HandlerInput {
+                    prior: None,
                     event: funded,
                     history: &h[..2],
                     related: &[],

@@ -105,16 +105,19 @@ impl<'h> When<'h> {
             .filter(|e| e.stream() == event.stream())
             .cloned()
             .collect();
+        let mut input = HandlerInput {
+            prior: None,
+            event: &event,
+            history: &own,
+            related: &[],
+        };
         let related = handler
-            .related_in(&event, &own)
+            .related_in(&input)
             .map(|(t, id)| stream(&history, t, &id))
             .unwrap_or_default();
+        input.related = &related;
         let outcome = handler
-            .handle(&HandlerInput {
-                event: &event,
-                history: &own,
-                related: &related,
-            })
+            .handle(&input)
             .map(|out| store_follow_ons(handler, &event, &out, &mut history));
         When {
             handler,
@@ -185,6 +188,22 @@ impl<'h> When<'h> {
     }
 }
 
+/// Hand the last stored `event_type` to `handler` (with the related aggregate it names, as
+/// the runner reads it) and store its follow-ons: [`Given::when_delivered`] on a plain
+/// history, for property tests that take whatever the handler answers, a rejection too.
+pub fn deliver(
+    handler: &dyn DomainHandler,
+    history: &mut Vec<EventEnvelope>,
+    event_type: &str,
+) -> Result<Vec<EventEnvelope>, CoreError> {
+    let Some(at) = history.iter().rposition(|e| e.event_type == event_type) else {
+        return Ok(Vec::new());
+    };
+    let when = When::run(handler, std::mem::take(history), at);
+    *history = when.given.history;
+    when.outcome
+}
+
 /// `Ok` when `actual` has everything `pattern` names; else where it differs.
 fn matches(actual: &Value, pattern: &Value, at: &str) -> Result<(), String> {
     match (pattern, actual) {
@@ -250,6 +269,7 @@ pub fn run(
         .cloned()
         .collect();
     let out = h.handle(&HandlerInput {
+        prior: None,
         event: &event,
         history: &own,
         related,

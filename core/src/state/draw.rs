@@ -32,7 +32,7 @@ impl DrawStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DrawState {
     pub draw_id: String,
     pub loan_id: Option<String>,

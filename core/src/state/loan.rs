@@ -118,7 +118,7 @@ pub struct LoanTermsView {
 }
 
 /// One installment of the current schedule and what has been paid on it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallmentState {
     pub number: u32,
     pub due_date: NaiveDate,
@@ -189,27 +189,29 @@ pub struct Regeneration {
 }
 
 /// A draw decided on the loan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrawCommitment {
     pub draw_id: String,
     pub requested: Money,
     pub decision: DrawDecision,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DrawDecision {
     Approved(Money),
     Rejected(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaidOff {
     pub final_payment_id: String,
     pub paid_off_at: DateTime<Utc>,
 }
 
-/// The folded state of a `Loan` aggregate.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The folded state of a `Loan` aggregate. It round-trips through serde whole (private
+/// fields included): a snapshot stores it ([`super::snapshot`]).
+#[serde_with::serde_as]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LoanState {
     pub loan_id: String,
     pub borrower_id: Option<String>,
@@ -242,9 +244,12 @@ pub struct LoanState {
     disbursed_draws: BTreeSet<String>,
     pub paid_off: Option<PaidOff>,
     /// (scheduleId, installment) with a standing Payment.Late, and its as-of date.
+    // JSON object keys are strings: maps keyed by a pair are stored as a list of pairs.
+    #[serde_as(as = "Vec<(_, _)>")]
     pub late_reported: BTreeMap<(String, u32), NaiveDate>,
     /// (scheduleId, installment) with a late fee assessed (waived ones included), and the
     /// as-of date of the assessment.
+    #[serde_as(as = "Vec<(_, _)>")]
     pub fees_assessed: BTreeMap<(String, u32), NaiveDate>,
     /// Delinquency as the daily job (and curing payments) recorded it.
     pub delinquency: Delinquency,

@@ -33,7 +33,7 @@ use event_adapters::ledger::{
 };
 use event_adapters::queue::{OutgoingMessage, Publisher, QueuePublisher, SqsDomainQueue};
 use event_adapters::runner::{BatchRunner, RetryPolicy};
-use event_adapters::store::{Appended, DynamoStore, EventStore, Page};
+use event_adapters::store::{Appended, DynamoStore, EventStore, History, Page, Upto};
 use event_adapters::AdapterError;
 use lending_events::envelope::StreamId;
 use lending_events::NewEvent;
@@ -199,6 +199,15 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
         limit: usize,
     ) -> Result<Page, AdapterError> {
         self.inner.read_stream(stream, after, upto, limit).await
+    }
+
+    /// The inner store's read, from its snapshots.
+    async fn history_upto(
+        &self,
+        stream: StreamId<'_>,
+        upto: Upto,
+    ) -> Result<History, AdapterError> {
+        self.inner.history_upto(stream, upto).await
     }
 }
 

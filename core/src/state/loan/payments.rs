@@ -37,8 +37,9 @@ pub struct InstallmentPaid {
     pub fee: Money,
 }
 
-/// How one payment is split. `interest + principal + fees + held = amount`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+/// How one payment is split. `interest + principal + fees + held = amount`. Every field
+/// round-trips through serde (snapshots keep it); the zero and empty ones are left out.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Split {
     /// Installment interest plus accrued interest.
@@ -49,17 +50,17 @@ pub struct Split {
     /// Not applied: held for the borrower and refunded.
     pub held: Money,
     pub installments: Vec<InstallmentPaid>,
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "no_money")]
     pub prepaid: Money,
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "no_money")]
     pub accrued_interest: Money,
     /// Why money was held.
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_reason: Option<String>,
 }
 
 /// A payment as the allocation rules applied it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedPayment {
     pub payment_id: String,
     pub amount: Money,

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::auth::{tenant_of, Principal, TenantSource};
 use super::error::ApiError;
 use super::request::{date_param, path_params, stream_of};
-use crate::store::{Appended, EventStore};
+use crate::store::{Appended, EventStore, Upto};
 
 pub struct Api<S> {
     pub store: S,
@@ -142,10 +142,14 @@ pub(crate) async fn get_history<S: EventStore + 'static>(
     Ok(Json(json!({"events": page.events, "next": page.next})).into_response())
 }
 
-/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's whole history,
-/// upcast and folded by the core: `{"aggregateType", "aggregateId", "version", "state"}`.
-/// `?asOf=YYYY-MM-DD` folds only what was effective by that date, `?knownAt=<RFC 3339>`
-/// only what was recorded by that time (see [`lending_events::state::StateAt`]).
+/// `GET /aggregates/{aggregateType}/{aggregateId}/state`: the aggregate's history, upcast
+/// and folded by the core from its latest snapshot: `{"aggregateType", "aggregateId",
+/// "version", "state"}`. `?asOf=` is either an effective date `YYYY-MM-DD` (fold only what
+/// was effective by then, see [`lending_events::state::StateAt`]; a snapshot cannot
+/// answer that, so the whole history is folded) or a sequence, all digits (the events up
+/// to it, from the nearest snapshot before). `?knownAt=<RFC 3339>` folds only what was
+/// recorded by that time, from the nearest snapshot before (with a date `asOf` too, from
+/// the whole history).
 pub(crate) async fn get_state<S: EventStore + 'static>(
     State(api): State<Arc<Api<S>>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -156,19 +160,52 @@ pub(crate) async fn get_state<S: EventStore + 'static>(
     let (aggregate_type, aggregate_id) = path_params(path)?;
     let stream = stream_of(&tenant, &aggregate_type, &aggregate_id)?;
     let Query(q) = query.map_err(|e| ApiError::bad("query", e.body_text()))?;
-    let at = lending_events::state::StateAt {
-        as_of: date_param(&q, "asOf")?,
-        known_at: q
-            .get("knownAt")
-            .map(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::bad("knownAt", "must be an RFC 3339 timestamp"))
+    let known_at = q
+        .get("knownAt")
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::bad("knownAt", "must be an RFC 3339 timestamp"))
+        })
+        .transpose()?;
+    let doc = match state_as_of(&q)? {
+        Some(AsOf::Date(as_of)) => {
+            let at = lending_events::state::StateAt {
+                as_of: Some(as_of),
+                known_at,
+            };
+            let history = api.store.history(stream).await?;
+            lending_events::state::document_at(history, at)
+        }
+        as_of => {
+            let upto = match (as_of, known_at) {
+                (Some(AsOf::Sequence(_)), Some(_)) => {
+                    return Err(ApiError::bad(
+                        "knownAt",
+                        "give asOf as a sequence or knownAt, not both",
+                    ))
+                }
+                (Some(AsOf::Sequence(n)), None) => Upto::Sequence(n),
+                (_, Some(t)) => Upto::RecordedAt(t),
+                (_, None) => Upto::Latest,
+            };
+            let history = api.store.history_upto(stream, upto).await?;
+            let snapshot = history.snapshot.map(|s| s.state);
+            lending_events::state::snapshot::document_from(
+                &aggregate_type,
+                &aggregate_id,
+                snapshot,
+                history.tail,
+            )
+            .map(|mut doc| {
+                if let Some(t) = known_at {
+                    doc["knownAt"] = json!(lending_events::envelope::format_time(&t));
+                }
+                doc
             })
-            .transpose()?,
+        }
     };
-    let history = api.store.history(stream).await?;
-    let doc = lending_events::state::document_at(history, at).ok_or_else(|| {
+    let doc = doc.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -177,6 +214,32 @@ pub(crate) async fn get_state<S: EventStore + 'static>(
         )
     })?;
     Ok(Json(doc).into_response())
+}
+
+/// What the state route's `asOf` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AsOf {
+    /// An effective date: what was effective by then.
+    Date(chrono::NaiveDate),
+    /// A sequence of the aggregate (all digits): the events up to it.
+    Sequence(u64),
+}
+
+/// `asOf` by its form: all digits is a sequence (1 or more), anything else a date.
+fn state_as_of(q: &HashMap<String, String>) -> Result<Option<AsOf>, ApiError> {
+    match q.get("asOf") {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            match v.parse::<u64>() {
+                Ok(n) if (1..=i64::MAX as u64).contains(&n) => Ok(Some(AsOf::Sequence(n))),
+                _ => Err(ApiError::bad(
+                    "asOf",
+                    "must be a date YYYY-MM-DD or a sequence number of the aggregate (1 or more)",
+                )),
+            }
+        }
+        Some(_) => Ok(date_param(q, "asOf")?.map(AsOf::Date)),
+        None => Ok(None),
+    }
 }
 
 fn num_param(

@@ -43,7 +43,7 @@ use crate::ledger::{
 };
 use crate::queue::{DomainQueue, VisibilityChange};
 use crate::store::layout::stream_pk;
-use crate::store::{Appended, EventStore};
+use crate::store::{Appended, EventStore, History, Upto};
 
 mod delivery;
 mod retry;
@@ -466,20 +466,33 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         reads: &mut Reads,
     ) -> Result<Vec<NewEvent>, AdapterError> {
         if reads.history.is_none() {
-            // The whole stream, not only up to the event: its head saves the commit a read.
-            let mut loaded: Vec<EventEnvelope> = self
+            // From the latest snapshot to the head, not only up to the event: the head saves
+            // the commit a read. A snapshot at or after the event (the queue is behind the
+            // stream) cannot serve it: read again, from the latest snapshot before it.
+            let mut loaded = self
                 .store
-                .history(event.stream())
-                .await?
-                .into_iter()
-                .map(upcast)
-                .collect();
-            reads.heads.insert(
-                stream_pk(&event.stream()),
-                loaded.last().map_or(0, |e| e.sequence),
-            );
-            loaded.truncate(event.sequence as usize);
-            if loaded.last().map(|e| e.event_id) != Some(event.event_id) {
+                .history_upto(event.stream(), Upto::Latest)
+                .await?;
+            let head = loaded
+                .tail
+                .last()
+                .map(|e| e.sequence)
+                .or(loaded.snapshot.as_ref().map(|s| s.sequence))
+                .unwrap_or(0);
+            reads.heads.insert(stream_pk(&event.stream()), head);
+            if loaded
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.sequence >= event.sequence)
+            {
+                loaded = self
+                    .store
+                    .history_upto(event.stream(), Upto::Sequence(event.sequence))
+                    .await?;
+            }
+            loaded.tail.retain(|e| e.sequence <= event.sequence);
+            loaded.tail = loaded.tail.into_iter().map(upcast).collect();
+            if loaded.tail.last().map(|e| e.event_id) != Some(event.event_id) {
                 // The store must hold what the stream delivered; if not, wait for it.
                 return Err(AdapterError::Transient(format!(
                     "event {} not found at sequence {} of its stream",
@@ -488,8 +501,17 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             }
             reads.history = Some(loaded);
         }
-        let history = reads.history.as_deref().unwrap_or_default();
-        let related: Vec<EventEnvelope> = match h.related_in(event, history) {
+        let (prior, history) = match reads.history.as_ref() {
+            Some(h) => (h.snapshot.as_ref().map(|s| &s.state), h.tail.as_slice()),
+            None => (None, &[][..]),
+        };
+        let mut input = HandlerInput {
+            event,
+            prior,
+            history,
+            related: &[],
+        };
+        let related: Vec<EventEnvelope> = match h.related_in(&input) {
             Some((aggregate_type, aggregate_id)) => {
                 let stream = StreamId {
                     tenant_id: &event.metadata.tenant_id,
@@ -510,11 +532,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             }
             None => Vec::new(),
         };
-        let input = HandlerInput {
-            event,
-            history,
-            related: &related,
-        };
+        input.related = &related;
         let follow_ons = h.handle(&input)?;
         let now = Utc::now();
         Ok(follow_ons
@@ -568,10 +586,11 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
 }
 
 /// What the handlers of one message have read, shared between them: the aggregate's
-/// history up to the event, and the stream heads seen (kept current with their commits).
+/// history up to the event (from its latest snapshot before it), and the stream heads seen
+/// (kept current with their commits).
 #[derive(Default)]
 struct Reads {
-    history: Option<Vec<EventEnvelope>>,
+    history: Option<History>,
     heads: KnownHeads,
 }
 

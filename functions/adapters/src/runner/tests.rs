@@ -547,6 +547,7 @@ async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledg
     let schedule = |now| {
         let history = [created("L-1"), funding.clone()];
         let input = HandlerInput {
+            prior: None,
             event: &funding,
             history: &history,
             related: &[],

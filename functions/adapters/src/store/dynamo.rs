@@ -12,11 +12,16 @@ use lending_events::envelope::StreamId;
 use lending_events::{EventEnvelope, NewEvent};
 use uuid::Uuid;
 
+use lending_events::envelope::format_recorded_at;
+
 use super::layout::{
-    self, attr, batch_get_keys, decode_event, guard_pk, guarded_event_key, n, num_of, s, str_of,
-    stream_pk, Item, Read,
+    self, attr, batch_get_keys, decode_event, guard_pk, guarded_event_key, n, s, sequence_of_sk,
+    str_of, stream_pk, Item, Read,
 };
-use super::{page_window, Appended, EventStore, Page};
+use super::{
+    page_window, Appended, EventStore, History, Page, SnapshotPolicy, Upto, MAX_SNAPSHOT_BYTES,
+    OPEN_END,
+};
 use crate::error::{classify, AdapterError};
 
 /// How many times an append without `expectedSequence` re-reads the head and tries again
@@ -27,14 +32,38 @@ const APPEND_ATTEMPTS: u32 = 12;
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    snapshots: SnapshotPolicy,
+    /// Read units consumed by history reads (thousandths), as DynamoDB reports them.
+    history_read_milliunits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DynamoStore {
+    /// A store on `table`, with the snapshot policy of the environment.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
             table: table.into(),
+            snapshots: SnapshotPolicy::from_env(),
+            history_read_milliunits: Default::default(),
         }
+    }
+
+    /// Read capacity units the history reads ([`EventStore::history_upto`]) of this store
+    /// (and its clones) consumed so far, as DynamoDB reported them.
+    pub fn history_read_units(&self) -> f64 {
+        self.history_read_milliunits
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1000.0
+    }
+
+    /// The same store with another snapshot policy.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = policy;
+        self
+    }
+
+    pub fn snapshots(&self) -> SnapshotPolicy {
+        self.snapshots
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -60,11 +89,61 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query(head)", e))?;
-        Ok(out
-            .items()
-            .first()
-            .and_then(|i| num_of(i, attr::SK))
-            .unwrap_or(0))
+        Ok(out.items().first().and_then(sequence_of_sk).unwrap_or(0))
+    }
+
+    /// The snapshot item of each stream this append takes past a snapshot point: the state
+    /// before the append (from the latest snapshot and its tail) with the new events
+    /// applied. A snapshot that cannot be built is left out (the append goes on; the next
+    /// snapshot point tries again).
+    async fn snapshot_items(
+        &self,
+        stored: &[EventEnvelope],
+        first_heads: &HashMap<String, u64>,
+    ) -> Vec<Item> {
+        let mut out = Vec::new();
+        for (pk, old_head) in first_heads {
+            let new: Vec<&EventEnvelope> = stored
+                .iter()
+                .filter(|e| stream_pk(&e.stream()) == *pk)
+                .collect();
+            let Some(last) = new.last() else { continue };
+            if !self
+                .snapshots
+                .due(&last.aggregate_type, *old_head, last.sequence)
+            {
+                continue;
+            }
+            let before = match self
+                .history_upto(last.stream(), Upto::Sequence(*old_head))
+                .await
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(stream = %pk, error = %e, "snapshot skipped: history read failed");
+                    continue;
+                }
+            };
+            let Some(mut state) = before.folded(&last.aggregate_type) else {
+                continue;
+            };
+            state.apply_all(new.iter().map(|e| (*e).clone()));
+            let Ok(json) = serde_json::to_string(&state) else {
+                continue;
+            };
+            if json.len() > MAX_SNAPSHOT_BYTES {
+                tracing::warn!(stream = %pk, bytes = json.len(), "snapshot skipped: too large");
+                continue;
+            }
+            out.push(layout::snapshot_item(
+                pk,
+                last.sequence,
+                &last.recorded_at,
+                self.snapshots.fold_version,
+                json,
+            ));
+        }
+        out
     }
 
     fn put(&self, item: Item) -> Result<TransactWriteItem, AdapterError> {
@@ -88,6 +167,8 @@ impl DynamoStore {
         extra: &[TransactWriteItem],
     ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
         let mut heads = known;
+        // Each stream's head before this append: where its snapshot point is measured from.
+        let mut first_heads: HashMap<String, u64> = HashMap::new();
         let mut stored = Vec::with_capacity(events.len());
         for e in events {
             let pk = stream_pk(&e.stream());
@@ -95,6 +176,7 @@ impl DynamoStore {
                 Some(h) => *h,
                 None => self.head(&pk).await?,
             };
+            first_heads.entry(pk.clone()).or_insert(head);
             if let Some(expected) = e.expected_sequence {
                 if expected != head {
                     return Ok(Err(Cancelled::Sequence {
@@ -116,6 +198,18 @@ impl DynamoStore {
         }
         let event_items = items.len();
         items.extend(extra.iter().cloned());
+        // Snapshots go last, so the event/guard pairs and the extra items keep their
+        // positions in the cancellation reasons. They need no condition: their events' puts
+        // guard them.
+        let conditioned = items.len();
+        for item in self.snapshot_items(&stored, &first_heads).await {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| AdapterError::Aws(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
         let result = self
             .client
             .transact_write_items()
@@ -135,6 +229,7 @@ impl DynamoStore {
                     let reasons: Vec<&str> = tc
                         .cancellation_reasons()
                         .iter()
+                        .take(conditioned)
                         .map(|r| r.code().unwrap_or(""))
                         .collect();
                     // Items alternate: event (even index), guard (odd index); then the
@@ -447,13 +542,93 @@ impl EventStore for DynamoStore {
         let events: Vec<EventEnvelope> = out
             .items()
             .iter()
+            .filter(|i| !layout::is_snapshot(i))
             .map(decode_event)
             .collect::<Result<_, _>>()?;
-        let next = match (out.last_evaluated_key(), events.last()) {
-            (Some(_), Some(last)) if last.sequence < upto => Some(last.sequence),
+        // Snapshot items count toward the limit: the next page starts after the last item
+        // read, whichever it was.
+        let next = match out.last_evaluated_key().and_then(sequence_of_sk) {
+            Some(last) if last < upto => Some(last),
             _ => None,
         };
         Ok(Page { events, next })
+    }
+
+    async fn history_upto(
+        &self,
+        stream: StreamId<'_>,
+        upto: Upto,
+    ) -> Result<History, AdapterError> {
+        let hi = match upto {
+            Upto::Sequence(s) => s,
+            Upto::Latest | Upto::RecordedAt(_) => OPEN_END,
+        };
+        let known_at = match upto {
+            Upto::RecordedAt(t) => Some(format_recorded_at(&t)),
+            _ => None,
+        };
+        let mut history = History::default();
+        if hi == 0 {
+            return Ok(history);
+        }
+        // One page usually reaches the latest snapshot: the events after it, and it.
+        let page = (self.snapshots.every + 2).clamp(10, 1000) as i32;
+        let mut start: Option<Item> = None;
+        'pages: loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk <= :hi")
+                .expression_attribute_values(":pk", s(stream_pk(&stream)))
+                .expression_attribute_values(":hi", n(hi))
+                .scan_index_forward(false)
+                .limit(page)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("Query(history)", e))?;
+            if let Some(units) = out.consumed_capacity().and_then(|c| c.capacity_units()) {
+                self.history_read_milliunits.fetch_add(
+                    (units * 1000.0).round() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+            for item in out.items() {
+                let after_known_at = |item: &Item| match (&known_at, layout::recorded_at_of(item)) {
+                    (Some(t), Some(at)) => at > t.as_str(),
+                    _ => false,
+                };
+                if after_known_at(item) {
+                    continue;
+                }
+                if layout::is_snapshot(item) {
+                    // Another fold's snapshot is ignored (its state may not even decode).
+                    if layout::snapshot_fold_version(item) != Some(self.snapshots.fold_version) {
+                        continue;
+                    }
+                    match layout::decode_snapshot(item) {
+                        Ok(snapshot) => {
+                            history.snapshot = Some(snapshot);
+                            break 'pages;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "snapshot ignored");
+                            continue;
+                        }
+                    }
+                }
+                history.tail.push(decode_event(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => break,
+            }
+        }
+        history.tail.reverse();
+        Ok(history)
     }
 }
 

@@ -8,6 +8,7 @@
 //! | item | pk | sk | other attributes |
 //! |---|---|---|---|
 //! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
+//! | snapshot | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence + 0.5 | `kind`=`snapshot`, `seq`, `foldVersion`, `recordedAt` (of event `seq`), `state` (the folded state, JSON) |
 //! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
 //! | processing record | `P#<tenant>#<eventId>#<handler>` | 0 | `kind`=`processing`, `status`, `leaseUntil`, `attempts`, `log`, failure details, `expiresAt` ([`crate::ledger`]) |
 //! | handler switch | `H#<handler>` | 0 | `kind`=`handlerSwitch`, `enabled` |
@@ -24,6 +25,14 @@
 //! ([`crate::http::stream`]). Only event items carry their keys. Tenant
 //! ids never contain `#`, so the first `#` after a prefix ends the tenant.
 //!
+//! A snapshot lives in its stream's partition at sort key `<sequence>.5` (the sort key is a
+//! number, and DynamoDB numbers may have a fraction): just above the event it summarises
+//! and below the next, so the query from the head backwards ([`super::EventStore::history_upto`])
+//! meets the events after it and then the snapshot, and stops there. Readers of event
+//! ranges skip snapshot items (their `kind`); the head of a stream is the integer part of
+//! its highest sort key. Snapshot items carry no index keys and are not in the stream's
+//! outbox reading ([`event_in_image`] skips them).
+//!
 //! An append is one `TransactWriteItems`: per event, a put of the event item conditioned on
 //! its (stream, sequence) being free, and a put of its eventId guard conditioned on the id
 //! being new. So sequences have no gaps or duplicates under concurrency, an eventId is
@@ -35,6 +44,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use lending_events::envelope::{format_recorded_at, StreamId};
+use lending_events::state::{Folded, Snapshot};
 use lending_events::EventEnvelope;
 use uuid::Uuid;
 
@@ -82,6 +92,10 @@ pub mod attr {
     pub const HANDLER: &str = "handler";
     /// A handler switch's on/off.
     pub const ENABLED: &str = "enabled";
+    /// A snapshot's fold version ([`lending_events::state::FOLD_VERSION`] when written).
+    pub const FOLD_VERSION: &str = "foldVersion";
+    /// A snapshot's folded state, as JSON text.
+    pub const STATE: &str = "state";
 }
 
 /// Values of the `kind` attribute.
@@ -91,6 +105,7 @@ pub mod kind {
     pub const PROCESSING: &str = "processing";
     pub const HANDLER_SWITCH: &str = "handlerSwitch";
     pub const HANDLER_STATS: &str = "handlerStats";
+    pub const SNAPSHOT: &str = "snapshot";
 }
 
 /// The global secondary indexes (keys only; see [`crate::topology::GSIS`]).
@@ -295,6 +310,65 @@ pub fn guard_item(e: &EventEnvelope, fingerprint: &str) -> Item {
     ])
 }
 
+/// The sort key of the snapshot taken at `sequence`: between that event and the next.
+pub fn snapshot_sk(sequence: u64) -> AttributeValue {
+    AttributeValue::N(format!("{sequence}.5"))
+}
+
+/// The sequence a stream item's sort key stands for: the event's, or for a snapshot the
+/// event it summarises up to (the integer part).
+pub fn sequence_of_sk(item: &Item) -> Option<u64> {
+    let text = item.get(attr::SK)?.as_n().ok()?;
+    text.split('.').next()?.parse().ok()
+}
+
+/// Whether a stream item is a snapshot.
+pub fn is_snapshot(item: &Item) -> bool {
+    str_of(item, attr::KIND) == Some(kind::SNAPSHOT)
+}
+
+/// The snapshot item of `state`, the fold of stream `pk` up to its event `sequence`
+/// (recorded at `recorded_at`), written by fold `fold_version`; `state` is its JSON.
+pub fn snapshot_item(
+    pk: &str,
+    sequence: u64,
+    recorded_at: &chrono::DateTime<chrono::Utc>,
+    fold_version: u32,
+    state: String,
+) -> Item {
+    HashMap::from([
+        (attr::PK.into(), s(pk)),
+        (attr::SK.into(), snapshot_sk(sequence)),
+        (attr::KIND.into(), s(kind::SNAPSHOT)),
+        (attr::SEQ.into(), n(sequence)),
+        (attr::FOLD_VERSION.into(), n(fold_version)),
+        (attr::RECORDED_AT.into(), s(format_recorded_at(recorded_at))),
+        (attr::STATE.into(), s(state)),
+    ])
+}
+
+/// The fold version a snapshot item was written by.
+pub fn snapshot_fold_version(item: &Item) -> Option<u32> {
+    num_of(item, attr::FOLD_VERSION).and_then(|v| u32::try_from(v).ok())
+}
+
+/// The `recordedAt` text of a stream item (an event's, or a snapshot's last event's).
+pub fn recorded_at_of(item: &Item) -> Option<&str> {
+    str_of(item, attr::RECORDED_AT)
+}
+
+/// Decode a snapshot item (check its fold version first: another fold's state may not
+/// decode).
+pub fn decode_snapshot(item: &Item) -> Result<Snapshot, AdapterError> {
+    let state: Folded = serde_json::from_str(str_of(item, attr::STATE).unwrap_or_default())
+        .map_err(|e| AdapterError::Decode(format!("stored snapshot: {e}")))?;
+    Ok(Snapshot {
+        fold_version: snapshot_fold_version(item).unwrap_or(0),
+        sequence: num_of(item, attr::SEQ).unwrap_or(0),
+        state,
+    })
+}
+
 /// The key of the event item a guard points at.
 pub fn guarded_event_key(guard: &Item) -> Item {
     key(
@@ -482,6 +556,20 @@ mod tests {
             .map(|pk| &pk[..pk.find('#').unwrap_or(0)])
             .collect();
         assert_eq!(families.len(), pks.len(), "{pks:?}");
+    }
+
+    #[test]
+    fn a_snapshot_sorts_between_its_event_and_the_next() {
+        let now = chrono::Utc::now();
+        let state = serde_json::to_string(&Folded::empty("Loan").unwrap()).unwrap();
+        let item = snapshot_item("A#t#Loan#L-1", 50, &now, 1, state);
+        let sk: f64 = item[attr::SK].as_n().unwrap().parse().unwrap();
+        assert!(50.0 < sk && sk < 51.0);
+        assert_eq!(sequence_of_sk(&item), Some(50));
+        assert!(is_snapshot(&item));
+        assert_eq!(sequence_of_sk(&key("x", 7)), Some(7));
+        let snapshot = decode_snapshot(&item).unwrap();
+        assert_eq!((snapshot.fold_version, snapshot.sequence), (1, 50));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
+use lending_events::state::{Folded, Snapshot, FOLD_VERSION};
 use lending_events::{EventEnvelope, NewEvent};
 
 use crate::error::AdapterError;
@@ -42,9 +43,100 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// How far a history read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upto {
+    /// Every event.
+    Latest,
+    /// Events up to and including this sequence.
+    Sequence(u64),
+    /// The events recorded at or before this time: the books as they stood then.
+    RecordedAt(DateTime<Utc>),
+}
+
+/// A history as read from the latest usable snapshot: the snapshot (if any) and the events
+/// after it, in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    /// Taken strictly before the last event asked for, so that event is in `tail`.
+    pub snapshot: Option<Snapshot>,
+    pub tail: Vec<EventEnvelope>,
+}
+
+impl History {
+    /// The folded state at the end of this history, for a snapshotted aggregate type.
+    pub fn folded(self, aggregate_type: &str) -> Option<Folded> {
+        let mut state = match self.snapshot {
+            Some(s) => s.state,
+            None => Folded::empty(aggregate_type)?,
+        };
+        state.apply_all(self.tail);
+        Some(state)
+    }
+}
+
+/// When snapshots are written, and which ones are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// A snapshot is written with the append that takes a stream past a multiple of this
+    /// many events (`0`: never).
+    pub every: u64,
+    /// The fold version written, and the only one read (others are ignored).
+    pub fold_version: u32,
+}
+
+/// The variable setting [`SnapshotPolicy::every`] (default [`DEFAULT_SNAPSHOT_EVERY`]).
+pub const SNAPSHOT_EVERY_VAR: &str = "SNAPSHOT_EVERY";
+/// The variable overriding [`SnapshotPolicy::fold_version`] (default the core's
+/// [`FOLD_VERSION`]); an operator's way to make every process ignore the stored snapshots.
+pub const SNAPSHOT_FOLD_VERSION_VAR: &str = "SNAPSHOT_FOLD_VERSION";
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 50;
+/// Snapshots above this many bytes of JSON are not written (an item holds at most 400 KB).
+pub const MAX_SNAPSHOT_BYTES: usize = 350_000;
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            every: DEFAULT_SNAPSHOT_EVERY,
+            fold_version: FOLD_VERSION,
+        }
+    }
+}
+
+impl SnapshotPolicy {
+    /// The policy from the environment; a value that does not parse keeps the default.
+    pub fn from_env() -> SnapshotPolicy {
+        let default = SnapshotPolicy::default();
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let parsed = |name: &str| {
+            var(name).and_then(|v| match v.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    tracing::warn!("{name}={v:?} is not a whole number: using the default");
+                    None
+                }
+            })
+        };
+        SnapshotPolicy {
+            every: parsed(SNAPSHOT_EVERY_VAR).unwrap_or(default.every),
+            fold_version: parsed(SNAPSHOT_FOLD_VERSION_VAR)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(default.fold_version),
+        }
+    }
+
+    /// Whether an append taking a stream of `aggregate_type` from `old_head` to `new_head`
+    /// writes a snapshot at `new_head`.
+    pub fn due(&self, aggregate_type: &str, old_head: u64, new_head: u64) -> bool {
+        self.every > 0
+            && old_head / self.every < new_head / self.every
+            && Folded::is_snapshotted(aggregate_type)
+    }
+}
+
 /// The end of a read without an upper bound: beyond any sequence a stream reaches, and still
 /// a valid signed 64-bit number for every store.
-const OPEN_END: u64 = i64::MAX as u64;
+pub(crate) const OPEN_END: u64 = i64::MAX as u64;
 
 /// The bounds of one page read: `upto` defaulted (open end), `limit` clamped to 1..=1000;
 /// `None` when the window `after < sequence <= upto` is empty.
@@ -78,6 +170,31 @@ pub trait EventStore: Send + Sync {
         upto: u64,
     ) -> impl Future<Output = Result<Vec<EventEnvelope>, AdapterError>> + Send {
         read_all(self, stream, Some(upto))
+    }
+
+    /// The history of a stream up to `upto`, from the latest snapshot (of the policy's fold
+    /// version) taken before its last event: one query from the head backwards that stops
+    /// at the snapshot. A store without snapshots reads every event.
+    fn history_upto(
+        &self,
+        stream: StreamId<'_>,
+        upto: Upto,
+    ) -> impl Future<Output = Result<History, AdapterError>> + Send {
+        async move {
+            let events = match upto {
+                Upto::Sequence(s) => read_all(self, stream, Some(s)).await?,
+                Upto::Latest => read_all(self, stream, None).await?,
+                Upto::RecordedAt(t) => {
+                    let mut all = read_all(self, stream, None).await?;
+                    all.retain(|e| e.recorded_at <= t);
+                    all
+                }
+            };
+            Ok(History {
+                snapshot: None,
+                tail: events,
+            })
+        }
     }
 
     /// The whole history of a stream, in order.

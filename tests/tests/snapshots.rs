@@ -1,0 +1,258 @@
+//! Snapshots of aggregate state on LocalStack: a long loan answers its state from a
+//! snapshot (seen in the table by an independent query), `asOf` and `knownAt` fold from
+//! the nearest earlier snapshot, and a fold-version change ignores the old snapshots.
+//!
+//! Each test starts its own runner with `SNAPSHOT_EVERY=10`, so a short history already
+//! holds several snapshots. Expected states are folded here, by the core, from the events
+//! the API returns: never from the route under test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use event_adapters::store::layout;
+use integration_tests::{aws, Api, RunnerProcess};
+use lending_events::envelope::StreamId;
+use lending_events::state::document;
+use lending_events::EventEnvelope;
+use serde_json::{json, Value};
+
+const EVERY: &str = "10";
+
+fn id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Created, approved and funded: with the schedule the handler adds, 4 events.
+async fn funded_loan(api: &Api, loan: &str) {
+    let r = api
+        .post(
+            "/events",
+            &json!({"events": [
+                {"eventType": "Loan.Created", "aggregateType": "Loan", "aggregateId": loan,
+                    "payload": {"loanId": loan, "borrowerId": "B-1", "amount": "100000.00",
+                        "interestRate": "7.5", "termMonths": 120, "amortization": "amortized",
+                        "paymentFrequency": "monthly"}},
+                {"eventType": "Loan.Approved", "aggregateType": "Loan", "aggregateId": loan,
+                    "payload": {"loanId": loan, "approvedBy": "U-9", "approvedAt": "2026-01-30T12:00:00Z"}},
+                {"eventType": "Loan.Funded", "aggregateType": "Loan", "aggregateId": loan,
+                    "payload": {"loanId": loan, "fundedAmount": "100000.00", "fundedAt": "2026-01-31T09:00:00Z"}}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// `count` payments of 100.00 from day `first` on, ten per request; each gets its
+/// `Payment.Applied` from the payment handler.
+async fn pay(api: &Api, loan: &str, first: usize, count: usize) {
+    let payments: Vec<Value> = (first..first + count)
+        .map(|k| {
+            let on =
+                chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + chrono::Days::new(k as u64);
+            json!({"eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+                "payload": {"paymentId": format!("P{k}"), "loanId": loan, "amount": "100.00",
+                    "method": "ACH", "receivedAt": format!("{on}T12:00:00Z")}})
+        })
+        .collect();
+    for chunk in payments.chunks(10) {
+        let r = api.post("/events", &json!({ "events": chunk })).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+}
+
+async fn history_of(api: &Api, loan: &str, len: usize) -> Vec<EventEnvelope> {
+    let h = api
+        .wait_history("Loan", loan, Duration::from_secs(120), |h| h.len() >= len)
+        .await;
+    assert_eq!(
+        h.len(),
+        len,
+        "the loan's history did not reach {len} events"
+    );
+    h.into_iter()
+        .map(|e| serde_json::from_value(e).expect("an envelope"))
+        .collect()
+}
+
+async fn state(api: &Api, loan: &str, query: &str) -> (u16, Value) {
+    let r = api
+        .get(&format!("/aggregates/Loan/{loan}/state{query}"))
+        .await;
+    (r.status, r.body)
+}
+
+/// The loan's snapshot items, read straight from the table: (sort key text, item).
+async fn snapshot_items(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    loan: &str,
+) -> Vec<(String, HashMap<String, AttributeValue>)> {
+    let pk = layout::stream_pk(&StreamId {
+        tenant_id: tenant,
+        aggregate_type: "Loan",
+        aggregate_id: loan,
+    });
+    let out = ddb
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .filter_expression("#kind = :snapshot")
+        .expression_attribute_names("#kind", layout::attr::KIND)
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .expression_attribute_values(
+            ":snapshot",
+            AttributeValue::S(layout::kind::SNAPSHOT.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Query");
+    out.items()
+        .iter()
+        .map(|i| {
+            let sk = i[layout::attr::SK].as_n().expect("a number").clone();
+            (sk, i.clone())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
+    let runner = RunnerProcess::start("snap", &[("SNAPSHOT_EVERY", EVERY)]).await;
+    let api = runner.api(&id("t"));
+    let ddb = aws().await.dynamodb;
+    let loan = id("L");
+    funded_loan(&api, &loan).await;
+    history_of(&api, &loan, 4).await;
+    pay(&api, &loan, 0, 30).await;
+    let history = history_of(&api, &loan, 4 + 2 * 30).await;
+
+    // The table holds snapshots, each just above the event it summarises.
+    let snapshots = snapshot_items(&ddb, &runner.table(), &api.tenant, &loan).await;
+    assert!(
+        snapshots.len() >= 3,
+        "expected a snapshot at least every 10 of 64 events, found {}",
+        snapshots.len()
+    );
+    for (sk, item) in &snapshots {
+        let seq = layout::num_of(item, layout::attr::SEQ).expect("seq");
+        assert_eq!(sk, &format!("{seq}.5"));
+        assert!(seq <= history.len() as u64);
+    }
+
+    // The state is the fold of the whole history.
+    let (status, now) = state(&api, &loan, "").await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(Some(now), document(history.clone()));
+
+    // asOf a sequence: the fold of the events up to it, before and after snapshots.
+    for k in [1usize, 4, 10, 11, 25, 33, 50, 64] {
+        let (status, body) = state(&api, &loan, &format!("?asOf={k}")).await;
+        assert_eq!(status, 200, "asOf={k}: {body}");
+        assert_eq!(Some(body), document(history[..k].to_vec()), "asOf={k}");
+    }
+    // Beyond the head: the state at the head.
+    let (_, beyond) = state(&api, &loan, "?asOf=1000").await;
+    assert_eq!(Some(beyond), document(history.clone()));
+
+    // knownAt: the events recorded by then.
+    let at = history[32].recorded_at;
+    let known: Vec<EventEnvelope> = history
+        .iter()
+        .filter(|e| e.recorded_at <= at)
+        .cloned()
+        .collect();
+    let (status, body) = state(
+        &api,
+        &loan,
+        &format!(
+            "?knownAt={}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(Some(body), document(known));
+    let (status, _) = state(&api, &loan, "?knownAt=2000-01-01T00:00:00Z").await;
+    assert_eq!(status, 404);
+
+    // Bad input: 400 with the field named.
+    for (query, field) in [
+        ("?asOf=0", "asOf"),
+        ("?asOf=abc", "asOf"),
+        ("?knownAt=yesterday", "knownAt"),
+        ("?asOf=3&knownAt=2026-01-01T00:00:00Z", "knownAt"),
+    ] {
+        let (status, body) = state(&api, &loan, query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["field"], json!(field), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_fold_version_change_ignores_old_snapshots() {
+    let mut runner = RunnerProcess::start("snapv", &[("SNAPSHOT_EVERY", EVERY)]).await;
+    let api = runner.api(&id("t"));
+    let ddb = aws().await.dynamodb;
+    let loan = id("L");
+    funded_loan(&api, &loan).await;
+    history_of(&api, &loan, 4).await;
+    pay(&api, &loan, 0, 20).await;
+    let history = history_of(&api, &loan, 4 + 2 * 20).await;
+
+    // Tamper with the latest snapshot: the route must show it (it reads the snapshot,
+    // not the events it covers).
+    let snapshots = snapshot_items(&ddb, &runner.table(), &api.tenant, &loan).await;
+    let (_, latest) = snapshots
+        .iter()
+        .max_by_key(|(_, i)| layout::num_of(i, layout::attr::SEQ))
+        .expect("a snapshot");
+    assert_eq!(
+        layout::num_of(latest, layout::attr::FOLD_VERSION),
+        Some(u64::from(lending_events::state::FOLD_VERSION))
+    );
+    let mut tampered = latest.clone();
+    let mut folded: Value =
+        serde_json::from_str(layout::str_of(latest, layout::attr::STATE).expect("state"))
+            .expect("JSON");
+    folded["state"]["borrower_id"] = json!("TAMPERED");
+    tampered.insert(
+        layout::attr::STATE.into(),
+        AttributeValue::S(folded.to_string()),
+    );
+    ddb.put_item()
+        .table_name(runner.table())
+        .set_item(Some(tampered))
+        .send()
+        .await
+        .expect("PutItem");
+    let (_, read) = state(&api, &loan, "").await;
+    assert_eq!(read["state"]["borrowerId"], json!("TAMPERED"), "{read}");
+
+    // Another fold version: the old snapshots are ignored, the state is re-folded.
+    runner.stop();
+    let next_version = (lending_events::state::FOLD_VERSION + 1).to_string();
+    runner
+        .spawn(&[("SNAPSHOT_FOLD_VERSION", next_version.as_str())])
+        .await;
+    let (status, refolded) = state(&api, &loan, "").await;
+    assert_eq!(status, 200, "{refolded}");
+    assert_eq!(Some(refolded.clone()), document(history.clone()));
+    assert_eq!(refolded["state"]["borrowerId"], json!("B-1"));
+
+    // New snapshots are written by the new version, and the handlers keep deciding right.
+    pay(&api, &loan, 20, 10).await;
+    let history = history_of(&api, &loan, 4 + 2 * 30).await;
+    let versions: Vec<u64> = snapshot_items(&ddb, &runner.table(), &api.tenant, &loan)
+        .await
+        .iter()
+        .filter_map(|(_, i)| layout::num_of(i, layout::attr::FOLD_VERSION))
+        .collect();
+    assert!(
+        versions.contains(&next_version.parse().unwrap()),
+        "{versions:?}"
+    );
+    let (_, now) = state(&api, &loan, "").await;
+    assert_eq!(Some(now), document(history));
+}
