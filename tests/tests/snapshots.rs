@@ -71,7 +71,7 @@ async fn pay(api: &Api, loan: &str, first: usize, count: usize) {
 
 async fn history_of(api: &Api, loan: &str, len: usize) -> Vec<EventEnvelope> {
     let h = api
-        .wait_history("Loan", loan, Duration::from_secs(120), |h| h.len() >= len)
+        .wait_history("Loan", loan, Duration::from_secs(300), |h| h.len() >= len)
         .await;
     assert_eq!(
         h.len(),
