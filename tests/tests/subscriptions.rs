@@ -106,6 +106,20 @@ async fn subscribe(api: &Api, body: Value) -> (String, String) {
     (id, secret)
 }
 
+/// Subscribe a receiver path to `Borrower.Flagged`, hand the receiver the secret, and give
+/// dispatch's filter cache time to see the subscription; the subscription's id.
+async fn subscribe_flagged(api: &Api, receiver: &Receiver, name: &str, path: &str) -> String {
+    let body = webhook(
+        name,
+        &receiver.url(path),
+        json!({"eventTypes": ["Borrower.Flagged"]}),
+    );
+    let (id, secret) = subscribe(api, body).await;
+    receiver.set_secrets(&[&secret]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    id
+}
+
 fn webhook(name: &str, url: &str, filter: Value) -> Value {
     json!({"name": name, "filter": filter, "target": {"type": "webhook", "url": url}})
 }
@@ -408,17 +422,7 @@ async fn per_aggregate_order_holds_while_the_receiver_fails_at_random() {
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     receiver.set_mode(&ReceiverMode::failing(0.3, 42)).await;
-    let (_, secret) = subscribe(
-        &api,
-        webhook(
-            "ordered",
-            &receiver.url("/o"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let _ = subscribe_flagged(&api, &receiver, "ordered", "/o").await;
 
     let (aggregates, per_aggregate) = (4, 6);
     let borrowers: Vec<String> = (0..aggregates)
@@ -472,17 +476,7 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
     let runner = runner("subs-breaker").await;
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
-    let (id, secret) = subscribe(
-        &api,
-        webhook(
-            "breaker",
-            &receiver.url("/down"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let id = subscribe_flagged(&api, &receiver, "breaker", "/down").await;
     receiver.down().await;
 
     let borrowers: Vec<String> = (0..3)
@@ -559,17 +553,7 @@ async fn a_410_goes_to_the_dead_letters_with_its_status_and_is_not_retried() {
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     receiver.set_mode(&ReceiverMode::status(410)).await;
-    let (id, secret) = subscribe(
-        &api,
-        webhook(
-            "gone",
-            &receiver.url("/gone"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let id = subscribe_flagged(&api, &receiver, "gone", "/gone").await;
     let event = post(&api, vec![flagged("B-gone", "gone")]).await.remove(0);
     let event_id = event["eventId"].as_str().unwrap().to_string();
 

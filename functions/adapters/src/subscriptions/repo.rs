@@ -196,13 +196,7 @@ impl SubscriptionStore {
             sub.created_at,
         )?;
         let put = self.put(stored.item()?, "attribute_not_exists(pk)", Item::new())?;
-        let mut stored_events = self
-            .store
-            .append_with(vec![event], vec![put], sub.created_at)
-            .await?;
-        stored_events
-            .pop()
-            .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
+        self.append_one(event, put, sub.created_at).await
     }
 
     /// Replace a subscription whose stored version is `stored.subscription.version - 1`,
@@ -230,13 +224,7 @@ impl SubscriptionStore {
             "version = :v",
             HashMap::from([(":v".into(), n(previous))]),
         )?;
-        let mut events = self
-            .store
-            .append_with(vec![event], vec![put], sub.updated_at)
-            .await?;
-        events
-            .pop()
-            .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
+        self.append_one(event, put, sub.updated_at).await
     }
 
     /// Delete a subscription (expected at `stored`'s version) with its
@@ -268,6 +256,17 @@ impl SubscriptionStore {
             "version = :v",
             HashMap::from([(":v".into(), n(sub.version))]),
         )?;
+        self.append_one(event, put, now).await
+    }
+
+    /// Append one event with the subscription item's write, in one transaction: the change
+    /// and its record land together or not at all.
+    async fn append_one(
+        &self,
+        event: NewEvent,
+        put: TransactWriteItem,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, AdapterError> {
         let mut events = self.store.append_with(vec![event], vec![put], now).await?;
         events
             .pop()
