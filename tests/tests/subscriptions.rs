@@ -965,3 +965,68 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     assert_eq!(deliveries[0]["subscriptionId"], json!(id), "{}", tree.body);
     assert_eq!(deliveries[0]["status"], "DELIVERED");
 }
+
+#[tokio::test]
+async fn a_change_never_overwrites_backfill_progress_counted_after_it_was_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use event_adapters::store::layout::{subscription_sk, subscriptions_pk};
+    use event_adapters::store::DynamoStore;
+    use event_adapters::subscriptions::repo::SubscriptionStore;
+
+    let runner = runner("subs-race").await;
+    let api = runner.api(&tenant());
+    let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
+    let id = subscribe_flagged(&api, &receiver, "race", "/race").await;
+    let uuid: uuid::Uuid = id.parse().expect("a uuid");
+    let ddb = integration_tests::aws().await.dynamodb;
+    let repo = SubscriptionStore::new(DynamoStore::new(ddb.clone(), runner.table()));
+    let finished = || async {
+        let item = ddb
+            .get_item()
+            .table_name(runner.table())
+            .key("pk", AttributeValue::S(subscriptions_pk(&api.tenant)))
+            .key("sk", AttributeValue::N(subscription_sk(&uuid).to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        item.item().and_then(|i| i.get("backfillFinished")).cloned()
+    };
+
+    // A copy read before a delivery is counted on the item...
+    let mut stale = repo
+        .get(&api.tenant, &uuid)
+        .await
+        .expect("read")
+        .expect("stored");
+    repo.count_backfill_finished(&api.tenant, &uuid)
+        .await
+        .expect("counted");
+    let counted = finished().await;
+    assert_eq!(counted, Some(AttributeValue::N("1".into())));
+    // ...cannot be written back over it,
+    stale.subscription.version += 1;
+    let refused = repo
+        .replace(
+            &stale,
+            "Subscription.Updated",
+            json!({}),
+            "test",
+            lending_events::catalog::OPERATOR,
+        )
+        .await;
+    assert!(refused.is_err(), "a stale copy was written");
+    assert_eq!(finished().await, counted);
+    // and a change over HTTP (read, change, write) keeps the count.
+    let patched = send(
+        &api,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &json!({"name": "renamed"}),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(finished().await, counted);
+    let shown = api.get(&format!("/subscriptions/{id}")).await;
+    assert_eq!(shown.body["name"], "renamed", "{}", shown.body);
+}
