@@ -396,6 +396,20 @@ pub const CATALOG: &[EventSpec] = &[
         producers = PAYMENT_APPLICATION,
     ),
     spec!(
+        "Refund.Cancelled",
+        "payment",
+        "Loan",
+        "loanId",
+        "A refund owed for held money is withdrawn: the payment that brought the money was reversed",
+        [
+            req("loanId", ID),
+            req("paymentId", ID),
+            req("amount", POSITIVE_MONEY),
+            req("reason", TEXT),
+        ],
+        producers = PAYMENT_APPLICATION,
+    ),
+    spec!(
         "Payment.Reallocated",
         "payment",
         "Loan",
