@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use integration_tests::{api_url, aws, scan_events, table, Api, Receiver};
+use integration_tests::{api_url, aws, scan_events, table, Api, Receiver, ReceiverMode};
 use serde_json::{json, Value};
 
 /// How long a page may take to show what the test waits for: generous, for LocalStack on a
@@ -493,6 +493,8 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
         .await;
     // Dispatch sees a new subscription within its cache time (SUBSCRIPTION_CACHE_MS, 2 s).
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The first attempt is refused (503, retried), the next one taken.
+    receiver.set_mode(&ReceiverMode::status(503)).await;
     let r = api
         .post(
             "/events",
@@ -502,8 +504,15 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let event = r.body["events"][0]["eventId"].as_str().unwrap().to_string();
-    // Independently: the receiver got it, signed, and answered 2xx.
+    // Independently: the receiver refused it once, then got it, signed, and answered 2xx.
     let webhook_id = format!("{sub}_{event}");
+    receiver
+        .wait_for(WAIT, |rs| {
+            rs.iter()
+                .any(|r| r.header("webhook-id") == Some(webhook_id.as_str()) && r.status == 503)
+        })
+        .await;
+    receiver.set_mode(&ReceiverMode::normal()).await;
     let got = receiver
         .wait_for(WAIT, |rs| {
             rs.iter()
@@ -517,6 +526,12 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
     assert!(received.verified, "signature: {:?}", received.error);
     assert_eq!(received.path, "/servicer");
     let answered = received.status;
+    // Every answer the receiver gave this event, oldest first: what the log must show.
+    let answers: Vec<u16> = got
+        .iter()
+        .filter(|r| r.header("webhook-id") == Some(webhook_id.as_str()))
+        .map(|r| r.status)
+        .collect();
 
     let driver = Driver::start();
     let c = browser(&driver).await;
@@ -572,6 +587,32 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
         delivery_text.contains("Borrower.Flagged") && delivery_text.contains(" ms"),
         "{delivery_text}"
     );
+    // The log's rows of this event, oldest first: one per answer the receiver gave, with its
+    // status code, numbered 1, 2, ...; the last delivered, the ones before retried.
+    let logged = c
+        .execute(
+            &format!(
+                "return [...document.querySelectorAll(\"#deliveries tr[data-event-id='{event}']\")].reverse()
+                   .map(r => [Number(r.dataset.statusCode), r.dataset.outcome, Number(r.children[3].textContent)])"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let logged: Vec<(u16, String, usize)> = serde_json::from_value(logged).unwrap();
+    let want: Vec<(u16, String, usize)> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let outcome = if i + 1 == answers.len() {
+                "DELIVERED"
+            } else {
+                "RETRYING"
+            };
+            (*status, outcome.to_string(), i + 1)
+        })
+        .collect();
+    assert_eq!(logged, want, "the log against the receiver's answers");
     shot(&c, "subscription").await;
 
     // 3. Pause from the page: the page shows it, and a Subscription.Updated by the caller
@@ -656,8 +697,9 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
         .unwrap();
     c.close().await.unwrap();
     println!(
-        "console subscriptions: delivery {} of subscription {} answered {answered} by the receiver and shown in the log",
+        "console subscriptions: event {} to subscription {}: the receiver answered {answers:?}, the log shows {} attempts",
         &event[..8],
-        &sub[..8]
+        &sub[..8],
+        logged.len()
     );
 }
