@@ -648,6 +648,22 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
     // 4. The API says 401 (here: a tenant that is not an identifier): the page asks for a
     // token. The token pasted has no subscriptions:admin: the page names who is signed in,
     // and the buttons are disabled with the reason.
+    // The live stream refused (401) asks for a token too.
+    c.goto(&format!(
+        "{}/console?tenant=not%20a%20tenant&scopes=",
+        api_url()
+    ))
+    .await
+    .unwrap();
+    wait_for(&c, "#sign-in #sign-in-token").await;
+    let status = c
+        .find(Locator::Css("#feed-status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.starts_with("refused: 401"), "{status}");
     c.goto(&format!(
         "{}/console/subscriptions?tenant=not%20a%20tenant&scopes=",
         api_url()
