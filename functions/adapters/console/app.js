@@ -2,6 +2,12 @@
 // No build step, no external resources. Pages are chosen by the address, so each can be shared.
 "use strict";
 
+// ---- where the API is: behind a named API Gateway stage every address starts with /<stage>;
+// the server writes that prefix into the page (empty locally) ---------------------------------
+const BASE = document.documentElement.dataset.base || "";
+/** The console address of this page without the stage prefix (`/console/...`). */
+const here = () => (location.pathname.startsWith(BASE) ? location.pathname.slice(BASE.length) : location.pathname);
+
 // ---- session: tenant, local scopes, token ---------------------------------------------------
 const store = window.sessionStorage;
 const query = new URLSearchParams(location.search);
@@ -54,13 +60,13 @@ function href(path, params) {
   if (session.tenant) q.set("tenant", session.tenant);
   if (session.scopes !== null) q.set("scopes", session.scopes);
   const s = q.toString();
-  return path + (s ? "?" + s : "");
+  return BASE + path + (s ? "?" + s : "");
 }
 
 async function api(method, path, body) {
   const init = { method, headers: headers(body ? { "Content-Type": "application/json" } : {}) };
   if (body) init.body = JSON.stringify(body);
-  const r = await fetch(path, init);
+  const r = await fetch(BASE + path, init);
   let data = null;
   try { data = await r.json(); } catch (_) { /* not JSON */ }
   if (!r.ok) {
@@ -153,7 +159,7 @@ async function readStream(url, onEvent, onStatus, signal) {
     try {
       const h = headers({ Accept: "text/event-stream" });
       if (last) h["Last-Event-ID"] = last;
-      const r = await fetch(url, { headers: h, signal });
+      const r = await fetch(BASE + url, { headers: h, signal });
       if (!r.ok) {
         let msg = r.statusText;
         try { msg = (await r.json()).error.message; } catch (_) { /* keep statusText */ }
@@ -299,9 +305,9 @@ async function aggregatePage(type, id) {
       el("td", {}, link(`/console/correlations/${enc(e.metadata.correlationId)}`, short(e.metadata.correlationId))),
       el("td", { class: "muted" }, e.metadata.principal || "")));
     const nav = el("div", { class: "toolbar" },
-      after > 0 ? link(location.pathname, "← Earlier", { after: Math.max(0, after - pageSize) }) : el("span", { class: "muted" }, "← Earlier"),
+      after > 0 ? link(here(), "← Earlier", { after: Math.max(0, after - pageSize) }) : el("span", { class: "muted" }, "← Earlier"),
       el("span", { class: "muted" }, `events ${after + 1}–${after + hist.events.length}`),
-      hist.next !== null && hist.next !== undefined ? link(location.pathname, "Later →", { after: hist.next }) : el("span", { class: "muted" }, "Later →"));
+      hist.next !== null && hist.next !== undefined ? link(here(), "Later →", { after: hist.next }) : el("span", { class: "muted" }, "Later →"));
     parts.push(el("h2", {}, "History"), nav,
       el("table", { id: "history" }, el("thead", {}, el("tr", {}, ["#", "Event", "Recorded", "Correlation", "Principal"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
     page(title, ...parts);
@@ -416,7 +422,7 @@ async function correlationPage(id) {
       // Follow-ons of a fresh correlation may still be on their way: keep looking for a while.
       const newest = Math.max(...nodes.map((x) => Date.parse(x.n.event.recordedAt)));
       const fresh = Date.now() - newest < 60000;
-      if ((pending || fresh) && location.pathname.startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
+      if ((pending || fresh) && here().startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
     } catch (err) { page(title, errorBox(err)); }
   };
   page(title, el("p", {}, "Loading…"));
@@ -711,8 +717,8 @@ async function subscriptionPage(id) {
           el("thead", {}, el("tr", {}, ["At", "Event", "Aggregate", "Attempt", "Status code", "Duration", "Outcome", "Error"].map((h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, rows)) : el("p", { class: "muted", id: "no-deliveries" }, "No delivery attempts yet."),
         el("div", { class: "toolbar" },
-          cursor ? link(location.pathname, "← Newest") : null,
-          log.cursor ? link(location.pathname, "Older →", { cursor: log.cursor }) : null));
+          cursor ? link(here(), "← Newest") : null,
+          log.cursor ? link(here(), "Older →", { cursor: log.cursor }) : null));
     } catch (err) { content.replaceChildren(errorBox(err)); }
   };
   page(title, scopeReason(SUBSCRIPTIONS_SCOPE),
@@ -734,15 +740,15 @@ function sessionForm() {
     store.setItem("token", form.token.value.trim());
     const q = new URLSearchParams(location.search);
     q.delete("tenant"); q.delete("scopes");
-    location.assign(href(location.pathname, Object.fromEntries(q)));
+    location.assign(href(here(), Object.fromEntries(q)));
   });
   const signOut = document.getElementById("sign-out");
   signOut.hidden = !session.token;
   signOut.addEventListener("click", () => { store.removeItem("token"); location.reload(); });
   document.getElementById("who").textContent = whoText();
   for (const a of document.querySelectorAll("a[data-nav]")) {
-    const path = a.getAttribute("href");
-    if (location.pathname === path || (path !== "/console" && location.pathname.startsWith(path))) a.setAttribute("aria-current", "page");
+    const path = a.dataset.nav;
+    if (here() === path || (path !== "/console" && here().startsWith(path))) a.setAttribute("aria-current", "page");
     a.setAttribute("href", href(path));
   }
 }
@@ -769,7 +775,7 @@ function route() {
     document.getElementById("tenant").focus();
     return;
   }
-  const parts = location.pathname.replace(/\/+$/, "").split("/").slice(2).map(decodeURIComponent);
+  const parts = here().replace(/\/+$/, "").split("/").slice(2).map(decodeURIComponent);
   const [section, a, b] = parts;
   if (!section) return feedPage();
   if (section === "events" && a) return eventPage(a);

@@ -54,8 +54,12 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX)
+/// The shell, its addresses under the stage prefix (also given to the script as `data-base`).
+async fn index(request: axum::extract::Request) -> Response {
+    let page = INDEX.replace("{{BASE}}", &super::stage::prefix(request.extensions()));
+    let mut response = asset("text/html; charset=utf-8", "");
+    *response.body_mut() = axum::body::Body::from(page);
+    response
 }
 
 fn no_such_page(path: &str) -> Response {
@@ -73,14 +77,16 @@ async fn serve_asset(Path(name): Path<String>) -> Response {
 
 /// The shell for a page of [`PAGES`] (the script draws it, and says "not found" for an id
 /// that does not exist); a JSON 404 for any other path.
-async fn page(Path(path): Path<String>) -> Response {
-    let mut segments = path.split('/');
-    let known = segments.next().is_some_and(|first| PAGES.contains(&first));
+async fn page(Path(path): Path<String>, request: axum::extract::Request) -> Response {
+    let known = path
+        .split('/')
+        .next()
+        .is_some_and(|first| PAGES.contains(&first));
     let dotted = path
         .split('/')
         .any(|s| s == "." || s == ".." || s.contains('\\'));
     if known && !dotted {
-        index().await
+        index(request).await
     } else {
         no_such_page(&path)
     }
@@ -205,6 +211,50 @@ mod tests {
             PAGES.len(),
             "app.js routes pages that are not in PAGES"
         );
+    }
+
+    /// Behind a named stage (`/prod/console/...` as API Gateway sends it) the page names its
+    /// assets and tells the script the API under `/prod`; locally (no request context), at
+    /// the root; and a stage not in the address (a custom domain) adds nothing.
+    #[tokio::test]
+    async fn behind_a_named_stage_the_page_addresses_everything_under_it() {
+        use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+        use lambda_http::request::RequestContext;
+        let shell = |stage: Option<&str>, full_path: &str| {
+            let mut req = http::Request::get("/console/handlers")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            if let Some(stage) = stage {
+                let mut context = ApiGatewayV2httpRequestContext::default();
+                context.stage = Some(stage.into());
+                context.http.path = Some(full_path.into());
+                req.extensions_mut()
+                    .insert(RequestContext::ApiGatewayV2(context));
+            }
+            async move {
+                let resp = router().oneshot(req).await.unwrap();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                String::from_utf8(body.to_vec()).unwrap()
+            }
+        };
+        let staged = shell(Some("prod"), "/prod/console/handlers").await;
+        assert!(staged.contains(r#"data-base="/prod""#), "{staged}");
+        assert!(staged.contains(r#"src="/prod/console/assets/app.js""#));
+        assert!(staged.contains(r#"href="/prod/console/assets/app.css""#));
+        assert!(staged.contains(r#"href="/prod/console/handlers" data-nav="/console/handlers""#));
+        for (stage, path) in [
+            (None, ""),
+            (Some("$default"), "/console/handlers"),
+            (Some("prod"), "/console/handlers"),
+            (Some("x\"><script>"), "/x\"><script>/console/handlers"),
+        ] {
+            let page = shell(stage, path).await;
+            assert!(page.contains(r#"data-base="""#), "{stage:?} {path}: {page}");
+            assert!(page.contains(r#"src="/console/assets/app.js""#));
+            assert!(!page.contains("{{BASE}}"));
+        }
     }
 
     /// Works offline: nothing is loaded from another origin.
