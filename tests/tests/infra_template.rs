@@ -6,7 +6,9 @@
 //! - it has one function per binary crate under `functions/`, and no other (plus the
 //!   operator function, which runs the ingest binary with another role);
 //! - its HTTP API routes and their scopes are `event_adapters::http::scopes::ROUTES`, operator
-//!   routes on the operator function with a low throttle;
+//!   routes on the operator function with a low throttle; the only routes without the JWT
+//!   authorizer are the public ones of ROUTES and the console's static pages
+//!   (`event_adapters::http::console::GATEWAY_ROUTES`), all on the ingest function;
 //! - queue policies let only the right roles send to each queue, over TLS only, and each
 //!   DLQ accepts redrives from its own queue only;
 //! - every table write is limited by `dynamodb:LeadingKeys` to the key families the role
@@ -23,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use event_adapters::http::console::GATEWAY_ROUTES as CONSOLE_ROUTES;
 use event_adapters::http::scopes::{FixedScope, Scope, ROUTES};
 use event_adapters::store::layout;
 use event_adapters::topology::{
@@ -1135,6 +1138,19 @@ fn route_violations(t: &Template) -> Vec<String> {
             }
             continue;
         }
+        // The console's static pages: no authorizer (they carry no data; the page sends
+        // the operator's token to the data routes), no scopes, on ingest (no queue).
+        if CONSOLE_ROUTES.contains(&r.key.as_str()) {
+            if authorizer != Some("NONE") || !scopes.is_empty() {
+                bad.push(format!(
+                    "{what}: a console page: `Auth: {{Authorizer: NONE}}`, no scopes"
+                ));
+            }
+            if r.function != ingest {
+                bad.push(format!("{what}: console pages are served by ingest"));
+            }
+            continue;
+        }
         let (method, path) = r.key.split_once(' ').unwrap_or_default();
         let Some(entry) = ROUTES.iter().find(|e| e.method == method && e.path == path) else {
             bad.push(format!(
@@ -1193,6 +1209,13 @@ fn route_violations(t: &Template) -> Vec<String> {
             ));
         }
     }
+    for key in CONSOLE_ROUTES {
+        if !seen.contains(*key) {
+            bad.push(format!(
+                "no template route for the console's {key} (event_adapters::http::console::GATEWAY_ROUTES)"
+            ));
+        }
+    }
     if !seen.contains("$default") {
         bad.push("no $default route (unknown paths get the router's JSON 404)".into());
     }
@@ -1219,6 +1242,30 @@ fn api_routes_and_scopes_are_the_routers_table() {
         "the HTTP API differs from event_adapters::http::scopes::ROUTES:\n  {}",
         bad.join("\n  ")
     );
+    // Without the JWT authorizer: exactly the public routes of ROUTES and the console's
+    // pages. Every other route (every data route) has the authorizer and a scope.
+    let open: BTreeSet<String> = api_routes(&t)
+        .into_iter()
+        .filter(|r| r.props["Auth"]["Authorizer"] == "NONE")
+        .map(|r| r.key)
+        .collect();
+    let want_open: BTreeSet<String> = ROUTES
+        .iter()
+        .filter(|r| r.scope.is_none())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .chain(CONSOLE_ROUTES.iter().map(|k| k.to_string()))
+        .collect();
+    assert_eq!(open, want_open, "the routes without the JWT authorizer");
+    for r in api_routes(&t) {
+        if r.key == "$default" || open.contains(&r.key) {
+            continue;
+        }
+        assert!(
+            !as_list(&r.props["Auth"]["AuthorizationScopes"]).is_empty(),
+            "{}: a data route needs the authorizer and its scope",
+            r.key
+        );
+    }
     let (ingest, f) = t.function_for("ingest").expect("ingest function");
     for (id, f) in [
         (ingest, f),
@@ -1262,6 +1309,15 @@ fn route_check_rejects_missing_scopes_and_open_routes() {
         ),
         // the public route behind the authorizer
         ("              Authorizer: NONE\n", "              AuthorizationScopes: [events:read]\n"),
+        // the console's pages behind the authorizer (a browser sends no token for a page)
+        (
+            "            Path: /console\n            Auth:\n              Authorizer: NONE",
+            "            Path: /console\n            Auth:\n              AuthorizationScopes: [events:read]",
+        ),
+        // an open greedy route beyond the console (it would reach every data route)
+        ("Path: /console/{proxy+}", "Path: /{proxy+}"),
+        // the console's greedy route missing
+        ("Path: /console/{proxy+}", "Path: /console/pages"),
         // a route the router does not have (and one of ROUTES missing)
         ("Path: /handlers/{handler}", "Path: /handler/{handler}"),
         // an operator route without its low throttle

@@ -14,6 +14,7 @@
 //! | [`cursor`] | signed pagination cursors |
 //! | [`openapi`] | the OpenAPI document served at `GET /openapi.json` |
 //! | [`request`] | path parameters, small JSON bodies, aggregate streams |
+//! | [`stage`] | the API Gateway stage taken off the path (and given back to the console) |
 //! | [`error`] | the one error shape `{"error": {"code", "message", "field"}}` |
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod payoff;
 pub mod request;
 pub mod scopes;
+pub mod stage;
 pub mod stream;
 
 pub use api::router;
