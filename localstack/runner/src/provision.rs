@@ -43,6 +43,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     let table = format!("{prefix}-events");
     let table = table.as_str();
     let stream_arn = ensure_table(&clients.dynamodb, table).await?;
+    ensure_indexes(&clients.dynamodb, table).await?;
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
@@ -143,6 +144,66 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err(format!("table {table} did not become active with a stream"))
+}
+
+/// A table made before an index was added to [`GSIS`] gets it now (one per UpdateTable,
+/// as DynamoDB requires), so an older local table keeps working after an upgrade.
+async fn ensure_indexes(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    let d = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeTable: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let existing: Vec<String> = d
+        .table()
+        .map(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .filter_map(|g| g.index_name().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, pk, sk) in GSIS {
+        if existing.iter().any(|e| e == name) {
+            continue;
+        }
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(*name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::from(GSI_PROJECTION))
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        ddb.update_table()
+            .table_name(table)
+            .attribute_definitions(attr(pk, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(sk, ScalarAttributeType::S)?)
+            .global_secondary_index_updates(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                    .create(create)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "UpdateTable: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })?;
+        tracing::info!(table, index = *name, "added index");
+    }
+    Ok(())
 }
 
 /// LocalStack feeds a table's stream through an emulated Kinesis stream that becomes active
