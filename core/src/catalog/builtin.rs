@@ -666,6 +666,20 @@ pub const CATALOG: &[EventSpec] = &[
         ],
         producers = OPERATOR_ACTION,
     ),
+    spec!(
+        "Ops.ProjectionRebuilt",
+        "ops",
+        "Ops",
+        "tenantId",
+        "A read model was re-derived from the event store for the tenant",
+        [
+            req("tenantId", ID),
+            req("projection", ID),
+            req("loans", COUNT),
+            req("written", COUNT),
+        ],
+        producers = OPERATOR_ACTION,
+    ),
 ];
 
 fn quarterly_term_divides_by_three(p: &Map<String, Value>) -> Result<(), CoreError> {

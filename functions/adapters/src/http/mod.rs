@@ -6,6 +6,7 @@
 //! | [`api`] | the router: every route, the 404/405 answers and the scope middleware |
 //! | [`events`] | publish, an aggregate's history and state (over any [`crate::store::EventStore`]) |
 //! | [`ops`] | operator routes: reads by id and type, trace, replay, dead letters, handlers |
+//! | [`read_models`] | the loan list, fund portfolios and read-model rebuilds |
 //! | [`auth`] | the caller's tenant and [`auth::Principal`], and the scope middleware |
 //! | [`scopes`] | the OAuth scopes and the one table of routes to the scope each needs |
 //! | [`cursor`] | signed pagination cursors |
@@ -20,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod openapi;
 pub mod ops;
+pub mod read_models;
 pub mod request;
 pub mod scopes;
 
