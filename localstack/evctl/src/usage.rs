@@ -16,6 +16,7 @@ Events (through the HTTP API):
   trace <correlationId>                      the causal tree with each handler's outcome
   replay --aggregate Type/Id | --type T --from X --to Y
          [--handlers h1,h2] [--rerun] [--dry-run]
+  projections rebuild <name>                 re-derive a read model (loan-summary) from the events
 
 Dead letters and handlers (DynamoDB and SQS directly):
   dlq list [--domain D]                      messages in each DLQ with event, handler, reason
