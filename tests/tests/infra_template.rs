@@ -1504,6 +1504,12 @@ fn family(pk: &str) -> String {
 /// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
+    let (a, e, p, h, s, _) = families_with_read_models();
+    (a, e, p, h, s)
+}
+
+/// [`families`] and the read models' family (loan summaries).
+fn families_with_read_models() -> (String, String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
         tenant_id: "t",
         aggregate_type: "Loan",
@@ -1515,12 +1521,13 @@ fn families() -> (String, String, String, String, String) {
         family(&layout::record_pk("t", "e", "h")),
         family(&layout::switch_pk("h")),
         family(&layout::stats_pk("h", "2026-01-01")),
+        family(&layout::loan_summary_pk("t", "L-1")),
     )
 }
 
 /// What each function's role may write: action -> key families.
 fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
-    let (a, e, p, h, s) = families();
+    let (a, e, p, h, s, r) = families_with_read_models();
     let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
     let mut want = BTreeMap::new();
     for (id, f) in t.functions() {
@@ -1529,8 +1536,12 @@ fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTre
             .unwrap_or("");
         let mut w = BTreeMap::new();
         if id == OPERATOR_FUNCTION {
-            // Ops.* events, handler switches.
-            w.insert("dynamodb:putitem", set(&[&a, &e, &h]));
+            // Ops.* events, handler switches, read-model rebuilds.
+            w.insert("dynamodb:putitem", set(&[&a, &e, &h, &r]));
+        } else if bin == "projection-handler" {
+            // Read models only: it appends no events.
+            w.insert("dynamodb:putitem", set(&[&r]));
+            w.insert("dynamodb:updateitem", set(&[&p, &s]));
         } else if bin.ends_with("-handler") {
             w.insert("dynamodb:putitem", set(&[&a, &e]));
             w.insert("dynamodb:updateitem", set(&[&p, &s]));
@@ -1630,8 +1641,13 @@ fn table_write_check_rejects_broader_writes() {
     let cases = [
         // the operator may write processing records
         (
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\"]",
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"P#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"R#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"R#*\", \"P#*\"]",
+        ),
+        // the projection may append events
+        (
+            "dynamodb:LeadingKeys: [\"R#*\"]",
+            "dynamodb:LeadingKeys: [\"R#*\", \"A#*\"]",
         ),
         // a handler may update event items
         (
@@ -2104,5 +2120,65 @@ fn the_dashboard_shows_every_alarm_and_the_emitted_metrics() {
             text.contains(&format!("{{LendingOS/Events}} MetricName=\\\"{metric}\\\"")),
             "the dashboard does not chart {metric}"
         );
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// (read models) the projection's function, its indexes, and who may query them
+// ----------------------------------------------------------------------------------------
+
+/// The loan indexes of the topology (the read models' GSIs).
+fn loan_indexes() -> Vec<&'static str> {
+    GSIS.iter()
+        .map(|(name, ..)| *name)
+        .filter(|n| n.starts_with("loans"))
+        .collect()
+}
+
+#[test]
+fn read_models_have_their_function_indexes_and_least_privilege() {
+    let t = Template::load();
+    let (id, f) = t
+        .function_for("projection-handler")
+        .expect("a function for the projection-handler binary");
+    // Fed by its own queue, like the domain handlers.
+    let env = t.env(f);
+    assert_eq!(
+        env.get("QUEUE_URL_PROJECTION"),
+        Some(&reference("ProjectionQueue")),
+        "{id}"
+    );
+    assert_eq!(
+        env.get("DLQ_URL_PROJECTION"),
+        Some(&reference("ProjectionDlq")),
+        "{id}"
+    );
+    for alarm in [
+        "ProjectionDlqAlarm",
+        "ProjectionQueueAgeAlarm",
+        "ProjectionHandlerErrorsAlarm",
+    ] {
+        assert!(t.resources().contains_key(alarm), "{alarm} missing");
+    }
+    // Five sparse loan indexes, and only the roles that serve GET /loans may query them.
+    let indexes = loan_indexes();
+    assert_eq!(indexes.len(), 5, "{indexes:?}");
+    let ingest_role = t.role_of("IngestFunction");
+    let text = serde_json::to_string(&role_statements(&t, &ingest_role)).unwrap();
+    for i in &indexes {
+        assert!(
+            text.contains(&format!("/index/{i}")),
+            "{ingest_role} cannot query {i}"
+        );
+    }
+    // No role may scan a loan index: the loan list is index queries only.
+    for (role_id, _) in t.of_type("AWS::IAM::Role") {
+        for s in role_statements(&t, role_id) {
+            let scans = actions(s).iter().any(|a| a == "dynamodb:scan");
+            let on_loans = indexes
+                .iter()
+                .any(|i| s["Resource"].to_string().contains(&format!("/index/{i}")));
+            assert!(!(scans && on_loans), "{role_id} may scan a loan index: {s}");
+        }
     }
 }
