@@ -42,8 +42,8 @@ impl Provisioned {
 pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, String> {
     let table = format!("{prefix}-events");
     let table = table.as_str();
-    let stream_arn = ensure_table(&clients.dynamodb, table).await?;
-    ensure_indexes(&clients.dynamodb, table).await?;
+    let (stream_arn, indexes) = ensure_table(&clients.dynamodb, table).await?;
+    ensure_indexes(&clients.dynamodb, table, &indexes).await?;
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
@@ -72,7 +72,11 @@ fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, Strin
         .map_err(|e| e.to_string())
 }
 
-async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
+/// The table's stream ARN and the names of its indexes, once it is active.
+async fn ensure_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(String, Vec<String>), String> {
     let exists = ddb.describe_table().table_name(table).send().await.is_ok();
     if !exists {
         let mut req = ddb
@@ -123,22 +127,32 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
         }
     }
     // Wait until the table is active and its stream enabled; earlier writes are not streamed.
-    for _ in 0..120 {
-        let d = ddb
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
+    for attempt in 0..120 {
+        let d = match ddb.describe_table().table_name(table).send().await {
+            Ok(d) => d,
+            // A busy emulator can time a DescribeTable out (it is slower the more indexes a
+            // table has): ask again, up to the loop's bound.
+            Err(e) if attempt < 119 => {
+                tracing::warn!(table, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "DescribeTable failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(format!(
                     "DescribeTable: {}",
                     aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })?;
+                ))
+            }
+        };
         let t = d.table().ok_or("DescribeTable returned no table")?;
         if t.table_status() == Some(&TableStatus::Active) {
             if let Some(arn) = t.latest_stream_arn() {
-                return Ok(arn.to_string());
+                let indexes = t
+                    .global_secondary_indexes()
+                    .iter()
+                    .filter_map(|g| g.index_name().map(str::to_string))
+                    .collect();
+                return Ok((arn.to_string(), indexes));
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -148,27 +162,11 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
 
 /// A table made before an index was added to [`GSIS`] gets it now (one per UpdateTable,
 /// as DynamoDB requires), so an older local table keeps working after an upgrade.
-async fn ensure_indexes(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
-    let d = ddb
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "DescribeTable: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            )
-        })?;
-    let existing: Vec<String> = d
-        .table()
-        .map(|t| {
-            t.global_secondary_indexes()
-                .iter()
-                .filter_map(|g| g.index_name().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+async fn ensure_indexes(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    existing: &[String],
+) -> Result<(), String> {
     for (name, pk, sk) in GSIS {
         if existing.iter().any(|e| e == name) {
             continue;
