@@ -80,13 +80,21 @@ async fn settled(api: &Api, loans: &[String]) -> BTreeMap<String, Value> {
             if s.as_ref().and_then(|s| s["version"].as_u64()) != Some(head) {
                 behind.push((loan.clone(), head, s.map(|s| s["version"].clone())));
             }
-            out.insert(loan.clone(), stored_summary(&ddb, &api.tenant, loan).await.unwrap_or(Value::Null));
+            out.insert(
+                loan.clone(),
+                stored_summary(&ddb, &api.tenant, loan)
+                    .await
+                    .unwrap_or(Value::Null),
+            );
         }
         stable = if behind.is_empty() { stable + 1 } else { 0 };
         if stable >= 2 {
             return out;
         }
-        assert!(start.elapsed() < SETTLE, "summaries behind their streams: {behind:?}");
+        assert!(
+            start.elapsed() < SETTLE,
+            "summaries behind their streams: {behind:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -111,7 +119,10 @@ async fn all_pages(api: &Api, query: &str) -> Vec<Value> {
 }
 
 fn ids(loans: &[Value]) -> Vec<&str> {
-    loans.iter().map(|l| l["loanId"].as_str().unwrap_or("?")).collect()
+    loans
+        .iter()
+        .map(|l| l["loanId"].as_str().unwrap_or("?"))
+        .collect()
 }
 
 #[tokio::test]
@@ -136,16 +147,27 @@ async fn loan_list_and_portfolio_follow_the_events() {
 
     // Every loan of the fund, in loanId order, one per page.
     let listed = all_pages(&api, &format!("fundId={fund}&limit=1")).await;
-    assert_eq!(ids(&listed), loans.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&listed),
+        loans.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     for ((loan, borrower, amount, funded), l) in plan.iter().zip(&listed) {
         assert_eq!(l["borrowerId"], json!(borrower), "{loan}");
         assert_eq!(l["fundId"], json!(fund), "{loan}");
         assert_eq!(l["amount"], json!(cents(*amount)), "{loan}");
         let want = if *funded { "funded" } else { "created" };
         assert_eq!(l["status"], json!(want), "{loan}");
-        let outstanding = if *funded { cents(*amount) } else { "0.00".into() };
+        let outstanding = if *funded {
+            cents(*amount)
+        } else {
+            "0.00".into()
+        };
         assert_eq!(l["outstandingPrincipal"], json!(outstanding), "{loan}");
-        assert_eq!(l["version"].as_u64(), Some(stream_head(&api, loan).await), "{loan}");
+        assert_eq!(
+            l["version"].as_u64(),
+            Some(stream_head(&api, loan).await),
+            "{loan}"
+        );
         assert_eq!(l, &live[loan], "the route answers the stored item");
     }
     // Each access pattern through its index.
@@ -179,7 +201,9 @@ async fn loan_list_and_portfolio_follow_the_events() {
 
     // Tenant-scoped: another tenant sees nothing of it.
     let other = Api::new_tenant();
-    assert!(all_pages(&other, &format!("fundId={fund}")).await.is_empty());
+    assert!(all_pages(&other, &format!("fundId={fund}"))
+        .await
+        .is_empty());
     let op = other.get(&format!("/funds/{fund}/portfolio")).await;
     assert_eq!(op.body["loans"], json!(0), "{}", op.body);
 
@@ -195,14 +219,23 @@ async fn loan_list_and_portfolio_follow_the_events() {
     ] {
         let r = api.get(&format!("/loans?{query}")).await;
         assert_eq!(r.status, 400, "{query}: {}", r.body);
-        assert_eq!(r.body["error"]["field"], json!(field), "{query}: {}", r.body);
+        assert_eq!(
+            r.body["error"]["field"],
+            json!(field),
+            "{query}: {}",
+            r.body
+        );
     }
     let first = api.get(&format!("/loans?fundId={fund}&limit=1")).await;
     let cursor = first.body["cursor"].as_str().expect("a cursor").to_string();
-    let moved = api.get(&format!("/loans?status=funded&limit=1&cursor={cursor}")).await;
+    let moved = api
+        .get(&format!("/loans?status=funded&limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(moved.status, 400, "{}", moved.body);
     assert_eq!(moved.body["error"]["code"], json!("invalid_cursor"));
-    let foreign = other.get(&format!("/loans?fundId={fund}&limit=1&cursor={cursor}")).await;
+    let foreign = other
+        .get(&format!("/loans?fundId={fund}&limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(foreign.status, 400, "{}", foreign.body);
     let bad_fund = api.get("/funds/a%20b/portfolio").await;
     assert_eq!(bad_fund.status, 400, "{}", bad_fund.body);
@@ -227,13 +260,19 @@ async fn a_rebuild_during_live_traffic_equals_the_live_items() {
         tokio::spawn(async move {
             for round in 0..3 {
                 for loan in &loans {
-                    publish(&api, &payment(loan, &format!("P-{round}-{loan}"), 1_000 + round)).await;
+                    publish(
+                        &api,
+                        &payment(loan, &format!("P-{round}-{loan}"), 1_000 + round),
+                    )
+                    .await;
                 }
             }
         })
     };
     let ops = api.clone().with_header("X-Scopes", "ops:replay");
-    let during = ops.post("/projections/loan-summary/rebuild", &json!({})).await;
+    let during = ops
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
     assert_eq!(during.status, 200, "{}", during.body);
     traffic.await.expect("the publisher");
     let live = settled(&api, &loans).await;
@@ -244,21 +283,32 @@ async fn a_rebuild_during_live_traffic_equals_the_live_items() {
     for loan in &loans {
         ddb.delete_item()
             .table_name(table())
-            .set_key(Some(layout::key(layout::loan_summary_pk(&api.tenant, loan), 0)))
+            .set_key(Some(layout::key(
+                layout::loan_summary_pk(&api.tenant, loan),
+                0,
+            )))
             .send()
             .await
             .expect("DeleteItem");
     }
-    let r = ops.post("/projections/loan-summary/rebuild", &json!({})).await;
+    let r = ops
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["loans"], json!(loans.len()), "{}", r.body);
     assert_eq!(r.body["written"], json!(loans.len()), "{}", r.body);
     for loan in &loans {
         let rebuilt = stored_summary(&ddb, &api.tenant, loan).await;
-        assert_eq!(rebuilt.as_ref(), Some(&live[loan]), "{loan}: rebuilt differs from live");
+        assert_eq!(
+            rebuilt.as_ref(),
+            Some(&live[loan]),
+            "{loan}: rebuilt differs from live"
+        );
     }
     // A second rebuild finds every item current and writes nothing.
-    let again = ops.post("/projections/loan-summary/rebuild", &json!({})).await;
+    let again = ops
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
     assert_eq!(again.body["written"], json!(0), "{}", again.body);
 
     // Each rebuild is recorded as an operator action on the tenant's Ops stream.
@@ -280,6 +330,8 @@ async fn a_rebuild_during_live_traffic_equals_the_live_items() {
     let unknown = ops.post("/projections/nope/rebuild", &json!({})).await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     let reader = api.clone().with_header("X-Scopes", "events:read");
-    let refused = reader.post("/projections/loan-summary/rebuild", &json!({})).await;
+    let refused = reader
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
