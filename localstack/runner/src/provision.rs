@@ -72,6 +72,18 @@ fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, Strin
         .map_err(|e| e.to_string())
 }
 
+/// DescribeTable on the emulator takes longer the more indexes a table has (seconds per
+/// index on a busy machine), beyond the SDK's usual 10 s per attempt: give it more time.
+fn patient_describe() -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    aws_sdk_dynamodb::config::Builder::default().timeout_config(
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(90))
+            .operation_timeout(Duration::from_secs(120))
+            .build(),
+    )
+}
+
 /// The table's stream ARN and the names of its indexes, once it is active.
 async fn ensure_table(
     ddb: &aws_sdk_dynamodb::Client,
@@ -128,7 +140,14 @@ async fn ensure_table(
     }
     // Wait until the table is active and its stream enabled; earlier writes are not streamed.
     for attempt in 0..120 {
-        let d = match ddb.describe_table().table_name(table).send().await {
+        let d = match ddb
+            .describe_table()
+            .table_name(table)
+            .customize()
+            .config_override(patient_describe())
+            .send()
+            .await
+        {
             Ok(d) => d,
             // A busy emulator can time a DescribeTable out (it is slower the more indexes a
             // table has): ask again, up to the loop's bound.
