@@ -1,6 +1,6 @@
 //! The event store: the [`EventStore`] port, its adapters ([`dynamo::DynamoStore`] on
 //! DynamoDB, [`memory::MemoryStore`] in memory) and the table [`layout`] every reader and
-//! writer of the event table goes through.
+//! writer of the event table goes through, and [`read_models`] the read models' queries and rebuilds.
 
 pub mod dynamo;
 pub mod indexes;
