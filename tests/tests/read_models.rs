@@ -447,7 +447,7 @@ async fn a_rebuild_during_live_traffic_equals_the_fold_of_every_history() {
         tokio::spawn(async move {
             let mut k = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                if k % 3 == 0 {
+                if k.is_multiple_of(3) {
                     let i = 100 + k;
                     let loan = format!("L-{run}-{i:03}");
                     let (borrower, amount) = (format!("B-{}", i % 3), 50_000 + k * 1_001);
