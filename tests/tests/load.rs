@@ -50,9 +50,10 @@ fn small_load_completes_everything_and_writes_once_per_append_attempt() {
     assert_eq!(load["events"], 40, "{load}");
     assert_eq!(load["requests"], 8, "{load}");
     let h = &load["handlerExecutions"];
-    // Per loan: Loan.Approved has 1 subscriber (payment-schedule records the status
-    // change), Loan.Funded 4, each of the 7 payments 1.
-    assert_eq!(h["expected"], 4 * (1 + 4 + 7), "{load}");
+    // Per loan: Loan.Approved has 2 subscribers (payment-schedule records the status
+    // change; loan-summary, the read model, hears every loan event), Loan.Funded 5, each of
+    // the 7 payments 2.
+    assert_eq!(h["expected"], 4 * (2 + 5 + 7 * 2), "{load}");
     assert_eq!(h["completed"], h["expected"], "{load}");
     assert_eq!(load["lost"], 0, "{load}");
     assert_eq!(load["deadLettered"], 0, "{load}");
