@@ -43,6 +43,10 @@ const OPERATOR_FUNCTION: &str = "OperatorFunction";
 /// queue).
 const DELIVERY_HANDLER: &str = "delivery-handler";
 
+/// The binary keeping the read models (a domain function on the projection queue that
+/// writes summaries, never events).
+const PROJECTION_HANDLER: &str = "projection-handler";
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -1595,6 +1599,12 @@ fn family(pk: &str) -> String {
 /// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
+    let (a, e, p, h, s, _) = families_with_read_models();
+    (a, e, p, h, s)
+}
+
+/// [`families`] and the read models' family (loan summaries).
+fn families_with_read_models() -> (String, String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
         tenant_id: "t",
         aggregate_type: "Loan",
@@ -1606,6 +1616,7 @@ fn families() -> (String, String, String, String, String) {
         family(&layout::record_pk("t", "e", "h")),
         family(&layout::switch_pk("h")),
         family(&layout::stats_pk("h", "2026-01-01")),
+        family(&layout::loan_summary_pk("t", "L-1")),
     )
 }
 
@@ -1631,7 +1642,7 @@ fn subscription_families() -> SubscriptionFamilies {
 
 /// What each function's role may write: action -> key families.
 fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
-    let (a, e, p, h, s) = families();
+    let (a, e, p, h, s, r) = families_with_read_models();
     let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
     let sub = subscription_families();
     let mut want = BTreeMap::new();
@@ -1641,8 +1652,16 @@ fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTre
             .unwrap_or("");
         let mut w = BTreeMap::new();
         if id == OPERATOR_FUNCTION {
-            // Ops.* and Subscription.* events, handler switches, subscriptions.
-            w.insert("dynamodb:putitem", set(&[&a, &e, &h, &sub.subscriptions]));
+            // Ops.* and Subscription.* events, handler switches, subscriptions, read-model
+            // rebuilds.
+            w.insert(
+                "dynamodb:putitem",
+                set(&[&a, &e, &h, &sub.subscriptions, &r]),
+            );
+        } else if bin == PROJECTION_HANDLER {
+            // Read models only: it appends no events.
+            w.insert("dynamodb:putitem", set(&[&r]));
+            w.insert("dynamodb:updateitem", set(&[&p, &s]));
         } else if bin == DELIVERY_HANDLER {
             // Circuit events, the attempt log, circuits; delivery records and backfill
             // progress.
@@ -1757,8 +1776,13 @@ fn table_write_check_rejects_broader_writes() {
     let cases = [
         // the operator may write processing records
         (
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\"]",
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"P#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\", \"P#*\"]",
+        ),
+        // the projection may append events
+        (
+            "dynamodb:LeadingKeys: [\"R#*\"]",
+            "dynamodb:LeadingKeys: [\"R#*\", \"A#*\"]",
         ),
         // a handler may update event items
         (
@@ -2339,4 +2363,64 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
         .is_empty(),
         "no alarm on CircuitOpened"
     );
+}
+
+// ----------------------------------------------------------------------------------------
+// (read models) the projection's function, its indexes, and who may query them
+// ----------------------------------------------------------------------------------------
+
+/// The loan indexes of the topology (the read models' GSIs).
+fn loan_indexes() -> Vec<&'static str> {
+    GSIS.iter()
+        .map(|(name, ..)| *name)
+        .filter(|n| n.starts_with("loans"))
+        .collect()
+}
+
+#[test]
+fn read_models_have_their_function_indexes_and_least_privilege() {
+    let t = Template::load();
+    let (id, f) = t
+        .function_for(PROJECTION_HANDLER)
+        .expect("a function for the projection-handler binary");
+    // Fed by its own queue, like the domain handlers.
+    let env = t.env(f);
+    assert_eq!(
+        env.get("QUEUE_URL_PROJECTION"),
+        Some(&reference("ProjectionQueue")),
+        "{id}"
+    );
+    assert_eq!(
+        env.get("DLQ_URL_PROJECTION"),
+        Some(&reference("ProjectionDlq")),
+        "{id}"
+    );
+    for alarm in [
+        "ProjectionDlqAlarm",
+        "ProjectionQueueAgeAlarm",
+        "ProjectionHandlerErrorsAlarm",
+    ] {
+        assert!(t.resources().contains_key(alarm), "{alarm} missing");
+    }
+    // Five sparse loan indexes, and only the roles that serve GET /loans may query them.
+    let indexes = loan_indexes();
+    assert_eq!(indexes.len(), 5, "{indexes:?}");
+    let ingest_role = t.role_of("IngestFunction");
+    let text = serde_json::to_string(&role_statements(&t, &ingest_role)).unwrap();
+    for i in &indexes {
+        assert!(
+            text.contains(&format!("/index/{i}")),
+            "{ingest_role} cannot query {i}"
+        );
+    }
+    // No role may scan a loan index: the loan list is index queries only.
+    for (role_id, _) in t.of_type("AWS::IAM::Role") {
+        for s in role_statements(&t, role_id) {
+            let scans = actions(s).iter().any(|a| a == "dynamodb:scan");
+            let on_loans = indexes
+                .iter()
+                .any(|i| s["Resource"].to_string().contains(&format!("/index/{i}")));
+            assert!(!(scans && on_loans), "{role_id} may scan a loan index: {s}");
+        }
+    }
 }

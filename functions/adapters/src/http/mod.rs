@@ -9,6 +9,7 @@
 //! | [`ops`] | operator routes: reads by id and type, trace, replay, dead letters, handlers |
 //! | [`stream`] | the live event stream (Server-Sent Events, resumable with `Last-Event-ID`) |
 //! | [`console`] | the operator console's pages, embedded in the binary (not API routes: no scope) |
+//! | [`read_models`] | the loan list, fund portfolios and read-model rebuilds |
 //! | [`auth`] | the caller's tenant and [`auth::Principal`], and the scope middleware |
 //! | [`scopes`] | the OAuth scopes and the one table of routes to the scope each needs |
 //! | [`cursor`] | signed pagination cursors |
@@ -26,6 +27,7 @@ pub mod events;
 pub mod openapi;
 pub mod ops;
 pub mod payoff;
+pub mod read_models;
 pub mod request;
 pub mod scopes;
 pub mod stage;

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
+use lending_events::projections::LoanSummary;
 use lending_events::{EventEnvelope, NewEvent};
 
 use super::layout::{guard_pk, stream_pk};
@@ -87,6 +88,8 @@ struct Tables {
     streams: HashMap<String, Vec<EventEnvelope>>,
     /// guard pk -> guard.
     guards: HashMap<String, Guard>,
+    /// (tenant, loan id) -> the loan's summary.
+    loan_summaries: HashMap<(String, String), LoanSummary>,
 }
 
 /// An [`EventStore`] in memory.
@@ -130,6 +133,12 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// Every stored loan summary, in no particular order.
+    pub fn loan_summaries(&self) -> Vec<LoanSummary> {
+        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        t.loan_summaries.values().cloned().collect()
+    }
+
     /// Drop every event and guard (keeps the counters).
     pub fn clear(&self) {
         *self.tables.lock().unwrap_or_else(|p| p.into_inner()) = Tables::default();
@@ -137,6 +146,19 @@ impl MemoryStore {
 }
 
 impl EventStore for MemoryStore {
+    async fn put_loan_summary(&self, summary: &LoanSummary) -> Result<bool, AdapterError> {
+        CallCounts::bump(&self.calls.update);
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (summary.tenant_id.clone(), summary.loan_id.clone());
+        match t.loan_summaries.get(&key) {
+            Some(stored) if stored.version >= summary.version => Ok(false),
+            _ => {
+                t.loan_summaries.insert(key, summary.clone());
+                Ok(true)
+            }
+        }
+    }
+
     async fn append(
         &self,
         events: Vec<NewEvent>,
