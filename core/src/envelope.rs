@@ -551,16 +551,17 @@ fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
     };
     let mut out = Map::new();
     for (k, v) in obj {
-        let at = format!("metadata.{k}");
+        // The error's field path, formatted only when there is an error.
+        let at = || format!("metadata.{k}");
         if k == "tenantId" || k == "principal" {
             return Err(CoreError::invalid(
-                at,
+                at(),
                 "is set by the server from the caller's identity",
             ));
         }
         if !FIELDS.contains(&k.as_str()) {
             return Err(CoreError::invalid(
-                at,
+                at(),
                 format!("unknown field; allowed: {}", FIELDS.join(", ")),
             ));
         }
@@ -571,7 +572,7 @@ fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
             }
             _ => {
                 return Err(CoreError::invalid(
-                    at,
+                    at(),
                     "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
                 ))
             }
@@ -597,22 +598,14 @@ struct Fingerprinted<'a> {
 }
 
 impl Fingerprinted<'_> {
-    /// SHA-256 of the canonical JSON, streamed into the hash (no intermediate string).
+    /// SHA-256 of the canonical JSON. Serialised into one buffer and hashed once: the
+    /// serialiser writes many tiny pieces (a quote, a key, a colon), and feeding those to
+    /// the hash one by one costs more than the copy.
     fn digest(&self) -> String {
-        struct HashWriter(Sha256);
-        impl std::io::Write for HashWriter {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.update(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut w = HashWriter(Sha256::new());
-        // Serialising borrowed strings and Values into a hasher cannot fail.
-        let _ = serde_json::to_writer(&mut w, self);
-        hex(&w.0.finalize())
+        let mut canonical = Vec::with_capacity(1024);
+        // Serialising borrowed strings and Values into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut canonical, self);
+        hex(&Sha256::digest(&canonical))
     }
 }
 

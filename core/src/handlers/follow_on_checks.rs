@@ -185,6 +185,7 @@ proptest! {
             reference.rescale(2);
             prop_assert_eq!(m.to_string(), reference.to_string());
             prop_assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{reference}\""));
+            prop_assert_eq!(serde_json::to_value(m).unwrap(), serde_json::Value::String(reference.to_string()));
         }
     }
 }
