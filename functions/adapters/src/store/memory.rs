@@ -171,7 +171,7 @@ impl EventStore for MemoryStore {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         // Heads: one Query per distinct stream, as DynamoStore does.
         let mut heads: HashMap<String, u64> = HashMap::new();
-        let mut stored = Vec::with_capacity(events.len());
+        let mut sequences = Vec::with_capacity(events.len());
         let mut sequence_conflict = None;
         for e in &events {
             let pk = stream_pk(&e.stream());
@@ -188,7 +188,7 @@ impl EventStore for MemoryStore {
                 }
             }
             heads.insert(pk, head + 1);
-            stored.push(e.clone().into_envelope(head + 1, now));
+            sequences.push(head + 1);
         }
         let guard_hit = events.iter().any(|e| {
             t.guards
@@ -196,17 +196,22 @@ impl EventStore for MemoryStore {
         });
         if sequence_conflict.is_none() && !guard_hit {
             CallCounts::bump(&self.calls.transact_write);
-            for (env, new) in stored.iter().zip(&events) {
-                let pk = stream_pk(&env.stream());
+            // Stored: the events move into their envelopes; the table keeps a copy.
+            let mut stored = Vec::with_capacity(events.len());
+            for (mut new, sequence) in events.into_iter().zip(sequences) {
+                let pk = stream_pk(&new.stream());
+                let fingerprint = std::mem::take(&mut new.fingerprint);
+                let env = new.into_envelope(sequence, now);
                 t.guards.insert(
                     guard_pk(&env.metadata.tenant_id, &env.event_id),
                     Guard {
-                        fingerprint: new.fingerprint.clone(),
+                        fingerprint,
                         stream: pk.clone(),
-                        sequence: env.sequence,
+                        sequence,
                     },
                 );
                 t.streams.entry(pk).or_default().push(env.clone());
+                stored.push(env);
             }
             return Ok(Appended::Stored(stored));
         }
