@@ -351,6 +351,13 @@ impl EventStore for WireEncodingStore {
     ) -> Result<Page, AdapterError> {
         self.0.read_stream(stream, after, upto, limit).await
     }
+
+    async fn put_loan_summary(
+        &self,
+        summary: &lending_events::projections::LoanSummary,
+    ) -> Result<bool, AdapterError> {
+        self.0.put_loan_summary(summary).await
+    }
 }
 
 fn stored_envelope(
