@@ -142,6 +142,11 @@ check draw-handler sqs-draw-requested.json "$no_failures" "no failures, nothing 
 check compliance-handler sqs-compliance-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" compliance
 check fund-handler sqs-fund-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" fund
 check notification-handler sqs-notification-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" notification
+check projection-handler sqs-projection-loan-funded.json "$no_failures" "no failures, nothing dead-lettered" projection
+# The summary the projection wrote, read back through ingest's loan list (borrower index).
+check ingest apigw-v2-get-loans.json \
+    'r["statusCode"] == 200 and [(l["loanId"], l["status"], l["outstandingPrincipal"], l["version"]) for l in body["loans"]] == [("L-FIXTURE-1", "funded", "100000.00", 2)]' \
+    "200, the loan's summary folded at the funding"
 # A delivery for a subscription that no longer exists is dropped (acknowledged, not sent).
 check delivery-handler sqs-delivery-deleted-subscription.json "$no_failures" "no failures: a deleted subscription's delivery is dropped"
 # The schedule payment-handler stored makes the installments due before 2026-04-25 (the

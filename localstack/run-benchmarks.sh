@@ -9,6 +9,7 @@
 #   bash localstack/run-benchmarks.sh            # everything
 #   RUNS=30 BENCH_SAMPLES=31 bash localstack/run-benchmarks.sh
 #   LOAD_EVENTS=800 bash localstack/run-benchmarks.sh   # a longer end-to-end run
+#   SKIP_PEER=1 bash localstack/run-benchmarks.sh        # without the Python peer's ratios
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
@@ -35,6 +36,12 @@ cargo bench --quiet -p lending-events --bench core_paths 2>&1 | tee -a "$results
 step "handlers: 10-message SQS batches on in-memory ports (cargo bench -p event-adapters --bench handlers)"
 # EMF metric lines go to stderr: left out.
 cargo bench --quiet -p event-adapters --bench handlers 2>/dev/null | tee -a "$results" | grep -v '^BENCH'
+
+step "against the Python peer: ratios from one interleaved run (localstack/peer-ratios.sh)"
+# SKIP_PEER=1 skips it (it makes the peer's virtualenv from PyPI the first time).
+if [[ "${SKIP_PEER:-0}" != 1 ]]; then
+    bash "$here/peer-ratios.sh" 2>&1 | grep -v '^PEER \|^PROJECT ' | tee -a "$results"
+fi
 
 step "cold start and footprint (release bootstraps under a Runtime API emulator, $runs starts each)"
 cargo build --release --quiet -p ingest -p dispatch -p payment-handler

@@ -5,6 +5,9 @@
 //! Output: one human line per benchmark, and one `BENCH {json}` line that
 //! `localstack/run-benchmarks.sh` collects. Filter benchmarks with a substring argument,
 //! as with `cargo bench -- <filter>`; `BENCH_SAMPLES` sets the number of samples.
+//! `BENCH_ITERS=n` fixes the iterations per sample (and of the warm-up) instead of
+//! calibrating them by time: the work is then the same in every run, so counters such as
+//! `perf stat -e instructions:u` compare two builds even on a busy machine.
 #![allow(dead_code)]
 
 use std::hint::black_box;
@@ -14,6 +17,7 @@ pub struct Bench {
     filter: Option<String>,
     samples: usize,
     target: Duration,
+    fixed_iters: Option<u64>,
 }
 
 impl Bench {
@@ -27,10 +31,15 @@ impl Bench {
             .and_then(|v| v.parse().ok())
             .unwrap_or(21usize)
             .max(3);
+        let fixed_iters = std::env::var("BENCH_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0);
         Bench {
             filter,
             samples,
             target: Duration::from_millis(40),
+            fixed_iters,
         }
     }
 
@@ -44,12 +53,16 @@ impl Bench {
         // Warm up and calibrate: iterations per sample so a sample takes ~target.
         let start = Instant::now();
         let mut iters = 0u64;
-        while start.elapsed() < self.target || iters < 2 {
+        while iters < self.fixed_iters.unwrap_or(2)
+            || (self.fixed_iters.is_none() && start.elapsed() < self.target)
+        {
             black_box(f());
             iters += 1;
         }
         let per = start.elapsed().as_secs_f64() / iters as f64;
-        let n = ((self.target.as_secs_f64() / per) as u64).max(1);
+        let n = self
+            .fixed_iters
+            .unwrap_or(((self.target.as_secs_f64() / per) as u64).max(1));
         let mut samples: Vec<f64> = (0..self.samples)
             .map(|_| {
                 let t = Instant::now();

@@ -25,16 +25,19 @@ pub enum Domain {
     Fund,
     Notification,
     Payment,
+    /// The read models' queue (no business handler; see [`crate::projections`]).
+    Projection,
 }
 
 impl Domain {
     /// Every domain, in alphabetical order.
-    pub const ALL: [Domain; 5] = [
+    pub const ALL: [Domain; 6] = [
         Domain::Compliance,
         Domain::Draw,
         Domain::Fund,
         Domain::Notification,
         Domain::Payment,
+        Domain::Projection,
     ];
 
     /// The text form: lower case, as in queue names and routes.
@@ -45,6 +48,7 @@ impl Domain {
             Domain::Fund => "fund",
             Domain::Notification => "notification",
             Domain::Payment => "payment",
+            Domain::Projection => "projection",
         }
     }
 
@@ -118,7 +122,7 @@ mod tests {
             assert_eq!(
                 message,
                 format!(
-                    "unknown domain {bad:?}; domains: compliance, draw, fund, notification, payment"
+                    "unknown domain {bad:?}; domains: compliance, draw, fund, notification, payment, projection"
                 )
             );
         }

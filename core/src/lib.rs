@@ -19,6 +19,7 @@
 //! | [`ingest`] | decoding a `POST /events` body (one event or a batch) into validated [`NewEvent`]s, all or nothing |
 //! | [`routing`] | which domain queues receive which event types, derived from the handlers' subscriptions |
 //! | [`handlers`] | the domain handlers: pure functions from an event and its history to follow-ons or a rejection (their tests use the given/when/then kit in `handlers/testkit.rs`) |
+//! | [`projections`] | read models: loan summaries and fund portfolios folded from a loan's history (the `loan-summary` handler returns them) |
 //! | [`late`] | the late-payment job's events for one loan on a date |
 //! | [`state`], [`schedule`] | event-sourced aggregate state (folds, and the rules handlers decide with) and payment schedules |
 //! | [`domain`] | [`Domain`], the closed set of domains the handlers serve (one queue pair and one function each) |
@@ -37,6 +38,7 @@ pub mod handlers;
 pub mod ingest;
 pub mod late;
 pub mod money;
+pub mod projections;
 pub mod routing;
 pub mod schedule;
 pub mod schema;

@@ -178,6 +178,27 @@ impl FromStr for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut d = self.0;
+        d.rescale(2);
+        let cents = d.mantissa();
+        if d.scale() == 2 && cents >= 0 && !d.is_sign_negative() {
+            // The common case (a schedule serialises 1,440 amounts) assembled on the stack,
+            // the same text as `Display`: `collect_str` would go through the formatting
+            // machinery into a temporary `String`, and a `Value` copies that again.
+            let mut whole = itoa::Buffer::new();
+            let whole = whole.format(cents / 100).as_bytes();
+            let mut text = [0u8; 44]; // the 39 digits of i128::MAX, the point, two decimals
+            text[..whole.len()].copy_from_slice(whole);
+            let fraction = (cents % 100) as u8;
+            text[whole.len()..whole.len() + 3].copy_from_slice(&[
+                b'.',
+                b'0' + fraction / 10,
+                b'0' + fraction % 10,
+            ]);
+            if let Ok(text) = std::str::from_utf8(&text[..whole.len() + 3]) {
+                return s.serialize_str(text);
+            }
+        }
         s.collect_str(self)
     }
 }

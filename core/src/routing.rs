@@ -83,19 +83,33 @@ mod tests {
         let domains: Vec<_> = t.domains().map(Domain::as_str).collect();
         assert_eq!(
             domains,
-            ["payment", "draw", "compliance", "fund", "notification"]
+            [
+                "payment",
+                "draw",
+                "compliance",
+                "fund",
+                "notification",
+                "projection"
+            ]
         );
         let to = |ty: &str| t.domains_for(ty).map(Domain::as_str).collect::<Vec<_>>();
         assert_eq!(
             to("Loan.Funded"),
-            ["payment", "compliance", "fund", "notification"]
+            [
+                "payment",
+                "compliance",
+                "fund",
+                "notification",
+                "projection"
+            ]
         );
         assert_eq!(to("Borrower.KYCFailed"), ["compliance", "notification"]);
         assert_eq!(to("Borrower.Flagged"), ["compliance", "notification"]);
-        assert_eq!(to("Loan.DrawSubmitted"), ["draw"]);
-        assert_eq!(to("Payment.Received"), ["payment"]);
-        // Records nobody reacts to are stored and not queued.
-        assert!(to("Payment.Applied").is_empty());
+        assert_eq!(to("Loan.DrawSubmitted"), ["draw", "projection"]);
+        assert_eq!(to("Payment.Received"), ["payment", "projection"]);
+        // Records no handler reacts to are queued only for the read models.
+        assert_eq!(to("Payment.Applied"), ["projection"]);
+        assert!(to("Borrower.Created").is_empty());
     }
 
     #[test]

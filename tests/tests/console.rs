@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use integration_tests::{api_url, aws, scan_events, table, Api};
+use integration_tests::{api_url, aws, scan_events, table, Api, Receiver, ReceiverMode};
 use serde_json::{json, Value};
 
 /// How long a page may take to show what the test waits for: generous, for LocalStack on a
@@ -452,5 +452,277 @@ async fn the_console_shows_the_feed_the_schedule_the_graph_and_redrives_a_dead_l
         bars,
         &poison[..8],
         test_started.elapsed().as_secs_f64()
+    );
+}
+
+/// An access token as an operator pastes it on AWS (unsigned here: locally the runner takes
+/// the tenant from `X-Tenant-Id`, and the page reads the claims only to show who is signed in
+/// and which buttons the scopes allow).
+fn token(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.unsigned",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
+}
+
+/// A webhook the receiver really got, as the page's delivery log shows it; pause from the
+/// page; a 401 asks for a token, and a token without the scope leaves the buttons disabled.
+#[tokio::test]
+async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
+    let tenant = format!(
+        "console-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let api = Api::for_tenant(&tenant);
+    // Any secret until the subscription hands out its own.
+    let receiver = Receiver::start(&["whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]).await;
+    let r = api
+        .post(
+            "/subscriptions",
+            &json!({"name": "servicer", "filter": {"eventTypes": ["Borrower.Flagged"]},
+                "target": {"type": "webhook", "url": receiver.url("/servicer")}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sub = r.body["subscriptionId"].as_str().unwrap().to_string();
+    receiver
+        .set_secrets(&[r.body["secret"].as_str().unwrap()])
+        .await;
+    // Dispatch sees a new subscription within its cache time (SUBSCRIPTION_CACHE_MS, 2 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The first attempt is refused (503, retried), the next one taken.
+    receiver.set_mode(&ReceiverMode::status(503)).await;
+    let r = api
+        .post(
+            "/events",
+            &json!({"eventType": "Borrower.Flagged", "aggregateType": "Borrower", "aggregateId": "B-console",
+                "payload": {"borrowerId": "B-console", "reason": "manual review"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let event = r.body["events"][0]["eventId"].as_str().unwrap().to_string();
+    // Independently: the receiver refused it once, then got it, signed, and answered 2xx.
+    let webhook_id = format!("{sub}_{event}");
+    receiver
+        .wait_for(WAIT, |rs| {
+            rs.iter()
+                .any(|r| r.header("webhook-id") == Some(webhook_id.as_str()) && r.status == 503)
+        })
+        .await;
+    receiver.set_mode(&ReceiverMode::normal()).await;
+    let got = receiver
+        .wait_for(WAIT, |rs| {
+            rs.iter()
+                .any(|r| r.header("webhook-id") == Some(webhook_id.as_str()) && r.accepted())
+        })
+        .await;
+    let received = got
+        .iter()
+        .find(|r| r.header("webhook-id") == Some(webhook_id.as_str()) && r.accepted())
+        .unwrap();
+    assert!(received.verified, "signature: {:?}", received.error);
+    assert_eq!(received.path, "/servicer");
+    let answered = received.status;
+    // Every answer the receiver gave this event, oldest first: what the log must show.
+    let answers: Vec<u16> = got
+        .iter()
+        .filter(|r| r.header("webhook-id") == Some(webhook_id.as_str()))
+        .map(|r| r.status)
+        .collect();
+
+    let driver = Driver::start();
+    let c = browser(&driver).await;
+
+    // 1. The list: target, filter, status and circuit of the subscription.
+    c.goto(&console("/console/subscriptions", &tenant, ""))
+        .await
+        .unwrap();
+    let row_css = format!("#subscriptions tr[data-subscription-id='{sub}']");
+    let row = wait_for(&c, &format!("{row_css} [data-circuit]")).await;
+    // One refusal is below the breaker's threshold (5 in a row): closed, whether or not the
+    // success has reset the count yet.
+    assert_eq!(
+        row.attr("data-circuit").await.unwrap().as_deref(),
+        Some("closed"),
+        "{}",
+        row.text().await.unwrap()
+    );
+    let row_text = c
+        .find(Locator::Css(&row_css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "servicer",
+        receiver.url("/servicer").as_str(),
+        "Borrower.Flagged",
+        "active",
+    ] {
+        assert!(row_text.contains(shown), "{shown} in {row_text}");
+    }
+    shot(&c, "subscriptions").await;
+
+    // 2. The detail page's delivery log: the delivery the receiver got, its status code and
+    // outcome (the log is written once the answer is in: reload until it shows).
+    c.find(Locator::Css(&format!("{row_css} a")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let delivery_css = format!("#deliveries tr[data-event-id='{event}'][data-outcome='DELIVERED']");
+    wait_until_reloading(
+        &c,
+        "the delivery in the log",
+        &format!("return document.querySelector(\"{delivery_css}\") !== null"),
+        Some(Duration::from_secs(5)),
+    )
+    .await;
+    let delivery = c.find(Locator::Css(&delivery_css)).await.unwrap();
+    assert_eq!(
+        delivery.attr("data-status-code").await.unwrap().as_deref(),
+        Some(answered.to_string().as_str()),
+        "the status code the receiver answered"
+    );
+    let delivery_text = delivery.text().await.unwrap();
+    assert!(
+        delivery_text.contains("Borrower.Flagged") && delivery_text.contains(" ms"),
+        "{delivery_text}"
+    );
+    // The log's rows of this event, oldest first: one per answer the receiver gave, with its
+    // status code, numbered 1, 2, ...; the last delivered, the ones before retried.
+    let logged = c
+        .execute(
+            &format!(
+                "return [...document.querySelectorAll(\"#deliveries tr[data-event-id='{event}']\")].reverse()
+                   .map(r => [Number(r.dataset.statusCode), r.dataset.outcome, Number(r.children[3].textContent)])"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let logged: Vec<(u16, String, usize)> = serde_json::from_value(logged).unwrap();
+    let want: Vec<(u16, String, usize)> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let outcome = if i + 1 == answers.len() {
+                "DELIVERED"
+            } else {
+                "RETRYING"
+            };
+            (*status, outcome.to_string(), i + 1)
+        })
+        .collect();
+    assert_eq!(logged, want, "the log against the receiver's answers");
+    shot(&c, "subscription").await;
+
+    // 3. Pause from the page: the page shows it, and a Subscription.Updated by the caller
+    // says so in the table.
+    c.find(Locator::Css("#subscription button[data-action='pause']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#subscription [data-status='paused']").await;
+    let clients = aws().await;
+    let start = Instant::now();
+    loop {
+        let paused = scan_events(&clients.dynamodb, &table(), &tenant)
+            .await
+            .into_iter()
+            .any(|e| {
+                e["eventType"] == "Subscription.Updated"
+                    && e["payload"]["subscriptionId"] == json!(sub)
+                    && e["payload"]["changes"]["status"] == "paused"
+            });
+        if paused {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no Subscription.Updated pausing {sub}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // 4. The API says 401 (here: a tenant that is not an identifier): the page asks for a
+    // token. The token pasted has no subscriptions:admin: the page names who is signed in,
+    // and the buttons are disabled with the reason.
+    // The live stream refused (401) asks for a token too.
+    c.goto(&format!(
+        "{}/console?tenant=not%20a%20tenant&scopes=",
+        api_url()
+    ))
+    .await
+    .unwrap();
+    wait_for(&c, "#sign-in #sign-in-token").await;
+    let status = c
+        .find(Locator::Css("#feed-status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.starts_with("refused: 401"), "{status}");
+    c.goto(&format!(
+        "{}/console/subscriptions?tenant=not%20a%20tenant&scopes=",
+        api_url()
+    ))
+    .await
+    .unwrap();
+    let field = wait_for(&c, "#sign-in #sign-in-token").await;
+    shot(&c, "sign-in").await;
+    field
+        .send_keys(&token(&json!({"sub": "ops-anna", "tenantId": tenant,
+            "scope": "events:read ops:handlers", "exp": chrono::Utc::now().timestamp() + 3600})))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#sign-in button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let button = wait_for(&c, "#pause-disabled").await;
+    assert!(!button.is_enabled().await.unwrap(), "pause is disabled");
+    let reason = c
+        .find(Locator::Css("#scope-reason"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("subscriptions:admin") && reason.contains("events:read ops:handlers"),
+        "{reason}"
+    );
+    let who = c
+        .find(Locator::Css("#who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(who.contains("ops-anna") && who.contains(&tenant), "{who}");
+    shot(&c, "subscriptions-without-scope").await;
+    c.find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    println!(
+        "console subscriptions: event {} to subscription {}: the receiver answered {answers:?}, the log shows {} attempts",
+        &event[..8],
+        &sub[..8],
+        logged.len()
     );
 }

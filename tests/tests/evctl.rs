@@ -519,6 +519,16 @@ async fn the_readme_evctl_block_runs_as_written() {
         l2.iter().any(|e| e["eventType"] == "Loan.Funded"),
         "{l2:#?}"
     );
+    // The block's rebuild folded both loans of the tenant and was recorded as such.
+    let rebuilt: Vec<Value> = api
+        .history("Ops", "acme")
+        .await
+        .into_iter()
+        .filter(|e| e["eventType"] == "Ops.ProjectionRebuilt")
+        .collect();
+    assert_eq!(rebuilt.len(), 1, "{rebuilt:#?}");
+    assert_eq!(rebuilt[0]["payload"]["projection"], json!("loan-summary"));
+    assert_eq!(rebuilt[0]["payload"]["loans"], json!(2), "{rebuilt:#?}");
     // The handler the block switched off is on again: its switch item says so.
     let switch = table_item(&runner.table(), &layout::switch_pk("notifications"), 0)
         .await

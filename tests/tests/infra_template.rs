@@ -6,7 +6,9 @@
 //! - it has one function per binary crate under `functions/`, and no other (plus the
 //!   operator function, which runs the ingest binary with another role);
 //! - its HTTP API routes and their scopes are `event_adapters::http::scopes::ROUTES`, operator
-//!   routes on the operator function with a low throttle;
+//!   routes on the operator function with a low throttle; the only routes without the JWT
+//!   authorizer are the public ones of ROUTES and the console's static pages
+//!   (`event_adapters::http::console::GATEWAY_ROUTES`), all on the ingest function;
 //! - queue policies let only the right roles send to each queue, over TLS only, and each
 //!   DLQ accepts redrives from its own queue only;
 //! - every table write is limited by `dynamodb:LeadingKeys` to the key families the role
@@ -23,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use event_adapters::http::console::GATEWAY_ROUTES as CONSOLE_ROUTES;
 use event_adapters::http::scopes::{FixedScope, Scope, ROUTES};
 use event_adapters::store::layout;
 use event_adapters::topology::{
@@ -39,6 +42,10 @@ const OPERATOR_FUNCTION: &str = "OperatorFunction";
 /// The binary delivering to subscriptions (not a domain handler: it consumes the delivery
 /// queue).
 const DELIVERY_HANDLER: &str = "delivery-handler";
+
+/// The binary keeping the read models (a domain function on the projection queue that
+/// writes summaries, never events).
+const PROJECTION_HANDLER: &str = "projection-handler";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1135,6 +1142,19 @@ fn route_violations(t: &Template) -> Vec<String> {
             }
             continue;
         }
+        // The console's static pages: no authorizer (they carry no data; the page sends
+        // the operator's token to the data routes), no scopes, on ingest (no queue).
+        if CONSOLE_ROUTES.contains(&r.key.as_str()) {
+            if authorizer != Some("NONE") || !scopes.is_empty() {
+                bad.push(format!(
+                    "{what}: a console page: `Auth: {{Authorizer: NONE}}`, no scopes"
+                ));
+            }
+            if r.function != ingest {
+                bad.push(format!("{what}: console pages are served by ingest"));
+            }
+            continue;
+        }
         let (method, path) = r.key.split_once(' ').unwrap_or_default();
         let Some(entry) = ROUTES.iter().find(|e| e.method == method && e.path == path) else {
             bad.push(format!(
@@ -1193,6 +1213,13 @@ fn route_violations(t: &Template) -> Vec<String> {
             ));
         }
     }
+    for key in CONSOLE_ROUTES {
+        if !seen.contains(*key) {
+            bad.push(format!(
+                "no template route for the console's {key} (event_adapters::http::console::GATEWAY_ROUTES)"
+            ));
+        }
+    }
     if !seen.contains("$default") {
         bad.push("no $default route (unknown paths get the router's JSON 404)".into());
     }
@@ -1219,6 +1246,30 @@ fn api_routes_and_scopes_are_the_routers_table() {
         "the HTTP API differs from event_adapters::http::scopes::ROUTES:\n  {}",
         bad.join("\n  ")
     );
+    // Without the JWT authorizer: exactly the public routes of ROUTES and the console's
+    // pages. Every other route (every data route) has the authorizer and a scope.
+    let open: BTreeSet<String> = api_routes(&t)
+        .into_iter()
+        .filter(|r| r.props["Auth"]["Authorizer"] == "NONE")
+        .map(|r| r.key)
+        .collect();
+    let want_open: BTreeSet<String> = ROUTES
+        .iter()
+        .filter(|r| r.scope.is_none())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .chain(CONSOLE_ROUTES.iter().map(|k| k.to_string()))
+        .collect();
+    assert_eq!(open, want_open, "the routes without the JWT authorizer");
+    for r in api_routes(&t) {
+        if r.key == "$default" || open.contains(&r.key) {
+            continue;
+        }
+        assert!(
+            !as_list(&r.props["Auth"]["AuthorizationScopes"]).is_empty(),
+            "{}: a data route needs the authorizer and its scope",
+            r.key
+        );
+    }
     let (ingest, f) = t.function_for("ingest").expect("ingest function");
     for (id, f) in [
         (ingest, f),
@@ -1262,6 +1313,15 @@ fn route_check_rejects_missing_scopes_and_open_routes() {
         ),
         // the public route behind the authorizer
         ("              Authorizer: NONE\n", "              AuthorizationScopes: [events:read]\n"),
+        // the console's pages behind the authorizer (a browser sends no token for a page)
+        (
+            "            Path: /console\n            Auth:\n              Authorizer: NONE",
+            "            Path: /console\n            Auth:\n              AuthorizationScopes: [events:read]",
+        ),
+        // an open greedy route beyond the console (it would reach every data route)
+        ("Path: /console/{proxy+}", "Path: /{proxy+}"),
+        // the console's greedy route missing
+        ("Path: /console/{proxy+}", "Path: /console/pages"),
         // a route the router does not have (and one of ROUTES missing)
         ("Path: /handlers/{handler}", "Path: /handler/{handler}"),
         // an operator route without its low throttle
@@ -1539,6 +1599,12 @@ fn family(pk: &str) -> String {
 /// Key families, from the code that builds the keys (the table layout, `store/layout.rs`):
 /// (events, eventId guards, processing records, handler switches, daily statistics).
 fn families() -> (String, String, String, String, String) {
+    let (a, e, p, h, s, _) = families_with_read_models();
+    (a, e, p, h, s)
+}
+
+/// [`families`] and the read models' family (loan summaries).
+fn families_with_read_models() -> (String, String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
         tenant_id: "t",
         aggregate_type: "Loan",
@@ -1550,6 +1616,7 @@ fn families() -> (String, String, String, String, String) {
         family(&layout::record_pk("t", "e", "h")),
         family(&layout::switch_pk("h")),
         family(&layout::stats_pk("h", "2026-01-01")),
+        family(&layout::loan_summary_pk("t", "L-1")),
     )
 }
 
@@ -1575,7 +1642,7 @@ fn subscription_families() -> SubscriptionFamilies {
 
 /// What each function's role may write: action -> key families.
 fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
-    let (a, e, p, h, s) = families();
+    let (a, e, p, h, s, r) = families_with_read_models();
     let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
     let sub = subscription_families();
     let mut want = BTreeMap::new();
@@ -1585,8 +1652,16 @@ fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTre
             .unwrap_or("");
         let mut w = BTreeMap::new();
         if id == OPERATOR_FUNCTION {
-            // Ops.* and Subscription.* events, handler switches, subscriptions.
-            w.insert("dynamodb:putitem", set(&[&a, &e, &h, &sub.subscriptions]));
+            // Ops.* and Subscription.* events, handler switches, subscriptions, read-model
+            // rebuilds.
+            w.insert(
+                "dynamodb:putitem",
+                set(&[&a, &e, &h, &sub.subscriptions, &r]),
+            );
+        } else if bin == PROJECTION_HANDLER {
+            // Read models only: it appends no events.
+            w.insert("dynamodb:putitem", set(&[&r]));
+            w.insert("dynamodb:updateitem", set(&[&p, &s]));
         } else if bin == DELIVERY_HANDLER {
             // Circuit events, the attempt log, circuits; delivery records and backfill
             // progress.
@@ -1701,8 +1776,13 @@ fn table_write_check_rejects_broader_writes() {
     let cases = [
         // the operator may write processing records
         (
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\"]",
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"P#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\", \"P#*\"]",
+        ),
+        // the projection may append events
+        (
+            "dynamodb:LeadingKeys: [\"R#*\"]",
+            "dynamodb:LeadingKeys: [\"R#*\", \"A#*\"]",
         ),
         // a handler may update event items
         (
@@ -2283,4 +2363,64 @@ fn subscriptions_have_their_delivery_queue_function_and_alarms() {
         .is_empty(),
         "no alarm on CircuitOpened"
     );
+}
+
+// ----------------------------------------------------------------------------------------
+// (read models) the projection's function, its indexes, and who may query them
+// ----------------------------------------------------------------------------------------
+
+/// The loan indexes of the topology (the read models' GSIs).
+fn loan_indexes() -> Vec<&'static str> {
+    GSIS.iter()
+        .map(|(name, ..)| *name)
+        .filter(|n| n.starts_with("loans"))
+        .collect()
+}
+
+#[test]
+fn read_models_have_their_function_indexes_and_least_privilege() {
+    let t = Template::load();
+    let (id, f) = t
+        .function_for(PROJECTION_HANDLER)
+        .expect("a function for the projection-handler binary");
+    // Fed by its own queue, like the domain handlers.
+    let env = t.env(f);
+    assert_eq!(
+        env.get("QUEUE_URL_PROJECTION"),
+        Some(&reference("ProjectionQueue")),
+        "{id}"
+    );
+    assert_eq!(
+        env.get("DLQ_URL_PROJECTION"),
+        Some(&reference("ProjectionDlq")),
+        "{id}"
+    );
+    for alarm in [
+        "ProjectionDlqAlarm",
+        "ProjectionQueueAgeAlarm",
+        "ProjectionHandlerErrorsAlarm",
+    ] {
+        assert!(t.resources().contains_key(alarm), "{alarm} missing");
+    }
+    // Five sparse loan indexes, and only the roles that serve GET /loans may query them.
+    let indexes = loan_indexes();
+    assert_eq!(indexes.len(), 5, "{indexes:?}");
+    let ingest_role = t.role_of("IngestFunction");
+    let text = serde_json::to_string(&role_statements(&t, &ingest_role)).unwrap();
+    for i in &indexes {
+        assert!(
+            text.contains(&format!("/index/{i}")),
+            "{ingest_role} cannot query {i}"
+        );
+    }
+    // No role may scan a loan index: the loan list is index queries only.
+    for (role_id, _) in t.of_type("AWS::IAM::Role") {
+        for s in role_statements(&t, role_id) {
+            let scans = actions(s).iter().any(|a| a == "dynamodb:scan");
+            let on_loans = indexes
+                .iter()
+                .any(|i| s["Resource"].to_string().contains(&format!("/index/{i}")));
+            assert!(!(scans && on_loans), "{role_id} may scan a loan index: {s}");
+        }
+    }
 }

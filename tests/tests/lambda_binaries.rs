@@ -297,6 +297,27 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
         (json!(200), Some(2)),
         "{r}"
     );
+    // On a named stage API Gateway puts it in the path (`/prod/aggregates/...`): the same
+    // route answers.
+    let mut staged = fixture("apigw-v2-get-history.json", &tenant, &loan);
+    for at in ["/rawPath", "/requestContext/http/path"] {
+        let path = staged
+            .pointer(at)
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string();
+        *staged.pointer_mut(at).unwrap() = json!(format!("/prod{path}"));
+    }
+    staged["requestContext"]["stage"] = json!("prod");
+    let r = ingest.invoke(&staged).await.unwrap();
+    assert_eq!(
+        (
+            r["statusCode"].clone(),
+            body_of(&r)["events"].as_array().map(Vec::len)
+        ),
+        (json!(200), Some(2)),
+        "on the prod stage: {r}"
+    );
     let r = ingest
         .invoke(&fixture("apigw-v1-get-state.json", &tenant, &loan))
         .await
@@ -324,6 +345,46 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     let r = ingest.invoke(&no_scope).await.unwrap();
     assert_eq!(r["statusCode"], 403, "{r}");
     assert_eq!(body_of(&r)["error"]["code"], "forbidden", "{r}");
+    // The console's pages, as the template routes them: no authorizer, on the named stage
+    // (`/prod/...`): the shell names its assets under the stage and the assets answer.
+    let console = |path: &str| {
+        let mut e = fixture("apigw-v2-get-history.json", &tenant, &loan);
+        e["rawPath"] = json!(format!("/prod{path}"));
+        e["rawQueryString"] = json!("");
+        e["queryStringParameters"] = json!({});
+        e["routeKey"] = json!("GET /console/{proxy+}");
+        e["requestContext"]["routeKey"] = json!("GET /console/{proxy+}");
+        e["requestContext"]["stage"] = json!("prod");
+        e["requestContext"]["http"]["path"] = json!(format!("/prod{path}"));
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        e
+    };
+    let r = ingest.invoke(&console("/console/handlers")).await.unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    let shell = r["body"].as_str().unwrap_or_default();
+    assert!(
+        shell.contains(r#"src="/prod/console/assets/app.js""#)
+            && shell.contains(r#"data-base="/prod""#),
+        "{shell}"
+    );
+    let r = ingest
+        .invoke(&console("/console/assets/app.js"))
+        .await
+        .unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    // A path climbing out of the console reaches no data: lambda_http resolves `..` (the
+    // router then sees `/events`), and a data route without the authorizer's claims (the
+    // console's routes have no authorizer) is refused.
+    let r = ingest.invoke(&console("/console/../events")).await.unwrap();
+    let code = body_of(&r)["error"]["code"].clone();
+    assert!(
+        (r["statusCode"] == 401 && code == "unauthorized")
+            || (r["statusCode"] == 404 && code == "not_found"),
+        "{r}"
+    );
     assert!(
         ingest.logs().contains("\"EventsIngested\":2"),
         "no EMF line:\n{}",

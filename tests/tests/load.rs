@@ -50,19 +50,20 @@ fn small_load_completes_everything_and_writes_once_per_append_attempt() {
     assert_eq!(load["events"], 40, "{load}");
     assert_eq!(load["requests"], 8, "{load}");
     let h = &load["handlerExecutions"];
-    // Per loan: Loan.Approved has 1 subscriber (payment-schedule records the status
+    // Per loan: loan-summary, the read model, hears every loan event; besides it,
+    // Loan.Created has no subscriber, Loan.Approved 1 (payment-schedule records the status
     // change), Loan.Funded 4, each of the 7 payments 1.
-    assert_eq!(h["expected"], 4 * (1 + 4 + 7), "{load}");
+    assert_eq!(h["expected"], 4 * (1 + 2 + 5 + 7 * 2), "{load}");
     assert_eq!(h["completed"], h["expected"], "{load}");
     assert_eq!(load["lost"], 0, "{load}");
     assert_eq!(load["deadLettered"], 0, "{load}");
 
     let lat = &load["latencyMs"];
     let p = |k: &str| lat[k].as_f64().unwrap_or_else(|| panic!("no {k} in {lat}"));
-    // Per loan: Loan.Approved, Loan.Funded and the 7 payments have subscribers.
+    // Per loan: every event has a subscriber (the read model hears them all).
     assert_eq!(
         lat["n"],
-        4 * (1 + 1 + 7),
+        4 * (1 + 1 + 1 + 7),
         "every event with subscribers has a latency: {lat}"
     );
     assert!(p("p50") > 0.0, "{lat}");

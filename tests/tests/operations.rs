@@ -483,8 +483,10 @@ async fn replay_is_marked_idempotent_unless_rerun_and_dry_run_sends_nothing() {
     )
     .await;
     assert_eq!(r.code, 0, "{r:?}");
+    // One per domain that hears Loan.Funded: payment, compliance, fund, notification and
+    // the read models' projection.
     assert!(
-        r.stdout.contains("would send 4 messages for 1 events"),
+        r.stdout.contains("would send 5 messages for 1 events"),
         "{}",
         r.stdout
     );

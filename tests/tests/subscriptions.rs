@@ -106,6 +106,20 @@ async fn subscribe(api: &Api, body: Value) -> (String, String) {
     (id, secret)
 }
 
+/// Subscribe a receiver path to `Borrower.Flagged`, hand the receiver the secret, and give
+/// dispatch's filter cache time to see the subscription; the subscription's id.
+async fn subscribe_flagged(api: &Api, receiver: &Receiver, name: &str, path: &str) -> String {
+    let body = webhook(
+        name,
+        &receiver.url(path),
+        json!({"eventTypes": ["Borrower.Flagged"]}),
+    );
+    let (id, secret) = subscribe(api, body).await;
+    receiver.set_secrets(&[&secret]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    id
+}
+
 fn webhook(name: &str, url: &str, filter: Value) -> Value {
     json!({"name": name, "filter": filter, "target": {"type": "webhook", "url": url}})
 }
@@ -408,17 +422,7 @@ async fn per_aggregate_order_holds_while_the_receiver_fails_at_random() {
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     receiver.set_mode(&ReceiverMode::failing(0.3, 42)).await;
-    let (_, secret) = subscribe(
-        &api,
-        webhook(
-            "ordered",
-            &receiver.url("/o"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let _ = subscribe_flagged(&api, &receiver, "ordered", "/o").await;
 
     let (aggregates, per_aggregate) = (4, 6);
     let borrowers: Vec<String> = (0..aggregates)
@@ -472,17 +476,7 @@ async fn a_receiver_down_opens_the_circuit_and_recovery_drains_the_backlog_in_or
     let runner = runner("subs-breaker").await;
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
-    let (id, secret) = subscribe(
-        &api,
-        webhook(
-            "breaker",
-            &receiver.url("/down"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let id = subscribe_flagged(&api, &receiver, "breaker", "/down").await;
     receiver.down().await;
 
     let borrowers: Vec<String> = (0..3)
@@ -559,17 +553,7 @@ async fn a_410_goes_to_the_dead_letters_with_its_status_and_is_not_retried() {
     let api = runner.api(&tenant());
     let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
     receiver.set_mode(&ReceiverMode::status(410)).await;
-    let (id, secret) = subscribe(
-        &api,
-        webhook(
-            "gone",
-            &receiver.url("/gone"),
-            json!({"eventTypes": ["Borrower.Flagged"]}),
-        ),
-    )
-    .await;
-    receiver.set_secrets(&[&secret]).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let id = subscribe_flagged(&api, &receiver, "gone", "/gone").await;
     let event = post(&api, vec![flagged("B-gone", "gone")]).await.remove(0);
     let event_id = event["eventId"].as_str().unwrap().to_string();
 
@@ -980,4 +964,69 @@ async fn subscriptions_are_managed_over_http_recorded_as_events_and_replayed() {
     let deliveries = &tree.body["tree"][0]["deliveries"];
     assert_eq!(deliveries[0]["subscriptionId"], json!(id), "{}", tree.body);
     assert_eq!(deliveries[0]["status"], "DELIVERED");
+}
+
+#[tokio::test]
+async fn a_change_never_overwrites_backfill_progress_counted_after_it_was_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use event_adapters::store::layout::{subscription_sk, subscriptions_pk};
+    use event_adapters::store::DynamoStore;
+    use event_adapters::subscriptions::repo::SubscriptionStore;
+
+    let runner = runner("subs-race").await;
+    let api = runner.api(&tenant());
+    let receiver = Receiver::start(&[PLACEHOLDER_SECRET]).await;
+    let id = subscribe_flagged(&api, &receiver, "race", "/race").await;
+    let uuid: uuid::Uuid = id.parse().expect("a uuid");
+    let ddb = integration_tests::aws().await.dynamodb;
+    let repo = SubscriptionStore::new(DynamoStore::new(ddb.clone(), runner.table()));
+    let finished = || async {
+        let item = ddb
+            .get_item()
+            .table_name(runner.table())
+            .key("pk", AttributeValue::S(subscriptions_pk(&api.tenant)))
+            .key("sk", AttributeValue::N(subscription_sk(&uuid).to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        item.item().and_then(|i| i.get("backfillFinished")).cloned()
+    };
+
+    // A copy read before a delivery is counted on the item...
+    let mut stale = repo
+        .get(&api.tenant, &uuid)
+        .await
+        .expect("read")
+        .expect("stored");
+    repo.count_backfill_finished(&api.tenant, &uuid)
+        .await
+        .expect("counted");
+    let counted = finished().await;
+    assert_eq!(counted, Some(AttributeValue::N("1".into())));
+    // ...cannot be written back over it,
+    stale.subscription.version += 1;
+    let refused = repo
+        .replace(
+            &stale,
+            "Subscription.Updated",
+            json!({}),
+            "test",
+            lending_events::catalog::OPERATOR,
+        )
+        .await;
+    assert!(refused.is_err(), "a stale copy was written");
+    assert_eq!(finished().await, counted);
+    // and a change over HTTP (read, change, write) keeps the count.
+    let patched = send(
+        &api,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &json!({"name": "renamed"}),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(finished().await, counted);
+    let shown = api.get(&format!("/subscriptions/{id}")).await;
+    assert_eq!(shown.body["name"], "renamed", "{}", shown.body);
 }

@@ -186,6 +186,103 @@ proptest! {
             reference.rescale(2);
             prop_assert_eq!(m.to_string(), reference.to_string());
             prop_assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{reference}\""));
+            prop_assert_eq!(serde_json::to_value(m).unwrap(), serde_json::Value::String(reference.to_string()));
+        }
+    }
+}
+
+/// Real follow-ons to start from: a 12-month schedule and the status change of a funding,
+/// a payment application, and what every other handler appends for a funding.
+fn sample_follow_ons() -> Vec<(Given, &'static str, crate::envelope::FollowOn)> {
+    let funded_loan = given([created("L1", "100000.00", "7.5", 12, "monthly")]).and(funded(
+        "L1",
+        "100000.00",
+        "2026-01-31T09:00:00Z",
+    ));
+    let (paying, _) = given([created("L1", "100000.00", "7.5", 12, "monthly")])
+        .when(
+            &PaymentHandler,
+            funded("L1", "100000.00", "2026-01-31T09:00:00Z"),
+        )
+        .then_events();
+    let paying = paying.and(received("L1", "P1", "8000.00", "2026-03-01T12:00:00Z"));
+    let mut out = Vec::new();
+    for h in super::all() {
+        let scenario = if h.name() == PaymentApplication.name() {
+            &paying
+        } else {
+            &funded_loan
+        };
+        for f in raw_follow_ons(h.as_ref(), scenario) {
+            out.push((scenario.clone(), h.name(), f));
+        }
+    }
+    out
+}
+
+/// Ids as handlers and clients write them, and anything else.
+fn id_text() -> impl Strategy<Value = String> {
+    prop_oneof![8 => "[A-Za-z0-9:_.-]{1,16}", 1 => "[A-Za-z0-9]{120,130}", 1 => any::<String>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The follow-on path decides every follow-on exactly as the client path it replaced
+    /// (written out as a client's event, validated by `NewEvent::from_value_in`): the same
+    /// event (ids, fingerprint, normalised payload, metadata) or the same error, for real
+    /// follow-ons and for ones a buggy handler could produce (another type, a bad aggregate,
+    /// a corrupted or missing payload field, odd source metadata and times).
+    #[test]
+    fn follow_ons_equal_the_client_path(
+        which in any::<prop::sample::Index>(),
+        handler in any::<prop::sample::Index>(),
+        event_type in prop::option::weighted(0.2, any::<prop::sample::Index>()),
+        aggregate_type in prop::option::weighted(0.2, prop_oneof![Just("Loan"), Just("Fund"), Just("bad type!")]),
+        aggregate_id in prop::option::weighted(0.2, id_text()),
+        corrupt in prop::option::weighted(0.3, (any::<prop::sample::Index>(), prop::option::of(field_text()))),
+        seconds in 0i64..4_000_000_000,
+        nanos in 0u32..1_000_000_000,
+        user in prop::option::of(id_text()),
+        correlation in id_text(),
+        index in 0usize..30,
+    ) {
+        let samples = sample_follow_ons();
+        let (scenario, own_handler, mut f) = samples[which.index(samples.len())].clone();
+        let names: Vec<&'static str> = super::all().iter().map(|h| h.name()).collect();
+        // Mostly the handler that decided it; sometimes another one (not its producer).
+        let handler_name = if handler.index(4) == 0 { names[handler.index(names.len())] } else { own_handler };
+        if let Some(t) = event_type {
+            let specs: Vec<&'static str> = catalog::Catalog::builtin().specs().map(|s| s.event_type).collect();
+            f.event_type = specs[t.index(specs.len())];
+        }
+        if let Some(t) = aggregate_type {
+            f.aggregate_type = t;
+        }
+        if let Some(id) = aggregate_id {
+            f.aggregate_id = id;
+        }
+        if let (Some((field, text)), Some(payload)) = (corrupt, f.payload.as_object_mut()) {
+            let keys: Vec<String> = payload.keys().cloned().collect();
+            let key = &keys[field.index(keys.len())];
+            match text {
+                Some(t) => { payload.insert(key.clone(), json!(t)); }
+                None => { payload.remove(key); }
+            }
+        }
+        let mut source = scenario.last().clone();
+        source.occurred_at = chrono::DateTime::from_timestamp(seconds, nanos).unwrap();
+        source.metadata.user_id = user;
+        source.metadata.correlation_id = correlation;
+        let now = chrono::Utc::now();
+        let fast = NewEvent::follow_on(&source, handler_name, index, f.clone(), now);
+        let reference = NewEvent::follow_on_through_client_path(&source, handler_name, index, f, now);
+        prop_assert_eq!(&fast, &reference);
+        if let (Ok(fast), Ok(reference)) = (fast, reference) {
+            prop_assert_eq!(
+                serde_json::to_vec(&fast.into_envelope(9, now)).unwrap(),
+                serde_json::to_vec(&reference.into_envelope(9, now)).unwrap()
+            );
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | [`draw::DrawHandler`] (`draw-workflow`) | draw | `Draw.Requested`, `Inspection.Completed`, `Loan.DrawSubmitted`, `Draw.Approved` | `Inspection.Scheduled`, `Draw.Inspected`, `Loan.DrawSubmitted`, `Draw.Approved`/`Draw.Rejected`, `Draw.Disbursed`, `Loan.DrawDisbursed` |
 //! | [`compliance::ComplianceHandler`] (`compliance`) | compliance | `Loan.Funded`, `Borrower.KYCFailed`, `Borrower.Flagged` | `Document.Generated` per closing document (configurable), `Compliance.ReviewOpened` |
 //! | [`fund::FundHandler`] (`fund-allocation`) | fund | `Loan.Funded` | `Fund.CapitalAllocated` (loans with a fundId) |
+//! | [`projection::LoanSummaryProjection`] (`loan-summary`) | projection | every loan-stream event | nothing: returns the loan's summary, which the runner writes ([`crate::projections`]) |
 //! | [`notification::NotificationHandler`] (`notifications`) | notification | `Loan.Funded`, `Loan.PaidOff`, `Payment.Late`, `Draw.Rejected`, `Draw.Disbursed`, `Borrower.KYCFailed`, `Borrower.Flagged` | `Notification.Sent` |
 //!
 //! Follow-on content is derived from the source event and histories only (times from the
@@ -22,6 +23,7 @@ pub mod draw;
 pub mod fund;
 pub mod notification;
 pub mod payment;
+pub mod projection;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -45,6 +47,7 @@ pub enum Effects {
     /// processing record with a lease before running it, so it never runs twice at once.
     Outside,
 }
+use crate::projections::LoanSummary;
 
 /// What a handler sees: the event, its own aggregate's history up to and including the
 /// event (so a re-run sees exactly what the first run saw), and the current history of one
@@ -91,6 +94,11 @@ pub trait DomainHandler: Send + Sync {
     }
     /// React to an event: follow-on events to append, or a rejection (not retried).
     fn handle(&self, input: &HandlerInput<'_>) -> Result<Vec<FollowOn>, CoreError>;
+    /// A read-model item to write for the event (projections only): the runner stores it,
+    /// guarded by its version, before completing the record.
+    fn read_model(&self, _input: &HandlerInput<'_>) -> Option<LoanSummary> {
+        None
+    }
 }
 
 /// Settings of the handlers that have any (read from the environment by the adapters).
@@ -147,6 +155,7 @@ pub fn all_with(config: &HandlerConfig) -> Vec<BoxedHandler> {
         )),
         Box::new(fund::FundHandler),
         Box::new(notification::NotificationHandler),
+        Box::new(projection::LoanSummaryProjection),
     ]
 }
 

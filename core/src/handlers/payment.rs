@@ -8,6 +8,7 @@ use super::{loan_before, rejected, DomainHandler, HandlerInput};
 use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
+use crate::money::Money;
 use crate::state::loan::{PaymentIn, PaymentOutcome, Split, SCHEDULE_HANDLER};
 use crate::state::{LoanState, LoanStatus};
 
@@ -203,26 +204,42 @@ impl DomainHandler for PaymentApplication {
             }
             "Payment.Reversed" => {
                 let id = e.payload_str("paymentId").unwrap_or_default();
-                let i = loan.decide_reversal(id).map_err(rejected)?;
+                let reversed = &loan.payments[loan.decide_reversal(id).map_err(rejected)?];
                 let mut after = loan.clone();
                 after.apply(e);
-                let _ = i;
-                Ok(
-                    if loan.status == LoanStatus::PaidOff && after.status != LoanStatus::PaidOff {
-                        vec![status_changed(
-                            &e.aggregate_id,
-                            loan.status.as_str(),
-                            after.status.as_str(),
-                            &format!("payment {id} reversed"),
-                        )]
-                    } else {
-                        Vec::new()
-                    },
-                )
+                let mut out = Vec::new();
+                // Money held from a payment that never arrived is not owed back.
+                if !reversed.split.held.is_zero() {
+                    let reason = format!("payment {id} reversed");
+                    out.push(refund_cancelled(
+                        &e.aggregate_id,
+                        id,
+                        reversed.split.held,
+                        &reason,
+                    ));
+                }
+                if loan.status == LoanStatus::PaidOff && after.status != LoanStatus::PaidOff {
+                    out.push(status_changed(
+                        &e.aggregate_id,
+                        loan.status.as_str(),
+                        after.status.as_str(),
+                        &format!("payment {id} reversed"),
+                    ));
+                }
+                Ok(out)
             }
             _ => Ok(Vec::new()),
         }
     }
+}
+
+/// A `Refund.Due` withdrawn: the held money is not owed back any more.
+fn refund_cancelled(loan_id: &str, payment_id: &str, amount: Money, reason: &str) -> FollowOn {
+    on_loan(
+        loan_id,
+        "Refund.Cancelled",
+        json!({"loanId": loan_id, "paymentId": payment_id, "amount": amount, "reason": reason}),
+    )
 }
 
 fn split_json(s: &Split) -> Value {
@@ -285,14 +302,17 @@ fn payment_records(loan_id: &str, loan: &LoanState, o: &PaymentOutcome) -> Vec<F
             json!({"loanId": loan_id, "paymentId": payment_id, "causePaymentId": a.payment_id,
                 "before": split_json(old), "after": split_json(new)}),
         ));
-        let more = new.held - old.held;
-        if more > crate::money::Money::ZERO {
-            let reason = format!(
-                "payment {} dated {} was booked before it",
-                a.payment_id,
-                a.effective()
-            );
-            held(payment_id, more, &reason, &mut out);
+        let reason = format!(
+            "payment {} dated {} was booked before it",
+            a.payment_id,
+            a.effective()
+        );
+        if new.held > old.held {
+            held(payment_id, new.held - old.held, &reason, &mut out);
+        } else if new.held < old.held {
+            // Money once held now pays the loan: it is not refunded any more.
+            let applied = old.held - new.held;
+            out.push(refund_cancelled(loan_id, payment_id, applied, &reason));
         }
     }
     for (schedule_id, n) in &o.rescinded {

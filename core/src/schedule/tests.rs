@@ -621,3 +621,22 @@ proptest! {
         prop_assert!(tail.last().unwrap().balance.is_zero());
     }
 }
+
+proptest! {
+    /// A due date is written as chrono writes it, into JSON text and into a `Value`, for any
+    /// date chrono can hold (the years outside 0-9999 take chrono's own path).
+    #[test]
+    fn due_dates_are_written_as_chrono_writes_them(days in any::<i32>()) {
+        let date = NaiveDate::from_num_days_from_ce_opt(days % 3_000_000)
+            .unwrap_or(NaiveDate::MIN);
+        let mut reference = serde_json::Serializer::new(Vec::new());
+        chrono::NaiveDate::serialize(&date, &mut reference).unwrap();
+        let mut fast = serde_json::Serializer::new(Vec::new());
+        date_text(&date, &mut fast).unwrap();
+        prop_assert_eq!(fast.into_inner(), reference.into_inner());
+        prop_assert_eq!(
+            date_text(&date, serde_json::value::Serializer).unwrap(),
+            serde_json::to_value(date).unwrap()
+        );
+    }
+}

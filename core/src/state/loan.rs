@@ -514,6 +514,11 @@ impl LoanState {
         self.dues().next()
     }
 
+    /// Late fees assessed and still owed (the `feesOwed` of the state view).
+    pub fn fees_owed(&self) -> Money {
+        self.dues().map(|d| d.fee).sum()
+    }
+
     /// What pays the loan off on `on` (the payoff quote's total).
     pub fn payoff_amount(&self, on: NaiveDate) -> Money {
         self.payoff_quote(on).total
@@ -774,7 +779,7 @@ impl LoanState {
             .filter(|d| matches!(d.decision, DrawDecision::Approved(_)))
             .count();
         let policy = self.late_policy();
-        let fees_owed: Money = self.dues().map(|d| d.fee).sum();
+        let fees_owed = self.fees_owed();
         json!({
             "loanId": self.loan_id,
             "borrowerId": self.borrower_id,

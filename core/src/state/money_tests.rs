@@ -214,7 +214,7 @@ fn a_disbursal_after_the_last_installment_cannot_regenerate() {
 // Rule 2: every dollar received
 
 #[test]
-fn a_payment_on_a_loan_never_funded_is_held_and_refunded() {
+fn a_payment_on_a_loan_never_funded_is_held_and_refunded_and_its_reversal_withdraws_the_refund() {
     let mut h = Vec::new();
     stored(&mut h, created("term", "1000.00", json!({})));
     stored(&mut h, received("P1", m("50.00"), day("2026-02-01")));
@@ -227,6 +227,17 @@ fn a_payment_on_a_loan_never_funded_is_held_and_refunded() {
     let loan = LoanState::fold(&h);
     assert_eq!(loan.held, m("50.00"));
     check(&loan);
+    // The payment bounces: the refund is withdrawn, nothing is held.
+    stored(
+        &mut h,
+        json!({"eventType": "Payment.Reversed", "aggregateType": "Loan", "aggregateId": "L1",
+            "payload": {"paymentId": "P1", "loanId": "L1", "reason": "returned"}}),
+    );
+    let out = run(&PaymentApplication, &mut h, &[]).unwrap();
+    assert_eq!(types(&out), ["Refund.Cancelled"]);
+    assert_eq!(out[0].payload["amount"], "50.00");
+    assert_eq!(out[0].payload["paymentId"], "P1");
+    assert_eq!(LoanState::fold(&h).held, Money::ZERO);
 }
 
 #[test]
@@ -646,6 +657,19 @@ enum Step {
     },
 }
 
+/// The sum of the `amount`s of one event type in a history.
+fn sum_of(h: &[EventEnvelope], event_type: &str) -> Money {
+    of(h, event_type)
+        .iter()
+        .map(|e| {
+            e.payload["amount"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(Money::ZERO)
+        })
+        .sum()
+}
+
 fn any_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0u64..40, 0u64..3, 0u8..10, any::<Index>())
@@ -740,6 +764,9 @@ proptest! {
             // Every dollar received (and not reversed) is booked somewhere, once.
             let booked = loan.paid_interest + loan.paid_principal + loan.paid_fees + loan.held;
             prop_assert_eq!(booked, received_total);
+            // What is owed back is what is held: refunds due less refunds cancelled.
+            let owed = sum_of(&h, "Refund.Due") - sum_of(&h, "Refund.Cancelled");
+            prop_assert_eq!(owed, loan.held);
             prop_assert_eq!(
                 loan.paid_principal + loan.outstanding_principal,
                 m("200000.00") + loan.draws_disbursed

@@ -2,6 +2,12 @@
 // No build step, no external resources. Pages are chosen by the address, so each can be shared.
 "use strict";
 
+// ---- where the API is: behind a named API Gateway stage every address starts with /<stage>;
+// the server writes that prefix into the page (empty locally) ---------------------------------
+const BASE = document.documentElement.dataset.base || "";
+/** The console address of this page without the stage prefix (`/console/...`). */
+const here = () => (location.pathname.startsWith(BASE) ? location.pathname.slice(BASE.length) : location.pathname);
+
 // ---- session: tenant, local scopes, token ---------------------------------------------------
 const store = window.sessionStorage;
 const query = new URLSearchParams(location.search);
@@ -15,15 +21,25 @@ const session = {
   get token() { return store.getItem("token") || ""; },
 };
 
-/** The scopes this session holds, as the server will judge them. */
+/** The pasted access token's claims (not verified here: API Gateway verifies it), or null. */
+function tokenClaims() {
+  if (!session.token) return null;
+  try {
+    const part = session.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+  } catch (_) { return null; }
+}
+const EVERY_SCOPE = ["events:write", "events:read", "ops:replay", "ops:dead-letters", "ops:handlers", "subscriptions:admin"];
+
+/** The scopes this session holds, as the server will judge them (the token's `scope` claim,
+ * or the `scp` list some issuers write). */
 function heldScopes() {
   if (session.token) {
-    try {
-      const claims = JSON.parse(atob(session.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-      return String(claims.scope || "").split(/\s+/).filter(Boolean);
-    } catch (_) { return []; }
+    const claims = tokenClaims() || {};
+    const raw = claims.scope !== undefined ? claims.scope : claims.scp;
+    return (Array.isArray(raw) ? raw.map(String) : String(raw || "").split(/\s+/)).filter(Boolean);
   }
-  if (session.scopes === null) return ["events:write", "events:read", "ops:replay", "ops:dead-letters", "ops:handlers"];
+  if (session.scopes === null) return EVERY_SCOPE;
   return session.scopes.split(/[\s,]+/).filter(Boolean);
 }
 const holds = (scope) => heldScopes().includes(scope);
@@ -44,20 +60,45 @@ function href(path, params) {
   if (session.tenant) q.set("tenant", session.tenant);
   if (session.scopes !== null) q.set("scopes", session.scopes);
   const s = q.toString();
-  return path + (s ? "?" + s : "");
+  return BASE + path + (s ? "?" + s : "");
 }
 
 async function api(method, path, body) {
   const init = { method, headers: headers(body ? { "Content-Type": "application/json" } : {}) };
   if (body) init.body = JSON.stringify(body);
-  const r = await fetch(path, init);
+  const r = await fetch(BASE + path, init);
   let data = null;
   try { data = await r.json(); } catch (_) { /* not JSON */ }
   if (!r.ok) {
-    const e = (data && data.error) || {};
-    throw new Error(`${r.status} ${e.code || ""}: ${e.message || r.statusText}`);
+    // API Gateway's own refusals (the JWT authorizer's 401) say {"message": ...}.
+    const e = (data && data.error) || { message: data && data.message };
+    const err = new Error(`${r.status} ${e.code || ""}: ${e.message || r.statusText}`);
+    err.status = r.status;
+    throw err;
   }
   return data;
+}
+
+/** Sign in with an access token (the JWT the API takes): kept for this browser tab only
+ * (sessionStorage) and sent as `Authorization: Bearer`. Shown when the API answers 401. */
+function signInPanel(why) {
+  const claims = tokenClaims();
+  const expired = claims && claims.exp && claims.exp * 1000 < Date.now();
+  const input = el("input", { id: "sign-in-token", name: "token", type: "password", autocomplete: "off", size: 40, required: true });
+  const form = el("form", { id: "sign-in", "aria-labelledby": "sign-in-title" },
+    el("label", {}, "Access token (JWT)", input),
+    el("button", { type: "submit" }, "Sign in"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    store.setItem("token", input.value.trim());
+    location.reload();
+  });
+  return el("section", { class: "card", "aria-label": "Sign in" },
+    el("h2", { id: "sign-in-title" }, "Sign in"),
+    why ? el("p", { class: "error", role: "alert" }, why) : null,
+    expired ? el("p", { class: "reason" }, `The token in use expired at ${new Date(claims.exp * 1000).toISOString()}.`) : null,
+    el("p", { class: "muted" }, "On AWS, paste an access token of the API's issuer (its tenantId and scope claims decide what you see and may do); it stays in this browser tab only. Locally, give a tenant in the Tenant field instead."),
+    form);
 }
 
 // ---- small DOM helpers ---------------------------------------------------------------------
@@ -84,7 +125,11 @@ function page(title, ...children) {
   document.title = title + " · LendingOS console";
   main.replaceChildren(el("h1", {}, title), ...children.filter((c) => c !== null && c !== undefined));
 }
-function errorBox(e) { return el("p", { class: "error", role: "alert" }, String(e.message || e)); }
+/** An error as the page shows it; a 401 asks the caller to sign in. */
+function errorBox(e) {
+  if (e && e.status === 401) return signInPanel(String(e.message));
+  return el("p", { class: "error", role: "alert" }, String(e.message || e));
+}
 const link = (path, text, params) => el("a", { href: href(path, params) }, text);
 const enc = encodeURIComponent;
 const short = (id) => String(id || "").slice(0, 8);
@@ -114,11 +159,11 @@ async function readStream(url, onEvent, onStatus, signal) {
     try {
       const h = headers({ Accept: "text/event-stream" });
       if (last) h["Last-Event-ID"] = last;
-      const r = await fetch(url, { headers: h, signal });
+      const r = await fetch(BASE + url, { headers: h, signal });
       if (!r.ok) {
         let msg = r.statusText;
         try { msg = (await r.json()).error.message; } catch (_) { /* keep statusText */ }
-        onStatus(`refused: ${r.status} ${msg}`, true);
+        onStatus(`refused: ${r.status} ${msg}`, true, r.status);
         if (r.status >= 400 && r.status < 500) return;
       } else {
         onStatus("live", false);
@@ -192,7 +237,10 @@ function feedPage() {
         el("td", {}, link(`/console/correlations/${enc(c)}`, c.length > 20 ? short(c) + "…" : c)),
         el("td", { class: "muted" }, e.metadata.principal || "")));
       while (rows.children.length > 500) rows.lastChild.remove();
-    }, (text, bad) => { status.textContent = text; status.className = bad ? "bad" : "muted"; }, controller.signal);
+    }, (text, bad, code) => {
+      status.textContent = text; status.className = bad ? "bad" : "muted";
+      if (code === 401 && !document.getElementById("sign-in")) main.insertBefore(signInPanel(text), form);
+    }, controller.signal);
   };
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -257,9 +305,9 @@ async function aggregatePage(type, id) {
       el("td", {}, link(`/console/correlations/${enc(e.metadata.correlationId)}`, short(e.metadata.correlationId))),
       el("td", { class: "muted" }, e.metadata.principal || "")));
     const nav = el("div", { class: "toolbar" },
-      after > 0 ? link(location.pathname, "← Earlier", { after: Math.max(0, after - pageSize) }) : el("span", { class: "muted" }, "← Earlier"),
+      after > 0 ? link(here(), "← Earlier", { after: Math.max(0, after - pageSize) }) : el("span", { class: "muted" }, "← Earlier"),
       el("span", { class: "muted" }, `events ${after + 1}–${after + hist.events.length}`),
-      hist.next !== null && hist.next !== undefined ? link(location.pathname, "Later →", { after: hist.next }) : el("span", { class: "muted" }, "Later →"));
+      hist.next !== null && hist.next !== undefined ? link(here(), "Later →", { after: hist.next }) : el("span", { class: "muted" }, "Later →"));
     parts.push(el("h2", {}, "History"), nav,
       el("table", { id: "history" }, el("thead", {}, el("tr", {}, ["#", "Event", "Recorded", "Correlation", "Principal"].map((h) => el("th", { scope: "col" }, h)))), el("tbody", {}, rows)));
     page(title, ...parts);
@@ -374,7 +422,7 @@ async function correlationPage(id) {
       // Follow-ons of a fresh correlation may still be on their way: keep looking for a while.
       const newest = Math.max(...nodes.map((x) => Date.parse(x.n.event.recordedAt)));
       const fresh = Date.now() - newest < 60000;
-      if ((pending || fresh) && location.pathname.startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
+      if ((pending || fresh) && here().startsWith("/console/correlations/")) timer = setTimeout(load, 3000);
     } catch (err) { page(title, errorBox(err)); }
   };
   page(title, el("p", {}, "Loading…"));
@@ -545,6 +593,140 @@ function histogram(buckets, bounds, name) {
   return chart;
 }
 
+// ---- subscriptions --------------------------------------------------------------------------------
+const SUBSCRIPTIONS_SCOPE = "subscriptions:admin";
+const targetText = (t) => (t && t.type === "webhook" ? t.url : t && t.type === "sqs" ? t.queueUrl : JSON.stringify(t));
+function filterText(f) {
+  const text = JSON.stringify(f || {});
+  return text === "{}" ? "every event" : text;
+}
+function statusBadge(status) {
+  return el("span", { class: `status ${status === "active" ? "ok" : "wait"}`, "data-status": status }, status);
+}
+function circuitBadge(c) {
+  if (!c) return el("span", { class: "muted" }, "—");
+  const colour = c.state === "closed" ? "ok" : c.state === "open" ? "bad" : "wait";
+  const failures = c.consecutiveFailures ? ` · ${c.consecutiveFailures} failure${c.consecutiveFailures === 1 ? "" : "s"} in a row` : "";
+  const retry = c.retryAt ? ` · next try ${c.retryAt}` : "";
+  return el("span", { class: `status ${colour}`, "data-circuit": c.state }, `${c.state}${failures}${retry}`);
+}
+
+/** Pause or resume, and delete after a confirmation: each a PATCH or DELETE of the subscription
+ * routes (recorded as Subscription.* events with the caller's principal). */
+function subscriptionActions(sub, result, after) {
+  const id = sub.subscriptionId;
+  const run = async (what, call) => {
+    try { await call(); result.className = "ok"; result.textContent = `${what}: ${sub.name || short(id)}`; await after(what); }
+    catch (err) { result.className = "bad"; result.textContent = String(err.message); }
+  };
+  const paused = sub.status === "paused";
+  return [
+    guarded(SUBSCRIPTIONS_SCOPE, paused ? "Resume" : "Pause", { "data-action": paused ? "resume" : "pause", "aria-describedby": holds(SUBSCRIPTIONS_SCOPE) ? null : "scope-reason" },
+      () => run(paused ? "Resumed" : "Paused", () => api("PATCH", `/subscriptions/${enc(id)}`, { status: paused ? "active" : "paused" }))),
+    guarded(SUBSCRIPTIONS_SCOPE, "Delete…", { class: "danger", "data-action": "delete", "aria-describedby": holds(SUBSCRIPTIONS_SCOPE) ? null : "scope-reason" },
+      () => {
+        if (!window.confirm(`Delete the subscription ${sub.name || id}? Its deliveries stop; this cannot be undone.`)) return;
+        run("Deleted", () => api("DELETE", `/subscriptions/${enc(id)}`));
+      }),
+  ];
+}
+
+/** Without the scope: what the page would offer, disabled, and why. */
+function subscriptionsWithoutScope(content) {
+  content.replaceChildren(el("p", { class: "muted" }, "Listing subscriptions and their deliveries needs the same scope."),
+    el("div", { class: "toolbar" },
+      guarded(SUBSCRIPTIONS_SCOPE, "Pause", { id: "pause-disabled", "aria-describedby": "scope-reason" }),
+      guarded(SUBSCRIPTIONS_SCOPE, "Delete…", { id: "delete-disabled", class: "danger", "aria-describedby": "scope-reason" })));
+}
+
+async function subscriptionsPage() {
+  const content = el("div", { id: "subscriptions" }, el("p", {}, "Loading…"));
+  const result = el("p", { id: "action-result", role: "status" });
+  const load = async () => {
+    if (!holds(SUBSCRIPTIONS_SCOPE)) return subscriptionsWithoutScope(content);
+    try {
+      const doc = await api("GET", "/subscriptions");
+      // The circuit is per target and only the single-subscription route reads it.
+      const circuits = await Promise.all(doc.subscriptions.map((s) =>
+        api("GET", `/subscriptions/${enc(s.subscriptionId)}`).then((d) => d.circuit).catch(() => null)));
+      if (!doc.subscriptions.length) { content.replaceChildren(el("p", { class: "muted" }, "No subscriptions for this tenant.")); return; }
+      content.replaceChildren(el("table", {},
+        el("thead", {}, el("tr", {}, ["Subscription", "Target", "Filter", "Format", "Status", "Circuit", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, doc.subscriptions.map((s, i) => el("tr", { "data-subscription-id": s.subscriptionId },
+          el("td", {}, link(`/console/subscriptions/${enc(s.subscriptionId)}`, s.name || short(s.subscriptionId)),
+            el("div", { class: "muted mono" }, s.subscriptionId)),
+          el("td", { class: "mono" }, targetText(s.target)),
+          el("td", { class: "mono" }, filterText(s.filter)),
+          el("td", {}, s.format),
+          el("td", {}, statusBadge(s.status)),
+          el("td", {}, circuitBadge(circuits[i])),
+          el("td", {}, el("div", { class: "toolbar" }, subscriptionActions(s, result, load))))))));
+    } catch (err) { content.replaceChildren(errorBox(err)); }
+  };
+  page("Subscriptions", scopeReason(SUBSCRIPTIONS_SCOPE),
+    el("div", { class: "toolbar" }, el("button", { type: "button", onclick: () => load() }, "Refresh")), result, content);
+  await load();
+}
+
+async function subscriptionPage(id) {
+  const title = `Subscription ${short(id)}`;
+  const content = el("div", { id: "subscription" }, el("p", {}, "Loading…"));
+  const result = el("p", { id: "action-result", role: "status" });
+  const cursor = query.get("cursor");
+  const load = async () => {
+    if (!holds(SUBSCRIPTIONS_SCOPE)) return subscriptionsWithoutScope(content);
+    try {
+      const [sub, log] = await Promise.all([
+        api("GET", `/subscriptions/${enc(id)}`),
+        api("GET", `/subscriptions/${enc(id)}/deliveries?limit=50${cursor ? "&cursor=" + enc(cursor) : ""}`),
+      ]);
+      document.title = `${sub.name || title} · LendingOS console`;
+      main.querySelector("h1").textContent = `Subscription ${sub.name || short(id)}`;
+      // The log is newest first: number each event's attempts from its oldest on this page.
+      const seen = new Map();
+      const attemptNo = new Array(log.deliveries.length);
+      for (let i = log.deliveries.length - 1; i >= 0; i--) {
+        const e = log.deliveries[i].eventId;
+        seen.set(e, (seen.get(e) || 0) + 1);
+        attemptNo[i] = seen.get(e);
+      }
+      const outcomeClass = { DELIVERED: "ok", RETRYING: "wait", DEAD_LETTERED: "bad" };
+      const rows = log.deliveries.map((d, i) => el("tr", { "data-event-id": d.eventId, "data-outcome": d.outcome, "data-status-code": d.status ?? "" },
+        el("td", { class: "mono" }, d.at),
+        el("td", {}, link(`/console/events/${enc(d.eventId)}`, d.eventType), el("div", { class: "muted mono" }, short(d.eventId))),
+        el("td", {}, link(`/console/aggregates/${enc(d.aggregateType)}/${enc(d.aggregateId)}`, `${d.aggregateType}/${d.aggregateId}`), el("span", { class: "muted" }, ` #${d.sequence}`)),
+        el("td", {}, attemptNo[i]),
+        el("td", {}, d.status ?? "—"),
+        el("td", {}, `${d.durationMs} ms`),
+        el("td", {}, el("span", { class: `status ${outcomeClass[d.outcome] || ""}` }, d.outcome)),
+        el("td", { class: "bad" }, d.error || "")));
+      const backfill = sub.backfill ? card("Backfill", sub.backfill.done ? "done" : `${sub.backfill.sent} sent so far`) : null;
+      content.replaceChildren(
+        el("div", { class: "grid" },
+          card("Id", el("span", { class: "mono" }, sub.subscriptionId)),
+          card("Target", el("span", { class: "mono", id: "subscription-target" }, targetText(sub.target))),
+          card("Format", sub.format), card("Status", statusBadge(sub.status)), card("Circuit", circuitBadge(sub.circuit)),
+          card("Created", sub.createdAt), card("Updated", sub.updatedAt), card("Version", sub.version), backfill),
+        el("div", { class: "toolbar" }, subscriptionActions(sub, result, async (what) => {
+          if (what === "Deleted") location.assign(href("/console/subscriptions")); else await load();
+        })),
+        el("h2", {}, "Filter"), el("pre", { id: "subscription-filter" }, JSON.stringify(sub.filter || {}, null, 2)),
+        el("h2", {}, "Delivery log"),
+        log.deliveries.length ? el("table", { id: "deliveries" },
+          el("caption", { class: "muted", style: "text-align:left" }, "Every attempt, newest first; an event's attempts are numbered from its oldest on this page."),
+          el("thead", {}, el("tr", {}, ["At", "Event", "Aggregate", "Attempt", "Status code", "Duration", "Outcome", "Error"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, rows)) : el("p", { class: "muted", id: "no-deliveries" }, "No delivery attempts yet."),
+        el("div", { class: "toolbar" },
+          cursor ? link(here(), "← Newest") : null,
+          log.cursor ? link(here(), "Older →", { cursor: log.cursor }) : null));
+    } catch (err) { content.replaceChildren(errorBox(err)); }
+  };
+  page(title, scopeReason(SUBSCRIPTIONS_SCOPE),
+    el("div", { class: "toolbar" }, link("/console/subscriptions", "← All subscriptions"), el("button", { type: "button", onclick: () => load() }, "Refresh")),
+    result, content);
+  await load();
+}
+
 // ---- routing ----------------------------------------------------------------------------------------
 function sessionForm() {
   const form = document.getElementById("session");
@@ -558,23 +740,42 @@ function sessionForm() {
     store.setItem("token", form.token.value.trim());
     const q = new URLSearchParams(location.search);
     q.delete("tenant"); q.delete("scopes");
-    location.assign(href(location.pathname, Object.fromEntries(q)));
+    location.assign(href(here(), Object.fromEntries(q)));
   });
+  const signOut = document.getElementById("sign-out");
+  signOut.hidden = !session.token;
+  signOut.addEventListener("click", () => { store.removeItem("token"); location.reload(); });
+  document.getElementById("who").textContent = whoText();
   for (const a of document.querySelectorAll("a[data-nav]")) {
-    const path = a.getAttribute("href");
-    if (location.pathname === path || (path !== "/console" && location.pathname.startsWith(path))) a.setAttribute("aria-current", "page");
+    const path = a.dataset.nav;
+    if (here() === path || (path !== "/console" && here().startsWith(path))) a.setAttribute("aria-current", "page");
     a.setAttribute("href", href(path));
   }
+}
+
+/** Who this session is and the scopes the pages judge their buttons by. */
+function whoText() {
+  const scopes = heldScopes();
+  const list = scopes.length ? scopes.join(" ") : "none";
+  if (session.token) {
+    const c = tokenClaims();
+    if (!c) return "Token: not a JWT the console can read; the API decides.";
+    const until = c.exp ? `; expires ${new Date(c.exp * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC` : "";
+    return `Signed in as ${c.sub || "?"} (tenant ${c.tenantId || "?"}); scopes: ${list}${until}`;
+  }
+  if (session.tenant) return `Tenant ${session.tenant} (local); scopes: ${session.scopes === null ? "every scope" : list}`;
+  return "";
 }
 
 function route() {
   sessionForm();
   if (!session.tenant && !session.token) {
-    page("Choose a tenant", el("p", {}, "Give the tenant whose events to show (locally), or paste an access token (on AWS), in the fields above; or open this address with ?tenant=NAME."));
+    page("Sign in", el("p", {}, "Locally, give the tenant whose events to show in the Tenant field above, or open this address with ?tenant=NAME. On AWS, sign in with an access token:"),
+      signInPanel(null));
     document.getElementById("tenant").focus();
     return;
   }
-  const parts = location.pathname.replace(/\/+$/, "").split("/").slice(2).map(decodeURIComponent);
+  const parts = here().replace(/\/+$/, "").split("/").slice(2).map(decodeURIComponent);
   const [section, a, b] = parts;
   if (!section) return feedPage();
   if (section === "events" && a) return eventPage(a);
@@ -582,6 +783,7 @@ function route() {
   if (section === "correlations" && a) return correlationPage(a);
   if (section === "dead-letters") return deadLettersPage();
   if (section === "handlers") return handlersPage();
+  if (section === "subscriptions") return a ? subscriptionPage(a) : subscriptionsPage();
   page("Not found", el("p", {}, "No such console page. "), link("/console", "Live feed"));
 }
 route();

@@ -189,7 +189,13 @@ pub async fn run_ingest() -> Result<(), Error> {
         );
     }
     let router = ingest_router(&config, &Clients::from_env().await, catalog);
-    lambda_http::run(router).await
+    // Behind a named stage the path carries it (`/prod/events`): off before routing.
+    lambda_http::run(
+        tower::ServiceBuilder::new()
+            .map_request(crate::http::stage::strip)
+            .service(router),
+    )
+    .await
 }
 
 /// `main` of the dispatch function (DynamoDB stream event source).

@@ -14,6 +14,28 @@ pub const GSIS: &[(&str, &str, &str)] = &[
     (index::BY_TYPE, attr::TYPE_KEY, attr::RECORDED_AT),
     (index::BY_CORRELATION, attr::CORR_KEY, attr::RECORDED_AT),
     (index::BY_TENANT_TIME, attr::TENANT_ID, attr::TIME_KEY),
+    // The read models' loan list, one index per access pattern (sparse: summary items only).
+    (
+        index::LOANS_BY_TENANT,
+        attr::LOANS_TENANT_KEY,
+        attr::LOAN_ID,
+    ),
+    (
+        index::LOANS_BY_STATUS,
+        attr::LOANS_STATUS_KEY,
+        attr::LOAN_ID,
+    ),
+    (
+        index::LOANS_BY_BORROWER,
+        attr::LOANS_BORROWER_KEY,
+        attr::LOAN_ID,
+    ),
+    (index::LOANS_BY_FUND, attr::LOANS_FUND_KEY, attr::LOAN_ID),
+    (
+        index::LOANS_DELINQUENT,
+        attr::LOANS_DELINQUENT_KEY,
+        attr::LOAN_ID,
+    ),
 ];
 
 /// What the indexes hold: keys only. An `ALL` index copies the ~1 KB envelope, so each

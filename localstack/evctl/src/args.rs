@@ -90,6 +90,13 @@ pub const COMMANDS: &[Command] = &[
         usage: "  replay --aggregate Type/Id | --type T --from X --to Y\n         [--handlers h1,h2] [--subscriptions id1,id2] [--rerun] [--dry-run]",
     },
     Command {
+        name: &["projections", "rebuild"],
+        flags: &[],
+        switches: &[],
+        max_words: Some(1),
+        usage: "  projections rebuild <name>                 re-derive a read model (loan-summary) from the events",
+    },
+    Command {
         name: &["dlq", "list"],
         flags: &["--domain"],
         switches: &[],

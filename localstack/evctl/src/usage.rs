@@ -16,6 +16,7 @@ Events (through the HTTP API):
   trace <correlationId>                      the causal tree with each handler's outcome
   replay --aggregate Type/Id | --type T --from X --to Y
          [--handlers h1,h2] [--subscriptions id1,id2] [--rerun] [--dry-run]
+  projections rebuild <name>                 re-derive a read model (loan-summary) from the events
 
 Subscriptions of other systems (through the HTTP API, scope subscriptions:admin):
   subscriptions create --name N --url URL | --queue-url Q [--filter JSON|F.json]

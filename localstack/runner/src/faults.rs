@@ -178,6 +178,13 @@ impl<S> FaultyStore<S> {
 }
 
 impl<S: EventStore> EventStore for FaultyStore<S> {
+    async fn put_loan_summary(
+        &self,
+        summary: &lending_events::projections::LoanSummary,
+    ) -> Result<bool, AdapterError> {
+        self.inner.put_loan_summary(summary).await
+    }
+
     async fn append(
         &self,
         events: Vec<NewEvent>,

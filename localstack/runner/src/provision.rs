@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -68,8 +69,8 @@ impl Provisioned {
 pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, String> {
     let table = format!("{prefix}-events");
     let table = table.as_str();
-    let stream_arn = ensure_table(&clients.dynamodb, table).await?;
-    ensure_indexes(&clients.dynamodb, table).await?;
+    let (stream_arn, indexes) = ensure_table(&clients.dynamodb, table).await?;
+    ensure_indexes(&clients.dynamodb, table, &indexes).await?;
     wait_stream(&stream_arn).await?;
     let mut queues = Vec::new();
     for pair in topology::queues(prefix) {
@@ -116,7 +117,42 @@ fn attr(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, Strin
         .map_err(|e| e.to_string())
 }
 
-async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String, String> {
+/// DescribeTable on the emulator takes longer the more indexes a table has (seconds per
+/// index on a busy machine), beyond the SDK's usual 10 s per attempt: give it more time.
+fn patient_timeouts() -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    aws_sdk_dynamodb::config::Builder::default().timeout_config(
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(90))
+            .operation_timeout(Duration::from_secs(120))
+            .build(),
+    )
+}
+
+/// One DescribeTable with [`patient_timeouts`].
+async fn patient_describe(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<DescribeTableOutput, String> {
+    ddb.describe_table()
+        .table_name(table)
+        .customize()
+        .config_override(patient_timeouts())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeTable: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })
+}
+
+/// The table's stream ARN and the names of its indexes, once it is active.
+async fn ensure_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(String, Vec<String>), String> {
     let exists = ddb.describe_table().table_name(table).send().await.is_ok();
     if !exists {
         let mut req = ddb
@@ -167,22 +203,27 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
         }
     }
     // Wait until the table is active and its stream enabled; earlier writes are not streamed.
-    for _ in 0..120 {
-        let d = ddb
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "DescribeTable: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })?;
+    for attempt in 0..120 {
+        let d = match patient_describe(ddb, table).await {
+            Ok(d) => d,
+            // A busy emulator can time a DescribeTable out (it is slower the more indexes a
+            // table has): ask again, up to the loop's bound.
+            Err(e) if attempt < 119 => {
+                tracing::warn!(table, error = %e, "DescribeTable failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let t = d.table().ok_or("DescribeTable returned no table")?;
         if t.table_status() == Some(&TableStatus::Active) {
             if let Some(arn) = t.latest_stream_arn() {
-                return Ok(arn.to_string());
+                let indexes = t
+                    .global_secondary_indexes()
+                    .iter()
+                    .filter_map(|g| g.index_name().map(str::to_string))
+                    .collect();
+                return Ok((arn.to_string(), indexes));
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -191,29 +232,15 @@ async fn ensure_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Str
 }
 
 /// A table made before an index was added to [`GSIS`] (a kept LocalStack) gets it here,
-/// one `UpdateTable` per index as DynamoDB requires. Items written before it are not in it.
-async fn ensure_indexes(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
-    let describe = || async {
-        ddb.describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "DescribeTable: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })
-    };
+/// one `UpdateTable` per index as DynamoDB requires, each waited for until active. Items
+/// written before it are not in it. `existing` are the indexes the table already has.
+async fn ensure_indexes(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    existing: &[String],
+) -> Result<(), String> {
     for (name, pk, sk) in GSIS {
-        let d = describe().await?;
-        let present = d
-            .table()
-            .map(|t| t.global_secondary_indexes())
-            .unwrap_or_default()
-            .iter()
-            .any(|g| g.index_name() == Some(*name));
-        if present {
+        if existing.iter().any(|e| e == name) {
             continue;
         }
         let create = CreateGlobalSecondaryIndexAction::builder()
@@ -244,7 +271,7 @@ async fn ensure_indexes(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(
             })?;
         tracing::info!(table, index = *name, "added index");
         for _ in 0..120 {
-            let d = describe().await?;
+            let d = patient_describe(ddb, table).await?;
             let active = d
                 .table()
                 .map(|t| t.global_secondary_indexes())

@@ -101,7 +101,8 @@ pub fn events_router<S: EventStore + 'static>(api: Api<S>) -> Router {
         .with_state(Arc::new(api))
 }
 
-/// The operator routes: reads, trace, replay, dead letters, handlers, and the document.
+/// The operator routes: reads, trace, replay, dead letters, handlers, the read models, and
+/// the document.
 fn ops_router(ops: Ops) -> Router {
     Router::new()
         .route("/events/{event_id}", get(reads::get_event))
@@ -124,6 +125,15 @@ fn ops_router(ops: Ops) -> Router {
         .route("/handlers", get(handlers::get_handlers))
         .route("/handlers/{handler}", put(handlers::put_handler))
         .route("/handlers/{handler}/stats", get(handlers::get_stats))
+        .route("/loans", get(super::read_models::list))
+        .route(
+            "/funds/{fund_id}/portfolio",
+            get(super::read_models::portfolio),
+        )
+        .route(
+            "/projections/{name}/rebuild",
+            post(super::read_models::rebuild),
+        )
         .with_state(Arc::new(ops))
 }
 

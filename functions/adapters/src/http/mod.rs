@@ -9,11 +9,13 @@
 //! | [`ops`] | operator routes: reads by id and type, trace, replay, dead letters, handlers |
 //! | [`stream`] | the live event stream (Server-Sent Events, resumable with `Last-Event-ID`) |
 //! | [`console`] | the operator console's pages, embedded in the binary (not API routes: no scope) |
+//! | [`read_models`] | the loan list, fund portfolios and read-model rebuilds |
 //! | [`auth`] | the caller's tenant and [`auth::Principal`], and the scope middleware |
 //! | [`scopes`] | the OAuth scopes and the one table of routes to the scope each needs |
 //! | [`cursor`] | signed pagination cursors |
 //! | [`openapi`] | the OpenAPI document served at `GET /openapi.json` |
 //! | [`request`] | path parameters, small JSON bodies, aggregate streams |
+//! | [`stage`] | the API Gateway stage taken off the path (and given back to the console) |
 //! | [`error`] | the one error shape `{"error": {"code", "message", "field"}}` |
 
 pub mod api;
@@ -25,8 +27,10 @@ pub mod events;
 pub mod openapi;
 pub mod ops;
 pub mod payoff;
+pub mod read_models;
 pub mod request;
 pub mod scopes;
+pub mod stage;
 pub mod stream;
 
 pub use api::router;

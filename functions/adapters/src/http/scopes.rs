@@ -16,7 +16,7 @@ pub enum Scope {
     EventsWriteDomain(String),
     /// Read histories, state, single events, type windows and correlations.
     EventsRead,
-    /// Replay stored events to handlers.
+    /// Replay stored events to handlers; rebuild read models from them.
     OpsReplay,
     /// List, redrive and purge dead letters.
     OpsDeadLetters,
@@ -186,6 +186,10 @@ pub const ROUTES: &[RouteScope] = &[
         "/subscriptions/{subscriptionId}/deliveries",
         FixedScope::SubscriptionsAdmin,
     ),
+    route("GET", "/loans", FixedScope::EventsRead),
+    route("GET", "/funds/{fundId}/portfolio", FixedScope::EventsRead),
+    // A rebuild re-derives from stored events, like a replay re-sends them.
+    route("POST", "/projections/{name}/rebuild", FixedScope::OpsReplay),
     RouteScope {
         method: "GET",
         path: "/openapi.json",

@@ -1,6 +1,6 @@
 //! Operator actions, each recorded as an `Ops.*` event on the tenant's `Ops` stream
 //! (aggregate `Ops/<tenant>`) with the operator's principal: dead-letter listing, redrive
-//! and purge, handler switches, and the record of a replay.
+//! and purge, handler switches, read-model rebuilds, and the record of a replay.
 //!
 //! A tenant's dead-letter operations see and touch only messages whose event is the
 //! tenant's (never PurgeQueue). Handler switches are platform-wide (`H#<handler>`): the
@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use self::dead_letters::DeadLetter;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
+use crate::store::read_models::{rebuild_loan_summaries, Rebuilt};
 use crate::store::{DynamoStore, EventStore};
 
 /// The tenant whose `Ops` stream records platform actions that belong to no tenant.
@@ -197,6 +198,32 @@ pub async fn switch_handler(
         json!({"handler": handler, "enabled": enabled}),
     )
     .await
+}
+
+/// Re-derive a read model of the actor's tenant from the event store (see
+/// [`crate::store::read_models::rebuild_loan_summaries`]) and record it as
+/// `Ops.ProjectionRebuilt`. Live updates carry on meanwhile.
+pub async fn rebuild_projection(
+    store: &DynamoStore,
+    tenant: &str,
+    principal: &str,
+    projection: &str,
+) -> Result<(Rebuilt, EventEnvelope), AdapterError> {
+    if !lending_events::projections::PROJECTIONS.contains(&projection) {
+        return Err(AdapterError::Config(format!(
+            "no projection named {projection:?}"
+        )));
+    }
+    let rebuilt = rebuild_loan_summaries(store, tenant).await?;
+    let recorded = record(
+        store,
+        tenant,
+        principal,
+        "Ops.ProjectionRebuilt",
+        json!({"projection": projection, "loans": rebuilt.loans, "written": rebuilt.written}),
+    )
+    .await?;
+    Ok((rebuilt, recorded))
 }
 
 #[cfg(test)]

@@ -534,6 +534,10 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         };
         input.related = &related;
         let follow_ons = h.handle(&input)?;
+        if let Some(summary) = h.read_model(&input) {
+            // Version-guarded: a re-run, a replay or a rebuild never moves it backwards.
+            self.store.put_loan_summary(&summary).await?;
+        }
         let now = Utc::now();
         Ok(follow_ons
             .into_iter()

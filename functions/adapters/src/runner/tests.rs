@@ -685,3 +685,38 @@ async fn a_failure_without_a_claim_records_its_class_and_counts_each_execution()
         Some((QUICK_ATTEMPTS + 1, QUICK_ATTEMPTS as usize + 1))
     );
 }
+
+/// The projection domain's runner: the loan-summary handler writes summaries, no events.
+#[tokio::test]
+async fn the_projection_writes_each_loans_summary_and_never_moves_it_backwards() {
+    let runner: TestRunner = BatchRunner::new(
+        MemoryStore::new(),
+        MemoryLedger::new(),
+        lending_events::handlers::for_domain(
+            lending_events::Domain::Projection,
+            &lending_events::handlers::HandlerConfig::default(),
+        ),
+        MemoryQueue::new(),
+        policy(),
+    );
+    let events = [created("L-1"), funded("L-1", 2)];
+    runner.store().seed(events.clone());
+    // Delivered newest first (a replay of the older one comes after): the newer summary
+    // stands, and the projection appended nothing to the stream.
+    enqueue(runner.queue(), &events[1]);
+    enqueue(runner.queue(), &events[0]);
+    let response = deliver(&runner).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(runner.queue().messages().is_empty());
+    let summaries = runner.store().loan_summaries();
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!((s.tenant_id.as_str(), s.loan_id.as_str()), (TENANT, "L-1"));
+    assert_eq!(s.version, 2);
+    assert_eq!(s.status.as_str(), "funded");
+    assert_eq!(s.outstanding_principal.to_string(), "12000.00");
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        ["Loan.Created", "Loan.Funded"]
+    );
+}

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
+use lending_events::projections::LoanSummary;
 use lending_events::{EventEnvelope, NewEvent};
 use uuid::Uuid;
 
@@ -629,6 +630,29 @@ impl EventStore for DynamoStore {
         }
         history.tail.reverse();
         Ok(history)
+    }
+
+    async fn put_loan_summary(&self, summary: &LoanSummary) -> Result<bool, AdapterError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(layout::loan_summary_item(summary)?))
+            .condition_expression("attribute_not_exists(pk) OR #v < :v")
+            .expression_attribute_names("#v", attr::VERSION)
+            .expression_attribute_values(":v", n(summary.version))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("PutItem(loan summary)", e)),
+        }
     }
 }
 

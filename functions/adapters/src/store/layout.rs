@@ -17,12 +17,18 @@
 //! | delivery attempt | `DL#<tenant>#<subscriptionId>` | [`attempt_sk`] (time) | `kind`=`deliveryAttempt`, `attempt` (JSON), `expiresAt` |
 //! | delivery of one event | `DV#<tenant>#<eventId>` | [`subscription_sk`] | `kind`=`delivery`, `status`, `attempts`, `log`, `expiresAt` ([`crate::subscriptions::deliverylog`]) |
 //! | circuit of a target | `CB#<tenant>#<target hash>` | 0 | `kind`=`circuit`, `circuit` (JSON), `version`, `address` ([`crate::subscriptions::circuit`]) |
+//! | loan summary (read model) | `R#<tenant>#loan#<loanId>` | 0 | `kind`=`loanSummary`, `summary` (the JSON), `version` (the loan stream's sequence it was folded at), `loanId`, and the keys of the loan indexes it belongs to ([`crate::store::read_models`]) |
 //!
 //! Two keys-only indexes serve the reads by type and by correlation: `byType`
 //! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
 //! `<tenant>#<correlationId>`, `recordedAt`); a third, `byTenantTime` (`tenantId`, `timeKey` =
 //! `<recordedAt>#<eventId>`), orders a tenant's events for the live stream
-//! ([`crate::http::stream`]). Only event items carry their keys. Tenant
+//! ([`crate::http::stream`]). Only event items carry their keys.
+//! Five sparse keys-only indexes serve the loan list, one per access pattern, each sorted by
+//! `loanId`: `loansByTenant` (`lsTenant` = `<tenant>`), `loansByStatus` (`lsStatus` =
+//! `<tenant>#<status>`), `loansByBorrower` (`lsBorrower` = `<tenant>#<borrowerId>`),
+//! `loansByFund` (`lsFund` = `<tenant>#<fundId>`) and `loansDelinquent` (`lsDelinquent` =
+//! `<tenant>`, only on delinquent loans). Only loan summary items carry their keys. Tenant
 //! ids never contain `#`, so the first `#` after a prefix ends the tenant.
 //!
 //! A snapshot lives in its stream's partition at sort key `<sequence>.5` (the sort key is a
@@ -44,6 +50,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use lending_events::envelope::{format_recorded_at, StreamId};
+use lending_events::projections::LoanSummary;
 use lending_events::state::{Folded, Snapshot};
 use lending_events::EventEnvelope;
 use uuid::Uuid;
@@ -63,6 +70,7 @@ const SUBSCRIPTION_PREFIX: &str = "SUB#";
 const ATTEMPT_PREFIX: &str = "DL#";
 const DELIVERY_PREFIX: &str = "DV#";
 const CIRCUIT_PREFIX: &str = "CB#";
+const READ_MODEL_PREFIX: &str = "R#";
 
 /// Attribute names.
 pub mod attr {
@@ -96,6 +104,18 @@ pub mod attr {
     pub const FOLD_VERSION: &str = "foldVersion";
     /// A snapshot's folded state, as JSON text.
     pub const STATE: &str = "state";
+    /// A read-model item's JSON.
+    pub const SUMMARY: &str = "summary";
+    /// The stream sequence a read-model item was folded at (writes only go forward).
+    pub const VERSION: &str = "version";
+    /// Sort key of the loan indexes.
+    pub const LOAN_ID: &str = "loanId";
+    /// Partition keys of the loan indexes.
+    pub const LOANS_TENANT_KEY: &str = "lsTenant";
+    pub const LOANS_STATUS_KEY: &str = "lsStatus";
+    pub const LOANS_BORROWER_KEY: &str = "lsBorrower";
+    pub const LOANS_FUND_KEY: &str = "lsFund";
+    pub const LOANS_DELINQUENT_KEY: &str = "lsDelinquent";
 }
 
 /// Values of the `kind` attribute.
@@ -106,6 +126,7 @@ pub mod kind {
     pub const HANDLER_SWITCH: &str = "handlerSwitch";
     pub const HANDLER_STATS: &str = "handlerStats";
     pub const SNAPSHOT: &str = "snapshot";
+    pub const LOAN_SUMMARY: &str = "loanSummary";
 }
 
 /// The global secondary indexes (keys only; see [`crate::topology::GSIS`]).
@@ -114,6 +135,11 @@ pub mod index {
     pub const BY_CORRELATION: &str = "byCorrelation";
     /// A tenant's events in (recordedAt, eventId) order: the live stream.
     pub const BY_TENANT_TIME: &str = "byTenantTime";
+    pub const LOANS_BY_TENANT: &str = "loansByTenant";
+    pub const LOANS_BY_STATUS: &str = "loansByStatus";
+    pub const LOANS_BY_BORROWER: &str = "loansByBorrower";
+    pub const LOANS_BY_FUND: &str = "loansByFund";
+    pub const LOANS_DELINQUENT: &str = "loansDelinquent";
 }
 
 /// A string attribute.
@@ -269,7 +295,73 @@ pub fn corr_key(tenant: &str, correlation: &str) -> String {
     format!("{tenant}#{correlation}")
 }
 
+/// The partition key of a loan's summary item.
+pub fn loan_summary_pk(tenant: &str, loan_id: &str) -> String {
+    format!("{READ_MODEL_PREFIX}{tenant}#loan#{loan_id}")
+}
+
+/// The partition key of a loan index entry: `<tenant>` or `<tenant>#<value>`.
+pub fn loan_index_key(tenant: &str, value: Option<&str>) -> String {
+    match value {
+        Some(v) => format!("{tenant}#{v}"),
+        None => tenant.to_string(),
+    }
+}
+
 // ---- items -------------------------------------------------------------------------
+
+/// The item of a loan summary, with the keys of every loan index it belongs to.
+pub fn loan_summary_item(summary: &LoanSummary) -> Result<Item, AdapterError> {
+    let tenant = &summary.tenant_id;
+    let body = serde_json::to_string(summary)
+        .map_err(|e| AdapterError::Decode(format!("loan summary: {e}")))?;
+    let mut item = HashMap::from([
+        (
+            attr::PK.into(),
+            s(loan_summary_pk(tenant, &summary.loan_id)),
+        ),
+        (attr::SK.into(), n(0)),
+        (attr::KIND.into(), s(kind::LOAN_SUMMARY)),
+        (attr::SUMMARY.into(), s(body)),
+        (attr::VERSION.into(), n(summary.version)),
+        (attr::TENANT_ID.into(), s(tenant)),
+        (attr::LOAN_ID.into(), s(&summary.loan_id)),
+        (
+            attr::LOANS_TENANT_KEY.into(),
+            s(loan_index_key(tenant, None)),
+        ),
+        (
+            attr::LOANS_STATUS_KEY.into(),
+            s(loan_index_key(tenant, Some(summary.status.as_str()))),
+        ),
+    ]);
+    if let Some(b) = &summary.borrower_id {
+        item.insert(
+            attr::LOANS_BORROWER_KEY.into(),
+            s(loan_index_key(tenant, Some(b))),
+        );
+    }
+    if let Some(f) = &summary.fund_id {
+        item.insert(
+            attr::LOANS_FUND_KEY.into(),
+            s(loan_index_key(tenant, Some(f))),
+        );
+    }
+    if summary.delinquent {
+        item.insert(
+            attr::LOANS_DELINQUENT_KEY.into(),
+            s(loan_index_key(tenant, None)),
+        );
+    }
+    Ok(item)
+}
+
+/// Decode a loan summary item.
+pub fn decode_loan_summary(item: &Item) -> Result<LoanSummary, AdapterError> {
+    let body = str_of(item, attr::SUMMARY)
+        .ok_or_else(|| AdapterError::Decode("loan summary item without summary".into()))?;
+    serde_json::from_str(body).map_err(|e| AdapterError::Decode(format!("stored summary: {e}")))
+}
 
 /// The item of a stored event; `body` is the envelope as JSON.
 pub fn event_item(e: &EventEnvelope, body: String) -> Item {

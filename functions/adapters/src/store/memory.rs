@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
+use lending_events::projections::LoanSummary;
 use lending_events::{EventEnvelope, NewEvent};
 
 use super::layout::{guard_pk, stream_pk};
@@ -87,6 +88,8 @@ struct Tables {
     streams: HashMap<String, Vec<EventEnvelope>>,
     /// guard pk -> guard.
     guards: HashMap<String, Guard>,
+    /// (tenant, loan id) -> the loan's summary.
+    loan_summaries: HashMap<(String, String), LoanSummary>,
 }
 
 /// An [`EventStore`] in memory. A clone is a handle on the same tables and counters (the
@@ -129,6 +132,12 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every stored loan summary, in no particular order.
+    pub fn loan_summaries(&self) -> Vec<LoanSummary> {
+        let t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        t.loan_summaries.values().cloned().collect()
     }
 
     /// Drop every event and guard (keeps the counters).
@@ -192,6 +201,19 @@ impl MemoryStore {
 }
 
 impl EventStore for MemoryStore {
+    async fn put_loan_summary(&self, summary: &LoanSummary) -> Result<bool, AdapterError> {
+        CallCounts::bump(&self.calls.update);
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (summary.tenant_id.clone(), summary.loan_id.clone());
+        match t.loan_summaries.get(&key) {
+            Some(stored) if stored.version >= summary.version => Ok(false),
+            _ => {
+                t.loan_summaries.insert(key, summary.clone());
+                Ok(true)
+            }
+        }
+    }
+
     async fn append(
         &self,
         events: Vec<NewEvent>,
@@ -204,7 +226,7 @@ impl EventStore for MemoryStore {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         // Heads: one Query per distinct stream, as DynamoStore does.
         let mut heads: HashMap<String, u64> = HashMap::new();
-        let mut stored = Vec::with_capacity(events.len());
+        let mut sequences = Vec::with_capacity(events.len());
         let mut sequence_conflict = None;
         for e in &events {
             let pk = stream_pk(&e.stream());
@@ -221,7 +243,7 @@ impl EventStore for MemoryStore {
                 }
             }
             heads.insert(pk, head + 1);
-            stored.push(e.clone().into_envelope(head + 1, now));
+            sequences.push(head + 1);
         }
         let guard_hit = events.iter().any(|e| {
             t.guards
@@ -229,17 +251,22 @@ impl EventStore for MemoryStore {
         });
         if sequence_conflict.is_none() && !guard_hit {
             CallCounts::bump(&self.calls.transact_write);
-            for (env, new) in stored.iter().zip(&events) {
-                let pk = stream_pk(&env.stream());
+            // Stored: the events move into their envelopes; the table keeps a copy.
+            let mut stored = Vec::with_capacity(events.len());
+            for (mut new, sequence) in events.into_iter().zip(sequences) {
+                let pk = stream_pk(&new.stream());
+                let fingerprint = std::mem::take(&mut new.fingerprint);
+                let env = new.into_envelope(sequence, now);
                 t.guards.insert(
                     guard_pk(&env.metadata.tenant_id, &env.event_id),
                     Guard {
-                        fingerprint: new.fingerprint.clone(),
+                        fingerprint,
                         stream: pk.clone(),
-                        sequence: env.sequence,
+                        sequence,
                     },
                 );
                 t.streams.entry(pk).or_default().push(env.clone());
+                stored.push(env);
             }
             return Ok(Appended::Stored(stored));
         }

@@ -1,16 +1,18 @@
 //! The event store: the [`EventStore`] port, its adapters ([`dynamo::DynamoStore`] on
 //! DynamoDB, [`memory::MemoryStore`] in memory) and the table [`layout`] every reader and
-//! writer of the event table goes through.
+//! writer of the event table goes through, and [`read_models`] the read models' queries and rebuilds.
 
 pub mod dynamo;
 pub mod indexes;
 pub mod layout;
 pub mod memory;
+pub mod read_models;
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use lending_events::envelope::StreamId;
+use lending_events::projections::LoanSummary;
 use lending_events::state::{Folded, Snapshot, FOLD_VERSION};
 use lending_events::{EventEnvelope, NewEvent};
 
@@ -162,6 +164,14 @@ pub trait EventStore: Send + Sync {
         upto: Option<u64>,
         limit: usize,
     ) -> impl Future<Output = Result<Page, AdapterError>> + Send;
+
+    /// Write a loan's summary unless the stored one was folded at the same or a later
+    /// sequence (so a rebuild never overwrites a newer live update, nor the reverse).
+    /// `true` when written.
+    fn put_loan_summary(
+        &self,
+        summary: &LoanSummary,
+    ) -> impl Future<Output = Result<bool, AdapterError>> + Send;
 
     /// The history up to and including `upto`.
     fn history_until(

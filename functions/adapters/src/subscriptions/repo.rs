@@ -58,6 +58,28 @@ impl StoredSubscription {
         }
     }
 
+    /// The condition that the item is as read: at `version`, with the backfill counters
+    /// this copy holds (they change without a version bump).
+    fn unchanged_since_read(&self, version: u64) -> (String, Item) {
+        let mut values = HashMap::from([
+            (":v".to_string(), n(version)),
+            (":finished".to_string(), n(self.backfill_finished)),
+        ]);
+        let finished = if self.backfill_finished == 0 {
+            "(attribute_not_exists(backfillFinished) OR backfillFinished = :finished)"
+        } else {
+            "backfillFinished = :finished"
+        };
+        let sent = match self.backfill_sent {
+            Some(sent) => {
+                values.insert(":sent".into(), n(sent));
+                "backfillSent = :sent"
+            }
+            None => "attribute_not_exists(backfillSent)",
+        };
+        (format!("version = :v AND {finished} AND {sent}"), values)
+    }
+
     fn item(&self) -> Result<Item, AdapterError> {
         let sub = &self.subscription;
         let body = serde_json::to_string(sub).map_err(|e| AdapterError::Decode(e.to_string()))?;
@@ -196,13 +218,7 @@ impl SubscriptionStore {
             sub.created_at,
         )?;
         let put = self.put(stored.item()?, "attribute_not_exists(pk)", Item::new())?;
-        let mut stored_events = self
-            .store
-            .append_with(vec![event], vec![put], sub.created_at)
-            .await?;
-        stored_events
-            .pop()
-            .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
+        self.append_one(event, put, sub.created_at).await
     }
 
     /// Replace a subscription whose stored version is `stored.subscription.version - 1`,
@@ -225,18 +241,44 @@ impl SubscriptionStore {
             producer,
             sub.updated_at,
         )?;
-        let put = self.put(
-            stored.item()?,
-            "version = :v",
-            HashMap::from([(":v".into(), n(previous))]),
-        )?;
-        let mut events = self
-            .store
-            .append_with(vec![event], vec![put], sub.updated_at)
-            .await?;
-        events
-            .pop()
-            .ok_or_else(|| AdapterError::Decode("the store returned no event".into()))
+        let (condition, values) = stored.unchanged_since_read(previous);
+        let put = self.put(stored.item()?, &condition, values)?;
+        self.append_one(event, put, sub.updated_at).await
+    }
+
+    /// Change a subscription with its event. `change` edits the stored subscription and
+    /// returns the event's payload; the write lands only if nothing else wrote the item
+    /// since it was read (a backfill counts its deliveries on the same item), else the
+    /// subscription is read and changed again, a few times. `None`: no such subscription.
+    pub async fn modify(
+        &self,
+        tenant: &str,
+        id: &Uuid,
+        event_type: &str,
+        principal: &str,
+        mut change: impl FnMut(&mut StoredSubscription, DateTime<Utc>) -> Value,
+    ) -> Result<Option<StoredSubscription>, AdapterError> {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let Some(mut stored) = self.get(tenant, id).await? else {
+                return Ok(None);
+            };
+            let now = Utc::now();
+            let payload = change(&mut stored, now);
+            stored.subscription.version += 1;
+            stored.subscription.updated_at = now;
+            match self
+                .replace(&stored, event_type, payload, principal, OPERATOR)
+                .await
+            {
+                Ok(_) => return Ok(Some(stored)),
+                Err(
+                    AdapterError::SequenceConflict { .. } | AdapterError::StreamContended { .. },
+                ) if attempt < ATTEMPTS => {}
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Delete a subscription (expected at `stored`'s version) with its
@@ -268,6 +310,17 @@ impl SubscriptionStore {
             "version = :v",
             HashMap::from([(":v".into(), n(sub.version))]),
         )?;
+        self.append_one(event, put, now).await
+    }
+
+    /// Append one event with the subscription item's write, in one transaction: the change
+    /// and its record land together or not at all.
+    async fn append_one(
+        &self,
+        event: NewEvent,
+        put: TransactWriteItem,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, AdapterError> {
         let mut events = self.store.append_with(vec![event], vec![put], now).await?;
         events
             .pop()

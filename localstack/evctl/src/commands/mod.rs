@@ -1,10 +1,12 @@
 //! Every command, one file per group: [`mod@events`] (publish and the read commands over the
-//! HTTP API), [`mod@replay`], [`dlq`] and [`handlers`] (direct DynamoDB and SQS commands through
-//! [`event_adapters::operator`]), [`subscriptions`] (over the HTTP API).
+//! HTTP API), [`mod@replay`], [`projections`] (read-model rebuilds over the HTTP API), [`dlq`]
+//! and [`handlers`] (direct DynamoDB and SQS commands through [`event_adapters::operator`]),
+//! [`subscriptions`] (over the HTTP API).
 
 pub mod dlq;
 pub mod events;
 pub mod handlers;
+pub mod projections;
 pub mod replay;
 pub mod subscriptions;
 
@@ -41,6 +43,9 @@ pub async fn run(ctx: &Ctx, command: &Command, a: &Args) -> Res<()> {
         ["events"] => events(ctx, a).await,
         ["trace"] => trace(ctx, a.word(0, "correlation id")?).await,
         ["replay"] => replay(ctx, a).await,
+        ["projections", "rebuild"] => {
+            projections::rebuild(ctx, a.word(0, "projection name")?).await
+        }
         ["dlq", "list"] => dlq_list(ctx, a).await,
         ["dlq", "redrive"] => dlq_redrive(ctx, a).await,
         ["dlq", "purge"] => dlq_purge(ctx, a).await,

@@ -627,6 +627,8 @@ fn console_addresses(api: &DemoClient, loan: &str, correlation: &str) {
         at(&format!("/console/correlations/{correlation}"))
     );
     println!("  dead letters  {}", at("/console/dead-letters"));
+    println!("  handlers      {}", at("/console/handlers"));
+    println!("  subscriptions {}", at("/console/subscriptions"));
     let state = std::path::Path::new("localstack/.state");
     if state.is_dir() {
         let _ = std::fs::write(state.join("demo-console.txt"), at("/console"));

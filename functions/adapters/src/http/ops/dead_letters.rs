@@ -122,20 +122,50 @@ fn event_ids(letters: &[DeadLetter]) -> Vec<&str> {
         .collect()
 }
 
+/// What a redrive or purge acts on: the caller, the domain's dead-letter and source queues,
+/// the selection and the store that records the action.
+struct DeadLetterAction<'a> {
+    principal: Principal,
+    domain: Domain,
+    dlq: &'a str,
+    source: &'a str,
+    selection: Selection,
+    store: DynamoStore,
+}
+
+async fn dead_letter_action<'a>(
+    ops: &'a Ops,
+    domain: &str,
+    req: Request,
+) -> Result<DeadLetterAction<'a>, ApiError> {
+    let principal = admitted(&req)?;
+    let domain = requested_domain(domain)?;
+    let (dlq, source) = domain_queues(ops, domain)?;
+    Ok(DeadLetterAction {
+        principal,
+        domain,
+        dlq,
+        source,
+        selection: selection(req).await?,
+        store: DynamoStore::new(ops.dynamodb.clone(), &ops.config.table),
+    })
+}
+
 pub(crate) async fn post_redrive(
     State(ops): State<Arc<Ops>>,
     Path(domain): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let p = admitted(&req)?;
-    let domain = requested_domain(&domain)?;
-    let (dlq, source) = domain_queues(&ops, domain)?;
-    let sel = selection(req).await?;
-    let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-    let actor = actor(&p);
-    let done = redrive_dead_letters(&ops.sqs, &store, actor, domain, dlq, Some(source), |l| {
-        picks(&sel, l)
-    })
+    let a = dead_letter_action(&ops, &domain, req).await?;
+    let done = redrive_dead_letters(
+        &ops.sqs,
+        &a.store,
+        actor(&a.principal),
+        a.domain,
+        a.dlq,
+        Some(a.source),
+        |l| picks(&a.selection, l),
+    )
     .await?;
     Ok(Json(json!({"redriven": done.len(), "eventIds": event_ids(&done)})).into_response())
 }
@@ -145,13 +175,16 @@ pub(crate) async fn post_purge(
     Path(domain): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let p = admitted(&req)?;
-    let domain = requested_domain(&domain)?;
-    let (dlq, _) = domain_queues(&ops, domain)?;
-    let sel = selection(req).await?;
-    let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-    let actor = actor(&p);
-    let done = purge_dead_letters(&ops.sqs, &store, actor, domain, dlq, |l| picks(&sel, l)).await?;
+    let a = dead_letter_action(&ops, &domain, req).await?;
+    let done = purge_dead_letters(
+        &ops.sqs,
+        &a.store,
+        actor(&a.principal),
+        a.domain,
+        a.dlq,
+        |l| picks(&a.selection, l),
+    )
+    .await?;
     Ok(Json(json!({"purged": done.len(), "eventIds": event_ids(&done)})).into_response())
 }
 

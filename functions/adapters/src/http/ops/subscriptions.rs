@@ -21,7 +21,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Duration as TimeDelta, Utc};
-use lending_events::catalog::OPERATOR;
 use lending_events::envelope::format_time;
 use serde_json::{json, Value};
 
@@ -275,22 +274,22 @@ pub(crate) async fn patch(
     if let Some(t) = &change.target {
         egress::check_at_creation(&api.egress, t).await?;
     }
-    let mut stored = load(&api, &tenant, &raw_id).await?;
-    change.apply(&mut stored.subscription);
-    stored.subscription.version += 1;
-    stored.subscription.updated_at = Utc::now();
-    let payload = json!({"subscriptionId": stored.subscription.subscription_id.to_string(),
-        "changes": change.changes()});
-    api.subscriptions
-        .replace(
-            &stored,
+    let id = model::parse_id(&raw_id)?;
+    let stored = api
+        .subscriptions
+        .modify(
+            &tenant,
+            &id,
             "Subscription.Updated",
-            payload,
             &principal,
-            OPERATOR,
+            |stored, _| {
+                change.apply(&mut stored.subscription);
+                json!({"subscriptionId": id.to_string(), "changes": change.changes()})
+            },
         )
         .await
-        .map_err(stored_error)?;
+        .map_err(stored_error)?
+        .ok_or_else(|| model::not_found(&raw_id))?;
     Ok(Json(view(&stored)).into_response())
 }
 
@@ -319,29 +318,33 @@ pub(crate) async fn rotate(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(req.headers(), req.extensions(), api.tenant_source)?;
     let principal = admitted(&req)?.subject;
-    let mut stored = load(&api, &tenant, &path_params(path)?).await?;
-    let id = stored.subscription.subscription_id;
+    let raw_id = path_params(path)?;
+    let id = model::parse_id(&raw_id)?;
+    // Sealed once, before the write: a retried write stores the same ciphertext.
     let secret = SigningSecret::generate()?;
     let sealed = api
         .secrets
         .seal(&tenant, &id.to_string(), &secret)
         .await
         .map_err(unavailable_if_unconfigured)?;
-    let now = Utc::now();
-    let until = now + TimeDelta::from_std(api.settings.rotation_grace).unwrap_or_default();
-    stored.previous_secret = Some((std::mem::replace(&mut stored.secret, sealed), until));
-    stored.subscription.version += 1;
-    stored.subscription.updated_at = now;
+    let grace = TimeDelta::from_std(api.settings.rotation_grace).unwrap_or_default();
+    let mut until = Utc::now() + grace;
     api.subscriptions
-        .replace(
-            &stored,
+        .modify(
+            &tenant,
+            &id,
             "Subscription.SecretRotated",
-            json!({"subscriptionId": id.to_string(), "previousValidUntil": format_time(&until)}),
             &principal,
-            OPERATOR,
+            |stored, now| {
+                until = now + grace;
+                stored.previous_secret =
+                    Some((std::mem::replace(&mut stored.secret, sealed.clone()), until));
+                json!({"subscriptionId": id.to_string(), "previousValidUntil": format_time(&until)})
+            },
         )
         .await
-        .map_err(stored_error)?;
+        .map_err(stored_error)?
+        .ok_or_else(|| model::not_found(&raw_id))?;
     Ok(Json(json!({"subscriptionId": id, "secret": secret.expose(),
         "previousValidUntil": format_time(&until)}))
     .into_response())

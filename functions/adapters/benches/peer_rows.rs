@@ -1,0 +1,493 @@
+//! The project's side of the comparison with the Python peer (`../shared/peers/powertools`):
+//! the same work per event and per message, so `bench/peer-ratios.sh` can print ratios.
+//! `cargo bench -p event-adapters --bench peer_rows [-- filter]`.
+//!
+//! - `peer/ingest, 1-event request` and `peer/ingest, 25-event request`: the peer's inputs
+//!   (full API Gateway HTTP API v2 events, a mix of Loan.Created / Loan.Approved /
+//!   Loan.Funded / Borrower.Created of ~610 B each, generated here the way the peer's
+//!   `samples.py` does), per event: decode the API Gateway event (`aws_lambda_events`), the
+//!   tenant header, decode and validate the body, fingerprint, assign the server fields,
+//!   serialise each envelope once, build the DynamoDB items the store writes
+//!   (`store::layout`, event + eventId guard) and encode them as wire JSON, encode one SQS
+//!   `SendMessageBatch` entry per subscribed domain, and encode the 201 response as API
+//!   Gateway expects it back. The peer does all of this except the fingerprint.
+//! - `peer/Loan.Funded -> 360-period schedule, per message`: the payment function's runner
+//!   on a 10-message SQS batch (in-memory store and ledger: decode, claim, history read,
+//!   fold, schedule, validated follow-on, append, completion), plus the DynamoDB wire
+//!   encode of what it appends (the peer builds its item with boto3's `TypeSerializer`).
+
+#[path = "../../../core/benches/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use event_adapters::error::AdapterError;
+use event_adapters::ledger::memory::MemoryLedger;
+use event_adapters::queue::MemoryQueue;
+use event_adapters::runner::{BatchRunner, RetryPolicy};
+use event_adapters::store::layout::{self, Item};
+use event_adapters::store::memory::MemoryStore;
+use event_adapters::store::{Appended, EventStore, Page};
+use lending_events::catalog::Catalog;
+use lending_events::envelope::{StreamId, WriteContext};
+use lending_events::ingest::{parse_body_in, Limits};
+use lending_events::routing::RoutingTable;
+use lending_events::{handlers, Domain, EventEnvelope, Metadata, NewEvent};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+// ---- inputs, shaped as the peer's samples.py ------------------------------------------
+
+/// A small deterministic generator (splitmix64): the inputs must not change between runs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn uuid(&mut self) -> String {
+        let v = ((self.next() as u128) << 64) | self.next() as u128;
+        uuid::Builder::from_random_bytes(v.to_be_bytes())
+            .into_uuid()
+            .to_string()
+    }
+    fn timestamp(&mut self) -> String {
+        let t0: DateTime<Utc> = "2025-01-31T09:30:00Z".parse().unwrap();
+        (t0 + chrono::Duration::seconds(self.below(86_400 * 90) as i64))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    }
+    fn money(&mut self, low: u64, high: u64) -> String {
+        let cents = low * 100 + self.below((high - low) * 100);
+        format!("{}.{:02}", cents / 100, cents % 100)
+    }
+}
+
+/// The peer's sources and user ids with `:` for `/` and `|`: metadata ids are
+/// `A-Z a-z 0-9 . _ : -` here (same lengths).
+const SOURCES: [&str; 4] = [
+    "loan-origination-service:2.14.1",
+    "underwriting-api:1.9.0",
+    "treasury-funding:3.2.7",
+    "crm-sync:0.8.3",
+];
+const EVENT_TYPES: [&str; 4] = [
+    "Loan.Created",
+    "Loan.Approved",
+    "Loan.Funded",
+    "Borrower.Created",
+];
+
+fn loan_created_payload(rng: &mut Rng, loan_id: &str, term_months: u32) -> Value {
+    json!({
+        "loanId": loan_id,
+        "borrowerId": format!("borrower:{}", rng.uuid()),
+        "amount": rng.money(50_000, 2_000_000),
+        "interestRate": format!("{}.{:02}", 2 + rng.below(10), rng.below(100)),
+        "termMonths": term_months,
+        "amortization": "amortized",
+        "paymentFrequency": "monthly",
+        "fundId": format!("fund:{}", rng.uuid()),
+    })
+}
+
+/// One client envelope as the peer's `samples.envelope` builds it (the borrower types are
+/// the project's catalog's: the peer's "business"/"trust" are "entity" here).
+fn client_envelope(rng: &mut Rng, event_type: &str) -> Value {
+    let loan_id = format!("loan:{}", rng.uuid());
+    let (aggregate, id, payload) = match event_type {
+        "Loan.Created" => {
+            let p = loan_created_payload(rng, &loan_id, 360);
+            ("Loan", loan_id, p)
+        }
+        "Loan.Approved" => {
+            let p = json!({"loanId": loan_id, "approvedBy": format!("underwriter:{}", rng.uuid()), "approvedAt": rng.timestamp()});
+            ("Loan", loan_id, p)
+        }
+        "Loan.Funded" => {
+            let p = json!({"loanId": loan_id, "fundedAmount": rng.money(50_000, 2_000_000), "fundedAt": rng.timestamp()});
+            ("Loan", loan_id, p)
+        }
+        _ => {
+            let borrower = format!("borrower:{}", rng.uuid());
+            let kind = ["individual", "entity"][rng.below(2) as usize];
+            let p = json!({"borrowerId": borrower, "type": kind});
+            ("Borrower", borrower, p)
+        }
+    };
+    json!({
+        "eventId": rng.uuid(),
+        "eventType": event_type,
+        "eventVersion": 1,
+        "aggregateType": aggregate,
+        "aggregateId": id,
+        "occurredAt": rng.timestamp(),
+        "payload": payload,
+        "metadata": {
+            "userId": format!("auth0:user-{:09}-{}", rng.below(1_000_000_000), &rng.uuid()[..8]),
+            "correlationId": rng.uuid(),
+            "causationId": rng.uuid(),
+            "source": SOURCES[rng.below(4) as usize],
+        },
+    })
+}
+
+/// A full API Gateway HTTP API (payload 2.0) event around `body`, as the peer's `http_event`.
+fn http_event(body: &str) -> Vec<u8> {
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "POST /events",
+        "rawPath": "/events",
+        "rawQueryString": "",
+        "headers": {
+            "accept": "application/json",
+            "content-length": body.len().to_string(),
+            "content-type": "application/json",
+            "host": "abc123xyz9.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "loan-origination-service/2.14.1 (+python-requests/2.32)",
+            "x-amzn-trace-id": "Root=1-67a1b2c3-0123456789abcdef01234567",
+            "x-forwarded-for": "203.0.113.17",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https",
+            "x-tenant-id": "tenant-acme-0042",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123xyz9",
+            "domainName": "abc123xyz9.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123xyz9",
+            "http": {
+                "method": "POST",
+                "path": "/events",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.17",
+                "userAgent": "loan-origination-service/2.14.1 (+python-requests/2.32)",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "POST /events",
+            "stage": "$default",
+            "time": "31/Jan/2025:09:30:00 +0000",
+            "timeEpoch": 1738315800000i64,
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    });
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// `count` API Gateway events of `per_request` envelopes each (as `samples.ingest_requests`).
+fn ingest_requests(count: usize, per_request: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(7);
+    (0..count)
+        .map(|i| {
+            let envs: Vec<Value> = (0..per_request)
+                .map(|j| client_envelope(&mut rng, EVENT_TYPES[(i * per_request + j) % 4]))
+                .collect();
+            let body = if per_request == 1 {
+                serde_json::to_string(&envs[0]).unwrap()
+            } else {
+                serde_json::to_string(&json!({ "events": envs })).unwrap()
+            };
+            http_event(&body)
+        })
+        .collect()
+}
+
+// ---- the wire encodings -----------------------------------------------------------------
+
+/// A DynamoDB item as the `TransactWriteItems` wire JSON (`{"name": {"S": ..}, ...}`): what
+/// the SDK's serialiser writes for the item the store builds. Only the attribute kinds the
+/// event table's items use.
+fn write_item(item: &Item, out: &mut Vec<u8>) {
+    #[derive(Serialize)]
+    enum Attr<'a> {
+        S(&'a str),
+        N(&'a str),
+    }
+    let attrs: std::collections::BTreeMap<&str, Attr> = item
+        .iter()
+        .map(|(k, v)| {
+            let a = match v {
+                AttributeValue::S(s) => Attr::S(s),
+                AttributeValue::N(n) => Attr::N(n),
+                other => panic!("unexpected attribute {other:?}"),
+            };
+            (k.as_str(), a)
+        })
+        .collect();
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Put<'a, T> {
+        table_name: &'a str,
+        condition_expression: &'a str,
+        item: T,
+    }
+    serde_json::to_writer(
+        &mut *out,
+        &Put {
+            table_name: "lendingos-events",
+            condition_expression: "attribute_not_exists(pk)",
+            item: attrs,
+        },
+    )
+    .unwrap();
+}
+
+/// What the DynamoDB store does per stored event before the SDK sends it: the envelope
+/// serialised once, the event and guard items, their wire JSON. Returns the envelope JSON.
+fn encode_stored(e: &EventEnvelope, fingerprint: &str, out: &mut Vec<u8>) -> String {
+    let body = serde_json::to_string(e).unwrap();
+    let item = layout::event_item(e, body);
+    write_item(&item, out);
+    write_item(&layout::guard_item(e, fingerprint), out);
+    match item.get(layout::attr::ENVELOPE) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => unreachable!("the event item holds its envelope"),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SqsEntry<'a> {
+    id: String,
+    message_body: &'a str,
+    message_group_id: &'a str,
+    message_deduplication_id: &'a str,
+}
+
+/// The whole ingest path of one API Gateway event; returns the response bytes' length.
+fn ingest(catalog: &Catalog, routing: &RoutingTable, raw: &[u8]) -> usize {
+    let request: ApiGatewayV2httpRequest = serde_json::from_slice(raw).expect("API event");
+    let tenant = request
+        .headers
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("tenant header");
+    let body = request.body.as_deref().unwrap_or("");
+    let now = Utc::now();
+    let ctx = WriteContext::client(tenant, "bench", now);
+    let events = parse_body_in(
+        catalog,
+        body.as_bytes(),
+        &Limits::default(),
+        &ctx,
+        &mut Uuid::new_v4,
+    )
+    .expect("valid body");
+    let mut wire = Vec::with_capacity(body.len() * 6);
+    let mut stored = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let fingerprint = e.fingerprint.clone();
+        let env = e.into_envelope(i as u64 + 1, now);
+        let json = encode_stored(&env, &fingerprint, &mut wire);
+        let group = env.stream().message_group();
+        for domain in routing.domains_for(&env.event_type) {
+            let entry = SqsEntry {
+                id: (i + 1).to_string(),
+                message_body: &json,
+                message_group_id: &group,
+                message_deduplication_id: &format!("{}{}", env.event_id, domain.as_str()),
+            };
+            serde_json::to_writer(&mut wire, &entry).unwrap();
+        }
+        stored.push(env);
+    }
+    std::hint::black_box(&wire);
+    // The 201 as the ingest function answers it, in API Gateway's response shape.
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = 201;
+    response.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(Body::Text(
+        serde_json::to_string(&event_adapters::http::events::EventsBody { events: &stored })
+            .unwrap(),
+    ));
+    serde_json::to_vec(&response).unwrap().len()
+}
+
+// ---- the schedule message ---------------------------------------------------------------
+
+/// The in-memory store, plus the DynamoDB wire encode of every append (what
+/// [`event_adapters::store::DynamoStore`] hands the SDK).
+struct WireEncodingStore(MemoryStore);
+
+impl EventStore for WireEncodingStore {
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, AdapterError> {
+        let fingerprints: Vec<String> = events.iter().map(|e| e.fingerprint.clone()).collect();
+        let appended = self.0.append(events, now).await?;
+        let mut wire = Vec::new();
+        for (e, f) in appended.events().iter().zip(&fingerprints) {
+            encode_stored(e, f, &mut wire);
+        }
+        std::hint::black_box(&wire);
+        Ok(appended)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: StreamId<'_>,
+        after: u64,
+        upto: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, AdapterError> {
+        self.0.read_stream(stream, after, upto, limit).await
+    }
+
+    async fn put_loan_summary(
+        &self,
+        summary: &lending_events::projections::LoanSummary,
+    ) -> Result<bool, AdapterError> {
+        self.0.put_loan_summary(summary).await
+    }
+}
+
+fn stored_envelope(
+    id: &str,
+    seq: u64,
+    event_type: &str,
+    payload: Value,
+    rng: &mut Rng,
+) -> EventEnvelope {
+    let t0: DateTime<Utc> = "2025-01-31T09:30:00Z".parse().unwrap();
+    EventEnvelope {
+        event_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{id}/{seq}").as_bytes()),
+        event_type: event_type.into(),
+        event_version: 1,
+        domain: "loan".into(),
+        aggregate_type: "Loan".into(),
+        aggregate_id: id.into(),
+        sequence: seq,
+        occurred_at: t0,
+        recorded_at: t0,
+        payload,
+        metadata: Metadata {
+            user_id: Some(format!("auth0:user-{:09}", rng.below(1_000_000_000))),
+            correlation_id: rng.uuid(),
+            causation_id: None,
+            source: Some(SOURCES[rng.below(4) as usize].into()),
+            tenant_id: "tenant-acme-0042".into(),
+            principal: None,
+        },
+    }
+}
+
+/// Ten funded 360-month loans of the peer's shape (amount 50 k-2 M, rate 2-12 %): each
+/// history (Created, Approved, Funded) and its `Loan.Funded` as an SQS message.
+fn funded_loans() -> (Vec<EventEnvelope>, SqsEvent) {
+    let mut rng = Rng(11);
+    let mut seed = Vec::new();
+    let mut batch = SqsEvent::default();
+    for i in 0..10 {
+        let id = format!("loan:{}", rng.uuid());
+        let created = loan_created_payload(&mut rng, &id, 360);
+        let funded =
+            json!({"loanId": id, "fundedAmount": created["amount"], "fundedAt": rng.timestamp()});
+        let approved = json!({"loanId": id, "approvedBy": format!("underwriter:{}", rng.uuid()), "approvedAt": rng.timestamp()});
+        let funding = stored_envelope(&id, 3, "Loan.Funded", funded, &mut rng);
+        seed.push(stored_envelope(&id, 1, "Loan.Created", created, &mut rng));
+        seed.push(stored_envelope(&id, 2, "Loan.Approved", approved, &mut rng));
+        let mut m = SqsMessage::default();
+        m.message_id = Some(rng.uuid());
+        m.receipt_handle = Some(format!("AQEB{}", "x".repeat(300)));
+        m.body = Some(serde_json::to_string(&funding).unwrap());
+        m.attributes
+            .insert("MessageGroupId".into(), funding.stream().message_group());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
+        batch.records.push(m);
+        seed.push(funding);
+        let _ = i;
+    }
+    (seed, batch)
+}
+
+fn main() {
+    let b = harness::Bench::from_args();
+    let catalog = Catalog::builtin();
+    let routing = RoutingTable::standard();
+
+    for (per_request, count) in [(1usize, 64usize), (25, 16)] {
+        let requests = ingest_requests(count, per_request);
+        let body_bytes: usize = requests
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<ApiGatewayV2httpRequest>(r)
+                    .unwrap()
+                    .body
+                    .map_or(0, |b| b.len())
+            })
+            .sum();
+        eprintln!(
+            "{per_request}-event requests: {count} distinct, {} B per event in the body",
+            body_bytes / (count * per_request)
+        );
+        for r in &requests {
+            ingest(catalog, &routing, r);
+        }
+        let mut next = 0;
+        b.run(
+            &format!("peer/ingest, {per_request}-event request (per event)"),
+            per_request as u64,
+            "events",
+            || {
+                next = (next + 1) % requests.len();
+                ingest(catalog, &routing, &requests[next])
+            },
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (seed, batch) = funded_loans();
+    let runner = BatchRunner::new(
+        WireEncodingStore(MemoryStore::new()),
+        MemoryLedger::new(),
+        handlers::for_domain(Domain::Payment, &handlers::HandlerConfig::default()),
+        MemoryQueue::without_dlq(),
+        RetryPolicy::default(),
+    );
+    let lease = Duration::from_secs(60);
+    let run = || {
+        let store = &runner.store().0;
+        store.clear();
+        runner.ledger().clear();
+        store.seed(seed.iter().cloned());
+        let resp = rt.block_on(runner.handle(batch.clone(), lease));
+        assert!(resp.batch_item_failures.is_empty());
+    };
+    run();
+    let schedules = runner
+        .store()
+        .0
+        .len()
+        .checked_sub(seed.len())
+        .expect("follow-ons stored");
+    assert!(schedules >= 10, "every funding got its schedule");
+    b.run(
+        "peer/Loan.Funded -> 360-period schedule (per message)",
+        10,
+        "msgs",
+        run,
+    );
+}
