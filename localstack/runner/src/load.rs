@@ -557,10 +557,16 @@ async fn wait_completed(
     loop {
         let mut status: HashMap<String, String> = HashMap::new();
         for chunk in pending.chunks(100) {
-            for item in batch_get_pks(ddb, table, chunk, Read::Eventual)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            let items = match batch_get_pks(ddb, table, chunk, Read::Eventual).await {
+                Ok(items) => items,
+                // The emulator, busy with the run, may time a read out: poll again.
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "record poll failed; polling again");
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            for item in items {
                 let (Some(pk), Some(st)) = (str_attr(&item, "pk"), str_attr(&item, "status"))
                 else {
                     continue;
