@@ -120,6 +120,16 @@ async fn wait_until_reloading(c: &Client, what: &str, script: &str, reload: Opti
     }
 }
 
+/// The text of the element `css` names (it must be on the page).
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn console(path: &str, tenant: &str, extra: &str) -> String {
     // `scopes=` (empty) resets a scope set earlier in the same tab: every scope again.
     format!("{}{path}?tenant={tenant}&scopes={extra}", api_url())
@@ -420,13 +430,7 @@ async fn the_console_shows_the_feed_the_schedule_the_graph_and_redrives_a_dead_l
         .unwrap();
     let button = wait_for(&c, "#redrive-all").await;
     assert!(!button.is_enabled().await.unwrap(), "redrive is disabled");
-    let reason = c
-        .find(Locator::Css("#scope-reason"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let reason = text_of(&c, "#scope-reason").await;
     assert!(reason.contains("ops:dead-letters"), "{reason}");
     shot(&c, "dead-letters-without-scope").await;
     c.goto(&console("/console/handlers", &tenant, "events:read"))
@@ -434,13 +438,7 @@ async fn the_console_shows_the_feed_the_schedule_the_graph_and_redrives_a_dead_l
         .unwrap();
     let switch = wait_for(&c, "#switch-disabled").await;
     assert!(!switch.is_enabled().await.unwrap());
-    let reason = c
-        .find(Locator::Css("#scope-reason"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let reason = text_of(&c, "#scope-reason").await;
     assert!(reason.contains("ops:handlers"), "{reason}");
 
     c.close().await.unwrap();
@@ -663,13 +661,7 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
     .await
     .unwrap();
     wait_for(&c, "#sign-in #sign-in-token").await;
-    let status = c
-        .find(Locator::Css("#feed-status"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = text_of(&c, "#feed-status").await;
     assert!(status.starts_with("refused: 401"), "{status}");
     c.goto(&format!(
         "{}/console/subscriptions?tenant=not%20a%20tenant&scopes=",
@@ -692,24 +684,12 @@ async fn the_subscriptions_page_shows_a_delivery_the_receiver_got() {
         .unwrap();
     let button = wait_for(&c, "#pause-disabled").await;
     assert!(!button.is_enabled().await.unwrap(), "pause is disabled");
-    let reason = c
-        .find(Locator::Css("#scope-reason"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let reason = text_of(&c, "#scope-reason").await;
     assert!(
         reason.contains("subscriptions:admin") && reason.contains("events:read ops:handlers"),
         "{reason}"
     );
-    let who = c
-        .find(Locator::Css("#who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let who = text_of(&c, "#who").await;
     assert!(who.contains("ops-anna") && who.contains(&tenant), "{who}");
     shot(&c, "subscriptions-without-scope").await;
     c.find(Locator::Css("#sign-out"))

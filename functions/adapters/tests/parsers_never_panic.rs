@@ -178,6 +178,9 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         (segment(), segment()).prop_map(|(t, i)| format!("/aggregates/{t}/{i}/state")),
         segment().prop_map(|c| format!("/correlations/{c}")),
         segment().prop_map(|l| format!("/loans/{l}/payoff")),
+        Just("/loans".to_string()),
+        segment().prop_map(|f| format!("/funds/{f}/portfolio")),
+        segment().prop_map(|p| format!("/projections/{p}/rebuild")),
         Just("/replay".to_string()),
         Just("/subscriptions".to_string()),
         segment().prop_map(|s| format!("/subscriptions/{s}")),
@@ -195,6 +198,10 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         Just("on".to_string()),
         Just("asOf".to_string()),
         Just("knownAt".to_string()),
+        Just("status".to_string()),
+        Just("borrowerId".to_string()),
+        Just("fundId".to_string()),
+        Just("delinquent".to_string()),
         edge_text(),
     ];
     let query = prop::collection::vec((param, prop_oneof![segment(), Just("%".to_string())]), 0..5)

@@ -254,14 +254,14 @@ async fn drive(
     }
     let deadline = Instant::now() + opts.timeout;
     let wait = wait_completed(&plain.dynamodb, table, &keys, deadline).await?;
-    // Snapshot the counts at completion: later calls are idle polling.
+    let follow_ons = FollowOns::wait(&plain.dynamodb, table, &tenant, &published, deadline).await?;
+    // Snapshot the counts once the follow-ons' subscribers (the read model) are done too:
+    // later calls are idle polling.
     let counts: BTreeMap<&str, BTreeMap<String, u64>> = [INGEST, DISPATCH, HANDLERS, STREAM]
         .into_iter()
         .map(|l| (l, config::call_counts_for(l)))
         .collect();
     let receives = Receives::now().since(&receives_before);
-
-    let follow_ons = FollowOns::wait(&plain.dynamodb, table, &tenant, &published, deadline).await?;
     let measured = Measured {
         opts,
         started,
