@@ -122,6 +122,37 @@ impl DynamoLedger {
         u
     }
 
+    /// Complete a record with no events written alongside: `AlreadyDone` when its
+    /// condition finds another run's completion.
+    async fn complete_alone(
+        &self,
+        work: Work<'_>,
+        u: RecordUpdate,
+    ) -> Result<Committed, AdapterError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(u.expression())
+            .set_condition_expression(u.condition.clone())
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Committed::Now(Vec::new())),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Committed::AlreadyDone)
+            }
+            Err(err) => Err(classify("UpdateItem(complete)", err)),
+        }
+    }
+
     /// Switch a handler on or off (takes effect within the cache period, no redeploy).
     pub async fn set_enabled(&self, handler: &str, enabled: bool) -> Result<(), AdapterError> {
         self.client
@@ -276,49 +307,32 @@ impl Ledger for DynamoLedger {
             u.condition = Some("attribute_not_exists(#st) OR #st <> :done".into());
         }
         if follow_ons.is_empty() {
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(layout::key(work.pk(), 0)))
-                .update_expression(u.expression())
-                .set_condition_expression(u.condition.clone())
-                .set_expression_attribute_names(Some(u.names))
-                .set_expression_attribute_values(Some(u.values))
-                .send()
-                .await;
-            return match res {
-                Ok(_) => Ok(Committed::Now(Vec::new())),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(Committed::AlreadyDone)
-                }
-                Err(err) => Err(classify("UpdateItem(complete)", err)),
-            };
+            return self.complete_alone(work, u).await;
         }
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(layout::key(work.pk(), 0)))
             .update_expression(u.expression())
-            .set_condition_expression(u.condition)
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
+            .set_condition_expression(u.condition.clone())
+            .set_expression_attribute_names(Some(u.names.clone()))
+            .set_expression_attribute_values(Some(u.values.clone()))
             .build()
             .map_err(|e| AdapterError::Aws(e.to_string()))?;
         let record = TransactWriteItem::builder().update(update).build();
-        Ok(
-            match self
-                .store
-                .append_completing(&follow_ons, now, known, &record)
-                .await?
-            {
-                Completing::Stored(stored) => Committed::Now(stored),
-                Completing::AlreadyDone => Committed::AlreadyDone,
+        match self
+            .store
+            .append_completing(&follow_ons, now, known, &record)
+            .await?
+        {
+            Completing::Stored(stored) => Ok(Committed::Now(stored)),
+            Completing::AlreadyDone => Ok(Committed::AlreadyDone),
+            // The follow-ons stand. If another run's commit stored them its record is
+            // complete and this update finds it so; if plain appends of an earlier run did
+            // (one that stopped before completing), this completes the record over them.
+            Completing::FollowOnsStored => match self.complete_alone(work, u).await? {
+                Committed::Now(_) | Committed::AlreadyDone => Ok(Committed::AlreadyDone),
             },
-        )
+        }
     }
 
     async fn fail(

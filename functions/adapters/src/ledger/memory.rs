@@ -198,7 +198,15 @@ impl Ledger for MemoryLedger {
                 Self::finish(&mut records, work, Status::Completed, attempt);
                 Ok(Committed::Now(stored))
             }
-            None => Ok(Committed::AlreadyDone),
+            // The follow-ons stand: another run's commit (its record is complete), or plain
+            // appends of a run that stopped before completing (complete over them).
+            None => {
+                if !completed {
+                    CallCounts::bump(&self.calls.update);
+                    Self::finish(&mut records, work, Status::Completed, attempt);
+                }
+                Ok(Committed::AlreadyDone)
+            }
         }
     }
 

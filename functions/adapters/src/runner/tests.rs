@@ -537,6 +537,27 @@ async fn a_handled_message_costs_a_history_read_and_one_transaction() {
     );
 }
 
+/// The follow-ons the payment-schedule handler decides for `funding` (after `created`).
+fn schedule_of(runner: &TestRunner, funding: &EventEnvelope, now: DateTime<Utc>) -> Vec<NewEvent> {
+    let history = [created("L-1"), funding.clone()];
+    let input = HandlerInput {
+        prior: None,
+        event: funding,
+        history: &history,
+        related: &[],
+    };
+    let handler = &runner.handlers()[0];
+    assert_eq!(handler.name(), "payment-schedule");
+    handler
+        .handle(&input)
+        .expect("a schedule")
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| NewEvent::follow_on(funding, handler.name(), i, f, now))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("valid follow-ons")
+}
+
 #[tokio::test]
 async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledges() {
     let runner = payment_runner(MemoryQueue::new());
@@ -544,25 +565,7 @@ async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledg
     runner.store().seed([created("L-1"), funding.clone()]);
     let w = work("payment-schedule", &funding);
     // Two runs of the same message decided the same follow-on; the first commit wins.
-    let schedule = |now| {
-        let history = [created("L-1"), funding.clone()];
-        let input = HandlerInput {
-            prior: None,
-            event: &funding,
-            history: &history,
-            related: &[],
-        };
-        let handler = &runner.handlers()[0];
-        assert_eq!(handler.name(), "payment-schedule");
-        handler
-            .handle(&input)
-            .expect("a schedule")
-            .into_iter()
-            .enumerate()
-            .map(|(i, f)| NewEvent::follow_on(&funding, handler.name(), i, f, now))
-            .collect::<Result<Vec<_>, _>>()
-            .expect("valid follow-ons")
-    };
+    let schedule = |now| schedule_of(&runner, &funding, now);
     let unclaimed = Attempt::Unclaimed { receive: 1 };
     let commit = |follow_ons| {
         runner.ledger().commit(
@@ -605,6 +608,29 @@ async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledg
     assert!(runner.queue().dead_letters().is_empty());
     assert_eq!(runner.store().len(), FUNDED_AND_SCHEDULED.len());
     assert_eq!(runner.ledger().executions(w), Some((1, 1)));
+}
+
+#[tokio::test]
+async fn follow_ons_stored_by_a_run_that_never_completed_are_completed_over() {
+    // An earlier run appended the follow-ons with plain appends and stopped before its
+    // record was completed (a crash, or a runner of the claiming protocol).
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    let w = work("payment-schedule", &funding);
+    runner
+        .store()
+        .append(schedule_of(&runner, &funding, Utc::now()), Utc::now())
+        .await
+        .expect("an in-memory append");
+    assert_eq!(runner.ledger().status(w), None);
+
+    enqueue(runner.queue(), &funding);
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty(), "acknowledged");
+    assert!(runner.queue().dead_letters().is_empty());
+    assert_eq!(runner.store().len(), FUNDED_AND_SCHEDULED.len(), "nothing twice");
+    assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
 }
 
 #[tokio::test]

@@ -247,7 +247,7 @@ impl DynamoStore {
                         .any(|(i, c)| i >= event_items && *c == "ConditionalCheckFailed");
                     if extra_hit {
                         Ok(Err(Cancelled::Extra))
-                    } else if guard_hit || reasons.is_empty() {
+                    } else if guard_hit {
                         Ok(Err(Cancelled::EventId))
                     } else if seq_hit {
                         let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
@@ -389,9 +389,12 @@ impl DynamoStore {
 pub enum Completing {
     /// The events are stored and the record completed, in one transaction.
     Stored(Vec<EventEnvelope>),
-    /// The events were already stored, or the record already completed: another run of
-    /// the same message won, and nothing was written.
+    /// The record was already completed: another run of the same message won, and nothing
+    /// was written.
     AlreadyDone,
+    /// The events' ids were already taken (by another run's commit, or by plain appends of
+    /// an earlier run that did not complete its record); nothing was written.
+    FollowOnsStored,
 }
 
 impl DynamoStore {
@@ -417,9 +420,10 @@ impl DynamoStore {
                 .await?
             {
                 Ok(stored) => return Ok(Completing::Stored(stored)),
-                // Follow-on ids are name-based: a guard that exists, or a record already
-                // completed, means another run of the same message got there first.
-                Err(Cancelled::EventId | Cancelled::Extra) => return Ok(Completing::AlreadyDone),
+                // Follow-on ids are name-based: a guard that exists means a run of the same
+                // message stored them; a record already completed, that another run won.
+                Err(Cancelled::EventId) => return Ok(Completing::FollowOnsStored),
+                Err(Cancelled::Extra) => return Ok(Completing::AlreadyDone),
                 Err(Cancelled::Sequence {
                     stream,
                     expected,
