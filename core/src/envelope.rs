@@ -379,6 +379,17 @@ pub struct FollowOn {
     pub payload: Value,
 }
 
+impl FollowOn {
+    /// Whether this follow-on most likely opens a stream of its own: its aggregate id is a
+    /// name-based id ([`derived_id`]), which handlers derive from the source event for the
+    /// entities it creates (a document, a review, a notification). Only a hint for the
+    /// writer, which then skips reading the stream's head: a wrong guess costs one retry.
+    pub fn opens_stream(&self) -> bool {
+        Uuid::parse_str(&self.aggregate_id)
+            .is_ok_and(|id| id.get_version() == Some(uuid::Version::Sha1))
+    }
+}
+
 /// Namespace for name-based (v5) ids of follow-on events and derived entities.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6e64_696e_676f_7320_6576_656e_7473);
 
@@ -768,6 +779,19 @@ mod rfc3339 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_a_follow_on_on_a_derived_id_is_taken_to_open_its_stream() {
+        let on = |id: String| FollowOn {
+            event_type: "Notification.Sent",
+            aggregate_type: "Notification",
+            aggregate_id: id,
+            payload: json!({}),
+        };
+        assert!(on(derived_id(&["notifications", "e-1"]).to_string()).opens_stream());
+        assert!(!on(Uuid::new_v4().to_string()).opens_stream());
+        assert!(!on("L-1".into()).opens_stream());
+    }
 
     #[test]
     fn recorded_times_sort_as_text_in_time_order() {

@@ -538,6 +538,16 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             // Version-guarded: a re-run, a replay or a rebuild never moves it backwards.
             self.store.put_loan_summary(&summary).await?;
         }
+        for f in follow_ons.iter().filter(|f| f.opens_stream()) {
+            // A stream this follow-on opens has no head to read; a wrong guess only fails
+            // the commit's sequence condition, and the retry reads the head.
+            let stream = StreamId {
+                tenant_id: &event.metadata.tenant_id,
+                aggregate_type: f.aggregate_type,
+                aggregate_id: &f.aggregate_id,
+            };
+            reads.heads.entry(stream_pk(&stream)).or_insert(0);
+        }
         let now = Utc::now();
         Ok(follow_ons
             .into_iter()

@@ -629,7 +629,11 @@ async fn follow_ons_stored_by_a_run_that_never_completed_are_completed_over() {
     deliver(&runner).await;
     assert!(runner.queue().messages().is_empty(), "acknowledged");
     assert!(runner.queue().dead_letters().is_empty());
-    assert_eq!(runner.store().len(), FUNDED_AND_SCHEDULED.len(), "nothing twice");
+    assert_eq!(
+        runner.store().len(),
+        FUNDED_AND_SCHEDULED.len(),
+        "nothing twice"
+    );
     assert_eq!(runner.ledger().status(w), Some("COMPLETED"));
 }
 
