@@ -24,6 +24,8 @@ use crate::error::AdapterError;
 use crate::http::cursor::{CursorKey, CURSOR_SIGNING_KEY_VAR};
 use crate::subscriptions::SubscriptionSettings;
 
+pub mod capacity;
+
 /// The queues of one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainQueues {
@@ -192,6 +194,7 @@ impl Clients {
     pub fn counting_as(sdk: &SdkConfig, label: &'static str) -> Clients {
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(CallCounter::labelled(label))
+            .interceptor(capacity::CapacityMeter::labelled(label))
             .build();
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
             .interceptor(CallCounter::labelled(label))

@@ -31,6 +31,7 @@ use aws_sdk_sqs::types::{
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use event_adapters::config::capacity::Capacity;
 use event_adapters::config::{self, CallCounter, Clients};
 use event_adapters::store::layout::{attr, batch_get_pks, kind, record_pk, stream_pk, Read};
 use http_body_util::{BodyExt, Full};
@@ -39,6 +40,7 @@ use hyper_util::rt::TokioExecutor;
 use lending_events::envelope::StreamId;
 use lending_events::handlers;
 use lending_events::routing::RoutingTable;
+use lending_events::Domain;
 use serde_json::{json, Value};
 
 use crate::provision::{self, Provisioned};
@@ -54,6 +56,8 @@ use report::{round3, Measured};
 const INGEST: &str = "ingest";
 const DISPATCH: &str = "dispatch";
 const HANDLERS: &str = "handlers";
+/// The read model's runner, counted apart from the domain handlers.
+const PROJECTION: &str = "projection";
 const STREAM: &str = "stream";
 const CEILING: &str = "ceiling";
 
@@ -196,7 +200,14 @@ async fn measure(
         &config,
         &Clients::counting_as(sdk, DISPATCH),
     );
-    system::spawn_queue_pollers(&mut tasks, resources, &config, &handler_clients);
+    let projection_clients = Clients::counting_as(sdk, PROJECTION);
+    system::spawn_queue_pollers_with(&mut tasks, resources, &config, |domain| {
+        if domain == Domain::Projection {
+            projection_clients.clone()
+        } else {
+            handler_clients.clone()
+        }
+    });
     let outcome = drive(opts, plain, resources, &config.table, addr).await;
     tasks.abort_all();
     let (load, published) = outcome?;
@@ -238,6 +249,7 @@ async fn drive(
     let tenant = format!("load-{}", &run[..8]);
 
     config::reset_call_counts();
+    config::capacity::reset_capacity();
     let receives_before = Receives::now();
     let started = Utc::now();
     let (requests, stored) =
@@ -257,11 +269,24 @@ async fn drive(
     let follow_ons = FollowOns::wait(&plain.dynamodb, table, &tenant, &published, deadline).await?;
     // Snapshot the counts once the follow-ons' subscribers (the read model) are done too:
     // later calls are idle polling.
-    let counts: BTreeMap<&str, BTreeMap<String, u64>> = [INGEST, DISPATCH, HANDLERS, STREAM]
-        .into_iter()
-        .map(|l| (l, config::call_counts_for(l)))
-        .collect();
+    let counts: BTreeMap<&str, BTreeMap<String, u64>> =
+        [INGEST, DISPATCH, HANDLERS, PROJECTION, STREAM]
+            .into_iter()
+            .map(|l| (l, config::call_counts_for(l)))
+            .collect();
+    let capacity: BTreeMap<&str, BTreeMap<String, Capacity>> =
+        [INGEST, DISPATCH, HANDLERS, PROJECTION]
+            .into_iter()
+            .map(|l| (l, config::capacity::capacity_for(l)))
+            .collect();
     let receives = Receives::now().since(&receives_before);
+    let projection_handled = executions_in(
+        Domain::Projection,
+        published
+            .iter()
+            .map(|p| p.event_type.as_str())
+            .chain(follow_ons.events.iter().map(|(_, t)| t.as_str())),
+    );
     let measured = Measured {
         opts,
         started,
@@ -271,6 +296,8 @@ async fn drive(
         keys,
         wait,
         counts,
+        capacity,
+        projection_handled,
         receives,
         follow_ons,
         dead_lettered: depth(&plain.sqs, resources.queues.iter().map(|q| &q.dlq_url)).await?,
@@ -288,6 +315,19 @@ fn subscribers(event_type: &str) -> Vec<&'static str> {
         .filter(|h| h.subscriptions().contains(&event_type))
         .map(|h| h.name())
         .collect()
+}
+
+/// The executions `types` call for from the handlers of `domain`.
+fn executions_in<'a>(domain: Domain, types: impl Iterator<Item = &'a str>) -> usize {
+    let handlers = handlers::for_domain(domain, &Default::default());
+    types
+        .map(|t| {
+            handlers
+                .iter()
+                .filter(|h| h.subscriptions().contains(&t))
+                .count()
+        })
+        .sum()
 }
 
 /// The queue pollers' receives that returned messages, and the messages they returned.

@@ -7,6 +7,7 @@ use event_adapters::functions;
 use event_adapters::http::cursor::CursorKey;
 use event_adapters::subscriptions::delivery::webhook_sender;
 use event_adapters::subscriptions::egress;
+use lending_events::Domain;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{self, StreamCheckpoint};
@@ -77,10 +78,23 @@ pub fn spawn_queue_pollers(
     config: &Config,
     clients: &Clients,
 ) {
+    spawn_queue_pollers_with(tasks, resources, config, |_| clients.clone())
+}
+
+/// [`spawn_queue_pollers`] with each domain's runner on the clients `clients_of` gives it
+/// (a load run counts the read model's calls apart from the domain handlers').
+pub fn spawn_queue_pollers_with(
+    tasks: &mut JoinSet<()>,
+    resources: &Provisioned,
+    config: &Config,
+    clients_of: impl Fn(Domain) -> Clients,
+) {
     // One set of fault settings for every domain: the crash counts all appends.
     let faults = Faults::from_env();
     for q in &resources.queues {
-        let runner = std::sync::Arc::new(faults::domain_runner(q.domain, config, clients, &faults));
+        let clients = clients_of(q.domain);
+        let runner =
+            std::sync::Arc::new(faults::domain_runner(q.domain, config, &clients, &faults));
         for _ in 0..queue_concurrency() {
             let (sqs, url, arn) = (
                 clients.sqs.clone(),

@@ -166,6 +166,7 @@ impl DynamoStore {
         now: DateTime<Utc>,
         known: HashMap<String, u64>,
         extra: &[TransactWriteItem],
+        attempt: u32,
     ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
         let mut heads = known;
         // Each stream's head before this append: where its snapshot point is measured from.
@@ -203,7 +204,15 @@ impl DynamoStore {
         // positions in the cancellation reasons. They need no condition: their events' puts
         // guard them.
         let conditioned = items.len();
-        for item in self.snapshot_items(&stored, &first_heads).await {
+        // A retry (the first attempt lost a race) writes no snapshot: folding one reads the
+        // history, which would widen the window it lost in again. The next boundary writes
+        // one, so a read folds at most twice the interval.
+        let snapshots = if attempt == 1 {
+            self.snapshot_items(&stored, &first_heads).await
+        } else {
+            Vec::new()
+        };
+        for item in snapshots {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -361,7 +370,7 @@ impl DynamoStore {
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let stream = events.first().map(|e| e.stream().key()).unwrap_or_default();
         match self
-            .try_append(&events, now, HashMap::new(), &extra)
+            .try_append(&events, now, HashMap::new(), &extra, 1)
             .await?
         {
             Ok(stored) => Ok(stored),
@@ -416,7 +425,7 @@ impl DynamoStore {
             attempt += 1;
             let heads = known.take().unwrap_or_default();
             match self
-                .try_append(events, now, heads, std::slice::from_ref(record))
+                .try_append(events, now, heads, std::slice::from_ref(record), attempt)
                 .await?
             {
                 Ok(stored) => return Ok(Completing::Stored(stored)),
@@ -476,7 +485,9 @@ impl EventStore for DynamoStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.try_append(&events, now, HashMap::new(), &[]).await?;
+            let outcome = self
+                .try_append(&events, now, HashMap::new(), &[], attempt)
+                .await?;
             let cancelled = match outcome {
                 Ok(stored) => return Ok(Appended::Stored(stored)),
                 Err(c) => c,

@@ -15,6 +15,10 @@ pub(super) struct Measured<'a> {
     pub(super) wait: Waited,
     /// AWS calls per part, at completion.
     pub(super) counts: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// DynamoDB capacity units per part and operation, as the emulator reported them.
+    pub(super) capacity: BTreeMap<&'static str, BTreeMap<String, Capacity>>,
+    /// Handled messages of the read model (the rest are the domain handlers').
+    pub(super) projection_handled: usize,
     pub(super) receives: Receives,
     pub(super) follow_ons: FollowOns,
     pub(super) dead_lettered: u64,
@@ -61,6 +65,11 @@ impl Measured<'_> {
         self.counts[label].get(op).copied().unwrap_or(0)
     }
 
+    /// Handler executions completed (domain handlers and read model).
+    fn handled(&self) -> usize {
+        self.wait.completed.len() + self.follow_ons.completed
+    }
+
     /// Messages dispatch delivered: one per (event, routed domain).
     fn delivered(&self) -> usize {
         self.published
@@ -74,13 +83,17 @@ impl Measured<'_> {
         let n = self.published.len();
         let expected = self.keys.len();
         let mut work_mix = BTreeMap::new();
-        for label in [INGEST, DISPATCH, HANDLERS, STREAM] {
+        for label in [INGEST, DISPATCH, HANDLERS, PROJECTION, STREAM] {
             for (op, c) in &self.counts[label] {
                 // Idle long polls mostly wait: the ceiling replays the receives that returned
-                // messages, each with its delete.
+                // messages (every poller's, counted once), each with its delete.
                 let c = match op.as_str() {
                     "SQS.ReceiveMessage" if label == HANDLERS => self.receives.with_messages,
-                    "SQS.DeleteMessageBatch" if label == HANDLERS => continue,
+                    "SQS.ReceiveMessage" | "SQS.DeleteMessageBatch"
+                        if label == HANDLERS || label == PROJECTION =>
+                    {
+                        continue
+                    }
                     _ => *c,
                 };
                 work_mix.insert(format!("{label}/{op}"), c as f64 / n as f64);
@@ -150,13 +163,49 @@ impl Measured<'_> {
             "messages": self.delivered(),
             "receivesWithMessages": self.receives.with_messages,
             "messagesReceived": self.receives.messages,
-            "handled": self.wait.completed.len() + self.follow_ons.completed,
+            "handled": self.handled(),
+            "handledByDomainHandlers": self.handled() - self.projection_handled.min(self.handled()),
+            "handledByReadModel": self.projection_handled,
             "ingestWritesPerRequest": round3(
                 (self.calls(INGEST, "DynamoDB.TransactWriteItems")
                     + self.calls(INGEST, "DynamoDB.PutItem")) as f64
                     / self.requests.max(1) as f64
             ),
             "counts": self.counts,
+            "capacity": self.capacity_json(),
+        })
+    }
+
+    /// Read and write units per part: in total, and per unit of its work (ingest per
+    /// published event, handlers per handled message). The handlers' switch reads (`GetItem`
+    /// by idle pollers, growing with the run's length) are left out of their work.
+    fn capacity_json(&self) -> Value {
+        let projection = self.projection_handled.min(self.handled());
+        let domain = (self.handled() - projection).max(1) as f64;
+        let per = |label: &str, unit: f64| {
+            let (mut read, mut write) = (0.0, 0.0);
+            for (op, c) in self.capacity.get(label).into_iter().flatten() {
+                if (label == HANDLERS || label == PROJECTION) && op == "DynamoDB.GetItem" {
+                    continue;
+                }
+                read += c.read_units;
+                write += c.write_units;
+            }
+            json!({"readUnits": round3(read), "writeUnits": round3(write),
+                "readPerUnit": round3(read / unit), "writePerUnit": round3(write / unit)})
+        };
+        json!({
+            "ingestPerEvent": per(INGEST, self.published.len().max(1) as f64),
+            "dispatchPerStoredEvent": per(DISPATCH, self.follow_ons.stored.max(1) as f64),
+            "handlersPerHandled": per(HANDLERS, domain),
+            "readModelPerHandled": per(PROJECTION, projection.max(1) as f64),
+            "byOperation": self.capacity.iter().map(|(label, ops)| {
+                let ops: serde_json::Map<String, Value> = ops
+                    .iter()
+                    .map(|(op, c)| (op.clone(), json!({"read": round3(c.read_units), "write": round3(c.write_units)})))
+                    .collect();
+                (label.to_string(), Value::Object(ops))
+            }).collect::<serde_json::Map<String, Value>>(),
         })
     }
 
@@ -231,7 +280,7 @@ fn calls_text(c: &Value) -> String {
     // A unit that did not occur (no handled message in a run without subscribers) has no
     // row: calls per zero units say nothing.
     let f = |k: &str| c[k].as_f64().unwrap_or(0.0);
-    let rows: [(&str, &str, &str, f64); 6] = [
+    let rows: [(&str, &str, &str, f64); 7] = [
         ("ingest", INGEST, "per ingested event", f("events")),
         ("ingest", INGEST, "per request", f("requests")),
         ("dispatch", DISPATCH, "per stored event", f("storedEvents")),
@@ -240,7 +289,13 @@ fn calls_text(c: &Value) -> String {
             "handlers + mapping",
             HANDLERS,
             "per handled message",
-            f("handled"),
+            f("handledByDomainHandlers"),
+        ),
+        (
+            "read model + mapping",
+            PROJECTION,
+            "per handled message",
+            f("handledByReadModel"),
         ),
         (
             "stream reads (free on AWS)",
@@ -272,5 +327,18 @@ fn calls_text(c: &Value) -> String {
             .collect();
         out += &format!("{path:<27} {unit:<22} {total:>7.2}  {}\n", by.join(", "));
     }
+    let cap = &c["capacity"];
+    let units = |k: &str| {
+        format!(
+            "{} RRU + {} WRU",
+            cap[k]["readPerUnit"], cap[k]["writePerUnit"]
+        )
+    };
+    out += &format!(
+        "DynamoDB capacity as reported: ingest {} per event; handlers {} and read model {} per handled message (switch reads left out)\n",
+        units("ingestPerEvent"),
+        units("handlersPerHandled"),
+        units("readModelPerHandled")
+    );
     out
 }
