@@ -363,6 +363,10 @@ impl<L: Ledger> Ledger for FaultyLedger<L> {
             .await
     }
 
+    async fn is_completed(&self, work: Work<'_>) -> Result<bool, AdapterError> {
+        self.inner.is_completed(work).await
+    }
+
     async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {
         self.inner.enabled(handler).await
     }

@@ -247,21 +247,7 @@ impl Ledger for DynamoLedger {
                 if !conditional {
                     return Err(classify("UpdateItem(claim)", err));
                 }
-                let cur = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(layout::key(work.pk(), 0)))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetItem(claim)", e))?;
-                let status = cur
-                    .item()
-                    .and_then(|i| i.get(attr::STATUS))
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str);
-                Ok(if status == Some("COMPLETED") {
+                Ok(if self.is_completed(work).await? {
                     Claim::AlreadyDone
                 } else {
                     Claim::Busy
@@ -402,6 +388,25 @@ impl Ledger for DynamoLedger {
             }
             Err(err) => Err(classify("UpdateItem(fail)", err)),
         }
+    }
+
+    async fn is_completed(&self, work: Work<'_>) -> Result<bool, AdapterError> {
+        let cur = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .consistent_read(true)
+            .projection_expression("#st")
+            .expression_attribute_names("#st", attr::STATUS)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem(record)", e))?;
+        let status = cur
+            .item()
+            .and_then(|i| i.get(attr::STATUS))
+            .and_then(|v| v.as_s().ok());
+        Ok(status.is_some_and(|s| s == "COMPLETED"))
     }
 
     async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {

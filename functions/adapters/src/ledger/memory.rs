@@ -231,6 +231,11 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
+    async fn is_completed(&self, work: Work<'_>) -> Result<bool, AdapterError> {
+        CallCounts::bump(&self.calls.get);
+        Ok(self.status(work) == Some("COMPLETED"))
+    }
+
     async fn enabled(&self, handler: &str) -> Result<bool, AdapterError> {
         if self.count_switch_reads {
             CallCounts::bump(&self.calls.get);

@@ -165,6 +165,11 @@ pub trait Ledger: Send + Sync {
         duration: Duration,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+    /// Whether the work's record is COMPLETED (a consistent read).
+    fn is_completed(
+        &self,
+        work: Work<'_>,
+    ) -> impl Future<Output = Result<bool, AdapterError>> + Send;
     /// Whether a handler is switched on (default: on).
     fn enabled(&self, handler: &str) -> impl Future<Output = Result<bool, AdapterError>> + Send;
     fn flush_stats(

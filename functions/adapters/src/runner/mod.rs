@@ -293,6 +293,20 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         let attempt = Attempt::Unclaimed {
             receive: delivery.receives,
         };
+        // A message received again (its visibility ran out while a slow run went on, or an
+        // earlier receive failed) looks at its record first: a completed one is acknowledged
+        // for one read, without reading the history and deciding again.
+        if delivery.receives > 1 && !delivery.rerun {
+            match self.ledger.is_completed(work).await {
+                Ok(true) => {
+                    reads.heads.clear();
+                    tracing::info!(handler = h.name(), event_id = %event.event_id, "already processed; skipping");
+                    return Step::Done;
+                }
+                Ok(false) => {}
+                Err(e) => return Step::Failed(e),
+            }
+        }
         let started = Instant::now();
         let decided = self.decide(h, event, reads).await;
         let now = Utc::now();

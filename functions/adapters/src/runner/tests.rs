@@ -513,6 +513,31 @@ async fn a_message_redelivered_after_its_work_completed_appends_nothing_new() {
 }
 
 #[tokio::test]
+async fn a_message_received_again_after_it_completed_costs_one_record_read() {
+    let runner = payment_runner(MemoryQueue::new());
+    let funding = funded("L-1", 2);
+    runner.store().seed([created("L-1"), funding.clone()]);
+    enqueue(runner.queue(), &funding);
+    // The first receive runs and completes, but its acknowledgement is lost (the batch
+    // outlived its visibility timeout): the message comes back with a receive count of 2.
+    let first = runner.queue().receive(10);
+    runner.handle(first, LEASE).await;
+    runner.queue().wait_out_visibility();
+    reset_calls(&runner);
+    deliver(&runner).await;
+    assert!(runner.queue().messages().is_empty(), "acknowledged");
+    assert_eq!(
+        calls(&runner),
+        vec![("GetItem", 1)],
+        "the record read alone: no history read, no commit"
+    );
+    assert_eq!(
+        stream_types(runner.store(), "L-1").await,
+        FUNDED_AND_SCHEDULED
+    );
+}
+
+#[tokio::test]
 async fn a_handled_message_costs_a_history_read_and_one_transaction() {
     let runner = payment_runner(MemoryQueue::new());
     let funding = funded("L-1", 2);
