@@ -94,6 +94,7 @@ fn offline_config() -> Config {
         tenant_from_header: true,
         cursor_key: CursorKey::development(),
         subscriptions: Default::default(),
+        rebuild: Default::default(),
     }
 }
 
