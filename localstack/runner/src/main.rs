@@ -174,6 +174,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     system::spawn_stream_poller(&mut tasks, streams, &resources, &config, clients);
     system::spawn_queue_pollers(&mut tasks, &resources, &config, clients);
     system::spawn_delivery_pollers(&mut tasks, &resources, &config, clients)?;
+    system::spawn_rebuild_pollers(&mut tasks, &resources, &config, clients)?;
     tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
