@@ -182,6 +182,8 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         Just("/loans".to_string()),
         segment().prop_map(|f| format!("/funds/{f}/portfolio")),
         segment().prop_map(|p| format!("/projections/{p}/rebuild")),
+        (segment(), segment()).prop_map(|(p, j)| format!("/projections/{p}/rebuilds/{j}")),
+        segment().prop_map(|j| format!("/projections/loan-summary/rebuilds/{j}")),
         Just("/replay".to_string()),
         Just("/subscriptions".to_string()),
         segment().prop_map(|s| format!("/subscriptions/{s}")),
@@ -410,6 +412,10 @@ proptest! {
             .header("content-type", "application/json");
         if let Some(t) = tenant.as_deref().and_then(|t| http::HeaderValue::from_str(t).ok()) {
             req = req.header("x-tenant-id", t);
+        }
+        // Half the requests (by the body's length) prefer an asynchronous answer.
+        if body.len() % 2 == 1 {
+            req = req.header("prefer", "respond-async; wait=1");
         }
         let Ok(req) = req.body(Body::from(body)) else { return Ok(()) };
         let (status, content_type, text) = runtime().block_on(async {
