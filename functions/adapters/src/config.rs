@@ -317,13 +317,14 @@ mod tests {
             subscriptions: SubscriptionSettings::default(),
             rebuild: RebuildSettings {
                 queue_url: Some("http://q/rebuild.fifo".into()),
+                dlq_url: Some("http://q/rebuild-dlq.fifo".into()),
                 page_size: 7,
                 ..RebuildSettings::default()
             },
         };
         let vars: BTreeMap<String, String> = config.to_env().into_iter().collect();
-        // The table, two queues per domain, the tenant source and the rebuild's three.
-        assert_eq!(vars.len(), 2 + 2 * domains.len() + 3);
+        // The table, two queues per domain, the tenant source and the rebuild's four.
+        assert_eq!(vars.len(), 2 + 2 * domains.len() + 4);
         let back = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
         assert_eq!(back.table, config.table);
         assert_eq!(back.queues, config.queues);

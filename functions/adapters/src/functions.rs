@@ -193,6 +193,7 @@ pub fn rebuild_runner(config: &Config, clients: &Clients) -> Result<RebuildRunne
             client: clients.sqs.clone(),
             queue_url,
         },
+        dlq_url: config.rebuild.dlq_url.clone(),
         max_receives: crate::topology::MAX_RECEIVE_COUNT,
     })
 }

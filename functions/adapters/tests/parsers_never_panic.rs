@@ -484,6 +484,27 @@ proptest! {
     }
 
     #[test]
+    fn rebuild_step_messages_of_arbitrary_bodies_never_panic(
+        messages in prop::collection::vec((prop_oneof![
+            ".{0,200}",
+            edge_text(),
+            (edge_text(), edge_text(), any::<i64>()).prop_map(|(t, j, p)| json!({"tenant": t, "jobId": j, "page": p}).to_string()),
+        ], message_attributes()), 1..4)
+    ) {
+        let Some(event) = sqs_event(messages) else { return Ok(()) };
+        static RUNNER: OnceLock<event_adapters::operator::rebuild::RebuildRunner> = OnceLock::new();
+        let runner = RUNNER.get_or_init(|| {
+            let mut config = offline_config();
+            config.rebuild.queue_url = Some("http://127.0.0.1:9/q.fifo".into());
+            config.rebuild.dlq_url = Some("http://127.0.0.1:9/dlq.fifo".into());
+            event_adapters::functions::rebuild_runner(&config, &unreachable_clients()).expect("a runner")
+        });
+        let resp = runtime().block_on(runner.handle(event.clone()));
+        // Nothing reachable (not the job, not the dead letters): every message stays.
+        prop_assert_eq!(resp.batch_item_failures.len(), event.records.len());
+    }
+
+    #[test]
     fn forged_sqs_messages_with_hostile_payloads_never_panic_handlers(
         created in hostile_payload(),
         event_type in subscribed_type(),

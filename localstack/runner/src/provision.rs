@@ -74,6 +74,7 @@ impl Provisioned {
             std::env::var(k).ok()
         });
         settings.queue_url = Some(self.rebuild.queue_url.clone());
+        settings.dlq_url = Some(self.rebuild.dlq_url.clone());
         settings
     }
 }

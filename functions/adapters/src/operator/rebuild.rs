@@ -15,6 +15,7 @@
 //! | setting | meaning |
 //! |---|---|
 //! | `PROJECTION_REBUILD_QUEUE_URL` | the FIFO queue of job steps (unset: rebuilds run inline only) |
+//! | `PROJECTION_REBUILD_DLQ_URL` | its dead letters: the step function moves a message that can never succeed (not a step, no such job) there itself, with its reason |
 //! | `PROJECTION_REBUILD_PAGE_SIZE` | loans per step (default 100) |
 //! | `PROJECTION_REBUILD_INLINE_SECS` | how long the synchronous route runs steps before it hands the rest to the queue (default 20; API Gateway gives 29) |
 
@@ -36,6 +37,7 @@ use crate::store::read_models::Rebuilt;
 use crate::store::{DynamoStore, EventStore};
 
 pub const QUEUE_URL_VAR: &str = "PROJECTION_REBUILD_QUEUE_URL";
+pub const DLQ_URL_VAR: &str = "PROJECTION_REBUILD_DLQ_URL";
 pub const PAGE_SIZE_VAR: &str = "PROJECTION_REBUILD_PAGE_SIZE";
 pub const INLINE_SECS_VAR: &str = "PROJECTION_REBUILD_INLINE_SECS";
 
@@ -43,6 +45,7 @@ pub const INLINE_SECS_VAR: &str = "PROJECTION_REBUILD_INLINE_SECS";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildSettings {
     pub queue_url: Option<String>,
+    pub dlq_url: Option<String>,
     pub page_size: usize,
     pub inline_budget: Duration,
 }
@@ -51,6 +54,7 @@ impl Default for RebuildSettings {
     fn default() -> Self {
         RebuildSettings {
             queue_url: None,
+            dlq_url: None,
             page_size: 100,
             inline_budget: Duration::from_secs(20),
         }
@@ -63,6 +67,7 @@ impl RebuildSettings {
         let number = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
         RebuildSettings {
             queue_url: var(QUEUE_URL_VAR).filter(|v| !v.is_empty()),
+            dlq_url: var(DLQ_URL_VAR).filter(|v| !v.is_empty()),
             page_size: number(PAGE_SIZE_VAR)
                 .map(|p| p.clamp(1, 1000) as usize)
                 .unwrap_or(d.page_size),
@@ -72,7 +77,7 @@ impl RebuildSettings {
         }
     }
 
-    /// The variables [`RebuildSettings::from_lookup`] reads back (the queue only when set).
+    /// The variables [`RebuildSettings::from_lookup`] reads back (the queues only when set).
     pub fn to_env(&self) -> Vec<(String, String)> {
         let mut vars = vec![
             (PAGE_SIZE_VAR.to_string(), self.page_size.to_string()),
@@ -81,8 +86,13 @@ impl RebuildSettings {
                 self.inline_budget.as_secs().to_string(),
             ),
         ];
-        if let Some(q) = &self.queue_url {
-            vars.push((QUEUE_URL_VAR.to_string(), q.clone()));
+        for (name, url) in [
+            (QUEUE_URL_VAR, &self.queue_url),
+            (DLQ_URL_VAR, &self.dlq_url),
+        ] {
+            if let Some(url) = url {
+                vars.push((name.to_string(), url.clone()));
+            }
         }
         vars
     }
@@ -529,10 +539,13 @@ impl RebuildQueue {
 
 /// The rebuild queue's consumer: runs each step and sends its successor. A step that
 /// fails is reported for redelivery; on its last receive the job is marked failed first
-/// (SQS then moves it to the dead letters).
+/// (SQS then moves it to the dead letters). A message that can never succeed (not a step,
+/// no such job) goes to the dead letters at once with its reason.
 pub struct RebuildRunner<P: RebuildPort = DynamoRebuild> {
     pub port: P,
     pub queue: RebuildQueue,
+    /// The step queue's dead letters (`None`: such messages are only logged and dropped).
+    pub dlq_url: Option<String>,
     pub max_receives: u32,
 }
 
@@ -541,44 +554,79 @@ impl<P: RebuildPort> RebuildRunner<P> {
         let mut failures = Vec::new();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
-            let step: Step = match record.body.as_deref().map(serde_json::from_str) {
-                Some(Ok(step)) => step,
-                other => {
-                    // Never a step: nothing to resume; dropped with a trace.
-                    tracing::error!(message = %id, error = ?other.map(|r| r.err()), "rebuild message is not a step; dropped");
-                    continue;
+            let body = record.body.clone().unwrap_or_default();
+            let receives: u32 = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            let handled = match serde_json::from_str::<Step>(&body) {
+                Ok(step) => self.step(&step, receives).await,
+                Err(e) => {
+                    self.dead_letter(&body, &format!("not a rebuild step: {e}"))
+                        .await
                 }
             };
-            let result = match run_step(&self.port, &step).await {
-                Ok(StepOutcome::Next(next)) => self.queue.send(&next).await,
-                Ok(StepOutcome::Done(_)) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                let receives: u32 = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
-                tracing::warn!(job = %step.job_id, page = step.page, receives, error = %e, "rebuild step failed");
-                let permanent = matches!(e, AdapterError::NotFound(_) | AdapterError::Decode(_));
-                if permanent || receives >= self.max_receives {
-                    if let Err(f) =
-                        fail_job(&self.port, &step.tenant, &step.job_id, &e.to_string()).await
-                    {
-                        tracing::warn!(job = %step.job_id, error = %f, "rebuild job not marked failed");
-                    }
-                }
-                if !permanent {
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    failures.push(failure);
-                }
+            if let Err(e) = handled {
+                tracing::warn!(message = %id, receives, error = %e, "rebuild message failed; redelivered");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
             }
         }
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failures;
         response
+    }
+
+    /// Run a step and send its successor; a failure that retrying cannot mend dead-letters
+    /// the step, and the job is marked failed when its step will not come back.
+    async fn step(&self, step: &Step, receives: u32) -> Result<(), AdapterError> {
+        let result = match run_step(&self.port, step).await {
+            Ok(StepOutcome::Next(next)) => self.queue.send(&next).await,
+            Ok(StepOutcome::Done(_)) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let Err(e) = result else { return Ok(()) };
+        tracing::warn!(job = %step.job_id, page = step.page, receives, error = %e, "rebuild step failed");
+        let permanent = matches!(e, AdapterError::NotFound(_) | AdapterError::Decode(_));
+        if permanent || receives >= self.max_receives {
+            if let Err(f) = fail_job(&self.port, &step.tenant, &step.job_id, &e.to_string()).await {
+                tracing::warn!(job = %step.job_id, error = %f, "rebuild job not marked failed");
+            }
+        }
+        if permanent {
+            let body = serde_json::to_string(step).unwrap_or_default();
+            return self.dead_letter(&body, &e.to_string()).await;
+        }
+        Err(e)
+    }
+
+    /// Move a message to the dead letters with its reason (one group: their order is the
+    /// order they failed in).
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), AdapterError> {
+        tracing::error!(reason, "rebuild message dead-lettered");
+        let Some(dlq) = &self.dlq_url else {
+            return Ok(());
+        };
+        let reason: String = reason.chars().take(1000).collect();
+        let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(&reason)
+            .build()
+            .map_err(|e| AdapterError::Aws(e.to_string()))?;
+        self.queue
+            .client
+            .send_message()
+            .queue_url(dlq)
+            .message_body(if body.is_empty() { "(empty)" } else { body })
+            .message_group_id("dead-letters")
+            .message_deduplication_id(uuid::Uuid::new_v4().simple().to_string())
+            .message_attributes("reason", attribute)
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage(rebuild dead letter)", e))?;
+        Ok(())
     }
 }
 

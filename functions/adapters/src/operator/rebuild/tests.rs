@@ -293,6 +293,7 @@ fn steps_and_settings_read_back() {
     assert!(serde_json::from_str::<Step>(r#"{"tenant":"t","jobId":"j","page":-1}"#).is_err());
     let settings = RebuildSettings {
         queue_url: Some("http://q".into()),
+        dlq_url: Some("http://d".into()),
         page_size: 3,
         inline_budget: Duration::from_secs(5),
     };
