@@ -59,11 +59,47 @@ pub async fn record(
     tenant: &str,
     principal: &str,
     event_type: &str,
+    payload: Value,
+) -> Result<EventEnvelope, AdapterError> {
+    record_as(store, tenant, principal, event_type, payload, None).await
+}
+
+/// [`record`] under a chosen event id: recording the same action again with the same
+/// content stores nothing and answers the first record (the eventId guard), so an action
+/// retried after a crash is recorded once.
+pub async fn record_once(
+    store: &DynamoStore,
+    tenant: &str,
+    principal: &str,
+    event_type: &str,
+    payload: Value,
+    event_id: uuid::Uuid,
+) -> Result<EventEnvelope, AdapterError> {
+    record_as(
+        store,
+        tenant,
+        principal,
+        event_type,
+        payload,
+        Some(event_id),
+    )
+    .await
+}
+
+async fn record_as(
+    store: &DynamoStore,
+    tenant: &str,
+    principal: &str,
+    event_type: &str,
     mut payload: Value,
+    event_id: Option<uuid::Uuid>,
 ) -> Result<EventEnvelope, AdapterError> {
     payload["tenantId"] = json!(tenant);
-    let raw = json!({"eventType": event_type, "aggregateType": "Ops", "aggregateId": tenant,
+    let mut raw = json!({"eventType": event_type, "aggregateType": "Ops", "aggregateId": tenant,
         "payload": payload, "metadata": {"source": "operator"}});
+    if let Some(id) = event_id {
+        raw["eventId"] = json!(id.to_string());
+    }
     let now = Utc::now();
     let ctx = WriteContext {
         tenant_id: tenant,

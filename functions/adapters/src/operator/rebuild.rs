@@ -242,7 +242,8 @@ pub trait RebuildPort: Send + Sync {
         expected_pages: Option<u64>,
     ) -> impl Future<Output = Result<bool, AdapterError>> + Send;
 
-    /// Record `Ops.ProjectionRebuilt` of a finished job; its event id.
+    /// Record `Ops.ProjectionRebuilt` of a finished job, once however often it is asked;
+    /// its event id.
     fn record_rebuilt(
         &self,
         job: &RebuildJob,
@@ -500,12 +501,17 @@ impl RebuildPort for DynamoRebuild {
     }
 
     async fn record_rebuilt(&self, job: &RebuildJob) -> Result<String, AdapterError> {
-        let recorded = super::record(
+        // The record's id is the job's: a completion run again (a redelivered last step, a
+        // crash before the job was stored as completed) finds the first record.
+        let event_id = uuid::Uuid::parse_str(&job.job_id)
+            .map_err(|e| AdapterError::Decode(format!("rebuild job id: {e}")))?;
+        let recorded = super::record_once(
             &self.store,
             &job.tenant,
             &job.started_by,
             "Ops.ProjectionRebuilt",
             json!({"projection": job.projection, "loans": job.loans, "written": job.written}),
+            event_id,
         )
         .await?;
         Ok(recorded.event_id.to_string())
