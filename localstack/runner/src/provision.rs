@@ -68,10 +68,14 @@ impl Provisioned {
     }
 
     /// The rebuild jobs' step queue; page size and inline budget from the environment
-    /// (`PROJECTION_REBUILD_PAGE_SIZE`, `PROJECTION_REBUILD_INLINE_SECS`).
+    /// (`PROJECTION_REBUILD_PAGE_SIZE`, `PROJECTION_REBUILD_INLINE_SECS`). No API Gateway
+    /// bounds a local request, so unless the budget is set a synchronous rebuild runs all
+    /// its steps inline (5 minutes at most) however slow a busy emulator is.
     pub fn rebuild_settings(&self) -> event_adapters::operator::rebuild::RebuildSettings {
-        let mut settings = event_adapters::operator::rebuild::RebuildSettings::from_lookup(|k| {
-            std::env::var(k).ok()
+        use event_adapters::operator::rebuild::{RebuildSettings, INLINE_SECS_VAR};
+        let mut settings = RebuildSettings::from_lookup(|k| match std::env::var(k) {
+            Err(_) if k == INLINE_SECS_VAR => Some("300".into()),
+            v => v.ok(),
         });
         settings.queue_url = Some(self.rebuild.queue_url.clone());
         settings.dlq_url = Some(self.rebuild.dlq_url.clone());

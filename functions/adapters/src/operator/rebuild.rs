@@ -334,9 +334,13 @@ pub async fn run_step<P: RebuildPort>(port: &P, step: &Step) -> Result<StepOutco
         ..job.clone()
     };
     if !port.save_job(&after, Some(job.pages)).await? {
-        // Another run of this step stored it first and carries the job on.
         let current = port.load_job(&job.tenant, &job.job_id).await?;
-        return Ok(StepOutcome::Done(current.unwrap_or(job)));
+        // A write that succeeded but whose answer was lost is retried by the SDK and then
+        // fails its own condition: the stored job is this one, so carry on. Otherwise
+        // another run of this step stored it first and carries the job on.
+        if current.as_ref() != Some(&after) {
+            return Ok(StepOutcome::Done(current.unwrap_or(job)));
+        }
     }
     carry_on(port, after).await
 }

@@ -281,6 +281,67 @@ async fn a_failed_job_stops_and_an_empty_tenant_completes_at_once() {
     ));
 }
 
+/// A port whose page saves are stored but answer as if their condition failed, as a
+/// write retried after its answer was lost does.
+struct LostAnswers(MemoryRebuild);
+
+impl RebuildPort for LostAnswers {
+    type Store = MemoryStore;
+
+    fn events(&self) -> &MemoryStore {
+        self.0.events()
+    }
+
+    async fn loan_page(
+        &self,
+        tenant: &str,
+        cursor: Option<&Value>,
+        size: usize,
+    ) -> Result<(Vec<String>, Option<Value>), AdapterError> {
+        self.0.loan_page(tenant, cursor, size).await
+    }
+
+    async fn load_job(
+        &self,
+        tenant: &str,
+        job_id: &str,
+    ) -> Result<Option<RebuildJob>, AdapterError> {
+        self.0.load_job(tenant, job_id).await
+    }
+
+    async fn save_job(
+        &self,
+        job: &RebuildJob,
+        expected_pages: Option<u64>,
+    ) -> Result<bool, AdapterError> {
+        let saved = self.0.save_job(job, expected_pages).await?;
+        Ok(saved && expected_pages.is_none())
+    }
+
+    async fn record_rebuilt(&self, job: &RebuildJob) -> Result<String, AdapterError> {
+        self.0.record_rebuilt(job).await
+    }
+}
+
+#[tokio::test]
+async fn a_save_whose_answer_was_lost_still_carries_the_job_on() {
+    let port = LostAnswers(port_with_loans(5));
+    let job = start_job(&port, TENANT, "loan-summary", "ops-1", 2)
+        .await
+        .unwrap();
+    let mut step = job.next_step();
+    let done = loop {
+        match run_step(&port, &step).await.unwrap() {
+            StepOutcome::Next(next) => step = next,
+            StepOutcome::Done(done) => break done,
+        }
+    };
+    assert_eq!(
+        (done.status, done.pages, done.loans),
+        (JobStatus::Completed, 3, 5)
+    );
+}
+
 #[test]
 fn steps_and_settings_read_back() {
     let step = Step {
