@@ -6,7 +6,9 @@
 //! - the HTTP API: the ingest function's axum router on 127.0.0.1:3000;
 //! - the DynamoDB stream mapping: polls the table's stream and feeds `Dispatcher::handle`;
 //! - the SQS mappings: polls each domain queue and feeds `BatchRunner::handle`, deleting
-//!   what succeeded and leaving reported failures for redelivery and redrive.
+//!   what succeeded and leaving reported failures for redelivery and redrive; the same for
+//!   the delivery queue (the delivery function) and the rebuild step queue (the
+//!   projection-rebuild function's `RebuildRunner::handle`).
 //!
 //! Subcommands: `provision` (create table and queues, idempotent, print their names; with
 //! `--exports`, print `export` lines of the functions' environment instead), `teardown`
