@@ -50,7 +50,7 @@ cleanup() {
         wait "$watch_pid" 2>/dev/null || true
     fi
     target/debug/local-runner teardown --prefix "$prefix" >>"$log" 2>&1 || true
-    [[ -n "${made:-}" ]] && rm -rf "$made"
+    if [[ -n "${made:-}" ]]; then rm -rf "$made"; fi
 }
 trap cleanup EXIT
 # watch is in a session of its own, out of reach of Ctrl-C: an interrupt must still run the
