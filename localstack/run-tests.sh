@@ -40,6 +40,8 @@ step "LocalStack"
 bash localstack/start.sh
 
 step "local runner"
+# Small rebuild pages, so the rebuild tests see a job of several steps (they read it too).
+export PROJECTION_REBUILD_PAGE_SIZE="${PROJECTION_REBUILD_PAGE_SIZE:-4}"
 target/debug/local-runner serve </dev/null >"$state/runner.log" 2>&1 &
 runner_pid=$!
 for _ in $(seq 1 120); do

@@ -36,6 +36,7 @@ pub fn table() -> String {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    pub headers: http::HeaderMap,
 }
 
 #[derive(Clone)]
@@ -98,6 +99,7 @@ impl Api {
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e} (is the local runner up?)"));
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp
             .into_body()
             .collect()
@@ -107,6 +109,7 @@ impl Api {
         Reply {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
         }
     }
 

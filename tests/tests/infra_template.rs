@@ -46,6 +46,8 @@ const DELIVERY_HANDLER: &str = "delivery-handler";
 /// The binary keeping the read models (a domain function on the projection queue that
 /// writes summaries, never events).
 const PROJECTION_HANDLER: &str = "projection-handler";
+/// The binary running read-model rebuild jobs, one step per message of its own queue.
+const PROJECTION_REBUILD: &str = "projection-rebuild";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -263,10 +265,11 @@ fn queues_and_dlqs_match_the_topology() {
         }
     }
     let (delivery, delivery_dlq) = topology::delivery_queues(PREFIX);
+    let (rebuild, rebuild_dlq) = topology::rebuild_queues(PREFIX);
     let want: BTreeSet<String> = expected
         .iter()
         .flat_map(|p| [p.queue.clone(), p.dlq.clone()])
-        .chain([delivery, delivery_dlq])
+        .chain([delivery, delivery_dlq, rebuild.clone(), rebuild_dlq.clone()])
         .collect();
     let have: BTreeSet<String> = fifo.keys().cloned().collect();
     let missing: Vec<_> = want.difference(&have).collect();
@@ -282,12 +285,18 @@ fn queues_and_dlqs_match_the_topology() {
     let dispatch_env = t.env(dispatch);
     let outputs = &t.root["Outputs"];
 
-    for pair in &expected {
-        let queue_id = fifo[&pair.queue];
-        let dlq_id = fifo[&pair.dlq];
+    // The domain queues, and the rebuild steps' queue (no domain: dispatch never routes
+    // to it).
+    let pairs = expected
+        .iter()
+        .map(|p| (Some(p.domain), &p.queue, &p.dlq))
+        .chain([(None, &rebuild, &rebuild_dlq)]);
+    for (domain, queue, dlq) in pairs {
+        let queue_id = fifo[queue];
+        let dlq_id = fifo[dlq];
         let q = &t.resource(queue_id)["Properties"];
         let d = &t.resource(dlq_id)["Properties"];
-        let what = format!("queue {queue_id} ({})", pair.queue);
+        let what = format!("queue {queue_id} ({queue})");
 
         assert_eq!(
             num(&q["VisibilityTimeout"]),
@@ -332,13 +341,15 @@ fn queues_and_dlqs_match_the_topology() {
             "DLQ {dlq_id} has no ApproximateNumberOfMessagesVisible alarm with an action"
         );
 
-        // Dispatch is told the queue URL.
-        let var = format!("QUEUE_URL_{}", pair.domain.as_str().to_ascii_uppercase());
-        assert_eq!(
-            dispatch_env.get(&var),
-            Some(&reference(queue_id)),
-            "dispatch needs {var}: !Ref {queue_id}"
-        );
+        // Dispatch is told a domain queue's URL.
+        if let Some(domain) = domain {
+            let var = format!("QUEUE_URL_{}", domain.as_str().to_ascii_uppercase());
+            assert_eq!(
+                dispatch_env.get(&var),
+                Some(&reference(queue_id)),
+                "dispatch needs {var}: !Ref {queue_id}"
+            );
+        }
 
         // The queues are outputs.
         let out_refs: Vec<&Value> = outputs
@@ -1421,6 +1432,21 @@ fn expected_senders(t: &Template) -> BTreeMap<String, BTreeSet<String>> {
         );
         want.insert(d.to_string(), BTreeSet::from([delivery_role]));
     }
+    // The rebuild steps: a job's first step (operator), each next one (the step
+    // function); its dead letters: the step function only.
+    let (rebuild, rebuild_dlq) = topology::rebuild_queues(PREFIX);
+    if let (Some(q), Some(d), Some((rebuild_fn, _))) = (
+        by_name.get(&rebuild),
+        by_name.get(&rebuild_dlq),
+        t.function_for(PROJECTION_REBUILD),
+    ) {
+        let rebuild_role = t.role_of(rebuild_fn);
+        want.insert(
+            q.to_string(),
+            BTreeSet::from([t.role_of(OPERATOR_FUNCTION), rebuild_role.clone()]),
+        );
+        want.insert(d.to_string(), BTreeSet::from([rebuild_role]));
+    }
     // Dispatch's on-failure destination, sent to with dispatch's role.
     let events = dispatch_fn["Properties"]["Events"].as_object();
     for e in events.into_iter().flat_map(|e| e.values()) {
@@ -1518,7 +1544,10 @@ fn queue_policy_violations(t: &Template) -> Vec<String> {
     let pairs = topology::queues(PREFIX)
         .into_iter()
         .map(|p| (p.queue, p.dlq))
-        .chain([topology::delivery_queues(PREFIX)]);
+        .chain([
+            topology::delivery_queues(PREFIX),
+            topology::rebuild_queues(PREFIX),
+        ]);
     for (queue, dlq_name) in pairs {
         let Some((dlq, d)) = t
             .of_type("AWS::SQS::Queue")
@@ -1546,7 +1575,7 @@ fn queue_policies_let_only_the_right_roles_send() {
     let t = Template::load();
     let want = expected_senders(&t);
     assert!(
-        want.len() >= topology::queues(PREFIX).len() * 2 + 2,
+        want.len() >= topology::queues(PREFIX).len() * 2 + 4,
         "expected senders for only {} queues",
         want.len()
     );
@@ -1603,6 +1632,11 @@ fn families() -> (String, String, String, String, String) {
     (a, e, p, h, s)
 }
 
+/// The family of read-model rebuild jobs, from the code that builds their keys.
+fn rebuild_job_family() -> String {
+    family(&layout::rebuild_job_pk("t", "j"))
+}
+
 /// [`families`] and the read models' family (loan summaries).
 fn families_with_read_models() -> (String, String, String, String, String, String) {
     let stream = lending_events::envelope::StreamId {
@@ -1643,6 +1677,7 @@ fn subscription_families() -> SubscriptionFamilies {
 /// What each function's role may write: action -> key families.
 fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTreeSet<String>>> {
     let (a, e, p, h, s, r) = families_with_read_models();
+    let rb = rebuild_job_family();
     let set = |fs: &[&String]| fs.iter().map(|f| f.to_string()).collect::<BTreeSet<_>>();
     let sub = subscription_families();
     let mut want = BTreeMap::new();
@@ -1653,11 +1688,14 @@ fn expected_writes(t: &Template) -> BTreeMap<String, BTreeMap<&'static str, BTre
         let mut w = BTreeMap::new();
         if id == OPERATOR_FUNCTION {
             // Ops.* and Subscription.* events, handler switches, subscriptions, read-model
-            // rebuilds.
+            // rebuilds (their job records, and summaries when run inline).
             w.insert(
                 "dynamodb:putitem",
-                set(&[&a, &e, &h, &sub.subscriptions, &r]),
+                set(&[&a, &e, &h, &sub.subscriptions, &r, &rb]),
             );
+        } else if bin == PROJECTION_REBUILD {
+            // Summaries, the job record, and the job's Ops.ProjectionRebuilt at the end.
+            w.insert("dynamodb:putitem", set(&[&a, &e, &r, &rb]));
         } else if bin == PROJECTION_HANDLER {
             // Read models only: it appends no events.
             w.insert("dynamodb:putitem", set(&[&r]));
@@ -1776,8 +1814,13 @@ fn table_write_check_rejects_broader_writes() {
     let cases = [
         // the operator may write processing records
         (
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\"]",
-            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\", \"P#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\", \"RB#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"H#*\", \"SUB#*\", \"R#*\", \"RB#*\", \"P#*\"]",
+        ),
+        // the rebuild steps may write handler switches
+        (
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"R#*\", \"RB#*\"]",
+            "dynamodb:LeadingKeys: [\"A#*\", \"E#*\", \"R#*\", \"RB#*\", \"H#*\"]",
         ),
         // the projection may append events
         (
@@ -2423,4 +2466,72 @@ fn read_models_have_their_function_indexes_and_least_privilege() {
             assert!(!(scans && on_loans), "{role_id} may scan a loan index: {s}");
         }
     }
+}
+
+#[test]
+fn rebuild_steps_have_their_queue_function_and_alarms() {
+    let t = Template::load();
+    let (queue, dlq) = topology::rebuild_queues(PREFIX);
+    let by_name: BTreeMap<String, &str> = t
+        .of_type("AWS::SQS::Queue")
+        .into_iter()
+        .filter_map(|(id, q)| {
+            sub_or_str(&q["Properties"]["QueueName"]).map(|n| (n.to_string(), id))
+        })
+        .collect();
+    let queue_id = *by_name.get(&queue).expect("the rebuild step queue");
+    let dlq_id = *by_name.get(&dlq).expect("the rebuild step DLQ");
+    assert!(
+        !t.alarms_on(
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "QueueName",
+            &get_att(queue_id, "QueueName")
+        )
+        .is_empty(),
+        "{queue_id}: no age alarm"
+    );
+
+    // The step function consumes its queue one step per invocation, and is told both
+    // queues (each step's successor, the dead letters).
+    let (fid, f) = t
+        .function_for(PROJECTION_REBUILD)
+        .expect("a projection-rebuild function");
+    let env = t.env(f);
+    assert_eq!(
+        env.get("PROJECTION_REBUILD_QUEUE_URL"),
+        Some(&reference(queue_id)),
+        "{fid}"
+    );
+    assert_eq!(
+        env.get("PROJECTION_REBUILD_DLQ_URL"),
+        Some(&reference(dlq_id)),
+        "{fid}"
+    );
+    let timeout = num(&f["Properties"]["Timeout"]).expect("Timeout");
+    assert!(
+        timeout * 6 <= u64::from(VISIBILITY_TIMEOUT_SECS),
+        "{fid}: Timeout {timeout}s"
+    );
+    let sqs: Vec<&Value> = f["Properties"]["Events"]
+        .as_object()
+        .map(|e| e.values().filter(|e| e["Type"] == "SQS").collect())
+        .unwrap_or_default();
+    assert_eq!(sqs.len(), 1, "{fid}: one SQS event source");
+    let e = &sqs[0]["Properties"];
+    assert_eq!(e["Queue"], get_att(queue_id, "Arn"), "{fid}");
+    assert_eq!(e["BatchSize"], json!(1), "{fid}: one bounded step each");
+    assert_eq!(
+        e["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"]),
+        "{fid}"
+    );
+
+    // The operator function starts jobs on the same queue and reads their records.
+    let operator = t.resource(OPERATOR_FUNCTION);
+    assert_eq!(
+        t.env(operator).get("PROJECTION_REBUILD_QUEUE_URL"),
+        Some(&reference(queue_id)),
+        "{OPERATOR_FUNCTION}"
+    );
 }

@@ -413,6 +413,47 @@ async fn loan_list_filters_pages_and_portfolio_follow_the_events() {
 
 /// What the publisher did: every loan it created (with its borrower and amount), and when
 /// each of its requests was answered.
+/// Live traffic until `stop`: new loans of `fund`, payments on existing ones (now and then
+/// one above the payoff: paid off, the rest held for refund); every answer's time noted.
+fn live_traffic(
+    api: &Api,
+    fund: &str,
+    run: &str,
+    published: &Arc<Mutex<Published>>,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (api, fund, run) = (api.clone(), fund.to_string(), run.to_string());
+    let (published, stop) = (published.clone(), stop.clone());
+    tokio::spawn(async move {
+        let mut k = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            if k.is_multiple_of(3) {
+                let i = 100 + k;
+                let loan = format!("L-{run}-{i:03}");
+                let (borrower, amount) = (format!("B-{}", i % 3), 50_000 + k * 1_001);
+                publish_funded_loan(&api, &loan, &borrower, &fund, amount).await;
+                published
+                    .lock()
+                    .unwrap()
+                    .loans
+                    .push((loan, borrower, amount));
+            } else {
+                let (loan, amount) = {
+                    let p = published.lock().unwrap();
+                    let (loan, _, amount) = &p.loans[(k as usize * 5) % p.loans.len()];
+                    (loan.clone(), *amount)
+                };
+                let paid = if k % 7 == 5 { amount * 2 } else { 1_000 + k };
+                let day = 1 + k % 28;
+                let at = format!("2026-02-{day:02}T10:00:00Z");
+                publish(&api, &payment(&loan, &format!("P-{k}"), paid, &at)).await;
+            }
+            published.lock().unwrap().answered.push(Instant::now());
+            k += 1;
+        }
+    })
+}
+
 #[derive(Default)]
 struct Published {
     loans: Vec<(String, String, u64)>,
@@ -438,41 +479,8 @@ async fn a_rebuild_during_live_traffic_equals_the_fold_of_every_history() {
             .push((loan, borrower, amount));
     }
 
-    // Live traffic until told to stop: new loans, payments on existing ones (now and then
-    // one above the payoff: paid off, the rest held for refund).
     let stop = Arc::new(AtomicBool::new(false));
-    let traffic = {
-        let (api, fund, run) = (api.clone(), fund.clone(), run.clone());
-        let (published, stop) = (published.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut k = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                if k.is_multiple_of(3) {
-                    let i = 100 + k;
-                    let loan = format!("L-{run}-{i:03}");
-                    let (borrower, amount) = (format!("B-{}", i % 3), 50_000 + k * 1_001);
-                    publish_funded_loan(&api, &loan, &borrower, &fund, amount).await;
-                    published
-                        .lock()
-                        .unwrap()
-                        .loans
-                        .push((loan, borrower, amount));
-                } else {
-                    let (loan, amount) = {
-                        let p = published.lock().unwrap();
-                        let (loan, _, amount) = &p.loans[(k as usize * 5) % p.loans.len()];
-                        (loan.clone(), *amount)
-                    };
-                    let paid = if k % 7 == 5 { amount * 2 } else { 1_000 + k };
-                    let day = 1 + k % 28;
-                    let at = format!("2026-02-{day:02}T10:00:00Z");
-                    publish(&api, &payment(&loan, &format!("P-{k}"), paid, &at)).await;
-                }
-                published.lock().unwrap().answered.push(Instant::now());
-                k += 1;
-            }
-        })
-    };
+    let traffic = live_traffic(&api, &fund, &run, &published, &stop);
 
     // Summaries read while the traffic and the rebuild run: each loan's versions, in the
     // order read.
@@ -664,4 +672,215 @@ async fn a_rebuild_during_live_traffic_equals_the_fold_of_every_history() {
         .post("/projections/loan-summary/rebuild", &json!({}))
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+/// Loans per rebuild step, as the runner under test was started with
+/// (`PROJECTION_REBUILD_PAGE_SIZE`, the runner's default 100 when unset).
+fn rebuild_page_size() -> usize {
+    integration_tests::env_number("PROJECTION_REBUILD_PAGE_SIZE", 100)
+}
+
+#[tokio::test]
+async fn an_async_rebuild_runs_page_by_page_during_live_traffic_and_equals_every_fold() {
+    let api = Api::new_tenant();
+    let ddb = aws().await.dynamodb;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let fund = format!("F-{}", &run[..8]);
+    let published = Arc::new(Mutex::new(Published::default()));
+    // More loans than two pages hold before the job starts: it needs three steps at least.
+    let page_size = rebuild_page_size();
+    let before = 2 * page_size + 1;
+    for i in 0..before {
+        let loan = format!("L-{run}-{i:03}");
+        let (borrower, amount) = (format!("B-{}", i % 3), 100_000 * (i as u64 + 1));
+        publish_funded_loan(&api, &loan, &borrower, &fund, amount).await;
+        published
+            .lock()
+            .unwrap()
+            .loans
+            .push((loan, borrower, amount));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = live_traffic(&api, &fund, &run, &published, &stop);
+
+    let ops = api
+        .clone()
+        .with_header("X-Scopes", "ops:replay")
+        .with_header("X-Principal", "ops-rebuilder");
+    let started = ops
+        .clone()
+        .with_header("Prefer", "respond-async")
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    let job_id = started.body["jobId"].as_str().expect("a jobId").to_string();
+    let location = started
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location")
+        .to_string();
+    assert_eq!(
+        location,
+        format!("/projections/loan-summary/rebuilds/{job_id}")
+    );
+    assert_eq!(started.body["status"], json!("RUNNING"), "{}", started.body);
+    assert_eq!(started.body["projection"], json!("loan-summary"));
+    assert_eq!(
+        started
+            .headers
+            .get("preference-applied")
+            .and_then(|v| v.to_str().ok()),
+        Some("respond-async")
+    );
+
+    // Poll the job while the traffic goes on, until it is no longer running.
+    let began = Instant::now();
+    let mut polls = Vec::new();
+    let done = loop {
+        let r = ops.get(&location).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        polls.push((r.body["status"].clone(), r.body["pages"].as_u64()));
+        if r.body["status"] != json!("RUNNING") {
+            break r.body;
+        }
+        assert!(began.elapsed() < SETTLE, "still running: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took = began.elapsed();
+    assert_eq!(done["status"], json!("COMPLETED"), "{done}");
+    let answered_during = published
+        .lock()
+        .unwrap()
+        .answered
+        .iter()
+        .filter(|t| **t > began)
+        .count();
+    stop.store(true, Ordering::SeqCst);
+    traffic.await.expect("the publisher");
+    assert!(answered_during >= 1, "no publish answered during the job");
+
+    // Every loan created before the start was folded: at least that many, over pages of
+    // the configured size.
+    let folded_loans = done["loans"].as_u64().expect("loans") as usize;
+    let pages = done["pages"].as_u64().expect("pages") as usize;
+    assert!(folded_loans >= before, "{done}");
+    assert!(pages > 1, "{done}");
+    assert_eq!(pages, folded_loans / page_size + 1, "{done}");
+    // The pages done never went backwards while polled.
+    let seen_pages: Vec<u64> = polls.iter().filter_map(|p| p.1).collect();
+    assert!(seen_pages.windows(2).all(|w| w[0] <= w[1]), "{polls:?}");
+    assert!(
+        done["startedAt"].is_string() && done["finishedAt"].is_string(),
+        "{done}"
+    );
+    assert!(done.get("error").is_none(), "{done}");
+
+    // Once the traffic stopped and the queues drained: each summary is the fold of its
+    // stored history.
+    let loans = published.lock().unwrap().loans.clone();
+    let names: Vec<String> = loans.iter().map(|l| l.0.clone()).collect();
+    let live = settled(&api, &names).await;
+    for (loan, borrower, amount) in &loans {
+        assert_eq!(live[loan], folded(&ddb, &api.tenant, loan).await, "{loan}");
+        assert_eq!(live[loan]["borrowerId"], json!(borrower), "{loan}");
+        assert_eq!(live[loan]["amount"], json!(cents(*amount)), "{loan}");
+    }
+
+    // Drop the items of the loans made before the job, and rebuild them asynchronously from
+    // history alone: the live items come back, written by the job.
+    let dropped: Vec<String> = names[..before].to_vec();
+    for loan in &dropped {
+        ddb.delete_item()
+            .table_name(table())
+            .set_key(Some(layout::key(
+                layout::loan_summary_pk(&api.tenant, loan),
+                0,
+            )))
+            .send()
+            .await
+            .expect("DeleteItem");
+    }
+    assert!(stored_summaries(&ddb, &api.tenant, &dropped)
+        .await
+        .is_empty());
+    let again = ops
+        .clone()
+        .with_header("Prefer", "respond-async")
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    let again_location = format!(
+        "/projections/loan-summary/rebuilds/{}",
+        again.body["jobId"].as_str().expect("a jobId")
+    );
+    let start = Instant::now();
+    let second = loop {
+        let r = ops.get(&again_location).await;
+        if r.body["status"] != json!("RUNNING") {
+            break r.body;
+        }
+        assert!(start.elapsed() < SETTLE, "still running: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(second["status"], json!("COMPLETED"), "{second}");
+    assert_eq!(second["loans"], json!(names.len()), "{second}");
+    assert_eq!(second["written"], json!(dropped.len()), "{second}");
+    assert_eq!(
+        stored_summaries(&ddb, &api.tenant, &names).await,
+        live,
+        "rebuilt differs from live"
+    );
+
+    // Each job is recorded once, with who started it and what it counted.
+    let recorded: Vec<Value> = api
+        .history("Ops", &api.tenant)
+        .await
+        .into_iter()
+        .filter(|e| e["eventType"] == json!("Ops.ProjectionRebuilt"))
+        .collect();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0]["eventId"], done["opsEventId"]);
+    assert_eq!(recorded[1]["eventId"], second["opsEventId"]);
+    for r in &recorded {
+        assert_eq!(r["metadata"]["principal"], json!("ops-rebuilder"), "{r}");
+    }
+    assert_eq!(recorded[1]["payload"]["written"], json!(dropped.len()));
+    println!(
+        "{} loans before the job, pages of {page_size}: {pages} pages, {folded_loans} loans folded in {took:?} while {answered_during} publishes were answered; the rebuild after dropping {} items wrote {}",
+        before,
+        dropped.len(),
+        second["written"]
+    );
+
+    // Another tenant never sees the job; unknown jobs and projections are 404; the route
+    // needs ops:replay.
+    let other = Api::new_tenant().with_header("X-Scopes", "ops:replay");
+    let r = other.get(&location).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], json!("not_found"), "{}", r.body);
+    let unknown = uuid::Uuid::new_v4();
+    for path in [
+        format!("/projections/loan-summary/rebuilds/{unknown}"),
+        "/projections/loan-summary/rebuilds/not-a-job".to_string(),
+        format!("/projections/nope/rebuilds/{job_id}"),
+    ] {
+        let r = ops.get(&path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(r.body["error"]["message"].is_string(), "{path}: {}", r.body);
+    }
+    let reader = api.clone().with_header("X-Scopes", "events:read");
+    assert_eq!(reader.get(&location).await.status, 403);
+    let refused = reader
+        .clone()
+        .with_header("Prefer", "respond-async")
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let unknown_view = ops
+        .clone()
+        .with_header("Prefer", "respond-async")
+        .post("/projections/nope/rebuild", &json!({}))
+        .await;
+    assert_eq!(unknown_view.status, 404, "{}", unknown_view.body);
 }

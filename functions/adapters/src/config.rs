@@ -7,6 +7,7 @@
 //! | `DLQ_URL_<DOMAIN>` | a domain's FIFO dead-letter queue (domain handlers) |
 //! | `TENANT_FROM_HEADER` | `1`: read the tenant from `X-Tenant-Id` (local only; on AWS the tenant comes from the authorizer) |
 //! | `CURSOR_SIGNING_KEY` | the key pagination cursors are signed with, at least 32 bytes ([`crate::http::cursor`]); unset: a fixed development key (local only) |
+//! | `PROJECTION_REBUILD_*` | the read-model rebuild jobs' step queue, page size and inline budget ([`crate::operator::rebuild`]) |
 //! | `AWS_ENDPOINT_URL` | LocalStack or another emulator |
 //! | `AWS_CALL_COUNTS` | `1`: count every AWS API call per operation ([`call_counts`]; measurement only, off in production) |
 
@@ -22,6 +23,7 @@ use lending_events::Domain;
 
 use crate::error::AdapterError;
 use crate::http::cursor::{CursorKey, CURSOR_SIGNING_KEY_VAR};
+use crate::operator::rebuild::RebuildSettings;
 use crate::subscriptions::SubscriptionSettings;
 
 pub mod capacity;
@@ -42,6 +44,8 @@ pub struct Config {
     pub cursor_key: CursorKey,
     /// The delivery queues and the secrets key of subscriptions.
     pub subscriptions: SubscriptionSettings,
+    /// The read-model rebuild jobs: their step queue and page size.
+    pub rebuild: RebuildSettings,
 }
 
 /// The variable naming the event-history table.
@@ -100,6 +104,7 @@ impl Config {
             tenant_from_header: var(TENANT_FROM_HEADER_VAR).is_some_and(|v| v == "1"),
             cursor_key: CursorKey::from_setting(var(CURSOR_SIGNING_KEY_VAR))?,
             subscriptions: SubscriptionSettings::from_lookup(&var),
+            rebuild: RebuildSettings::from_lookup(&var),
         })
     }
 
@@ -117,6 +122,7 @@ impl Config {
             tenant_from_header.to_string(),
         ));
         vars.extend(self.subscriptions.to_env());
+        vars.extend(self.rebuild.to_env());
         vars
     }
 
@@ -312,13 +318,20 @@ mod tests {
             tenant_from_header: false,
             cursor_key: CursorKey::development(),
             subscriptions: SubscriptionSettings::default(),
+            rebuild: RebuildSettings {
+                queue_url: Some("http://q/rebuild.fifo".into()),
+                dlq_url: Some("http://q/rebuild-dlq.fifo".into()),
+                page_size: 7,
+                ..RebuildSettings::default()
+            },
         };
         let vars: BTreeMap<String, String> = config.to_env().into_iter().collect();
-        // The table, two queues per domain and the tenant source.
-        assert_eq!(vars.len(), 2 + 2 * domains.len());
+        // The table, two queues per domain, the tenant source and the rebuild's four.
+        assert_eq!(vars.len(), 2 + 2 * domains.len() + 4);
         let back = Config::from_lookup(|name| vars.get(name).cloned()).expect("config");
         assert_eq!(back.table, config.table);
         assert_eq!(back.queues, config.queues);
+        assert_eq!(back.rebuild, config.rebuild);
         assert!(!back.tenant_from_header);
 
         let header = Config {

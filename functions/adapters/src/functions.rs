@@ -12,6 +12,7 @@ use crate::config::{Clients, Config};
 use crate::dispatch::Dispatcher;
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
+use crate::operator::rebuild::{DynamoRebuild, RebuildQueue, RebuildRunner};
 use crate::queue::{Publisher, QueuePublisher, SqsDomainQueue};
 use crate::runner::{BatchRunner, RetryPolicy};
 use crate::store::DynamoStore;
@@ -168,6 +169,40 @@ pub async fn run_delivery() -> Result<(), Error> {
             crate::subscriptions::egress::policy_from_env()?,
         )?,
     );
+    let runner = &runner;
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, Error>(runner.handle(e.payload).await)
+        },
+    ))
+    .await
+}
+
+/// The rebuild function's runner: job steps over the event table, successors sent to the
+/// step queue of `config` (`PROJECTION_REBUILD_QUEUE_URL`, required).
+pub fn rebuild_runner(config: &Config, clients: &Clients) -> Result<RebuildRunner, AdapterError> {
+    let queue_url = config.rebuild.queue_url.clone().ok_or_else(|| {
+        AdapterError::Config(format!(
+            "{} is not set",
+            crate::operator::rebuild::QUEUE_URL_VAR
+        ))
+    })?;
+    Ok(RebuildRunner {
+        port: DynamoRebuild::new(DynamoStore::new(clients.dynamodb.clone(), &config.table)),
+        queue: RebuildQueue {
+            client: clients.sqs.clone(),
+            queue_url,
+        },
+        dlq_url: config.rebuild.dlq_url.clone(),
+        max_receives: crate::topology::MAX_RECEIVE_COUNT,
+    })
+}
+
+/// `main` of the projection-rebuild function (SQS event source on the rebuild step queue,
+/// with ReportBatchItemFailures).
+pub async fn run_projection_rebuild() -> Result<(), Error> {
+    crate::telemetry::init();
+    let runner = rebuild_runner(&Config::from_env()?, &Clients::from_env().await)?;
     let runner = &runner;
     lambda_runtime::run(service_fn(
         move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {

@@ -68,6 +68,16 @@ pub fn delivery_queues(prefix: &str) -> (String, String) {
     )
 }
 
+/// The queue of read-model rebuild steps and its dead letters, e.g.
+/// `lendingos-projection-rebuild.fifo` and `lendingos-projection-rebuild-dlq.fifo` (one
+/// message group per job, so a job's steps run one at a time and in order).
+pub fn rebuild_queues(prefix: &str) -> (String, String) {
+    (
+        format!("{prefix}-projection-rebuild.fifo"),
+        format!("{prefix}-projection-rebuild-dlq.fifo"),
+    )
+}
+
 /// The alias of the KMS key that encrypts subscriptions' signing secrets.
 pub fn subscription_key_alias(prefix: &str) -> String {
     format!("alias/{prefix}-subscriptions")

@@ -94,6 +94,7 @@ fn offline_config() -> Config {
         tenant_from_header: true,
         cursor_key: CursorKey::development(),
         subscriptions: Default::default(),
+        rebuild: Default::default(),
     }
 }
 
@@ -181,6 +182,8 @@ fn request() -> impl Strategy<Value = (String, String, String, Vec<u8>, Option<S
         Just("/loans".to_string()),
         segment().prop_map(|f| format!("/funds/{f}/portfolio")),
         segment().prop_map(|p| format!("/projections/{p}/rebuild")),
+        (segment(), segment()).prop_map(|(p, j)| format!("/projections/{p}/rebuilds/{j}")),
+        segment().prop_map(|j| format!("/projections/loan-summary/rebuilds/{j}")),
         Just("/replay".to_string()),
         Just("/subscriptions".to_string()),
         segment().prop_map(|s| format!("/subscriptions/{s}")),
@@ -410,6 +413,10 @@ proptest! {
         if let Some(t) = tenant.as_deref().and_then(|t| http::HeaderValue::from_str(t).ok()) {
             req = req.header("x-tenant-id", t);
         }
+        // Half the requests (by the body's length) prefer an asynchronous answer.
+        if body.len() % 2 == 1 {
+            req = req.header("prefer", "respond-async; wait=1");
+        }
         let Ok(req) = req.body(Body::from(body)) else { return Ok(()) };
         let (status, content_type, text) = runtime().block_on(async {
             let resp = router.oneshot(req).await.expect("the router is infallible");
@@ -473,6 +480,27 @@ proptest! {
         });
         let resp = runtime().block_on(runner.handle(event.clone()));
         // Nothing reachable: every message stays on the queue, none vanishes.
+        prop_assert_eq!(resp.batch_item_failures.len(), event.records.len());
+    }
+
+    #[test]
+    fn rebuild_step_messages_of_arbitrary_bodies_never_panic(
+        messages in prop::collection::vec((prop_oneof![
+            ".{0,200}",
+            edge_text(),
+            (edge_text(), edge_text(), any::<i64>()).prop_map(|(t, j, p)| json!({"tenant": t, "jobId": j, "page": p}).to_string()),
+        ], message_attributes()), 1..4)
+    ) {
+        let Some(event) = sqs_event(messages) else { return Ok(()) };
+        static RUNNER: OnceLock<event_adapters::operator::rebuild::RebuildRunner> = OnceLock::new();
+        let runner = RUNNER.get_or_init(|| {
+            let mut config = offline_config();
+            config.rebuild.queue_url = Some("http://127.0.0.1:9/q.fifo".into());
+            config.rebuild.dlq_url = Some("http://127.0.0.1:9/dlq.fifo".into());
+            event_adapters::functions::rebuild_runner(&config, &unreachable_clients()).expect("a runner")
+        });
+        let resp = runtime().block_on(runner.handle(event.clone()));
+        // Nothing reachable (not the job, not the dead letters): every message stays.
         prop_assert_eq!(resp.batch_item_failures.len(), event.records.len());
     }
 

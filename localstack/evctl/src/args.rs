@@ -92,9 +92,9 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: &["projections", "rebuild"],
         flags: &[],
-        switches: &[],
+        switches: &["--async"],
         max_words: Some(1),
-        usage: "  projections rebuild <name>                 re-derive a read model (loan-summary) from the events",
+        usage: "  projections rebuild <name> [--async]       re-derive a read model (loan-summary) from the events;\n         --async: start it as a job and poll its progress until it is done",
     },
     Command {
         name: &["dlq", "list"],

@@ -48,6 +48,17 @@ impl HttpApi {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), Fail> {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// [`HttpApi::send`] with extra request headers (e.g. `Prefer`).
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), Fail> {
         if self.tenant.is_none() && self.token.is_none() {
             return Err(Fail::usage(
                 "give --tenant (or EVCTL_TENANT) for the local runner, or --token for a deployed API",
@@ -63,6 +74,9 @@ impl HttpApi {
         }
         if body.is_some() {
             req = req.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::from(

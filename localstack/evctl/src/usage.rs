@@ -16,7 +16,8 @@ Events (through the HTTP API):
   trace <correlationId>                      the causal tree with each handler's outcome
   replay --aggregate Type/Id | --type T --from X --to Y
          [--handlers h1,h2] [--subscriptions id1,id2] [--rerun] [--dry-run]
-  projections rebuild <name>                 re-derive a read model (loan-summary) from the events
+  projections rebuild <name> [--async]       re-derive a read model (loan-summary) from the events;
+         --async: start it as a job and poll its progress until it is done
 
 Subscriptions of other systems (through the HTTP API, scope subscriptions:admin):
   subscriptions create --name N --url URL | --queue-url Q [--filter JSON|F.json]

@@ -6,7 +6,9 @@
 //! - the HTTP API: the ingest function's axum router on 127.0.0.1:3000;
 //! - the DynamoDB stream mapping: polls the table's stream and feeds `Dispatcher::handle`;
 //! - the SQS mappings: polls each domain queue and feeds `BatchRunner::handle`, deleting
-//!   what succeeded and leaving reported failures for redelivery and redrive.
+//!   what succeeded and leaving reported failures for redelivery and redrive; the same for
+//!   the delivery queue (the delivery function) and the rebuild step queue (the
+//!   projection-rebuild function's `RebuildRunner::handle`).
 //!
 //! Subcommands: `provision` (create table and queues, idempotent, print their names; with
 //! `--exports`, print `export` lines of the functions' environment instead), `teardown`
@@ -174,6 +176,7 @@ async fn serve(clients: &Clients, prefix: &str, port: u16, demo: bool) -> Result
     system::spawn_stream_poller(&mut tasks, streams, &resources, &config, clients);
     system::spawn_queue_pollers(&mut tasks, &resources, &config, clients);
     system::spawn_delivery_pollers(&mut tasks, &resources, &config, clients)?;
+    system::spawn_rebuild_pollers(&mut tasks, &resources, &config, clients)?;
     tracing::info!(%addr, table = %resources.table, domains = resources.queues.len(), "local runner ready");
     println!("local-runner: serving http://{addr} (tenant from X-Tenant-Id)");
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use event_adapters::operator::rebuild::RebuildRunner;
 use event_adapters::queue::DomainQueue;
 use event_adapters::subscriptions::delivery::{DeliveryRunner, WebhookPort};
 use event_adapters::AdapterError;
@@ -362,6 +363,22 @@ impl<W: WebhookPort> Consumer for DeliveryRunner<W> {
 
     async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, AdapterError> {
         self.queue().delete(receipt_handles).await
+    }
+}
+
+impl Consumer for RebuildRunner {
+    async fn handle(&self, event: SqsEvent, _lease: Duration) -> SqsBatchResponse {
+        RebuildRunner::handle(self, event).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<String>, AdapterError> {
+        event_adapters::queue::SqsDomainQueue {
+            client: self.queue.client.clone(),
+            queue_url: Some(self.queue.queue_url.clone()),
+            dlq_url: None,
+        }
+        .delete(receipt_handles)
+        .await
     }
 }
 

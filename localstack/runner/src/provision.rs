@@ -38,6 +38,8 @@ pub struct Provisioned {
     pub delivery: QueueUrls,
     /// The KMS key (alias) of subscriptions' signing secrets.
     pub subscription_key: String,
+    /// The queue of read-model rebuild steps and its dead letters.
+    pub rebuild: QueueUrls,
 }
 
 impl Provisioned {
@@ -49,6 +51,8 @@ impl Provisioned {
             "deliveryQueueUrl": self.delivery.queue_url,
             "deliveryDlqUrl": self.delivery.dlq_url,
             "subscriptionKey": self.subscription_key,
+            "rebuildQueueUrl": self.rebuild.queue_url,
+            "rebuildDlqUrl": self.rebuild.dlq_url,
         })
     }
 
@@ -62,10 +66,26 @@ impl Provisioned {
         settings.key_id = Some(self.subscription_key.clone());
         settings
     }
+
+    /// The rebuild jobs' step queue; page size and inline budget from the environment
+    /// (`PROJECTION_REBUILD_PAGE_SIZE`, `PROJECTION_REBUILD_INLINE_SECS`). No API Gateway
+    /// bounds a local request, so unless the budget is set a synchronous rebuild runs all
+    /// its steps inline (5 minutes at most) however slow a busy emulator is.
+    pub fn rebuild_settings(&self) -> event_adapters::operator::rebuild::RebuildSettings {
+        use event_adapters::operator::rebuild::{RebuildSettings, INLINE_SECS_VAR};
+        let mut settings = RebuildSettings::from_lookup(|k| match std::env::var(k) {
+            Err(_) if k == INLINE_SECS_VAR => Some("300".into()),
+            v => v.ok(),
+        });
+        settings.queue_url = Some(self.rebuild.queue_url.clone());
+        settings.dlq_url = Some(self.rebuild.dlq_url.clone());
+        settings
+    }
 }
 
 /// The table is `<prefix>-events`, the queues `<prefix>-<domain>.fifo` and
-/// `<prefix>-<domain>-dlq.fifo`.
+/// `<prefix>-<domain>-dlq.fifo`, the deliveries' and the rebuild steps' queues
+/// (`topology::delivery_queues`, `topology::rebuild_queues`).
 pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, String> {
     let table = format!("{prefix}-events");
     let table = table.as_str();
@@ -92,12 +112,15 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Provisioned, S
     .await?;
     let subscription_key =
         ensure_key(&clients.kms, &topology::subscription_key_alias(prefix)).await?;
+    let (queue, dlq) = topology::rebuild_queues(prefix);
+    let rebuild = ensure_queues(&clients.sqs, &queue, &dlq, MAX_RECEIVE_COUNT).await?;
     Ok(Provisioned {
         table: table.to_string(),
         stream_arn,
         queues,
         delivery,
         subscription_key,
+        rebuild,
     })
 }
 
@@ -472,7 +495,10 @@ pub async fn teardown(clients: &Clients, prefix: &str) -> Result<(), String> {
     let names = topology::queues(prefix)
         .into_iter()
         .map(|p| (p.queue, p.dlq))
-        .chain([topology::delivery_queues(prefix)]);
+        .chain([
+            topology::delivery_queues(prefix),
+            topology::rebuild_queues(prefix),
+        ]);
     for (queue, dlq) in names {
         for name in [&queue, &dlq] {
             if let Ok(out) = clients.sqs.get_queue_url().queue_name(name).send().await {

@@ -1,5 +1,6 @@
 //! The parts `serve` runs, shared with `load`: the ingest API (with the admin routes), the
-//! stream mapping feeding dispatch, and the queue mappings feeding the domain runners.
+//! stream mapping feeding dispatch, and the queue mappings feeding the domain runners, the
+//! delivery function and the read-model rebuild steps.
 //! Each part takes its own AWS clients, so `load` can count each part's calls apart.
 
 use event_adapters::config::{Clients, Config, DomainQueues};
@@ -37,6 +38,7 @@ pub fn config(resources: &Provisioned) -> Result<Config, String> {
         tenant_from_header: true,
         cursor_key: CursorKey::from_env().map_err(|e| e.to_string())?,
         subscriptions: resources.subscription_settings(),
+        rebuild: resources.rebuild_settings(),
     })
 }
 
@@ -129,6 +131,28 @@ pub fn spawn_delivery_pollers(
             clients.sqs.clone(),
             resources.delivery.queue_url.clone(),
             resources.delivery.queue_arn.clone(),
+        );
+        let runner = runner.clone();
+        tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });
+    }
+    Ok(())
+}
+
+/// The rebuild step queue's mapping: [`queue_concurrency`] pollers feeding the
+/// projection-rebuild function's runner.
+pub fn spawn_rebuild_pollers(
+    tasks: &mut JoinSet<()>,
+    resources: &Provisioned,
+    config: &Config,
+    clients: &Clients,
+) -> Result<(), String> {
+    let runner =
+        std::sync::Arc::new(functions::rebuild_runner(config, clients).map_err(|e| e.to_string())?);
+    for _ in 0..queue_concurrency() {
+        let (sqs, url, arn) = (
+            clients.sqs.clone(),
+            resources.rebuild.queue_url.clone(),
+            resources.rebuild.queue_arn.clone(),
         );
         let runner = runner.clone();
         tasks.spawn(async move { pollers::poll_queue(sqs, url, arn, runner).await });

@@ -134,6 +134,10 @@ fn ops_router(ops: Ops) -> Router {
             "/projections/{name}/rebuild",
             post(super::read_models::rebuild),
         )
+        .route(
+            "/projections/{name}/rebuilds/{job_id}",
+            get(super::read_models::rebuild_job),
+        )
         .with_state(Arc::new(ops))
 }
 

@@ -157,7 +157,7 @@ pub fn invalid_cursor() -> ApiError {
 
 /// A key as JSON in DynamoDB's own typed form (`{"pk": {"S": ...}, "sk": {"N": ...}}`);
 /// keys only ever hold strings and numbers.
-fn key_json(key: &Key) -> Value {
+pub(crate) fn key_json(key: &Key) -> Value {
     let map: BTreeMap<&str, Value> = key
         .iter()
         .filter_map(|(k, v)| match v {
@@ -167,6 +167,11 @@ fn key_json(key: &Key) -> Value {
         })
         .collect();
     json!(map)
+}
+
+/// A key back from [`key_json`]'s form; `None` for anything else.
+pub(crate) fn key_from_value(value: &Value) -> Option<Key> {
+    key_from_json(&serde_json::to_vec(value).ok()?)
 }
 
 fn key_from_json(payload: &[u8]) -> Option<Key> {

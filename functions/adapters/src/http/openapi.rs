@@ -187,6 +187,7 @@ pub(crate) mod tests {
             tenant_from_header: true,
             cursor_key: crate::http::cursor::CursorKey::development(),
             subscriptions: Default::default(),
+            rebuild: Default::default(),
         };
         let kms = aws_sdk_kms::Client::from_conf(
             aws_sdk_kms::Config::builder()

@@ -5,7 +5,11 @@
 //! |---|---|---|
 //! | `GET /loans?status=&borrowerId=&fundId=&delinquent=true&limit=&cursor=` | `events:read` | `{"loans": [summary...], "cursor"}` in loanId order, through one index per access pattern |
 //! | `GET /funds/{fundId}/portfolio` | `events:read` | the fund's totals (exact decimal text) |
-//! | `POST /projections/{name}/rebuild` | `ops:replay` | `{"projection", "loans", "written", "opsEventId"}`; recorded as `Ops.ProjectionRebuilt` |
+//! | `POST /projections/{name}/rebuild` | `ops:replay` | `200 {"projection", "loans", "written", "opsEventId"}`; recorded as `Ops.ProjectionRebuilt`. With `Prefer: respond-async` (or when the inline budget runs out): `202`, `Location` of the job, the job's view |
+//! | `GET /projections/{name}/rebuilds/{jobId}` | `ops:replay` | the job's view: `status` (`RUNNING`, `COMPLETED`, `FAILED`), `loans`, `written`, `pages`, `startedAt`, `finishedAt`, `error` |
+//!
+//! A rebuild is a job of bounded steps ([`crate::operator::rebuild`]); the synchronous form
+//! runs the same steps inline.
 //!
 //! Everything is tenant-scoped: every index key starts with the caller's tenant.
 
@@ -14,6 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lending_events::projections::{PROJECTIONS, STATUSES};
@@ -25,7 +30,8 @@ use crate::http::auth::{admitted, tenant_of};
 use crate::http::cursor::{invalid_cursor, Key};
 use crate::http::error::ApiError;
 use crate::http::request::path_params;
-use crate::operator::rebuild_projection;
+use crate::operator::rebuild::{start_job, DynamoRebuild, RebuildJob, RebuildPort, RebuildQueue};
+use crate::operator::{rebuild::fail_job, rebuild_projection};
 use crate::store::layout::{attr, str_of};
 use crate::store::read_models::{fund_portfolio, list_loans, LoanFilter};
 use crate::store::DynamoStore;
@@ -172,6 +178,51 @@ pub(crate) async fn portfolio(
     Ok(Json(p).into_response())
 }
 
+/// Whether a request's `Prefer` headers (RFC 7240) ask for `respond-async`.
+pub fn prefers_async(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::HeaderName::from_static("prefer"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| {
+            p.split(';')
+                .next()
+                .is_some_and(|token| token.trim().eq_ignore_ascii_case("respond-async"))
+        })
+}
+
+fn known_projection(name: &str) -> Result<(), ApiError> {
+    if PROJECTIONS.contains(&name) {
+        return Ok(());
+    }
+    Err(ApiError::not_found(format!(
+        "no projection named {name:?}; projections: {}",
+        PROJECTIONS.join(", ")
+    )))
+}
+
+/// Where a job's status is read.
+fn job_location(job: &RebuildJob) -> String {
+    format!("/projections/{}/rebuilds/{}", job.projection, job.job_id)
+}
+
+/// `202 Accepted` for a job that carries on after the answer.
+fn accepted(job: &RebuildJob, async_applied: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(job.view())).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&job_location(job)) {
+        headers.insert(axum::http::header::LOCATION, v);
+    }
+    if async_applied {
+        headers.insert(
+            axum::http::header::HeaderName::from_static("preference-applied"),
+            HeaderValue::from_static("respond-async"),
+        );
+    }
+    response
+}
+
 pub(crate) async fn rebuild(
     State(ops): State<Arc<Ops>>,
     path: Result<Path<String>, PathRejection>,
@@ -179,19 +230,62 @@ pub(crate) async fn rebuild(
 ) -> Result<Response, ApiError> {
     let p = admitted(&req)?;
     let name = path_params(path)?;
-    if !PROJECTIONS.contains(&name.as_str()) {
-        return Err(ApiError::not_found(format!(
-            "no projection named {name:?}; projections: {}",
-            PROJECTIONS.join(", ")
-        )));
+    known_projection(&name)?;
+    let port = DynamoRebuild::new(DynamoStore::new(ops.dynamodb.clone(), &ops.config.table));
+    let settings = &ops.config.rebuild;
+    let queue = settings.queue_url.as_ref().map(|url| RebuildQueue {
+        client: ops.sqs.clone(),
+        queue_url: url.clone(),
+    });
+    // Without a step queue the preference cannot be honoured (RFC 7240 lets a server
+    // ignore it): the rebuild runs inline.
+    if let (true, Some(queue)) = (prefers_async(req.headers()), &queue) {
+        let job = start_job(&port, &p.tenant, &name, &p.subject, settings.page_size).await?;
+        if let Err(e) = queue.send(&job.next_step()).await {
+            let _ = fail_job(&port, &p.tenant, &job.job_id, &e.to_string()).await;
+            return Err(e.into());
+        }
+        return Ok(accepted(&job, true));
     }
-    let store = DynamoStore::new(ops.dynamodb.clone(), &ops.config.table);
-    let (rebuilt, recorded) = rebuild_projection(&store, &p.tenant, &p.subject, &name).await?;
-    Ok(Json(
-        json!({"projection": name, "loans": rebuilt.loans, "written": rebuilt.written,
-        "opsEventId": recorded.event_id}),
+    let job = rebuild_projection(
+        &port,
+        queue.as_ref(),
+        settings.inline_budget,
+        &p.tenant,
+        &p.subject,
+        &name,
+        settings.page_size,
     )
-    .into_response())
+    .await?;
+    match &job.ops_event_id {
+        Some(ops_event_id) => Ok(Json(
+            json!({"projection": name, "loans": job.loans, "written": job.written,
+            "opsEventId": ops_event_id}),
+        )
+        .into_response()),
+        // The inline budget ran out: the rest runs on the step queue.
+        None => Ok(accepted(&job, false)),
+    }
+}
+
+pub(crate) async fn rebuild_job(
+    State(ops): State<Arc<Ops>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let p = admitted(&req)?;
+    let (name, job_id) = path_params(path)?;
+    known_projection(&name)?;
+    let no_job = || ApiError::not_found(format!("no rebuild job {job_id:?} of {name}"));
+    // Job ids are UUIDs: anything else names no job (and never reaches the table).
+    if uuid::Uuid::parse_str(&job_id).is_err() {
+        return Err(no_job());
+    }
+    let port = DynamoRebuild::new(DynamoStore::new(ops.dynamodb.clone(), &ops.config.table));
+    match port.load_job(&p.tenant, &job_id).await? {
+        Some(job) if job.projection == name => Ok(Json(job.view()).into_response()),
+        _ => Err(no_job()),
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +335,22 @@ mod tests {
             (f.status.as_deref(), f.delinquent, limit),
             (Some("paid_off"), true, 7)
         );
+    }
+
+    #[test]
+    fn respond_async_is_found_among_preferences() {
+        let prefer = |values: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in values {
+                h.append("prefer", v.parse().unwrap());
+            }
+            prefers_async(&h)
+        };
+        assert!(prefer(&["respond-async"]));
+        assert!(prefer(&["return=minimal, Respond-Async; wait=10"]));
+        assert!(prefer(&["wait=5", "respond-async"]));
+        assert!(!prefer(&[]));
+        assert!(!prefer(&["return=minimal"]));
+        assert!(!prefer(&["respond-asynchronously"]));
     }
 }

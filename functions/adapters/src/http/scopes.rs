@@ -190,6 +190,11 @@ pub const ROUTES: &[RouteScope] = &[
     route("GET", "/funds/{fundId}/portfolio", FixedScope::EventsRead),
     // A rebuild re-derives from stored events, like a replay re-sends them.
     route("POST", "/projections/{name}/rebuild", FixedScope::OpsReplay),
+    route(
+        "GET",
+        "/projections/{name}/rebuilds/{jobId}",
+        FixedScope::OpsReplay,
+    ),
     RouteScope {
         method: "GET",
         path: "/openapi.json",

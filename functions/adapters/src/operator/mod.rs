@@ -15,6 +15,7 @@
 //! statistics `evctl handler stats` prints.
 
 pub mod dead_letters;
+pub mod rebuild;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -26,9 +27,11 @@ use lending_events::{Domain, EventEnvelope};
 use serde_json::{json, Value};
 
 use self::dead_letters::DeadLetter;
+use self::rebuild::{
+    fail_job, run_step, start_job, RebuildJob, RebuildPort, RebuildQueue, StepOutcome,
+};
 use crate::error::AdapterError;
 use crate::ledger::DynamoLedger;
-use crate::store::read_models::{rebuild_loan_summaries, Rebuilt};
 use crate::store::{DynamoStore, EventStore};
 
 /// The tenant whose `Ops` stream records platform actions that belong to no tenant.
@@ -56,11 +59,47 @@ pub async fn record(
     tenant: &str,
     principal: &str,
     event_type: &str,
+    payload: Value,
+) -> Result<EventEnvelope, AdapterError> {
+    record_as(store, tenant, principal, event_type, payload, None).await
+}
+
+/// [`record`] under a chosen event id: recording the same action again with the same
+/// content stores nothing and answers the first record (the eventId guard), so an action
+/// retried after a crash is recorded once.
+pub async fn record_once(
+    store: &DynamoStore,
+    tenant: &str,
+    principal: &str,
+    event_type: &str,
+    payload: Value,
+    event_id: uuid::Uuid,
+) -> Result<EventEnvelope, AdapterError> {
+    record_as(
+        store,
+        tenant,
+        principal,
+        event_type,
+        payload,
+        Some(event_id),
+    )
+    .await
+}
+
+async fn record_as(
+    store: &DynamoStore,
+    tenant: &str,
+    principal: &str,
+    event_type: &str,
     mut payload: Value,
+    event_id: Option<uuid::Uuid>,
 ) -> Result<EventEnvelope, AdapterError> {
     payload["tenantId"] = json!(tenant);
-    let raw = json!({"eventType": event_type, "aggregateType": "Ops", "aggregateId": tenant,
+    let mut raw = json!({"eventType": event_type, "aggregateType": "Ops", "aggregateId": tenant,
         "payload": payload, "metadata": {"source": "operator"}});
+    if let Some(id) = event_id {
+        raw["eventId"] = json!(id.to_string());
+    }
     let now = Utc::now();
     let ctx = WriteContext {
         tenant_id: tenant,
@@ -200,30 +239,46 @@ pub async fn switch_handler(
     .await
 }
 
-/// Re-derive a read model of the actor's tenant from the event store (see
-/// [`crate::store::read_models::rebuild_loan_summaries`]) and record it as
-/// `Ops.ProjectionRebuilt`. Live updates carry on meanwhile.
-pub async fn rebuild_projection(
-    store: &DynamoStore,
+/// Re-derive a read model of the actor's tenant from the event store as a job
+/// ([`rebuild`]), running its steps here until it is done or `budget` is spent; then, when
+/// there is a step `queue`, the next step goes to it and the job carries on there (without
+/// one, every step runs here). The job as it stands: `COMPLETED` (recorded as
+/// `Ops.ProjectionRebuilt`) or `RUNNING`. Live updates carry on meanwhile.
+pub async fn rebuild_projection<P: RebuildPort>(
+    port: &P,
+    queue: Option<&RebuildQueue>,
+    budget: std::time::Duration,
     tenant: &str,
     principal: &str,
     projection: &str,
-) -> Result<(Rebuilt, EventEnvelope), AdapterError> {
-    if !lending_events::projections::PROJECTIONS.contains(&projection) {
-        return Err(AdapterError::Config(format!(
-            "no projection named {projection:?}"
-        )));
+    page_size: usize,
+) -> Result<RebuildJob, AdapterError> {
+    let started = std::time::Instant::now();
+    let job = start_job(port, tenant, projection, principal, page_size).await?;
+    let mut step = job.next_step();
+    loop {
+        let outcome = match run_step(port, &step).await {
+            Ok(o) => o,
+            Err(e) => {
+                if let Err(f) = fail_job(port, tenant, &job.job_id, &e.to_string()).await {
+                    tracing::warn!(job = %job.job_id, error = %f, "rebuild job not marked failed");
+                }
+                return Err(e);
+            }
+        };
+        match outcome {
+            StepOutcome::Done(done) => return Ok(done),
+            StepOutcome::Next(next) => match queue {
+                Some(q) if started.elapsed() >= budget => {
+                    q.send(&next).await?;
+                    return port.load_job(tenant, &job.job_id).await?.ok_or_else(|| {
+                        AdapterError::NotFound(format!("no rebuild job {}", job.job_id))
+                    });
+                }
+                _ => step = next,
+            },
+        }
     }
-    let rebuilt = rebuild_loan_summaries(store, tenant).await?;
-    let recorded = record(
-        store,
-        tenant,
-        principal,
-        "Ops.ProjectionRebuilt",
-        json!({"projection": projection, "loans": rebuilt.loans, "written": rebuilt.written}),
-    )
-    .await?;
-    Ok((rebuilt, recorded))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! | delivery of one event | `DV#<tenant>#<eventId>` | [`subscription_sk`] | `kind`=`delivery`, `status`, `attempts`, `log`, `expiresAt` ([`crate::subscriptions::deliverylog`]) |
 //! | circuit of a target | `CB#<tenant>#<target hash>` | 0 | `kind`=`circuit`, `circuit` (JSON), `version`, `address` ([`crate::subscriptions::circuit`]) |
 //! | loan summary (read model) | `R#<tenant>#loan#<loanId>` | 0 | `kind`=`loanSummary`, `summary` (the JSON), `version` (the loan stream's sequence it was folded at), `loanId`, and the keys of the loan indexes it belongs to ([`crate::store::read_models`]) |
+//! | read-model rebuild job | `RB#<tenant>#<jobId>` | 0 | `kind`=`rebuildJob`, `job` (the JSON: status, counts, the next page's cursor), `status`, `pages` (pages done; each step is conditioned on it) ([`crate::operator::rebuild`]) |
 //!
 //! Two keys-only indexes serve the reads by type and by correlation: `byType`
 //! (`typeKey` = `<tenant>#<eventType>`, `recordedAt`) and `byCorrelation` (`corrKey` =
@@ -71,6 +72,7 @@ const ATTEMPT_PREFIX: &str = "DL#";
 const DELIVERY_PREFIX: &str = "DV#";
 const CIRCUIT_PREFIX: &str = "CB#";
 const READ_MODEL_PREFIX: &str = "R#";
+const REBUILD_JOB_PREFIX: &str = "RB#";
 
 /// Attribute names.
 pub mod attr {
@@ -116,6 +118,10 @@ pub mod attr {
     pub const LOANS_BORROWER_KEY: &str = "lsBorrower";
     pub const LOANS_FUND_KEY: &str = "lsFund";
     pub const LOANS_DELINQUENT_KEY: &str = "lsDelinquent";
+    /// A rebuild job's JSON.
+    pub const JOB: &str = "job";
+    /// A rebuild job's pages done.
+    pub const PAGES: &str = "pages";
 }
 
 /// Values of the `kind` attribute.
@@ -127,6 +133,7 @@ pub mod kind {
     pub const HANDLER_STATS: &str = "handlerStats";
     pub const SNAPSHOT: &str = "snapshot";
     pub const LOAN_SUMMARY: &str = "loanSummary";
+    pub const REBUILD_JOB: &str = "rebuildJob";
 }
 
 /// The global secondary indexes (keys only; see [`crate::topology::GSIS`]).
@@ -298,6 +305,11 @@ pub fn corr_key(tenant: &str, correlation: &str) -> String {
 /// The partition key of a loan's summary item.
 pub fn loan_summary_pk(tenant: &str, loan_id: &str) -> String {
     format!("{READ_MODEL_PREFIX}{tenant}#loan#{loan_id}")
+}
+
+/// The partition key of a read-model rebuild job.
+pub fn rebuild_job_pk(tenant: &str, job_id: &str) -> String {
+    format!("{REBUILD_JOB_PREFIX}{tenant}#{job_id}")
 }
 
 /// The partition key of a loan index entry: `<tenant>` or `<tenant>#<value>`.
@@ -642,6 +654,8 @@ mod tests {
             record_pk("t", "e", "h"),
             switch_pk("h"),
             stats_pk("h", "2026-01-01"),
+            loan_summary_pk("t", "L-1"),
+            rebuild_job_pk("t", "j"),
         ];
         let families: std::collections::BTreeSet<&str> = pks
             .iter()

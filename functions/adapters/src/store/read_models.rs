@@ -1,22 +1,17 @@
 //! Reads and rebuilds of the read models ([`lending_events::projections`]): loan summaries
-//! by one of the loan indexes (never a scan), a fund's portfolio, and re-deriving every
-//! summary of a tenant from the event store.
+//! by one of the loan indexes (never a scan) and a fund's portfolio. Re-deriving every
+//! summary of a tenant from the event store is a job ([`crate::operator::rebuild`]).
 //!
 //! Each list query picks the one index that serves its most selective filter (borrower,
 //! then fund, then delinquency, then status, else the tenant's index); further filters are
 //! checked on the summaries read. The indexes hold keys only: each page of entries is
 //! followed by one BatchGetItem for the summaries.
 
-use lending_events::envelope::StreamId;
-use lending_events::projections::{loan_summary, portfolio, FundPortfolio, LoanSummary};
-use lending_events::upcast::upcast;
+use lending_events::projections::{portfolio, FundPortfolio, LoanSummary};
 
-use super::indexes::events_by_type;
-use super::indexes::Window;
 use super::layout::{
     attr, batch_get_keys, decode_loan_summary, index, index_keys, loan_index_key, s, Item, Read,
 };
-use super::{DynamoStore, EventStore};
 use crate::error::{classify, AdapterError};
 
 /// The filters of `GET /loans` (already validated).
@@ -161,53 +156,6 @@ pub struct Rebuilt {
     pub loans: u64,
     /// Summaries written (the others were as new or newer already).
     pub written: u64,
-}
-
-/// Re-derive every loan summary of `tenant` from the event store: the loans come from the
-/// `byType` index (`Loan.Created`), each history is folded and written under the version
-/// guard, so live updates carry on meanwhile and a rebuilt item never replaces a newer one.
-pub async fn rebuild_loan_summaries(
-    store: &DynamoStore,
-    tenant: &str,
-) -> Result<Rebuilt, AdapterError> {
-    let mut rebuilt = Rebuilt::default();
-    let window = Window::between(None, None);
-    let mut start = None;
-    loop {
-        let page = events_by_type(
-            store.client(),
-            store.table(),
-            tenant,
-            "Loan.Created",
-            &window,
-            100,
-            start,
-        )
-        .await?;
-        for created in &page.events {
-            let stream = StreamId {
-                tenant_id: tenant,
-                aggregate_type: "Loan",
-                aggregate_id: &created.aggregate_id,
-            };
-            let history: Vec<_> = store
-                .history(stream)
-                .await?
-                .into_iter()
-                .map(upcast)
-                .collect();
-            rebuilt.loans += 1;
-            if let Some(summary) = loan_summary(&history) {
-                if store.put_loan_summary(&summary).await? {
-                    rebuilt.written += 1;
-                }
-            }
-        }
-        match page.last_key {
-            Some(k) => start = Some(k),
-            None => return Ok(rebuilt),
-        }
-    }
 }
 
 #[cfg(test)]

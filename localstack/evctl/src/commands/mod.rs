@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, command: &Command, a: &Args) -> Res<()> {
         ["trace"] => trace(ctx, a.word(0, "correlation id")?).await,
         ["replay"] => replay(ctx, a).await,
         ["projections", "rebuild"] => {
-            projections::rebuild(ctx, a.word(0, "projection name")?).await
+            projections::rebuild(ctx, a.word(0, "projection name")?, a.has("--async")).await
         }
         ["dlq", "list"] => dlq_list(ctx, a).await,
         ["dlq", "redrive"] => dlq_redrive(ctx, a).await,
