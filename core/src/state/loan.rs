@@ -780,11 +780,11 @@ impl LoanState {
             json!({"installment": d.number, "dueDate": d.due_date.to_string(),
                 "interest": d.interest, "principal": d.principal, "amount": d.amount()})
         });
-        let applied = self.payments.iter().filter(|p| !p.reversed).count()
-            + self.archived.applied as usize;
-        let reversed = self.payments.len() + self.archived.reversed as usize
-            + self.archived.applied as usize
-            - applied;
+        let applied =
+            self.payments.iter().filter(|p| !p.reversed).count() + self.archived.applied as usize;
+        let reversed =
+            self.payments.len() + self.archived.reversed as usize + self.archived.applied as usize
+                - applied;
         let approved = self
             .draws
             .iter()

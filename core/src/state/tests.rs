@@ -14,8 +14,8 @@ use proptest::test_runner::TestRunner;
 
 use super::*;
 use crate::handlers::payment::{PaymentApplication, PaymentHandler};
-use crate::handlers::DomainHandler;
 use crate::handlers::testkit::{run, stored};
+use crate::handlers::DomainHandler;
 use crate::money::Money;
 use crate::state::loan::AppliedPayment;
 
@@ -562,17 +562,27 @@ proptest! {
 #[test]
 fn events_reaching_archived_payments_are_folded_from_the_whole_history() {
     let mut h = Vec::new();
-    stored(&mut h, created("L1", "10000.00", "6", 12, "amortized", "monthly"));
+    stored(
+        &mut h,
+        created("L1", "10000.00", "6", 12, "amortized", "monthly"),
+    );
     stored(&mut h, funded("L1", "10000.00", "2026-01-31T09:00:00Z"));
     let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
     for k in 0..6u64 {
-        stored(&mut h, received("L1", &format!("P{k}"), m("100.00"), day(10 * k)));
+        stored(
+            &mut h,
+            received("L1", &format!("P{k}"), m("100.00"), day(10 * k)),
+        );
     }
     let snapshot = snapshot::through_storage(&Folded::Loan(LoanState::fold(&h)), 2);
     let Folded::Loan(loan) = &snapshot else {
         panic!("a loan")
     };
-    assert_eq!(loan.payments.len(), 2, "the two latest payments are kept whole");
+    assert_eq!(
+        loan.payments.len(),
+        2,
+        "the two latest payments are kept whole"
+    );
     assert_eq!(snapshot.view()["payments"]["applied"], 6);
     let at = h.len();
     let reaching = [
@@ -608,7 +618,10 @@ fn events_reaching_archived_payments_are_folded_from_the_whole_history() {
 #[test]
 fn a_stored_loan_stays_small_as_it_ages() {
     let mut h = Vec::new();
-    stored(&mut h, created("L1", "300000.00", "6.5", 360, "amortized", "monthly"));
+    stored(
+        &mut h,
+        created("L1", "300000.00", "6.5", 360, "amortized", "monthly"),
+    );
     stored(&mut h, funded("L1", "300000.00", "2026-01-31T09:00:00Z"));
     let size = |h: &[crate::envelope::EventEnvelope]| {
         serde_json::to_string(&Folded::Loan(LoanState::fold(h)))
@@ -621,7 +634,10 @@ fn a_stored_loan_stays_small_as_it_ages() {
     let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
     let mut sizes = Vec::new();
     for k in 0..1000u64 {
-        stored(&mut h, received("L1", &format!("P{k}"), m("10.00"), day(k / 4)));
+        stored(
+            &mut h,
+            received("L1", &format!("P{k}"), m("10.00"), day(k / 4)),
+        );
         if [10, 100, 1000].contains(&(k + 1)) {
             sizes.push(size(&h));
         }

@@ -1,11 +1,12 @@
 //! Read units a handled message spends on its aggregate's history, against the loan's age.
 //!
-//! For one new loan per mode (snapshots every 50 events, and none), grown side by side,
-//! appends a loan's events to the event table (created, approved, funded, then payments, 25
-//! per append) and, when the loans reach 10, 100, 1,000 and 5,000 events (`RRU_CHECKPOINTS`
-//! overrides the ages), reads each history the way the runner does for a message at that
-//! sequence (`history_upto`), printing the read units DynamoDB reports
-//! (ReturnConsumedCapacity=TOTAL, strongly consistent), one row per age as it is reached.
+//! For one new loan per mode (snapshots every 10 events, every 50, and none), grown side by
+//! side, appends a loan's events to the event table (created, approved, funded, then
+//! payments, 25 per append) and, when the loans reach 10, 100, 1,000 and 5,000 events
+//! (`RRU_CHECKPOINTS` overrides the ages), reads each history the way the runner does for a
+//! message at that sequence (`history_upto`), printing the read units DynamoDB reports
+//! (ReturnConsumedCapacity=TOTAL, strongly consistent), one row per age as it is reached,
+//! with the size of the snapshot that read met (as stored: deflated JSON; and its JSON).
 //!
 //! ```sh
 //! . localstack/env.sh
@@ -38,7 +39,7 @@ impl Aged {
         &mut self,
         tenant: &str,
         checkpoint: u64,
-    ) -> Result<f64, Box<dyn std::error::Error>> {
+    ) -> Result<(f64, Option<(usize, usize)>), Box<dyn std::error::Error>> {
         while self.head < checkpoint {
             while self.pending.len() < (checkpoint - self.head).min(25) as usize {
                 self.pending
@@ -70,7 +71,17 @@ impl Aged {
             Some(self.head),
             "the read reaches the message's event"
         );
-        Ok(self.store.history_read_units() - before)
+        let units = self.store.history_read_units() - before;
+        // The snapshot as stored (its stored form is what the store wrote: the same state
+        // stored again gives the same bytes).
+        let size = history.snapshot.map(|s| {
+            let json = serde_json::to_string(&s.state).unwrap_or_default();
+            (
+                event_adapters::store::layout::deflate_state(&json).len(),
+                json.len(),
+            )
+        });
+        Ok((units, size))
     }
 }
 
@@ -88,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenant = format!("rru-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     // Two loans grown side by side, one row per age as it is reached (a slow emulator
     // still yields the first rows).
-    let mut loans: Vec<Aged> = [50u64, 0]
+    let mut loans: Vec<Aged> = [10u64, 50, 0]
         .into_iter()
         .map(|every| {
             let loan = format!("L-{}", uuid::Uuid::new_v4().simple());
@@ -106,14 +117,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
         .collect();
-    println!("| loan age (events) | RRU, snapshots every 50 | RRU, no snapshots |");
-    println!("|---|---|---|");
+    println!(
+        "| loan age (events) | RRU, snapshots every 10 | RRU, snapshots every 50 | RRU, no snapshots | snapshot read (every 10): stored bytes / JSON bytes |"
+    );
+    println!("|---|---|---|---|---|");
     for checkpoint in checkpoints {
-        let mut row = Vec::new();
+        let mut units = Vec::new();
+        let mut sizes = Vec::new();
         for aged in &mut loans {
-            row.push(aged.read_units_at(&tenant, checkpoint).await?);
+            let (u, size) = aged.read_units_at(&tenant, checkpoint).await?;
+            units.push(u);
+            sizes.push(size);
         }
-        println!("| {checkpoint} | {} | {} |", row[0], row[1]);
+        let size = match sizes[0] {
+            Some((stored, json)) => format!("{stored} / {json}"),
+            None => "none".into(),
+        };
+        println!(
+            "| {checkpoint} | {} | {} | {} | {size} |",
+            units[0], units[1], units[2]
+        );
     }
     Ok(())
 }

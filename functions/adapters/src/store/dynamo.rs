@@ -132,8 +132,9 @@ impl DynamoStore {
             let Ok(json) = serde_json::to_string(&state) else {
                 continue;
             };
-            if json.len() > MAX_SNAPSHOT_BYTES {
-                tracing::warn!(stream = %pk, bytes = json.len(), "snapshot skipped: too large");
+            let stored = layout::deflate_state(&json);
+            if stored.len() > MAX_SNAPSHOT_BYTES {
+                tracing::warn!(stream = %pk, bytes = stored.len(), "snapshot skipped: too large");
                 continue;
             }
             out.push(layout::snapshot_item(
@@ -141,7 +142,7 @@ impl DynamoStore {
                 last.sequence,
                 &last.recorded_at,
                 self.snapshots.fold_version,
-                json,
+                stored,
             ));
         }
         out
@@ -629,6 +630,16 @@ impl EventStore for DynamoStore {
             }
         }
         history.tail.reverse();
+        if history
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.state.folds_exactly(&history.tail))
+        {
+            // An event after the snapshot reaches a payment it archived (rare: a payment
+            // dated before the payments it keeps, a reversal of an old one).
+            tracing::info!(stream = %stream_pk(&stream), "snapshot cannot serve its tail: reading the whole history");
+            return super::whole_history(self, stream, upto).await;
+        }
         Ok(history)
     }
 
