@@ -115,10 +115,22 @@ impl DynamoStore {
             {
                 continue;
             }
-            let before = match self
+            let new: Vec<EventEnvelope> = new.iter().map(|e| (*e).clone()).collect();
+            let mut before = self
                 .history_upto(last.stream(), Upto::Sequence(*old_head))
-                .await
+                .await;
+            // The new events may reach a payment the snapshot read archived: fold the whole
+            // history then.
+            if let Ok(History {
+                snapshot: Some(s), ..
+            }) = &before
             {
+                if !s.state.folds_exactly(&new) {
+                    before =
+                        super::whole_history(self, last.stream(), Upto::Sequence(*old_head)).await;
+                }
+            }
+            let before = match before {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(stream = %pk, error = %e, "snapshot skipped: history read failed");
@@ -128,7 +140,7 @@ impl DynamoStore {
             let Some(mut state) = before.folded(&last.aggregate_type) else {
                 continue;
             };
-            state.apply_all(new.iter().map(|e| (*e).clone()));
+            state.apply_all(new);
             let Ok(json) = serde_json::to_string(&state) else {
                 continue;
             };
