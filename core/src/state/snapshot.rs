@@ -263,7 +263,7 @@ impl StoredLoan {
         let derived_id = installments.first().map(|i| i.schedule_id.clone());
         let is_derived = |i: &InstallmentState| {
             derived.as_ref().is_some_and(|d| {
-                d.get(i.number as usize - 1).is_some_and(|d| {
+                d.get((i.number as usize).wrapping_sub(1)).is_some_and(|d| {
                     (d.number, d.due_date, d.principal, d.interest)
                         == (i.number, i.due_date, i.principal, i.interest)
                 })

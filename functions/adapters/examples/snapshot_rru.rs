@@ -12,7 +12,8 @@
 //! BatchWriteItem with their eventId guards and, at each multiple of `SNAPSHOT_EVERY`,
 //! the snapshot item the store's append writes (the same core fold, stored form and item
 //! layout): thousands of transactional appends take too long on a shared emulator, and
-//! only the read is measured.
+//! only the read is measured. The table needs only the event table's key (`pk` S, `sk` N):
+//! one without a stream or indexes spares the emulator.
 //!
 //! ```sh
 //! . localstack/env.sh
@@ -107,6 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ));
             }
             write_all(&ddb, &table, items).await?;
+            if head % 500 == 0 {
+                eprintln!("{head} events written");
+            }
         }
         let mut units = Vec::new();
         let mut size = None;
@@ -150,7 +154,7 @@ async fn write_all(
                     .map(|put| WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<_, _>>()?;
-        for attempt in 1..=10 {
+        for attempt in 1..=60 {
             let out = match ddb
                 .batch_write_item()
                 .request_items(table, requests.clone())
@@ -158,7 +162,7 @@ async fn write_all(
                 .await
             {
                 Ok(out) => out,
-                Err(e) if attempt < 10 => {
+                Err(e) if attempt < 60 => {
                     eprintln!("retrying a batch write: {e}");
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     continue;
