@@ -241,13 +241,16 @@ async fn a_fold_version_change_ignores_old_snapshots() {
         Some(u64::from(lending_events::state::FOLD_VERSION))
     );
     let mut tampered = latest.clone();
+    let Some(AttributeValue::B(stored)) = latest.get(layout::attr::STATE) else {
+        panic!("a snapshot state is stored deflated: {latest:?}");
+    };
     let mut folded: Value =
-        serde_json::from_str(layout::str_of(latest, layout::attr::STATE).expect("state"))
+        serde_json::from_slice(&layout::inflate_state(stored.as_ref()).expect("deflated"))
             .expect("JSON");
-    folded["state"]["borrower_id"] = json!("TAMPERED");
+    folded["state"]["loan"]["borrower_id"] = json!("TAMPERED");
     tampered.insert(
         layout::attr::STATE.into(),
-        AttributeValue::S(folded.to_string()),
+        AttributeValue::B(layout::deflate_state(&folded.to_string()).into()),
     );
     ddb.put_item()
         .table_name(runner.table())

@@ -50,7 +50,9 @@ use crate::money::{Money, Rate};
 use crate::schedule::{self, Amortization, Frequency, Installment, LoanTerms};
 
 pub use delinquency::{Delinquency, LatePolicy, PayoffQuote};
-pub use payments::{AppliedPayment, InstallmentPaid, PaymentIn, PaymentOutcome, Split};
+pub use payments::{
+    AppliedPayment, ArchivedPayments, InstallmentPaid, PaymentIn, PaymentOutcome, Split,
+};
 
 /// The handler whose name derives schedule ids; the fold derives the same ids.
 pub const SCHEDULE_HANDLER: &str = "payment-schedule";
@@ -233,9 +235,15 @@ pub struct LoanState {
     /// Index of the first installment not settled (all before it are).
     pub(crate) first_open: usize,
     pub payments: Vec<AppliedPayment>,
-    payment_index: HashMap<String, usize>,
+    /// Where each payment id is in `payments` (rebuilt when a snapshot is read).
+    #[serde(skip)]
+    pub(crate) payment_index: HashMap<String, usize>,
+    /// The payments a snapshot left out (only their count and a fingerprint of their ids
+    /// are kept: see [`crate::state::snapshot`]); empty in a fold of the whole history.
+    #[serde(default)]
+    pub(crate) archived: ArchivedPayments,
     /// The latest effective date of a payment booked (reversed ones included).
-    latest_effective: Option<NaiveDate>,
+    pub(crate) latest_effective: Option<NaiveDate>,
     /// Payment.Received events the rules refused (unreadable, or a duplicate payment id).
     pub refused_payments: u32,
     pub draws: Vec<DrawCommitment>,
@@ -772,7 +780,11 @@ impl LoanState {
             json!({"installment": d.number, "dueDate": d.due_date.to_string(),
                 "interest": d.interest, "principal": d.principal, "amount": d.amount()})
         });
-        let applied = self.payments.iter().filter(|p| !p.reversed).count();
+        let applied =
+            self.payments.iter().filter(|p| !p.reversed).count() + self.archived.applied as usize;
+        let reversed =
+            self.payments.len() + self.archived.reversed as usize + self.archived.applied as usize
+                - applied;
         let approved = self
             .draws
             .iter()
@@ -807,7 +819,7 @@ impl LoanState {
             "nextDue": next,
             "payments": {
                 "applied": applied,
-                "reversed": self.payments.len() - applied,
+                "reversed": reversed,
                 "refused": self.refused_payments,
             },
             "lateInstallments": self.late_reported.keys().map(|(_, n)| n).collect::<BTreeSet<_>>(),

@@ -15,6 +15,7 @@ use proptest::test_runner::TestRunner;
 use super::*;
 use crate::handlers::payment::{PaymentApplication, PaymentHandler};
 use crate::handlers::testkit::{run, stored};
+use crate::handlers::DomainHandler;
 use crate::money::Money;
 use crate::state::loan::AppliedPayment;
 
@@ -494,51 +495,158 @@ fn random_loan_history(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
 
-    /// A snapshot taken anywhere in a random history (stored as JSON and read back), plus
-    /// the events after it, folds to the same state, view and state document as the whole
-    /// history; and a handler given the snapshot and the tail meets the same loan.
+    /// A snapshot taken anywhere in a random history (stored as JSON and read back, keeping
+    /// all the payments whole or only the latest few), plus the events after it, folds to
+    /// the same stored state, view and state document as the whole history, unless an
+    /// event after it reaches an archived payment (then the reader folds the whole
+    /// history); and a handler given the snapshot and the tail meets the same loan and
+    /// decides the same.
     #[test]
     fn snapshot_plus_tail_equals_the_full_fold(
         loan in any_loan(),
         steps in vec(any_step(60), 30),
         cut in any::<Index>(),
+        few in 0usize..4,
     ) {
         let h = random_loan_history(loan, steps);
         let at = cut.index(h.len() + 1);
-        let mut snapshot = Folded::Loan(LoanState::fold(&h[..at]));
-        let stored_text = serde_json::to_string(&snapshot).unwrap();
-        snapshot = serde_json::from_str(&stored_text).unwrap();
-        let mut resumed = snapshot.clone();
-        resumed.apply_all(h[at..].to_vec());
         let full = Folded::Loan(LoanState::fold(&h));
-        prop_assert_eq!(&resumed, &full);
-        prop_assert_eq!(resumed.view(), full.view());
-        let prior = (at > 0).then_some(snapshot.clone());
-        prop_assert_eq!(
-            snapshot::document_from("Loan", "L1", prior, h[at..].to_vec()),
-            document(h.clone())
-        );
-        // The handler's view of the last event: prior + tail equals the whole history.
-        if at < h.len() {
-            let event = h.last().unwrap();
-            let whole = crate::handlers::HandlerInput {
-                event,
-                prior: None,
-                history: &h,
-                related: &[],
-            };
-            let split = crate::handlers::HandlerInput {
-                event,
-                prior: Some(&snapshot),
-                history: &h[at..],
-                related: &[],
-            };
+        for keep in [snapshot::KEPT_PAYMENTS, few] {
+            let taken = Folded::Loan(LoanState::fold(&h[..at]));
+            let snapshot = snapshot::through_storage(&taken, keep);
+            prop_assert_eq!(snapshot.stored_keeping(keep), taken.stored_keeping(keep));
+            prop_assert_eq!(snapshot.view(), taken.view());
+            if !snapshot.folds_exactly(&h[at..]) {
+                continue;
+            }
+            let mut resumed = snapshot.clone();
+            resumed.apply_all(h[at..].to_vec());
+            prop_assert_eq!(resumed.stored_keeping(keep), full.stored_keeping(keep));
+            prop_assert_eq!(resumed.view(), full.view());
+            let prior = (at > 0).then_some(snapshot.clone());
             prop_assert_eq!(
-                crate::handlers::loan_before(&whole),
-                crate::handlers::loan_before(&split)
+                snapshot::document_from("Loan", "L1", prior, h[at..].to_vec()),
+                document(h.clone())
             );
+            // The handler's view of the last event: prior + tail equals the whole history.
+            if at < h.len() {
+                let event = h.last().unwrap();
+                let whole = crate::handlers::HandlerInput {
+                    event,
+                    prior: None,
+                    history: &h,
+                    related: &[],
+                };
+                let split = crate::handlers::HandlerInput {
+                    event,
+                    prior: Some(&snapshot),
+                    history: &h[at..],
+                    related: &[],
+                };
+                prop_assert_eq!(
+                    Folded::Loan(crate::handlers::loan_before(&whole)).stored_keeping(keep),
+                    Folded::Loan(crate::handlers::loan_before(&split)).stored_keeping(keep)
+                );
+                prop_assert_eq!(
+                    format!("{:?}", PaymentApplication.handle(&whole)),
+                    format!("{:?}", PaymentApplication.handle(&split))
+                );
+            }
         }
     }
+}
+
+/// A loan's snapshot keeps the latest payments whole; an event that reaches an older one
+/// (dated before them, reversing or repeating one) is not folded onto it, and the others
+/// fold as the whole history does.
+#[test]
+fn events_reaching_archived_payments_are_folded_from_the_whole_history() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", "10000.00", "6", 12, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", "10000.00", "2026-01-31T09:00:00Z"));
+    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
+    for k in 0..6u64 {
+        stored(
+            &mut h,
+            received("L1", &format!("P{k}"), m("100.00"), day(10 * k)),
+        );
+    }
+    let snapshot = snapshot::through_storage(&Folded::Loan(LoanState::fold(&h)), 2);
+    let Folded::Loan(loan) = &snapshot else {
+        panic!("a loan")
+    };
+    assert_eq!(
+        loan.payments.len(),
+        2,
+        "the two latest payments are kept whole"
+    );
+    assert_eq!(snapshot.view()["payments"]["applied"], 6);
+    let at = h.len();
+    let reaching = [
+        received("L1", "late", m("5.00"), day(15)),
+        reversed("L1", "P1"),
+        received("L1", "P0", m("5.00"), day(60)),
+    ];
+    for event in reaching {
+        let mut longer = h.clone();
+        stored(&mut longer, event.clone());
+        assert!(!snapshot.folds_exactly(&longer[at..]), "{event}");
+    }
+    let not_reaching = [
+        received("L1", "new", m("5.00"), day(45)),
+        reversed("L1", "P5"),
+        received("L1", "P4", m("5.00"), day(60)),
+    ];
+    for event in not_reaching {
+        let mut longer = h.clone();
+        stored(&mut longer, event.clone());
+        let _ = run(&PaymentApplication, &mut longer, &[]);
+        assert!(snapshot.folds_exactly(&longer[at..]), "{event}");
+        let mut resumed = snapshot.clone();
+        resumed.apply_all(longer[at..].to_vec());
+        let full = Folded::Loan(LoanState::fold(&longer));
+        assert_eq!(resumed.stored_keeping(2), full.stored_keeping(2), "{event}");
+        assert_eq!(resumed.view(), full.view(), "{event}");
+    }
+}
+
+/// The stored loan does not grow with the schedule (it is derived when read) nor with the
+/// payments (only the latest are kept whole).
+#[test]
+fn a_stored_loan_stays_small_as_it_ages() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", "300000.00", "6.5", 360, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", "300000.00", "2026-01-31T09:00:00Z"));
+    let size = |h: &[crate::envelope::EventEnvelope]| {
+        serde_json::to_string(&Folded::Loan(LoanState::fold(h)))
+            .unwrap()
+            .len()
+    };
+    let funded_size = size(&h);
+    let whole = serde_json::to_string(&LoanState::fold(&h)).unwrap().len();
+    assert!(funded_size * 20 < whole, "{funded_size} against {whole}");
+    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
+    let mut sizes = Vec::new();
+    for k in 0..1000u64 {
+        stored(
+            &mut h,
+            received("L1", &format!("P{k}"), m("10.00"), day(k / 4)),
+        );
+        if [10, 100, 1000].contains(&(k + 1)) {
+            sizes.push(size(&h));
+        }
+    }
+    // Past the kept payments only the archived ones' fingerprints grow: a few characters
+    // each (a difference between sorted 32-bit numbers).
+    assert!(sizes[2] < sizes[1] + 900 * 9, "{funded_size} {sizes:?}");
+    let whole_aged = serde_json::to_string(&LoanState::fold(&h)).unwrap().len();
+    assert!(sizes[2] * 20 < whole_aged, "{sizes:?} against {whole_aged}");
 }
 
 #[test]

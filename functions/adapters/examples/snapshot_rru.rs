@@ -1,78 +1,37 @@
 //! Read units a handled message spends on its aggregate's history, against the loan's age.
 //!
-//! For one new loan per mode (snapshots every 50 events, and none), grown side by side,
-//! appends a loan's events to the event table (created, approved, funded, then payments, 25
-//! per append) and, when the loans reach 10, 100, 1,000 and 5,000 events (`RRU_CHECKPOINTS`
-//! overrides the ages), reads each history the way the runner does for a message at that
-//! sequence (`history_upto`), printing the read units DynamoDB reports
-//! (ReturnConsumedCapacity=TOTAL, strongly consistent), one row per age as it is reached.
+//! Grows one new loan (created, approved, funded, then small payments) in the event table
+//! and, when it reaches 10, 100, 1,000 and 5,000 events (`RRU_CHECKPOINTS` overrides the
+//! ages), reads its history the way the runner does for the message at that sequence
+//! (`history_upto`, the real read path: one query from the sequence backwards to the latest
+//! snapshot), printing the read units DynamoDB reports (ReturnConsumedCapacity=TOTAL,
+//! strongly consistent), once with snapshots and once ignoring them (another fold
+//! version), with the size of the snapshot the read met.
+//!
+//! The history is written directly, `SNAPSHOT_EVERY` (default 10) events per
+//! BatchWriteItem with their eventId guards and, at each multiple of `SNAPSHOT_EVERY`,
+//! the snapshot item the store's append writes (the same core fold, stored form and item
+//! layout): thousands of transactional appends take too long on a shared emulator, and
+//! only the read is measured. The table needs only the event table's key (`pk` S, `sk` N):
+//! one without a stream or indexes spares the emulator.
 //!
 //! ```sh
 //! . localstack/env.sh
 //! EVENTS_TABLE=h10-events cargo run -p event-adapters --example snapshot_rru
 //! ```
 
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use chrono::Utc;
 use event_adapters::config::Clients;
+use event_adapters::store::layout::{self, Item};
 use event_adapters::store::{DynamoStore, EventStore, SnapshotPolicy, Upto};
-use lending_events::envelope::WriteContext;
+use lending_events::envelope::{StreamId, WriteContext};
+use lending_events::state::{Folded, FOLD_VERSION};
 use lending_events::NewEvent;
 use serde_json::{json, Value};
 
 /// The loan ages measured (`RRU_CHECKPOINTS`, comma-separated, overrides them).
 const CHECKPOINTS: [u64; 4] = [10, 100, 1_000, 5_000];
-
-/// One loan grown under one snapshot policy.
-struct Aged {
-    store: DynamoStore,
-    loan: String,
-    head: u64,
-    payment: u64,
-    pending: Vec<Value>,
-}
-
-impl Aged {
-    /// Append until the loan has `checkpoint` events, then read its history the way the
-    /// runner does for the message at that sequence: the read units it cost.
-    async fn read_units_at(
-        &mut self,
-        tenant: &str,
-        checkpoint: u64,
-    ) -> Result<f64, Box<dyn std::error::Error>> {
-        while self.head < checkpoint {
-            while self.pending.len() < (checkpoint - self.head).min(25) as usize {
-                self.pending
-                    .push(payment_received(&self.loan, self.payment));
-                self.payment += 1;
-            }
-            let batch: Vec<Value> = std::mem::take(&mut self.pending);
-            let now = Utc::now();
-            let ctx = WriteContext::client(tenant, "rru-bench", now);
-            let events = batch
-                .iter()
-                .map(|raw| NewEvent::from_json(raw, &ctx, &mut uuid::Uuid::new_v4))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.head += events.len() as u64;
-            append_retrying(&self.store, events, now).await?;
-        }
-        let stream = lending_events::envelope::StreamId {
-            tenant_id: tenant,
-            aggregate_type: "Loan",
-            aggregate_id: &self.loan,
-        };
-        let before = self.store.history_read_units();
-        let history = self
-            .store
-            .history_upto(stream, Upto::Sequence(self.head))
-            .await?;
-        assert_eq!(
-            history.tail.last().map(|e| e.sequence),
-            Some(self.head),
-            "the read reaches the message's event"
-        );
-        Ok(self.store.history_read_units() - before)
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -84,57 +43,141 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<_, _>>()?,
         Err(_) => CHECKPOINTS.to_vec(),
     };
+    let every: u64 = std::env::var("SNAPSHOT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(10);
     let clients = Clients::from_env().await;
+    let ddb = clients.dynamodb.clone();
     let tenant = format!("rru-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    // Two loans grown side by side, one row per age as it is reached (a slow emulator
-    // still yields the first rows).
-    let mut loans: Vec<Aged> = [50u64, 0]
-        .into_iter()
-        .map(|every| {
-            let loan = format!("L-{}", uuid::Uuid::new_v4().simple());
-            Aged {
-                store: DynamoStore::new(clients.dynamodb.clone(), &table).with_snapshots(
-                    SnapshotPolicy {
-                        every,
-                        ..SnapshotPolicy::default()
-                    },
-                ),
-                pending: loan_opening(&loan),
-                loan,
-                head: 0,
-                payment: 0,
-            }
-        })
-        .collect();
-    println!("| loan age (events) | RRU, snapshots every 50 | RRU, no snapshots |");
-    println!("|---|---|---|");
+    let loan = format!("L-{}", uuid::Uuid::new_v4().simple());
+    let with_snapshots =
+        DynamoStore::new(clients.dynamodb.clone(), &table).with_snapshots(SnapshotPolicy {
+            every,
+            fold_version: FOLD_VERSION,
+        });
+    let without = DynamoStore::new(clients.dynamodb.clone(), &table).with_snapshots(
+        // Reads every event, 1,000 a page (the page size follows `every`; it writes nothing).
+        SnapshotPolicy {
+            every: 1000,
+            fold_version: u32::MAX,
+        },
+    );
+    let stream = StreamId {
+        tenant_id: &tenant,
+        aggregate_type: "Loan",
+        aggregate_id: &loan,
+    };
+    println!(
+        "| loan age (events) | RRU, snapshots every {every} | RRU, no snapshots | snapshot read: stored bytes (deflated) / JSON bytes |"
+    );
+    println!("|---|---|---|---|");
+    let mut state = Folded::empty("Loan").expect("loans are snapshotted");
+    let mut pending = loan_opening(&loan);
+    let (mut head, mut payment) = (0u64, 0u64);
     for checkpoint in checkpoints {
-        let mut row = Vec::new();
-        for aged in &mut loans {
-            row.push(aged.read_units_at(&tenant, checkpoint).await?);
+        while head < checkpoint {
+            let want = (checkpoint - head).min(every - head % every) as usize;
+            while pending.len() < want {
+                pending.push(payment_received(&loan, payment));
+                payment += 1;
+            }
+            let batch: Vec<Value> = pending.drain(..want.min(pending.len())).collect();
+            let now = Utc::now();
+            let ctx = WriteContext::client(&tenant, "rru-bench", now);
+            let mut items: Vec<Item> = Vec::new();
+            let mut last = None;
+            for raw in &batch {
+                let new = NewEvent::from_json(raw, &ctx, &mut uuid::Uuid::new_v4)?;
+                head += 1;
+                let e = new.clone().into_envelope(head, now);
+                items.push(layout::event_item(&e, serde_json::to_string(&e)?));
+                items.push(layout::guard_item(&e, &new.fingerprint));
+                state.apply(&lending_events::upcast::upcast(e.clone()));
+                last = Some(e);
+            }
+            if let Some(e) = last.filter(|e| e.sequence % every == 0) {
+                let json = serde_json::to_string(&state)?;
+                items.push(layout::snapshot_item(
+                    &layout::stream_pk(&stream),
+                    e.sequence,
+                    &e.recorded_at,
+                    FOLD_VERSION,
+                    layout::deflate_state(&json),
+                ));
+            }
+            write_all(&ddb, &table, items).await?;
+            if head % 500 == 0 {
+                eprintln!("{head} events written");
+            }
         }
-        println!("| {checkpoint} | {} | {} |", row[0], row[1]);
+        let mut units = Vec::new();
+        let mut size = None;
+        for store in [&with_snapshots, &without] {
+            let before = store.history_read_units();
+            let history = store.history_upto(stream, Upto::Sequence(head)).await?;
+            assert_eq!(
+                history.tail.last().map(|e| e.sequence),
+                Some(head),
+                "the read reaches the message's event"
+            );
+            units.push(store.history_read_units() - before);
+            if let Some(s) = history.snapshot {
+                // The same state stored again gives the bytes the table holds.
+                let json = serde_json::to_string(&s.state)?;
+                size = Some((layout::deflate_state(&json).len(), json.len()));
+            }
+        }
+        let size = match size {
+            Some((stored, json)) => format!("{stored} / {json}"),
+            None => "none".into(),
+        };
+        println!("| {checkpoint} | {} | {} | {size} |", units[0], units[1]);
     }
     Ok(())
 }
 
-/// Append, retrying a timed-out attempt (a busy emulator); the event ids are ours and new,
-/// so an eventId conflict on a retry means the timed-out attempt stored them.
-async fn append_retrying(
-    store: &DynamoStore,
-    events: Vec<NewEvent>,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), event_adapters::error::AdapterError> {
-    use event_adapters::error::AdapterError;
-    for attempt in 1..=5 {
-        match store.append(events.clone(), now).await {
-            Ok(_) => return Ok(()),
-            Err(AdapterError::EventIdConflict(_)) if attempt > 1 => return Ok(()),
-            Err(AdapterError::Transient(e)) if attempt < 5 => {
-                eprintln!("retrying a busy append: {e}");
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+/// BatchWriteItem in chunks of 25, retrying what DynamoDB leaves unprocessed.
+async fn write_all(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<Item>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for chunk in items.chunks(25) {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, _>>()?;
+        for attempt in 1..=60 {
+            let out = match ddb
+                .batch_write_item()
+                .request_items(table, requests.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if attempt < 60 => {
+                    eprintln!("retrying a batch write: {e}");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            requests = out
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+            if requests.is_empty() {
+                break;
             }
-            Err(e) => return Err(e),
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
     Ok(())

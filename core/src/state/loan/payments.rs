@@ -472,3 +472,154 @@ impl LoanState {
         self.payments[index].reversed = true;
     }
 }
+
+/// The payments a snapshot leaves out of the loan state: the oldest ones (by effective
+/// date), which only a payment dated before them, a reversal of one of them or a repeat of
+/// one of their ids can touch again. What is kept of them is what the state view counts
+/// and what tells such an event apart: their count, the latest effective date among them
+/// (the horizon) and a 32-bit fingerprint of each id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchivedPayments {
+    /// Archived payments not reversed.
+    pub applied: u32,
+    pub reversed: u32,
+    /// The latest effective date of an archived payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<NaiveDate>,
+    /// The id fingerprints ([`id_fingerprint`]), sorted, each stored as its difference from
+    /// the one before (small numbers: a shorter text).
+    #[serde(default, with = "delta_coded")]
+    pub ids: Vec<u32>,
+}
+
+impl ArchivedPayments {
+    pub fn is_empty(&self) -> bool {
+        self.applied == 0 && self.reversed == 0
+    }
+
+    /// Whether `payment_id` may be one of the archived payments (a fingerprint match:
+    /// `false` is certain, `true` may be a collision).
+    pub fn may_hold(&self, payment_id: &str) -> bool {
+        self.ids.binary_search(&id_fingerprint(payment_id)).is_ok()
+    }
+}
+
+/// A stable 32-bit fingerprint of a payment id (the first four bytes of its SHA-256).
+pub fn id_fingerprint(payment_id: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(payment_id.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// A sorted list of numbers stored as the differences between neighbours.
+mod delta_coded {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(sorted: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let mut previous = 0;
+        let deltas: Vec<u32> = sorted
+            .iter()
+            .map(|&v| {
+                let d = v - previous;
+                previous = v;
+                d
+            })
+            .collect();
+        deltas.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let deltas = Vec::<u32>::deserialize(d)?;
+        let mut previous: u32 = 0;
+        deltas
+            .into_iter()
+            .map(|delta| {
+                previous = previous
+                    .checked_add(delta)
+                    .ok_or_else(|| serde::de::Error::custom("fingerprints out of order"))?;
+                Ok(previous)
+            })
+            .collect()
+    }
+}
+
+impl LoanState {
+    /// Leave all but the `keep` latest payments (by effective date, then booking order) out
+    /// of the state: they move to [`ArchivedPayments`]. The state then folds further events
+    /// exactly as the whole history does unless one reaches an archived payment, which
+    /// [`LoanState::folds_exactly`] tells beforehand.
+    pub(crate) fn archive_payments(&mut self, keep: usize) {
+        if self.payments.len() <= keep {
+            return;
+        }
+        let mut by_date: Vec<usize> = (0..self.payments.len()).collect();
+        by_date.sort_by_key(|&i| (self.payments[i].effective(), i));
+        let mut archive = vec![false; self.payments.len()];
+        for &i in &by_date[..self.payments.len() - keep] {
+            archive[i] = true;
+        }
+        let archived = &mut self.archived;
+        let mut kept = Vec::with_capacity(keep);
+        for (p, archive) in std::mem::take(&mut self.payments).into_iter().zip(archive) {
+            if !archive {
+                kept.push(p);
+                continue;
+            }
+            if p.reversed {
+                archived.reversed += 1;
+            } else {
+                archived.applied += 1;
+            }
+            archived.horizon = archived.horizon.max(Some(p.effective()));
+            archived.ids.push(id_fingerprint(&p.payment_id));
+        }
+        archived.ids.sort_unstable();
+        archived.ids.dedup();
+        self.payments = kept;
+        self.index_payments();
+    }
+
+    /// Rebuild the payment id index from `payments`.
+    pub(crate) fn index_payments(&mut self) {
+        self.payment_index = self
+            .payments
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.payment_id.clone(), i))
+            .collect();
+    }
+
+    /// Whether folding `events` (upcast, in order) onto this state gives what the whole
+    /// history gives. Always so when no payment was archived; otherwise not when an event
+    /// can reach an archived payment: a payment dated before the archive's horizon (it
+    /// would re-book archived ones), a reversal or a repeat of an archived payment id, or a
+    /// payoff record naming one. Then the caller folds the whole history instead.
+    pub fn folds_exactly(&self, events: &[crate::envelope::EventEnvelope]) -> bool {
+        if self.archived.is_empty() {
+            return true;
+        }
+        events.iter().all(|e| {
+            let p = &e.payload;
+            match e.event_type.as_str() {
+                "Payment.Received" => match PaymentIn::from_payload(p) {
+                    Some(pay) => {
+                        !self.archived.may_hold(&pay.payment_id)
+                            && self
+                                .archived
+                                .horizon
+                                .is_none_or(|h| pay.received_at.date_naive() >= h)
+                    }
+                    None => true,
+                },
+                "Payment.Reversed" => {
+                    str_field(p, "paymentId").is_none_or(|id| !self.archived.may_hold(&id))
+                }
+                "Loan.PaidOff" => {
+                    str_field(p, "finalPaymentId").is_none_or(|id| !self.archived.may_hold(&id))
+                }
+                _ => true,
+            }
+        })
+    }
+}

@@ -115,10 +115,22 @@ impl DynamoStore {
             {
                 continue;
             }
-            let before = match self
+            let new: Vec<EventEnvelope> = new.iter().map(|e| (*e).clone()).collect();
+            let mut before = self
                 .history_upto(last.stream(), Upto::Sequence(*old_head))
-                .await
+                .await;
+            // The new events may reach a payment the snapshot read archived: fold the whole
+            // history then.
+            if let Ok(History {
+                snapshot: Some(s), ..
+            }) = &before
             {
+                if !s.state.folds_exactly(&new) {
+                    before =
+                        super::whole_history(self, last.stream(), Upto::Sequence(*old_head)).await;
+                }
+            }
+            let before = match before {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(stream = %pk, error = %e, "snapshot skipped: history read failed");
@@ -128,12 +140,13 @@ impl DynamoStore {
             let Some(mut state) = before.folded(&last.aggregate_type) else {
                 continue;
             };
-            state.apply_all(new.iter().map(|e| (*e).clone()));
+            state.apply_all(new);
             let Ok(json) = serde_json::to_string(&state) else {
                 continue;
             };
-            if json.len() > MAX_SNAPSHOT_BYTES {
-                tracing::warn!(stream = %pk, bytes = json.len(), "snapshot skipped: too large");
+            let stored = layout::deflate_state(&json);
+            if stored.len() > MAX_SNAPSHOT_BYTES {
+                tracing::warn!(stream = %pk, bytes = stored.len(), "snapshot skipped: too large");
                 continue;
             }
             out.push(layout::snapshot_item(
@@ -141,7 +154,7 @@ impl DynamoStore {
                 last.sequence,
                 &last.recorded_at,
                 self.snapshots.fold_version,
-                json,
+                stored,
             ));
         }
         out
@@ -644,6 +657,16 @@ impl EventStore for DynamoStore {
             }
         }
         history.tail.reverse();
+        if history
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.state.folds_exactly(&history.tail))
+        {
+            // An event after the snapshot reaches a payment it archived (rare: a payment
+            // dated before the payments it keeps, a reversal of an old one).
+            tracing::info!(stream = %stream_pk(&stream), "snapshot cannot serve its tail: reading the whole history");
+            return super::whole_history(self, stream, upto).await;
+        }
         Ok(history)
     }
 

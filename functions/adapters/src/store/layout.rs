@@ -8,7 +8,7 @@
 //! | item | pk | sk | other attributes |
 //! |---|---|---|---|
 //! | event | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence | `envelope` (the JSON), `kind`=`event`, `eventId`, `eventType`, `tenantId`, `typeKey`, `corrKey`, `recordedAt`, `timeKey` |
-//! | snapshot | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence + 0.5 | `kind`=`snapshot`, `seq`, `foldVersion`, `recordedAt` (of event `seq`), `state` (the folded state, JSON) |
+//! | snapshot | `A#<tenant>#<aggregateType>#<aggregateId>` | sequence + 0.5 | `kind`=`snapshot`, `seq`, `foldVersion`, `recordedAt` (of event `seq`), `state` (the folded state's stored form, JSON deflated, binary) |
 //! | eventId guard | `E#<tenant>#<eventId>` | 0 | `kind`=`eventId`, `streamPk`, `seq`, `fingerprint` |
 //! | processing record | `P#<tenant>#<eventId>#<handler>` | 0 | `kind`=`processing`, `status`, `leaseUntil`, `attempts`, `log`, failure details, `expiresAt` ([`crate::ledger`]) |
 //! | handler switch | `H#<handler>` | 0 | `kind`=`handlerSwitch`, `enabled` |
@@ -431,14 +431,33 @@ pub fn is_snapshot(item: &Item) -> bool {
     str_of(item, attr::KIND) == Some(kind::SNAPSHOT)
 }
 
+/// A snapshot's state as stored: its JSON, deflated (a folded state is repetitive text).
+pub fn deflate_state(json: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(json.as_bytes());
+    encoder.finish().unwrap_or_default()
+}
+
+/// The JSON of a stored snapshot state ([`deflate_state`] undone).
+pub fn inflate_state(deflated: &[u8]) -> Result<Vec<u8>, AdapterError> {
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(deflated), &mut json)
+        .map_err(|e| AdapterError::Decode(format!("stored snapshot: {e}")))?;
+    Ok(json)
+}
+
 /// The snapshot item of `state`, the fold of stream `pk` up to its event `sequence`
-/// (recorded at `recorded_at`), written by fold `fold_version`; `state` is its JSON.
+/// (recorded at `recorded_at`), written by fold `fold_version`; `state` is its JSON
+/// deflated ([`deflate_state`]).
 pub fn snapshot_item(
     pk: &str,
     sequence: u64,
     recorded_at: &chrono::DateTime<chrono::Utc>,
     fold_version: u32,
-    state: String,
+    state: Vec<u8>,
 ) -> Item {
     HashMap::from([
         (attr::PK.into(), s(pk)),
@@ -447,7 +466,7 @@ pub fn snapshot_item(
         (attr::SEQ.into(), n(sequence)),
         (attr::FOLD_VERSION.into(), n(fold_version)),
         (attr::RECORDED_AT.into(), s(format_recorded_at(recorded_at))),
-        (attr::STATE.into(), s(state)),
+        (attr::STATE.into(), AttributeValue::B(state.into())),
     ])
 }
 
@@ -464,8 +483,14 @@ pub fn recorded_at_of(item: &Item) -> Option<&str> {
 /// Decode a snapshot item (check its fold version first: another fold's state may not
 /// decode).
 pub fn decode_snapshot(item: &Item) -> Result<Snapshot, AdapterError> {
-    let state: Folded = serde_json::from_str(str_of(item, attr::STATE).unwrap_or_default())
-        .map_err(|e| AdapterError::Decode(format!("stored snapshot: {e}")))?;
+    let bad = |e: String| AdapterError::Decode(format!("stored snapshot: {e}"));
+    let state: Folded = match item.get(attr::STATE) {
+        Some(AttributeValue::B(deflated)) => {
+            serde_json::from_slice(&inflate_state(deflated.as_ref())?)
+        }
+        _ => serde_json::from_str(str_of(item, attr::STATE).unwrap_or_default()),
+    }
+    .map_err(|e| bad(e.to_string()))?;
     Ok(Snapshot {
         fold_version: snapshot_fold_version(item).unwrap_or(0),
         sequence: num_of(item, attr::SEQ).unwrap_or(0),
@@ -668,7 +693,7 @@ mod tests {
     fn a_snapshot_sorts_between_its_event_and_the_next() {
         let now = chrono::Utc::now();
         let state = serde_json::to_string(&Folded::empty("Loan").unwrap()).unwrap();
-        let item = snapshot_item("A#t#Loan#L-1", 50, &now, 1, state);
+        let item = snapshot_item("A#t#Loan#L-1", 50, &now, 1, deflate_state(&state));
         let sk: f64 = item[attr::SK].as_n().unwrap().parse().unwrap();
         assert!(50.0 < sk && sk < 51.0);
         assert_eq!(sequence_of_sk(&item), Some(50));
