@@ -23,7 +23,11 @@ fn id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Created, approved and funded: with the schedule the handler adds, 4 events.
+/// The events of a funded loan: created, approved, funded, and what the payment handler
+/// adds (the schedule and two status changes).
+const FUNDED: usize = 6;
+
+/// Created, approved and funded.
 async fn funded_loan(api: &Api, loan: &str) {
     let r = api
         .post(
@@ -133,15 +137,15 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     let ddb = aws().await.dynamodb;
     let loan = id("L");
     funded_loan(&api, &loan).await;
-    history_of(&api, &loan, 4).await;
+    history_of(&api, &loan, FUNDED).await;
     pay(&api, &loan, 0, 30).await;
-    let history = history_of(&api, &loan, 4 + 2 * 30).await;
+    let history = history_of(&api, &loan, FUNDED + 2 * 30).await;
 
     // The table holds snapshots, each just above the event it summarises.
     let snapshots = snapshot_items(&ddb, &runner.table(), &api.tenant, &loan).await;
     assert!(
         snapshots.len() >= 3,
-        "expected a snapshot at least every 10 of 64 events, found {}",
+        "expected a snapshot at least every 10 of 66 events, found {}",
         snapshots.len()
     );
     for (sk, item) in &snapshots {
@@ -156,7 +160,7 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     assert_eq!(Some(now), document(history.clone()));
 
     // asOf a sequence: the fold of the events up to it, before and after snapshots.
-    for k in [1usize, 4, 10, 11, 25, 33, 50, 64] {
+    for k in [1usize, 4, 10, 11, 25, 33, 50, 66] {
         let (status, body) = state(&api, &loan, &format!("?asOf={k}")).await;
         assert_eq!(status, 200, "asOf={k}: {body}");
         assert_eq!(Some(body), document(history[..k].to_vec()), "asOf={k}");
@@ -225,9 +229,9 @@ async fn a_fold_version_change_ignores_old_snapshots() {
     let ddb = aws().await.dynamodb;
     let loan = id("L");
     funded_loan(&api, &loan).await;
-    history_of(&api, &loan, 4).await;
+    history_of(&api, &loan, FUNDED).await;
     pay(&api, &loan, 0, 20).await;
-    let history = history_of(&api, &loan, 4 + 2 * 20).await;
+    let history = history_of(&api, &loan, FUNDED + 2 * 20).await;
 
     // Tamper with the latest snapshot: the route must show it (it reads the snapshot,
     // not the events it covers).
@@ -274,7 +278,7 @@ async fn a_fold_version_change_ignores_old_snapshots() {
 
     // New snapshots are written by the new version, and the handlers keep deciding right.
     pay(&api, &loan, 20, 10).await;
-    let history = history_of(&api, &loan, 4 + 2 * 30).await;
+    let history = history_of(&api, &loan, FUNDED + 2 * 30).await;
     let versions: Vec<u64> = snapshot_items(&ddb, &runner.table(), &api.tenant, &loan)
         .await
         .iter()
