@@ -85,8 +85,8 @@ pub struct Faults {
     crash_after_appends: Option<u64>,
     dispatch_send_percent: u64,
     appends: AtomicU64,
-    /// eventId -> receive count of the message last received for it.
-    receives: Mutex<HashMap<String, u32>>,
+    /// (handler, eventId) -> receive count of the message last received for it.
+    receives: Mutex<HashMap<(&'static str, String), u32>>,
     /// (processing record, receive) pairs already failed by `FAULT_FAIL_RECEIVES`.
     failed_receives: Mutex<HashSet<(String, u32)>>,
 }
@@ -112,8 +112,14 @@ impl Faults {
         })
     }
 
-    /// Remember the receive count of every message of a batch about to be run.
-    pub fn note_batch(&self, batch: &SqsEvent) {
+    /// Remember the receive count of every message of a batch about to be run by
+    /// `handlers` (per handler: an event's messages on other domains' queues have receive
+    /// counts of their own).
+    pub fn note_batch(
+        &self,
+        batch: &SqsEvent,
+        handlers: impl Iterator<Item = &'static str> + Clone,
+    ) {
         if self.fail_receives == 0 {
             return;
         }
@@ -130,7 +136,9 @@ impl Faults {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
             if let Some(id) = event_id {
-                receives.insert(id, count);
+                for h in handlers.clone() {
+                    receives.insert((h, id.clone()), count);
+                }
             }
         }
     }
@@ -138,7 +146,7 @@ impl Faults {
     fn receives_of(&self, work: &Work<'_>) -> u32 {
         let receives = self.receives.lock().unwrap_or_else(|p| p.into_inner());
         receives
-            .get(&work.event.event_id.to_string())
+            .get(&(work.handler, work.event.event_id.to_string()))
             .copied()
             .unwrap_or(1)
     }
@@ -449,7 +457,7 @@ mod tests {
         };
         let lease = Duration::from_secs(60);
         for receive in 1..=2 {
-            faults.note_batch(&batch(&e, receive));
+            faults.note_batch(&batch(&e, receive), [work.handler].into_iter());
             // The first execution is claimed and recorded failed; quick retries on the
             // same receive fail before claiming.
             for _ in 0..3 {
@@ -458,7 +466,7 @@ mod tests {
             }
             assert_eq!(ledger.inner.status(work), Some("FAILED"));
         }
-        faults.note_batch(&batch(&e, 3));
+        faults.note_batch(&batch(&e, 3), [work.handler].into_iter());
         let claim = ledger.claim(work, lease, Utc::now()).await;
         assert!(
             matches!(claim, Ok(Claim::Acquired { attempt: 3 })),

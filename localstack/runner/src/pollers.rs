@@ -352,7 +352,8 @@ impl Consumer for DomainConsumer {
     }
 
     fn note_batch(&self, event: &SqsEvent) {
-        self.faults.note_batch(event);
+        let handlers = self.runner.handlers().iter().map(|h| h.name());
+        self.faults.note_batch(event, handlers);
     }
 }
 
