@@ -29,6 +29,9 @@ fn small_load_completes_everything_and_writes_once_per_append_attempt() {
             "--timeout",
             "240",
         ])
+        // No snapshots: an append that writes one also reads the history it folds, which
+        // would blur "one head read per attempt" below (tests/tests/snapshots.rs covers them).
+        .env("SNAPSHOT_EVERY", "0")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run local-runner load (build it first: cargo build -p local-runner)");
