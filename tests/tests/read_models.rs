@@ -86,7 +86,8 @@ async fn stored_history(
             .send()
             .await
             .expect("Query(history)");
-        for item in page.items() {
+        // The stream's partition also holds its snapshots, between the events.
+        for item in page.items().iter().filter(|i| !layout::is_snapshot(i)) {
             let e = layout::decode_event(item).expect("a stored event");
             out.push(lending_events::upcast::upcast(e));
         }

@@ -186,12 +186,29 @@ impl LoanState {
             .map_or(funded_on, |i| self.installments[i].due_date.max(funded_on));
         let days = (on - from).num_days().max(0);
         let rate = terms.interest_rate.percent();
-        let per_diem = q.principal.amount() * rate / Decimal::from(36_500);
+        let (principal, days, year) = (
+            q.principal.amount(),
+            Decimal::from(days),
+            Decimal::from(36_500),
+        );
+        // No input may panic a fold: a product beyond a decimal's range (the largest amounts
+        // over centuries) saturates at a bound the total can still be added to.
+        let cap = Decimal::from_i128_with_scale(10i128.pow(27), 0);
+        let per_diem = principal.checked_mul(rate).map_or(cap, |p| p / year);
         q.per_diem = per_diem.normalize().to_string();
         q.accrued_from = Some(from);
-        // Exact operands, one division last: principal × rate × days / 36,500.
-        let accrued =
-            Money::round(q.principal.amount() * rate * Decimal::from(days) / Decimal::from(36_500));
+        // Exact operands, one division last: principal × rate × days / 36,500; past a
+        // decimal's range, the rate for the days first.
+        let accrued = principal
+            .checked_mul(rate)
+            .and_then(|p| p.checked_mul(days))
+            .map(|p| p / year)
+            .or_else(|| {
+                rate.checked_mul(days)
+                    .and_then(|r| (r / year).checked_mul(principal))
+            })
+            .map_or(cap, |a| a.min(cap));
+        let accrued = Money::round(accrued);
         // Interest of the period already paid ahead (on the first installment due after
         // `on`) is not owed twice.
         let paid_ahead: Money = self
