@@ -28,6 +28,9 @@ pub struct DynamoLedger {
     switch_cache: Duration,
 }
 
+/// The condition that lets a write stand only over a record no run has completed.
+const NOT_COMPLETED: &str = "attribute_not_exists(#st) OR #st <> :done";
+
 impl DynamoLedger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         let table = table.into();
@@ -122,6 +125,22 @@ impl DynamoLedger {
         u
     }
 
+    /// The `UpdateItem` of a processing record with `u` (its condition included).
+    fn record_update(
+        &self,
+        work: Work<'_>,
+        u: RecordUpdate,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(layout::key(work.pk(), 0)))
+            .update_expression(u.expression())
+            .set_condition_expression(u.condition)
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
+    }
+
     /// Complete a record with no events written alongside: `AlreadyDone` when its
     /// condition finds another run's completion.
     async fn complete_alone(
@@ -129,17 +148,7 @@ impl DynamoLedger {
         work: Work<'_>,
         u: RecordUpdate,
     ) -> Result<Committed, AdapterError> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(layout::key(work.pk(), 0)))
-            .update_expression(u.expression())
-            .set_condition_expression(u.condition.clone())
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
-            .send()
-            .await;
+        let res = self.record_update(work, u).send().await;
         match res {
             Ok(_) => Ok(Committed::Now(Vec::new())),
             Err(err)
@@ -264,13 +273,7 @@ impl Ledger for DynamoLedger {
         now: DateTime<Utc>,
     ) -> Result<(), AdapterError> {
         let u = Self::completion(work, Attempt::Claimed(attempt), duration, now);
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(layout::key(work.pk(), 0)))
-            .update_expression(u.expression())
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
+        self.record_update(work, u)
             .send()
             .await
             .map_err(|e| classify("UpdateItem(complete)", e))?;
@@ -290,7 +293,7 @@ impl Ledger for DynamoLedger {
         let mut u = Self::completion(work, attempt, duration, now);
         if !rerun {
             // Another run's completion stands: its log entry is not written twice.
-            u.condition = Some("attribute_not_exists(#st) OR #st <> :done".into());
+            u.condition = Some(NOT_COMPLETED.into());
         }
         if follow_ons.is_empty() {
             return self.complete_alone(work, u).await;
@@ -363,20 +366,10 @@ impl Ledger for DynamoLedger {
         if let Attempt::Unclaimed { .. } = attempt {
             // Without a claim, a failing run may meet a record another run completed: the
             // completion stands.
-            u.condition = Some("attribute_not_exists(#st) OR #st <> :done".into());
+            u.condition = Some(NOT_COMPLETED.into());
             u.value(":done", s("COMPLETED"));
         }
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(layout::key(work.pk(), 0)))
-            .update_expression(u.expression())
-            .set_condition_expression(u.condition)
-            .set_expression_attribute_names(Some(u.names))
-            .set_expression_attribute_values(Some(u.values))
-            .send()
-            .await;
+        let res = self.record_update(work, u).send().await;
         match res {
             Ok(_) => Ok(()),
             Err(err)
