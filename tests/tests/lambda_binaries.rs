@@ -12,7 +12,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
+use event_adapters::store::layout;
 use integration_tests::{aws, queue_depth, RunnerProcess};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -76,6 +77,18 @@ async fn init_error(State(emu): State<Arc<Emulator>>, body: String) -> &'static 
     "{}"
 }
 
+async fn register_extension() -> (HeaderMap, Json<Value>) {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "lambda-extension-identifier",
+        HeaderValue::from_static("e7a1f0c2-0000-4000-8000-000000000001"),
+    );
+    (
+        h,
+        Json(json!({"functionName": "test", "functionVersion": "$LATEST", "handler": "bootstrap"})),
+    )
+}
+
 /// One function process behind its own runtime API.
 struct Function {
     name: String,
@@ -112,6 +125,13 @@ impl Function {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // The Extensions API, as far as a function registering an internal extension
+            // uses it: Lambda then sends the process SIGTERM before shutting it down.
+            .route("/2020-01-01/extension/register", post(register_extension))
+            .route(
+                "/2020-01-01/extension/event/next",
+                get(std::future::pending::<()>),
+            )
             .with_state(emu.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -167,6 +187,27 @@ impl Function {
 
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, as Lambda sends it before shutting an instance down, and the exit status.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("the process's status") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{} did not exit on SIGTERM; log:\n{}",
+            self.name,
+            self.logs()
+        );
     }
 }
 
@@ -413,7 +454,7 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
 
     // payment-handler: the crate's SQS fixture (not an envelope: dead-lettered, acknowledged),
     // then the stored Loan.Funded, which appends the schedule and the status change.
-    let handler = Function::start("payment-handler", &env).await;
+    let mut handler = Function::start("payment-handler", &env).await;
     let r = handler
         .invoke(&aws_fixture("example-sqs-event.json"))
         .await
@@ -458,6 +499,61 @@ async fn release_bootstraps_answer_aws_events_through_the_runtime_api() {
     assert!(
         parsed.is_object(),
         "not a JSON log line: {line:?}\n{}",
+        handler.logs()
+    );
+
+    // Statistics: the first batch of an instance writes them at once; a batch within the
+    // next seconds is gathered, and written when Lambda shuts the instance down (SIGTERM).
+    let table = resources["table"].as_str().unwrap().to_string();
+    let stats = |handler: &'static str| {
+        let (ddb, table) = (clients.dynamodb.clone(), table.clone());
+        async move {
+            let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            let item = ddb
+                .get_item()
+                .table_name(table)
+                .set_key(Some(layout::key(layout::stats_pk(handler, &day), 0)))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem")
+                .item()
+                .cloned();
+            item.and_then(|i| i.get("successes").and_then(|v| v.as_n().ok()).cloned())
+                .map(|n| n.parse::<u64>().expect("a count"))
+        }
+    };
+    assert_eq!(
+        stats("payment-schedule").await,
+        Some(1),
+        "{}",
+        handler.logs()
+    );
+    let mut post = fixture("apigw-v2-post-events.json", &tenant, &loan);
+    post["body"] = json!(json!({"events": [{
+        "eventType": "Payment.Received", "aggregateType": "Loan", "aggregateId": loan,
+        "payload": {"paymentId": "P-1", "loanId": loan, "amount": "900.00", "method": "ACH",
+            "receivedAt": "2026-03-01T12:00:00Z"}}]})
+    .to_string());
+    let r = ingest.invoke(&post).await.unwrap();
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let payment_received = body_of(&r)["events"][0].clone();
+    let mut sqs = fixture("sqs-loan-funded.json", &tenant, &loan);
+    sqs["Records"][0]["body"] = json!(payment_received.to_string());
+    let r = handler.invoke(&sqs).await.unwrap();
+    assert_eq!(r, json!({"batchItemFailures": []}), "{}", handler.logs());
+    assert_eq!(
+        stats("payment-application").await,
+        None,
+        "gathered, not yet written: {}",
+        handler.logs()
+    );
+    let status = handler.terminate().await;
+    assert!(status.success(), "{status:?}: {}", handler.logs());
+    assert_eq!(
+        stats("payment-application").await,
+        Some(1),
+        "written on shutdown: {}",
         handler.logs()
     );
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use event_adapters::store::layout;
+use event_adapters::store::{layout, DynamoStore, EventStore, History, SnapshotPolicy};
 use integration_tests::{aws, Api, RunnerProcess};
 use lending_events::envelope::StreamId;
 use lending_events::state::document;
@@ -168,6 +168,59 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     // Beyond the head: the state at the head.
     let (_, beyond) = state(&api, &loan, "?asOf=1000").await;
     assert_eq!(Some(beyond), document(history.clone()));
+
+    // A handler's read of the message at k (the queue behind the stream): the history up
+    // to k from the latest snapshot before it, and the head, in one query, whatever
+    // snapshots lie between k and the head.
+    let sdk = event_adapters::config::aws_config().await;
+    let counted = event_adapters::config::Clients::counting_as(&sdk, "snapshots-history-at");
+    let store =
+        DynamoStore::new(counted.dynamodb.clone(), runner.table()).with_snapshots(SnapshotPolicy {
+            every: EVERY.parse().expect("a number"),
+            fold_version: lending_events::state::FOLD_VERSION,
+        });
+    let stream = StreamId {
+        tenant_id: &api.tenant,
+        aggregate_type: "Loan",
+        aggregate_id: &loan,
+    };
+    let head = history.len() as u64;
+    for k in [1u64, 9, 10, 11, 25, 45, head] {
+        let queries = || {
+            event_adapters::config::call_counts_for("snapshots-history-at")
+                .get("DynamoDB.Query")
+                .copied()
+                .unwrap_or(0)
+        };
+        let before = queries();
+        let (read, read_head) = store
+            .history_at(stream, k, Some(head))
+            .await
+            .expect("a read");
+        assert_eq!(queries() - before, 1, "k={k}: one query");
+        assert_eq!(read_head, Some(head), "k={k}");
+        assert_eq!(read.tail.last().map(|e| e.sequence), Some(k), "k={k}");
+        assert!(
+            read.snapshot.as_ref().is_none_or(|s| s.sequence < k),
+            "k={k}"
+        );
+        // The state it folds to (as the state route shows it) is the whole history's.
+        let folded = read.folded("Loan").expect("a loan").view();
+        let whole = History {
+            snapshot: None,
+            tail: history[..k as usize].to_vec(),
+        };
+        let whole = whole.folded("Loan").expect("a loan").view();
+        assert!(folded == whole, "k={k}: {folded} != {whole}");
+        // Without the head (a handler that never appends to the loan): from k back.
+        let (from_k, no_head) = store.history_at(stream, k, None).await.expect("a read");
+        assert_eq!(no_head, None);
+        assert_eq!(
+            from_k.tail.last().map(|e| e.sequence),
+            Some(k),
+            "k={k}, no head"
+        );
+    }
 
     // knownAt: the events recorded by then.
     let at = history[32].recorded_at;

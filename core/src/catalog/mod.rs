@@ -82,6 +82,14 @@ pub fn lookup(event_type: &str) -> Option<&'static EventSpec> {
     CATALOG.iter().find(|s| s.event_type == name)
 }
 
+/// Whether `producer` (a handler's name) may produce events of some type on aggregates of
+/// `aggregate_type`: a handler that may not never moves that stream's head.
+pub fn produces_on(producer: &str, aggregate_type: &str) -> bool {
+    CATALOG
+        .iter()
+        .any(|s| s.aggregate_type == aggregate_type && s.produced_by(producer))
+}
+
 /// True when `s` is `Domain.Action` with PascalCase segments.
 pub fn is_event_type_name(s: &str) -> bool {
     let mut parts = s.split('.');

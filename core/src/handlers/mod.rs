@@ -80,6 +80,11 @@ pub trait DomainHandler: Send + Sync {
     fn effects(&self) -> Effects {
         Effects::FollowOnsOnly
     }
+    /// Whether this handler may append follow-ons to a stream of `aggregate_type` (from the
+    /// catalog's producers): the runner reads the head of the event's own stream only then.
+    fn appends_to(&self, aggregate_type: &str) -> bool {
+        crate::catalog::produces_on(self.name(), aggregate_type)
+    }
     /// Another aggregate (type, id) whose current history this handler reads for `event`.
     fn related(&self, _event: &EventEnvelope) -> Option<(&'static str, String)> {
         None

@@ -250,7 +250,14 @@ pub async fn run_dispatch() -> Result<(), Error> {
 pub async fn run_domain(domain: Domain) -> Result<(), Error> {
     crate::telemetry::init();
     handler_config_from_env()?;
-    let runner = domain_runner(domain, &Config::from_env()?, &Clients::from_env().await);
+    let runner = std::sync::Arc::new(domain_runner(
+        domain,
+        &Config::from_env()?,
+        &Clients::from_env().await,
+    ));
+    // Statistics gathered since the last flush are written when the instance shuts down.
+    let flushing = runner.clone();
+    on_shutdown(move || async move { flushing.flush_stats().await }).await;
     let runner = &runner;
     lambda_runtime::run(service_fn(
         move |e: LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
@@ -264,4 +271,48 @@ pub async fn run_domain(domain: Domain) -> Result<(), Error> {
         },
     ))
     .await
+}
+
+/// Run `hook` when Lambda shuts this instance down, then exit. Lambda sends SIGTERM (and
+/// waits up to 500 ms) only to a function with an extension registered: this registers an
+/// internal one that subscribes to nothing. Where there is no extensions API (an emulator
+/// without it) the hook is never run, which is logged; the function runs on. Call it before
+/// `lambda_runtime::run`, which ends the init phase.
+pub async fn on_shutdown<F, Fut>(hook: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let registered = lambda_extension::Extension::new()
+        .with_events(&[])
+        .with_extension_name("_lending-events-shutdown")
+        .register()
+        .await;
+    let extension = match registered {
+        Ok(extension) => extension,
+        Err(e) => {
+            tracing::warn!(error = %e, "no shutdown hook: the extension did not register");
+            return;
+        }
+    };
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("no shutdown hook: signals cannot be watched");
+        return;
+    };
+    tokio::spawn(async move {
+        let signalled = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            hook().await;
+            std::process::exit(0);
+        };
+        // The extension only has to stay connected; its end (or error) changes nothing.
+        let _ = tokio::join!(signalled, extension.run());
+    });
 }

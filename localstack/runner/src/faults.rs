@@ -224,6 +224,16 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     ) -> Result<History, AdapterError> {
         self.inner.history_upto(stream, upto).await
     }
+
+    /// The inner store's read, from its snapshots, in one query.
+    async fn history_at(
+        &self,
+        stream: StreamId<'_>,
+        sequence: u64,
+        head: Option<u64>,
+    ) -> Result<(History, Option<u64>), AdapterError> {
+        self.inner.history_at(stream, sequence, head).await
+    }
 }
 
 /// A [`Ledger`] whose claims and commits fail handler executions as

@@ -330,6 +330,12 @@ pub trait Consumer: Send + Sync {
 
     /// Told of every batch before it is handled.
     fn note_batch(&self, _event: &SqsEvent) {}
+
+    /// Told when a receive found the queue empty (a Lambda instance's statistics wait for
+    /// its next batch or its shutdown; a poller's for this).
+    fn idle(&self) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// A domain queue's consumer: its batch runner and the fault hooks around it.
@@ -354,6 +360,10 @@ impl Consumer for DomainConsumer {
     fn note_batch(&self, event: &SqsEvent) {
         let handlers = self.runner.handlers().iter().map(|h| h.name());
         self.faults.note_batch(event, handlers);
+    }
+
+    async fn idle(&self) {
+        self.runner.flush_stats().await
     }
 }
 
@@ -419,6 +429,7 @@ pub async fn poll_queue<C: Consumer>(
         };
         let messages = out.messages();
         if messages.is_empty() {
+            runner.idle().await;
             continue;
         }
         RECEIVES_WITH_MESSAGES.fetch_add(1, Ordering::Relaxed);

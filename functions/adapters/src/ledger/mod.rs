@@ -20,8 +20,11 @@
 //!
 //! Records carry `expiresAt` (TTL, 30 days): housekeeping only, events never expire.
 //!
-//! Handler switches and daily statistics (counters and a duration histogram, flushed once
-//! per batch) are items of the same table. The keys of all three are in
+//! Handler switches and daily statistics (counters and a duration histogram) are items of
+//! the same table. Statistics are gathered in the runner and flushed at the end of a batch
+//! when the last flush is [`STATS_FLUSH_EVERY`] old or the batch had a failure, and when
+//! the runner goes idle or shuts down: a busy handler writes them a few times a minute, not
+//! once per batch. The keys of all three are in
 //! [`crate::store::layout`]. The port is [`Ledger`]; its adapters are
 //! [`dynamo::DynamoLedger`] and [`memory::MemoryLedger`].
 
@@ -44,6 +47,9 @@ pub use dynamo::DynamoLedger;
 
 /// Upper bounds (ms) of the duration histogram buckets; the last bucket is open.
 pub const DURATION_BUCKETS_MS: &[u64] = &[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// How often a busy runner flushes its statistics (see the module's comment).
+pub const STATS_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a COMPLETED record (and its log) is kept.
 pub const RECORD_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -232,6 +238,44 @@ impl BatchStats {
             .position(|b| ms <= *b)
             .unwrap_or(DURATION_BUCKETS_MS.len());
         c.buckets[i] += 1;
+    }
+
+    /// Add another gathering's counters to these.
+    pub fn absorb(&self, other: &BatchStats) {
+        let other = other.take();
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (handler, o) in other {
+            let c = map.entry(handler).or_default();
+            c.successes += o.successes;
+            c.failures += o.failures;
+            c.retries += o.retries;
+            c.dead_lettered += o.dead_lettered;
+            if o.last_error.is_some() {
+                c.last_error = o.last_error;
+            }
+            if c.buckets.len() < o.buckets.len() {
+                c.buckets.resize(o.buckets.len(), 0);
+            }
+            for (b, n) in c.buckets.iter_mut().zip(&o.buckets) {
+                *b += n;
+            }
+            c.durations_ms.extend(o.durations_ms);
+            c.lags_ms.extend(o.lags_ms);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Whether any execution gathered here failed (or was left for retry).
+    pub fn any_failure(&self) -> bool {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .any(|c| c.failures + c.retries + c.dead_lettered > 0)
     }
 
     pub fn take(&self) -> HashMap<&'static str, HandlerCounters> {

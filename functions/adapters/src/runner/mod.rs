@@ -40,10 +40,11 @@ use lending_events::{CoreError, EventEnvelope, NewEvent};
 use crate::error::AdapterError;
 use crate::ledger::{
     Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work,
+    STATS_FLUSH_EVERY,
 };
 use crate::queue::{DomainQueue, VisibilityChange};
 use crate::store::layout::stream_pk;
-use crate::store::{Appended, EventStore, History, Upto};
+use crate::store::{Appended, EventStore, History};
 
 mod delivery;
 mod retry;
@@ -60,6 +61,40 @@ pub struct BatchRunner<S, L, Q> {
     handlers: Vec<BoxedHandler>,
     queue: Q,
     retry: RetryPolicy,
+    heads_seen: HeadsSeen,
+    stats: PendingStats,
+}
+
+/// Statistics gathered since the last flush, and when that was.
+#[derive(Default)]
+struct PendingStats {
+    pending: BatchStats,
+    last_flush: std::sync::Mutex<Option<Instant>>,
+}
+
+/// The stream heads this runner read last, by stream: a guess of how far a stream has moved
+/// past a message (the queue lags the stream under load), so the history read asks for a
+/// first page that reaches back to the message's snapshot. Only sizes reads; never trusted
+/// as a head.
+#[derive(Default)]
+struct HeadsSeen(std::sync::Mutex<HashMap<String, u64>>);
+
+impl HeadsSeen {
+    /// Forgotten wholesale past this many streams (a warm runner sees many loans).
+    const MAX_STREAMS: usize = 10_000;
+
+    fn expected(&self, pk: &str, sequence: u64) -> u64 {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(pk).copied().unwrap_or(0).max(sequence)
+    }
+
+    fn saw(&self, pk: &str, head: u64) {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX_STREAMS {
+            seen.clear();
+        }
+        seen.insert(pk.to_string(), head);
+    }
 }
 
 /// What happened to one message.
@@ -149,6 +184,8 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             handlers,
             queue,
             retry,
+            heads_seen: HeadsSeen::default(),
+            stats: PendingStats::default(),
         }
     }
 
@@ -174,10 +211,40 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         let stats = BatchStats::default();
         let response = run_batch(&event, &self.queue, |msg| self.process(msg, lease, &stats)).await;
         stats.emit_metrics();
-        if let Err(e) = self.ledger.flush_stats(&stats, Utc::now()).await {
-            tracing::warn!(error = %e, "could not write handler statistics");
+        let failed = stats.any_failure();
+        self.stats.pending.absorb(&stats);
+        let due = {
+            let last = self
+                .stats
+                .last_flush
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            failed || last.is_none_or(|at| at.elapsed() >= STATS_FLUSH_EVERY)
+        };
+        if due {
+            self.flush_stats().await;
         }
         response
+    }
+
+    /// Write the statistics gathered since the last flush (the runner calls it itself every
+    /// [`STATS_FLUSH_EVERY`] while busy; call it when the runner goes idle or shuts down).
+    pub async fn flush_stats(&self) {
+        if self.stats.pending.is_empty() {
+            return;
+        }
+        *self
+            .stats
+            .last_flush
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        if let Err(e) = self
+            .ledger
+            .flush_stats(&self.stats.pending, Utc::now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not write handler statistics");
+        }
     }
 
     /// Process one message to an outcome; never panics, never loses the message.
@@ -210,7 +277,12 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             rerun: marker.rerun,
             receives,
         };
-        let mut reads = Reads::default();
+        let mut reads = Reads {
+            with_head: subscribed
+                .iter()
+                .any(|h| h.appends_to(&event.aggregate_type)),
+            ..Reads::default()
+        };
         let mut paused = false;
         for h in subscribed {
             match self
@@ -480,31 +552,21 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         reads: &mut Reads,
     ) -> Result<Vec<NewEvent>, AdapterError> {
         if reads.history.is_none() {
-            // From the latest snapshot to the head, not only up to the event: the head saves
-            // the commit a read. A snapshot at or after the event (the queue is behind the
-            // stream) cannot serve it: read again, from the latest snapshot before it.
-            let mut loaded = self
+            // One query. A handler that appends to the event's own stream reads from the
+            // head (which saves its commit a head read) back to the latest snapshot before
+            // the event; the others read from the event back.
+            let pk = stream_pk(&event.stream());
+            let expected_head = reads
+                .with_head
+                .then(|| self.heads_seen.expected(&pk, event.sequence));
+            let (mut loaded, head) = self
                 .store
-                .history_upto(event.stream(), Upto::Latest)
+                .history_at(event.stream(), event.sequence, expected_head)
                 .await?;
-            let head = loaded
-                .tail
-                .last()
-                .map(|e| e.sequence)
-                .or(loaded.snapshot.as_ref().map(|s| s.sequence))
-                .unwrap_or(0);
-            reads.heads.insert(stream_pk(&event.stream()), head);
-            if loaded
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| s.sequence >= event.sequence)
-            {
-                loaded = self
-                    .store
-                    .history_upto(event.stream(), Upto::Sequence(event.sequence))
-                    .await?;
+            if let Some(head) = head {
+                self.heads_seen.saw(&pk, head);
+                reads.heads.insert(pk, head);
             }
-            loaded.tail.retain(|e| e.sequence <= event.sequence);
             loaded.tail = loaded.tail.into_iter().map(upcast).collect();
             if loaded.tail.last().map(|e| e.event_id) != Some(event.event_id) {
                 // The store must hold what the stream delivered; if not, wait for it.
@@ -618,6 +680,9 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
 /// (kept current with their commits).
 #[derive(Default)]
 struct Reads {
+    /// Whether a handler of the message may append to the event's own stream: the history
+    /// read then goes from the head.
+    with_head: bool,
     history: Option<History>,
     heads: KnownHeads,
 }

@@ -775,3 +775,59 @@ async fn the_projection_writes_each_loans_summary_and_never_moves_it_backwards()
         ["Loan.Created", "Loan.Funded"]
     );
 }
+
+/// The statistics UpdateItems the ledger received (one per handler per flush).
+fn stats_flushes(runner: &TestRunner) -> u64 {
+    runner
+        .ledger()
+        .calls
+        .snapshot()
+        .into_iter()
+        .find(|(op, _)| *op == "UpdateItem")
+        .map_or(0, |(_, n)| n)
+}
+
+#[tokio::test]
+async fn a_busy_runner_flushes_statistics_once_per_interval_failures_at_once_and_the_rest_when_told(
+) {
+    let runner = payment_runner(MemoryQueue::new());
+    for loan in ["L-1", "L-2", "L-3"] {
+        let funding = funded(loan, 2);
+        runner.store().seed([created(loan), funding.clone()]);
+        enqueue(runner.queue(), &funding);
+        reset_calls(&runner);
+        // One message per batch, as a quiet queue delivers them.
+        deliver(&runner).await;
+        // Commits of the follow-on-only protocol write no UpdateItem: what is counted
+        // here is statistics.
+        let flushed = stats_flushes(&runner);
+        if loan == "L-1" {
+            assert_eq!(flushed, 1, "the first batch of a runner flushes");
+        } else {
+            assert_eq!(flushed, 0, "{loan}: within the interval, gathered");
+        }
+    }
+    // Told (idle, shutting down): what was gathered goes, once.
+    reset_calls(&runner);
+    runner.flush_stats().await;
+    assert_eq!(stats_flushes(&runner), 1);
+    runner.flush_stats().await;
+    assert_eq!(
+        stats_flushes(&runner),
+        1,
+        "nothing gathered, nothing written"
+    );
+
+    // A failure is flushed with its batch, inside the interval.
+    // (The message's event is not in the store: a transient failure.)
+    enqueue(runner.queue(), &payment("L-9", 5));
+    let response = deliver(&runner).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    reset_calls(&runner);
+    runner.flush_stats().await;
+    assert_eq!(
+        stats_flushes(&runner),
+        0,
+        "the failed batch's statistics were written with it"
+    );
+}

@@ -160,6 +160,115 @@ impl DynamoStore {
         out
     }
 
+    /// One query from the end of `upto` backwards: the events up to `serve` (default: the
+    /// end of `upto`) after the latest usable snapshot taken before it (of the policy's fold
+    /// version), and the highest sequence met (the head when `upto` is open). Events after
+    /// `serve` are read (they lie between the head and the event asked for) but not
+    /// returned; `ahead` is how many the caller expects, to size the first page.
+    /// When the snapshot cannot serve the events after it (one reaches a payment it
+    /// archived: [`Folded::folds_exactly`]) the whole history is read instead.
+    async fn read_back(
+        &self,
+        stream: StreamId<'_>,
+        upto: Upto,
+        serve: Option<u64>,
+        ahead: u64,
+    ) -> Result<(History, u64), AdapterError> {
+        let (hi, known_at) = match upto {
+            Upto::Sequence(s) => (s, None),
+            Upto::Latest => (OPEN_END, None),
+            Upto::RecordedAt(t) => (OPEN_END, Some(format_recorded_at(&t))),
+        };
+        let serve = serve.unwrap_or(hi);
+        let mut history = History::default();
+        let mut highest = 0;
+        if hi == 0 || serve == 0 {
+            return Ok((history, highest));
+        }
+        // One page usually reaches the latest snapshot: up to an interval of events after
+        // it, the `ahead` events past `serve`, the snapshots among them, and it.
+        let every = self.snapshots.every;
+        let page = (every + ahead + (every + ahead) / every.max(1) + 3).clamp(10, 1000) as i32;
+        let mut start: Option<Item> = None;
+        'pages: loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk <= :hi")
+                .expression_attribute_values(":pk", s(stream_pk(&stream)))
+                .expression_attribute_values(":hi", n(hi))
+                .scan_index_forward(false)
+                .limit(page)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| classify("Query(history)", e))?;
+            if let Some(units) = out.consumed_capacity().and_then(|c| c.capacity_units()) {
+                self.history_read_milliunits.fetch_add(
+                    (units * 1000.0).round() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+            for item in out.items() {
+                let after_known_at = |item: &Item| match (&known_at, layout::recorded_at_of(item)) {
+                    (Some(t), Some(at)) => at > t.as_str(),
+                    _ => false,
+                };
+                if after_known_at(item) {
+                    continue;
+                }
+                let sequence = sequence_of_sk(item).unwrap_or(0);
+                highest = highest.max(sequence);
+                if layout::is_snapshot(item) {
+                    // A snapshot at the event asked for or after it cannot serve it; another
+                    // fold's snapshot is ignored (its state may not even decode).
+                    if sequence >= serve
+                        || layout::snapshot_fold_version(item) != Some(self.snapshots.fold_version)
+                    {
+                        continue;
+                    }
+                    match layout::decode_snapshot(item) {
+                        Ok(snapshot) => {
+                            history.snapshot = Some(snapshot);
+                            break 'pages;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "snapshot ignored");
+                            continue;
+                        }
+                    }
+                }
+                if sequence <= serve {
+                    history.tail.push(decode_event(item)?);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => break,
+            }
+        }
+        history.tail.reverse();
+        if history
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| !s.state.folds_exactly(&history.tail))
+        {
+            // An event after the snapshot reaches a payment it archived (rare: a payment
+            // dated before the payments it keeps, a reversal of an old one).
+            tracing::info!(stream = %stream_pk(&stream), "snapshot cannot serve its tail: reading the whole history");
+            let upto = if serve < hi {
+                Upto::Sequence(serve)
+            } else {
+                upto
+            };
+            return Ok((super::whole_history(self, stream, upto).await?, highest));
+        }
+        Ok((history, highest))
+    }
+
     fn put(&self, item: Item) -> Result<TransactWriteItem, AdapterError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -588,86 +697,31 @@ impl EventStore for DynamoStore {
         stream: StreamId<'_>,
         upto: Upto,
     ) -> Result<History, AdapterError> {
-        let hi = match upto {
-            Upto::Sequence(s) => s,
-            Upto::Latest | Upto::RecordedAt(_) => OPEN_END,
-        };
-        let known_at = match upto {
-            Upto::RecordedAt(t) => Some(format_recorded_at(&t)),
-            _ => None,
-        };
-        let mut history = History::default();
-        if hi == 0 {
-            return Ok(history);
-        }
-        // One page usually reaches the latest snapshot: the events after it, and it.
-        let page = (self.snapshots.every + 2).clamp(10, 1000) as i32;
-        let mut start: Option<Item> = None;
-        'pages: loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk <= :hi")
-                .expression_attribute_values(":pk", s(stream_pk(&stream)))
-                .expression_attribute_values(":hi", n(hi))
-                .scan_index_forward(false)
-                .limit(page)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| classify("Query(history)", e))?;
-            if let Some(units) = out.consumed_capacity().and_then(|c| c.capacity_units()) {
-                self.history_read_milliunits.fetch_add(
-                    (units * 1000.0).round() as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-            }
-            for item in out.items() {
-                let after_known_at = |item: &Item| match (&known_at, layout::recorded_at_of(item)) {
-                    (Some(t), Some(at)) => at > t.as_str(),
-                    _ => false,
-                };
-                if after_known_at(item) {
-                    continue;
-                }
-                if layout::is_snapshot(item) {
-                    // Another fold's snapshot is ignored (its state may not even decode).
-                    if layout::snapshot_fold_version(item) != Some(self.snapshots.fold_version) {
-                        continue;
-                    }
-                    match layout::decode_snapshot(item) {
-                        Ok(snapshot) => {
-                            history.snapshot = Some(snapshot);
-                            break 'pages;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "snapshot ignored");
-                            continue;
-                        }
-                    }
-                }
-                history.tail.push(decode_event(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) => start = Some(key.clone()),
-                None => break,
-            }
-        }
-        history.tail.reverse();
-        if history
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| !s.state.folds_exactly(&history.tail))
-        {
-            // An event after the snapshot reaches a payment it archived (rare: a payment
-            // dated before the payments it keeps, a reversal of an old one).
-            tracing::info!(stream = %stream_pk(&stream), "snapshot cannot serve its tail: reading the whole history");
-            return super::whole_history(self, stream, upto).await;
-        }
+        let (history, _) = self.read_back(stream, upto, None, 0).await?;
         Ok(history)
+    }
+
+    async fn history_at(
+        &self,
+        stream: StreamId<'_>,
+        sequence: u64,
+        head: Option<u64>,
+    ) -> Result<(History, Option<u64>), AdapterError> {
+        match head {
+            None => {
+                let (history, _) = self
+                    .read_back(stream, Upto::Sequence(sequence), None, 0)
+                    .await?;
+                Ok((history, None))
+            }
+            Some(expected) => {
+                let ahead = expected.saturating_sub(sequence);
+                let (history, head) = self
+                    .read_back(stream, Upto::Latest, Some(sequence), ahead)
+                    .await?;
+                Ok((history, Some(head)))
+            }
+        }
     }
 
     async fn put_loan_summary(&self, summary: &LoanSummary) -> Result<bool, AdapterError> {

@@ -198,6 +198,41 @@ pub trait EventStore: Send + Sync {
         whole_history(self, stream, upto)
     }
 
+    /// What a handler reads for the event at `sequence` of `stream`: the history up to it,
+    /// from the latest snapshot before it, and with `head` the stream's head too, in the
+    /// same query (from the head backwards, past the events after `sequence`, which are
+    /// not returned). `head` is the head the caller expects (at least `sequence`): it sizes
+    /// the first page, so a stream that moved on since costs one page, not two.
+    fn history_at(
+        &self,
+        stream: StreamId<'_>,
+        sequence: u64,
+        head: Option<u64>,
+    ) -> impl Future<Output = Result<(History, Option<u64>), AdapterError>> + Send {
+        // Up to two reads here (when a snapshot lies past the event); the DynamoDB store
+        // makes them one.
+        async move {
+            if head.is_none() {
+                let history = self.history_upto(stream, Upto::Sequence(sequence)).await?;
+                return Ok((history, None));
+            }
+            let mut latest = self.history_upto(stream, Upto::Latest).await?;
+            let last = latest.tail.last().map(|e| e.sequence);
+            let head = last
+                .or(latest.snapshot.as_ref().map(|s| s.sequence))
+                .unwrap_or(0);
+            if latest
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.sequence >= sequence)
+            {
+                latest = self.history_upto(stream, Upto::Sequence(sequence)).await?;
+            }
+            latest.tail.retain(|e| e.sequence <= sequence);
+            Ok((latest, Some(head)))
+        }
+    }
+
     /// The whole history of a stream, in order.
     fn history(
         &self,
