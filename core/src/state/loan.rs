@@ -36,6 +36,7 @@
 //! new event version, like any schema change.
 
 pub mod delinquency;
+pub mod fingerprint_set;
 pub mod payments;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -35,7 +35,8 @@ use crate::schedule::{self, Installment};
 /// changes, so snapshots written by the old fold are not read by the new one.
 /// (2: the fold with late fees, delinquency and reallocated payments.)
 /// (3: the compact stored loan: derived schedule, archived payments.)
-pub const FOLD_VERSION: u32 = 3;
+/// (4: archived payments' id fingerprints of 28 bits, Golomb-Rice coded.)
+pub const FOLD_VERSION: u32 = 4;
 
 /// The payments a loan snapshot keeps whole: a payment dated before the oldest of them, or
 /// a reversal of an older one, is folded from the whole history. A monthly payer's last

@@ -642,11 +642,68 @@ fn a_stored_loan_stays_small_as_it_ages() {
             sizes.push(size(&h));
         }
     }
-    // Past the kept payments only the archived ones' fingerprints grow: a few characters
-    // each (a difference between sorted 32-bit numbers).
-    assert!(sizes[2] < sizes[1] + 900 * 9, "{funded_size} {sizes:?}");
+    // Past the kept payments only the archived ones' fingerprints grow: about 2.5 bytes
+    // each at 1,000 payments (a Golomb-Rice code of 28-bit numbers), in base64 text.
+    assert!(sizes[2] < sizes[1] + 900 * 4, "{funded_size} {sizes:?}");
     let whole_aged = serde_json::to_string(&LoanState::fold(&h)).unwrap().len();
     assert!(sizes[2] * 20 < whole_aged, "{sizes:?} against {whole_aged}");
+}
+
+/// The archived payments' fingerprints are stored as one base64 text of their code; a
+/// stored loan whose text is not such a code (corrupt, or of another width) is refused
+/// with an error (the reader then folds the history), never a panic.
+#[test]
+fn corrupt_archived_fingerprints_are_refused_not_panicked_on() {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", "10000.00", "6", 12, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", "10000.00", "2026-01-31T09:00:00Z"));
+    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
+    for k in 0..40u64 {
+        stored(&mut h, received("L1", &format!("P{k}"), m("1.00"), day(k)));
+    }
+    let taken = Folded::Loan(LoanState::fold(&h));
+    let stored_json = serde_json::to_value(taken.stored_keeping(4)).unwrap();
+    let ids = &stored_json["state"]["loan"]["archived"]["ids"];
+    let text = ids.as_str().expect("the fingerprints are one text");
+    // Fewer than the 28 bits of each fingerprint as they are (6 bits a base64 character).
+    assert!(
+        text.len() < 36 * 28 / 6,
+        "{} characters for 36 ids",
+        text.len()
+    );
+    let read = |ids: Value| {
+        let mut doc = stored_json.clone();
+        doc["state"]["loan"]["archived"]["ids"] = ids;
+        serde_json::from_value::<Folded>(doc)
+    };
+    let back = read(ids.clone()).unwrap();
+    assert_eq!(back.stored_keeping(4), taken.stored_keeping(4));
+    let Folded::Loan(loan) = &back else {
+        panic!("a loan")
+    };
+    assert!((0..40).all(|k| loan.archived.may_hold(&format!("P{k}")) == (k < 36)));
+    // 24-bit fingerprints of the same ids: a code of another width.
+    let other_width = {
+        use base64::Engine;
+        let narrow: Vec<u32> = loan.archived.ids.iter().map(|f| f >> 4).collect();
+        let bytes = loan::fingerprint_set::encode(&narrow, 24).unwrap();
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+    };
+    let mut cut = text.to_string();
+    cut.truncate(text.len() - 3);
+    for bad in [
+        json!(other_width),
+        json!(cut),
+        json!("not base64!"),
+        json!(""),
+        json!([1, 2, 3]),
+        json!(7),
+    ] {
+        assert!(read(bad.clone()).is_err(), "{bad}");
+    }
 }
 
 #[test]

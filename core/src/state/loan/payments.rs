@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Delinquency, LoanState, LoanStatus, PaidOff};
+use super::{fingerprint_set, Delinquency, LoanState, LoanStatus, PaidOff};
 use crate::money::Money;
 use crate::state::{field, str_field};
 
@@ -477,7 +477,7 @@ impl LoanState {
 /// date), which only a payment dated before them, a reversal of one of them or a repeat of
 /// one of their ids can touch again. What is kept of them is what the state view counts
 /// and what tells such an event apart: their count, the latest effective date among them
-/// (the horizon) and a 32-bit fingerprint of each id.
+/// (the horizon) and a [`FINGERPRINT_BITS`]-bit fingerprint of each id.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchivedPayments {
@@ -487,9 +487,9 @@ pub struct ArchivedPayments {
     /// The latest effective date of an archived payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<NaiveDate>,
-    /// The id fingerprints ([`id_fingerprint`]), sorted, each stored as its difference from
-    /// the one before (small numbers: a shorter text).
-    #[serde(default, with = "delta_coded")]
+    /// The id fingerprints ([`id_fingerprint`]), sorted and distinct; stored as one base64
+    /// text of their Golomb-Rice code ([`fingerprint_set`]: about 2 bytes each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "rice_coded")]
     pub ids: Vec<u32>,
 }
 
@@ -505,42 +505,52 @@ impl ArchivedPayments {
     }
 }
 
-/// A stable 32-bit fingerprint of a payment id (the first four bytes of its SHA-256).
+/// The bits of an archived payment id's fingerprint. A new payment's id matches one of `n`
+/// archived fingerprints by chance with probability `n / 2^bits`, and then every read whose
+/// tail holds it folds the whole history; each bit more costs `n / 8` bytes on every
+/// snapshot read. With reads costing a unit per 4 KB, a whole-history read ~0.5 unit per
+/// event and a payment in ~5.5 reads' tails (snapshots every 10 events), the expected units
+/// per read are lowest at about `log2(n) + 16` bits: 26 at 1,000 archived payments, 28 at
+/// 5,000 (BENCHMARKS.md has the figures). A fixed width cannot grow with `n` (the ids are
+/// gone once archived); 28 bits suits the loans that archive thousands of payments, where
+/// it matters, and costs young loans a few hundred bytes.
+pub const FINGERPRINT_BITS: u32 = 28;
+
+/// A stable [`FINGERPRINT_BITS`]-bit fingerprint of a payment id (the first bits of its
+/// SHA-256).
 pub fn id_fingerprint(payment_id: &str) -> u32 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(payment_id.as_bytes());
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) >> (32 - FINGERPRINT_BITS)
 }
 
-/// A sorted list of numbers stored as the differences between neighbours.
-mod delta_coded {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+/// A sorted set of fingerprints stored as the base64 text of its Golomb-Rice code.
+mod rice_coded {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{fingerprint_set, FINGERPRINT_BITS};
 
     pub fn serialize<S: Serializer>(sorted: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let mut previous = 0;
-        let deltas: Vec<u32> = sorted
-            .iter()
-            .map(|&v| {
-                let d = v - previous;
-                previous = v;
-                d
-            })
-            .collect();
-        deltas.serialize(s)
+        let bytes = fingerprint_set::encode(sorted, FINGERPRINT_BITS).map_err(S::Error::custom)?;
+        s.serialize_str(&STANDARD_NO_PAD.encode(bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-        let deltas = Vec::<u32>::deserialize(d)?;
-        let mut previous: u32 = 0;
-        deltas
-            .into_iter()
-            .map(|delta| {
-                previous = previous
-                    .checked_add(delta)
-                    .ok_or_else(|| serde::de::Error::custom("fingerprints out of order"))?;
-                Ok(previous)
-            })
-            .collect()
+        let text = String::deserialize(d)?;
+        let bytes = STANDARD_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("fingerprint set: {e}")))?;
+        let (width, ids) = fingerprint_set::decode(&bytes).map_err(D::Error::custom)?;
+        if width != FINGERPRINT_BITS {
+            return Err(D::Error::custom(format!(
+                "fingerprint set: {width}-bit fingerprints, {FINGERPRINT_BITS} expected"
+            )));
+        }
+        Ok(ids)
     }
 }
 
