@@ -53,6 +53,12 @@ pub enum CoreError {
     /// A domain handler refused an event on a business rule. Not retried.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// Stored data that does not decode as what wrote it (a damaged snapshot part).
+    #[error("stored {what}: {problem}")]
+    Corrupt {
+        what: &'static str,
+        problem: &'static str,
+    },
 }
 
 impl CoreError {

@@ -13,29 +13,25 @@
 //! what [`encode`] gives, and refuses anything else with an error, never a panic: a stored
 //! snapshot is input from outside.
 
-use std::fmt;
+use crate::CoreError;
 
 /// Why bytes are not a coded set (or numbers cannot be coded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetCodeError(&'static str);
-
-impl fmt::Display for SetCodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fingerprint set: {}", self.0)
+fn corrupt(problem: &'static str) -> CoreError {
+    CoreError::Corrupt {
+        what: "fingerprint set",
+        problem,
     }
 }
 
-impl std::error::Error for SetCodeError {}
-
 /// The set of `values` (any order, repeats allowed: a set keeps one of each), each below
 /// `2^width`, coded. Errors when `width` is not 1..=32 or a value does not fit in it.
-pub fn encode(values: &[u32], width: u32) -> Result<Vec<u8>, SetCodeError> {
+pub fn encode(values: &[u32], width: u32) -> Result<Vec<u8>, CoreError> {
     if !(1..=32).contains(&width) {
-        return Err(SetCodeError("the width is not 1 to 32 bits"));
+        return Err(corrupt("the width is not 1 to 32 bits"));
     }
     let limit = 1u64 << width;
     if values.iter().any(|&v| u64::from(v) >= limit) {
-        return Err(SetCodeError("a value does not fit in the width"));
+        return Err(corrupt("a value does not fit in the width"));
     }
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
@@ -79,25 +75,25 @@ pub fn encode(values: &[u32], width: u32) -> Result<Vec<u8>, SetCodeError> {
 }
 
 /// The width and the numbers (ascending, distinct) of a coded set.
-pub fn decode(bytes: &[u8]) -> Result<(u32, Vec<u32>), SetCodeError> {
+pub fn decode(bytes: &[u8]) -> Result<(u32, Vec<u32>), CoreError> {
     let [width, k, rest @ ..] = bytes else {
-        return Err(SetCodeError("too short for its header"));
+        return Err(corrupt("too short for its header"));
     };
     let (width, k) = (u32::from(*width), u32::from(*k));
     if !(1..=32).contains(&width) {
-        return Err(SetCodeError("the width is not 1 to 32 bits"));
+        return Err(corrupt("the width is not 1 to 32 bits"));
     }
     if k > width {
-        return Err(SetCodeError("the Rice parameter exceeds the width"));
+        return Err(corrupt("the Rice parameter exceeds the width"));
     }
     let mut count: u64 = 0;
     let mut header = 0;
     loop {
         let Some(&byte) = rest.get(header) else {
-            return Err(SetCodeError("the count is cut short"));
+            return Err(corrupt("the count is cut short"));
         };
         if header == 5 {
-            return Err(SetCodeError("the count is too long"));
+            return Err(corrupt("the count is too long"));
         }
         count |= u64::from(byte & 0x7f) << (7 * header);
         header += 1;
@@ -112,7 +108,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u32, Vec<u32>), SetCodeError> {
     // Each code takes at least k + 1 bits: a count beyond that is a lie, refused before
     // anything is allocated for it.
     if count > bits.remaining() / (u64::from(k) + 1) {
-        return Err(SetCodeError("more numbers than bits to hold them"));
+        return Err(corrupt("more numbers than bits to hold them"));
     }
     let limit = 1u64 << width;
     let mut values = Vec::with_capacity(count as usize);
@@ -129,17 +125,17 @@ pub fn decode(bytes: &[u8]) -> Result<(u32, Vec<u32>), SetCodeError> {
         // `high` is at most the bits read (far below 2^32), `k` at most 32: no overflow.
         let value = next + ((high << k) | low);
         if value >= limit {
-            return Err(SetCodeError("a number does not fit in the width"));
+            return Err(corrupt("a number does not fit in the width"));
         }
         values.push(value as u32);
         next = value + 1;
     }
     if bits.remaining() >= 8 {
-        return Err(SetCodeError("bytes after the last number"));
+        return Err(corrupt("bytes after the last number"));
     }
     while bits.remaining() > 0 {
         if bits.pop()? {
-            return Err(SetCodeError("padding bits that are not zero"));
+            return Err(corrupt("padding bits that are not zero"));
         }
     }
     Ok((width, values))
@@ -178,11 +174,11 @@ impl BitReader<'_> {
         self.bytes.len() as u64 * 8 - self.at
     }
 
-    fn pop(&mut self) -> Result<bool, SetCodeError> {
+    fn pop(&mut self) -> Result<bool, CoreError> {
         let byte = self
             .bytes
             .get((self.at / 8) as usize)
-            .ok_or(SetCodeError("the codes are cut short"))?;
+            .ok_or(corrupt("the codes are cut short"))?;
         let bit = byte & (0x80 >> (self.at % 8)) != 0;
         self.at += 1;
         Ok(bit)
