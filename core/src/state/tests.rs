@@ -556,18 +556,29 @@ proptest! {
     }
 }
 
+/// Loan L1 created and funded on 2026-01-31 (`amount`, `rate` %, `term` monthly
+/// installments, amortized), as stored.
+fn funded_loan(amount: &str, rate: &str, term: u32) -> Vec<crate::envelope::EventEnvelope> {
+    let mut h = Vec::new();
+    stored(
+        &mut h,
+        created("L1", amount, rate, term, "amortized", "monthly"),
+    );
+    stored(&mut h, funded("L1", amount, "2026-01-31T09:00:00Z"));
+    h
+}
+
+/// Day `d` after 2026-02-01.
+fn day(d: u64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d)
+}
+
 /// A loan's snapshot keeps the latest payments whole; an event that reaches an older one
 /// (dated before them, reversing or repeating one) is not folded onto it, and the others
 /// fold as the whole history does.
 #[test]
 fn events_reaching_archived_payments_are_folded_from_the_whole_history() {
-    let mut h = Vec::new();
-    stored(
-        &mut h,
-        created("L1", "10000.00", "6", 12, "amortized", "monthly"),
-    );
-    stored(&mut h, funded("L1", "10000.00", "2026-01-31T09:00:00Z"));
-    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
+    let mut h = funded_loan("10000.00", "6", 12);
     for k in 0..6u64 {
         stored(
             &mut h,
@@ -617,12 +628,7 @@ fn events_reaching_archived_payments_are_folded_from_the_whole_history() {
 /// payments (only the latest are kept whole).
 #[test]
 fn a_stored_loan_stays_small_as_it_ages() {
-    let mut h = Vec::new();
-    stored(
-        &mut h,
-        created("L1", "300000.00", "6.5", 360, "amortized", "monthly"),
-    );
-    stored(&mut h, funded("L1", "300000.00", "2026-01-31T09:00:00Z"));
+    let mut h = funded_loan("300000.00", "6.5", 360);
     let size = |h: &[crate::envelope::EventEnvelope]| {
         serde_json::to_string(&Folded::Loan(LoanState::fold(h)))
             .unwrap()
@@ -631,7 +637,6 @@ fn a_stored_loan_stays_small_as_it_ages() {
     let funded_size = size(&h);
     let whole = serde_json::to_string(&LoanState::fold(&h)).unwrap().len();
     assert!(funded_size * 20 < whole, "{funded_size} against {whole}");
-    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
     let mut sizes = Vec::new();
     for k in 0..1000u64 {
         stored(
@@ -654,13 +659,7 @@ fn a_stored_loan_stays_small_as_it_ages() {
 /// with an error (the reader then folds the history), never a panic.
 #[test]
 fn corrupt_archived_fingerprints_are_refused_not_panicked_on() {
-    let mut h = Vec::new();
-    stored(
-        &mut h,
-        created("L1", "10000.00", "6", 12, "amortized", "monthly"),
-    );
-    stored(&mut h, funded("L1", "10000.00", "2026-01-31T09:00:00Z"));
-    let day = |d: u64| NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() + Days::new(d);
+    let mut h = funded_loan("10000.00", "6", 12);
     for k in 0..40u64 {
         stored(&mut h, received("L1", &format!("P{k}"), m("1.00"), day(k)));
     }
