@@ -393,6 +393,12 @@ impl Consumer for RebuildRunner {
     }
 }
 
+/// How long a receive waits for messages. SQS answers as soon as one arrives, so this costs
+/// no latency; it sets how often an idle queue is asked (Lambda's event source mapping
+/// long-polls for 20 s). Every call here is a call the emulator serves instead of the
+/// system's own, and its ceiling is calls per second.
+const RECEIVE_WAIT_SECS: i32 = 10;
+
 /// Poll one queue and feed its consumer, deleting what it did not report failed.
 pub async fn poll_queue<C: Consumer>(
     sqs: aws_sdk_sqs::Client,
@@ -411,7 +417,7 @@ pub async fn poll_queue<C: Consumer>(
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
-            .wait_time_seconds(1)
+            .wait_time_seconds(RECEIVE_WAIT_SECS)
             .visibility_timeout(batch_timeout().as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
