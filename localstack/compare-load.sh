@@ -10,6 +10,11 @@
 #   bash localstack/compare-load.sh /tmp/before-runner
 #   ROUNDS=1 LOAD_ARGS="--events 80 --aggregates 8 --batch 1 --concurrency 4" \
 #       bash localstack/compare-load.sh /tmp/before-runner target/debug/local-runner
+#   FRESH_EMULATOR=1 bash localstack/compare-load.sh /tmp/before-runner
+#
+# LocalStack slows down as runs accumulate (each run's table and stream, even deleted), so
+# the later of two runs meets a slower emulator. FRESH_EMULATOR=1 restarts it before every
+# run (it stops LocalStack: nothing else may be using it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
@@ -27,6 +32,10 @@ for round in $(seq 1 "$rounds"); do
     for side in before after; do
         bin="$before"
         [[ "$side" == after ]] && bin="$after"
+        if [[ "${FRESH_EMULATOR:-0}" == 1 ]]; then
+            bash localstack/stop.sh >/dev/null 2>&1 || true
+            bash localstack/start.sh >/dev/null
+        fi
         printf '== round %s, %s (%s), load average %s\n' "$round" "$side" "$bin" "$(cut -d' ' -f1-3 /proc/loadavg)"
         "$bin" load --json "${load_args[@]}" --prefix "cmp-$side-$round" >"$out/$side-$round.out" 2>"$out/$side-$round.err" || {
             echo "load run failed; see $out/$side-$round.err"
@@ -54,6 +63,14 @@ def figures(side, r):
             if op.startswith("DynamoDB.") and op != "DynamoDB.GetItem":
                 work += n
     cap = calls.get("capacity", {})
+    # Every part's units as reported, and its SQS requests (the receives of the local event
+    # source mapping included, as Lambda's mapping bills them): the cost per event, at the
+    # list prices of BENCHMARKS.md's cost table (WRU $0.625, RRU $0.125, FIFO SQS $0.50 per
+    # million).
+    def all_units(field):
+        return sum(c[field] for part in cap.get("byOperation", {}).values() for c in part.values())
+    sqs = sum(n for part in calls["counts"].values() for op, n in part.items() if op.startswith("SQS."))
+    all_calls = sum(n for part in calls["counts"].values() for n in part.values())
     def units(key, field):
         return cap.get(key, {}).get(field)
     by_part = {}
@@ -76,6 +93,12 @@ def figures(side, r):
         "domain handlers: RRU per handled message": units("handlersPerHandled", "readPerUnit"),
         "read model: WRU per handled message": units("readModelPerHandled", "writePerUnit"),
         "read model: RRU per handled message": units("readModelPerHandled", "readPerUnit"),
+        "all parts: DynamoDB WRU per published event": all_units("write") / load["events"],
+        "all parts: DynamoDB RRU per published event": all_units("read") / load["events"],
+        "all parts: SQS requests per published event": sqs / load["events"],
+        "all parts: DynamoDB + SQS $ per million published events (list prices)":
+            (all_units("write") * 0.625 + all_units("read") * 0.125 + sqs * 0.50) / load["events"],
+        "all parts: AWS calls per published event": all_calls / load["events"],
         "handled messages": calls["handled"],
         "load average": load["loadavg"],
     }
