@@ -659,7 +659,8 @@ async fn dlq_list_redrive_purge_and_handler_operations_through_evctl() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // Handler statistics from the daily items (flushed at the end of each batch).
+    // Handler statistics from the daily items (written at once after a failure, and when
+    // the poller finds its queue empty).
     let start = Instant::now();
     let r = loop {
         let r = evctl(
