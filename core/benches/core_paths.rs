@@ -477,8 +477,11 @@ fn main() {
         by_name("payment-application"),
         &paying,
     );
+    // The read model (the projection domain) writes a summary, not follow-ons.
     for h in &handlers {
-        if h.domain() != Domain::Payment && h.subscriptions().contains(&"Loan.Funded") {
+        if !matches!(h.domain(), Domain::Payment | Domain::Projection)
+            && h.subscriptions().contains(&"Loan.Funded")
+        {
             handler_paths(
                 &b,
                 &format!("{} (Loan.Funded)", h.name()),
