@@ -72,6 +72,18 @@ struct PendingStats {
     last_flush: std::sync::Mutex<Option<Instant>>,
 }
 
+impl PendingStats {
+    /// Whether the last flush is [`STATS_FLUSH_EVERY`] old (or there was none).
+    fn interval_passed(&self) -> bool {
+        let last = self.last_flush.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_none_or(|at| at.elapsed() >= STATS_FLUSH_EVERY)
+    }
+
+    fn flushing_now(&self) {
+        *self.last_flush.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+}
+
 /// The stream heads this runner read last, by stream: a guess of how far a stream has moved
 /// past a message (the queue lags the stream under load), so the history read asks for a
 /// first page that reaches back to the message's snapshot. Only sizes reads; never trusted
@@ -213,15 +225,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         stats.emit_metrics();
         let failed = stats.any_failure();
         self.stats.pending.absorb(&stats);
-        let due = {
-            let last = self
-                .stats
-                .last_flush
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            failed || last.is_none_or(|at| at.elapsed() >= STATS_FLUSH_EVERY)
-        };
-        if due {
+        if failed || self.stats.interval_passed() {
             self.flush_stats().await;
         }
         response
@@ -233,11 +237,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         if self.stats.pending.is_empty() {
             return;
         }
-        *self
-            .stats
-            .last_flush
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.stats.flushing_now();
         if let Err(e) = self
             .ledger
             .flush_stats(&self.stats.pending, Utc::now())
