@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use event_adapters::store::dynamo::Completing;
 use event_adapters::store::{layout, DynamoStore, EventStore, History, SnapshotPolicy};
 use integration_tests::{aws, Api, RunnerProcess};
 use lending_events::envelope::StreamId;
+use lending_events::envelope::WriteContext;
 use lending_events::state::document;
-use lending_events::EventEnvelope;
+use lending_events::{EventEnvelope, NewEvent};
 use serde_json::{json, Value};
 
 const EVERY: &str = "10";
@@ -343,4 +345,190 @@ async fn a_fold_version_change_ignores_old_snapshots() {
     );
     let (_, now) = state(&api, &loan, "").await;
     assert_eq!(Some(now), document(history));
+}
+
+/// Client-shaped `Payment.Received` events `k` in `range` for `loan`, validated as ingest does.
+fn payments(tenant: &str, loan: &str, range: std::ops::Range<usize>) -> Vec<NewEvent> {
+    let ctx = WriteContext::client(tenant, "snapshots-test", chrono::Utc::now());
+    range
+        .map(|k| {
+            let on =
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + chrono::Days::new(k as u64);
+            let raw = json!({"eventType": "Payment.Received", "aggregateType": "Loan",
+                "aggregateId": loan, "payload": {"paymentId": format!("Q{k}"), "loanId": loan,
+                    "amount": "50.00", "method": "ACH", "receivedAt": format!("{on}T12:00:00Z")}});
+            NewEvent::from_json(&raw, &ctx, &mut uuid::Uuid::new_v4).expect("a valid payment")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_commit_at_a_snapshot_point_writes_the_snapshot_after_a_read_and_after_a_lost_race() {
+    let mut runner = RunnerProcess::start("snapc", &[("SNAPSHOT_EVERY", EVERY)]).await;
+    let api = runner.api(&id("t"));
+    let ddb = aws().await.dynamodb;
+    let loan = id("L");
+    funded_loan(&api, &loan).await;
+    pay(&api, &loan, 0, 6).await;
+    history_of(&api, &loan, FUNDED + 2 * 6).await;
+    // From here on only this test writes the stream (no handler answers its appends).
+    runner.stop();
+
+    let label = "snapshots-commit";
+    let sdk = event_adapters::config::aws_config().await;
+    let counted = event_adapters::config::Clients::counting_as(&sdk, label);
+    let store =
+        DynamoStore::new(counted.dynamodb.clone(), runner.table()).with_snapshots(SnapshotPolicy {
+            every: EVERY.parse().expect("a number"),
+            fold_version: lending_events::state::FOLD_VERSION,
+        });
+    let stream = StreamId {
+        tenant_id: &api.tenant,
+        aggregate_type: "Loan",
+        aggregate_id: &loan,
+    };
+    let pk = layout::stream_pk(&stream);
+    let calls = || event_adapters::config::call_counts_for(label);
+    let count = |before: &std::collections::BTreeMap<String, u64>, op: &str| {
+        calls().get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0)
+    };
+    // The processing record a handler's commit completes; here a marker item per commit.
+    let record = |n: u32| {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(runner.table())
+            .item("pk", AttributeValue::S(format!("TEST#{loan}#{n}")))
+            .item("sk", AttributeValue::N("0".into()))
+            .build()
+            .expect("a put");
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build()
+    };
+    // Each snapshot written equals the fold of the whole history up to its event.
+    let check_snapshot_at = |point: u64| {
+        let ddb = ddb.clone();
+        let (table, tenant, loan) = (runner.table(), api.tenant.clone(), loan.clone());
+        async move {
+            let snapshots = snapshot_items(&ddb, &table, &tenant, &loan).await;
+            let (_, item) = snapshots
+                .iter()
+                .find(|(sk, _)| *sk == format!("{point}.5"))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no snapshot at {point}: {:?}",
+                        snapshots.iter().map(|(sk, _)| sk).collect::<Vec<_>>()
+                    )
+                });
+            let snapshot = layout::decode_snapshot(item).expect("a snapshot");
+            assert_eq!(snapshot.sequence, point);
+            snapshot.state.view()
+        }
+    };
+    let whole_at = |point: u64| {
+        let store = store.clone();
+        async move {
+            let whole = store.history(stream).await.expect("the history");
+            assert!(whole.len() as u64 >= point);
+            History {
+                snapshot: None,
+                tail: whole[..point as usize].to_vec(),
+            }
+            .folded("Loan")
+            .expect("a loan")
+            .view()
+        }
+    };
+
+    // 1. A handler read the stream from its head (18, near the point at 20) and commits two
+    //    events: the snapshot at 20 is folded from that read, with no other query.
+    let head = (FUNDED + 2 * 6) as u64;
+    let before = calls();
+    let (_, read_head) = store
+        .history_at(stream, head, Some(head))
+        .await
+        .expect("a read");
+    assert_eq!(read_head, Some(head));
+    let stored = store
+        .append_completing(
+            &payments(&api.tenant, &loan, 0..2),
+            chrono::Utc::now(),
+            HashMap::from([(pk.clone(), head)]),
+            &record(1),
+        )
+        .await
+        .expect("a commit");
+    assert!(matches!(stored, Completing::Stored(_)));
+    assert_eq!(count(&before, "DynamoDB.Query"), 1, "the read only");
+    assert_eq!(count(&before, "DynamoDB.TransactWriteItems"), 1);
+    assert_eq!(check_snapshot_at(20).await, whole_at(20).await);
+
+    // 2. Another writer appended one event since the commit's head was read (27, now 28):
+    //    the commit loses the race, takes the head as one more (its first event's place was
+    //    taken, not its second's), and lands at 29-30 with the
+    //    snapshot at 30 (folded from one read, as a commit that read nothing does).
+    store
+        .append(payments(&api.tenant, &loan, 2..10), chrono::Utc::now())
+        .await
+        .expect("an append");
+    let before = calls();
+    let stored = store
+        .append_completing(
+            &payments(&api.tenant, &loan, 10..12),
+            chrono::Utc::now(),
+            HashMap::from([(pk.clone(), 27)]),
+            &record(2),
+        )
+        .await
+        .expect("a commit");
+    let Completing::Stored(stored) = stored else {
+        panic!("not stored")
+    };
+    assert_eq!(
+        stored.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [29, 30]
+    );
+    assert_eq!(
+        count(&before, "DynamoDB.TransactWriteItems"),
+        2,
+        "lost once"
+    );
+    assert_eq!(count(&before, "DynamoDB.Query"), 1, "the snapshot's read");
+    assert_eq!(check_snapshot_at(30).await, whole_at(30).await);
+
+    // 3. Three events appended since (35, now 38): both places taken, the guess is 37 and
+    //    loses too, and the next attempt
+    //    reads the stream back to its snapshot instead of its head alone; the snapshot at
+    //    40 is folded from that read.
+    store
+        .append(payments(&api.tenant, &loan, 12..20), chrono::Utc::now())
+        .await
+        .expect("an append");
+    let before = calls();
+    let stored = store
+        .append_completing(
+            &payments(&api.tenant, &loan, 20..22),
+            chrono::Utc::now(),
+            HashMap::from([(pk.clone(), 35)]),
+            &record(3),
+        )
+        .await
+        .expect("a commit");
+    let Completing::Stored(stored) = stored else {
+        panic!("not stored")
+    };
+    assert_eq!(
+        stored.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [39, 40]
+    );
+    assert_eq!(
+        count(&before, "DynamoDB.TransactWriteItems"),
+        3,
+        "lost twice"
+    );
+    assert_eq!(
+        count(&before, "DynamoDB.Query"),
+        1,
+        "one read, serving the snapshot too"
+    );
+    assert_eq!(check_snapshot_at(40).await, whole_at(40).await);
 }

@@ -126,9 +126,10 @@ pub fn domain_handlers(domain: Domain) -> Vec<handlers::BoxedHandler> {
 /// The domain runner with its DynamoDB store and ledger, its SQS queues, and the retry
 /// policy from the environment.
 pub fn domain_runner(domain: Domain, config: &Config, clients: &Clients) -> DomainRunner {
+    let store = DynamoStore::new(clients.dynamodb.clone(), &config.table);
     BatchRunner::new(
-        DynamoStore::new(clients.dynamodb.clone(), &config.table),
-        DynamoLedger::new(clients.dynamodb.clone(), &config.table),
+        store.clone(),
+        DynamoLedger::over(store),
         domain_handlers(domain),
         domain_queue(domain, config, clients),
         RetryPolicy::from_env(),

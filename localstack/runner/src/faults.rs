@@ -53,15 +53,10 @@ pub fn domain_runner(
     clients: &Clients,
     faults: &Arc<Faults>,
 ) -> LocalDomainRunner {
+    let store = DynamoStore::new(clients.dynamodb.clone(), &config.table);
     BatchRunner::new(
-        FaultyStore::new(
-            DynamoStore::new(clients.dynamodb.clone(), &config.table),
-            faults.clone(),
-        ),
-        FaultyLedger::new(
-            DynamoLedger::new(clients.dynamodb.clone(), &config.table),
-            faults.clone(),
-        ),
+        FaultyStore::new(store.clone(), faults.clone()),
+        FaultyLedger::new(DynamoLedger::over(store), faults.clone()),
         functions::domain_handlers(domain),
         functions::domain_queue(domain, config, clients),
         RetryPolicy::from_env(),

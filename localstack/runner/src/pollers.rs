@@ -363,7 +363,7 @@ impl Consumer for DomainConsumer {
     }
 
     async fn idle(&self) {
-        self.runner.flush_stats().await
+        self.runner.flush_stats_when_due().await
     }
 }
 

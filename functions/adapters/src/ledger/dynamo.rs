@@ -33,11 +33,17 @@ const NOT_COMPLETED: &str = "attribute_not_exists(#st) OR #st <> :done";
 
 impl DynamoLedger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        let table = table.into();
+        Self::over(DynamoStore::new(client, table))
+    }
+
+    /// The ledger on `store`'s table, committing through it: a runner gives its ledger a
+    /// clone of its own store, so a commit folds a snapshot from the history the runner read
+    /// (the clones share what the store remembers of its reads).
+    pub fn over(store: DynamoStore) -> Self {
         DynamoLedger {
-            store: DynamoStore::new(client.clone(), table.clone()),
-            client,
-            table,
+            client: store.client().clone(),
+            table: store.table().to_string(),
+            store,
             switches: Mutex::new(None),
             switch_cache: Duration::from_secs(2),
         }

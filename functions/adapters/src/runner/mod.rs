@@ -231,8 +231,17 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         response
     }
 
+    /// For a runner whose queue was found empty: write the statistics gathered if the last
+    /// flush is [`STATS_FLUSH_EVERY`] old. Bursts of traffic are then written at the rate a
+    /// busy runner writes them, within an interval and an idle receive of their end.
+    pub async fn flush_stats_when_due(&self) {
+        if self.stats.interval_passed() {
+            self.flush_stats().await;
+        }
+    }
+
     /// Write the statistics gathered since the last flush (the runner calls it itself every
-    /// [`STATS_FLUSH_EVERY`] while busy; call it when the runner goes idle or shuts down).
+    /// [`STATS_FLUSH_EVERY`] while busy; call it when the instance shuts down).
     pub async fn flush_stats(&self) {
         if self.stats.pending.is_empty() {
             return;

@@ -807,8 +807,11 @@ async fn a_busy_runner_flushes_statistics_once_per_interval_failures_at_once_and
             assert_eq!(flushed, 0, "{loan}: within the interval, gathered");
         }
     }
-    // Told (idle, shutting down): what was gathered goes, once.
+    // Idle within the interval: still gathered.
     reset_calls(&runner);
+    runner.flush_stats_when_due().await;
+    assert_eq!(stats_flushes(&runner), 0, "idle within the interval");
+    // Told (shutting down): what was gathered goes, once.
     runner.flush_stats().await;
     assert_eq!(stats_flushes(&runner), 1);
     runner.flush_stats().await;

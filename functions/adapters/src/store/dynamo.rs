@@ -36,6 +36,38 @@ pub struct DynamoStore {
     snapshots: SnapshotPolicy,
     /// Read units consumed by history reads (thousandths), as DynamoDB reports them.
     history_read_milliunits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reads_to_head: ReadsToHead,
+}
+
+/// Histories this store read up to a stream's head when the head was near a snapshot point,
+/// by stream: the append that follows such a read (a handler's commit to the stream it read)
+/// folds the snapshot from it instead of reading the stream again. An entry serves only an
+/// append from exactly its head, and events never change, so it cannot be stale.
+#[derive(Clone, Default)]
+struct ReadsToHead(std::sync::Arc<std::sync::Mutex<HashMap<String, (u64, History)>>>);
+
+impl ReadsToHead {
+    /// Forgotten wholesale past this many streams (each entry holds a folded state).
+    const MAX_STREAMS: usize = 64;
+    /// How far below a snapshot point a head is "near" it: the follow-ons a handler appends
+    /// to the stream it read are one to three events.
+    const NEAR: u64 = 3;
+
+    fn keep(&self, pk: String, head: u64, history: History) {
+        let mut reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if reads.len() >= Self::MAX_STREAMS {
+            reads.clear();
+        }
+        reads.insert(pk, (head, history));
+    }
+
+    fn take(&self, pk: &str, head: u64) -> Option<History> {
+        let mut reads = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match reads.remove(pk) {
+            Some((at, history)) if at == head => Some(history),
+            _ => None,
+        }
+    }
 }
 
 impl DynamoStore {
@@ -46,6 +78,7 @@ impl DynamoStore {
             table: table.into(),
             snapshots: SnapshotPolicy::from_env(),
             history_read_milliunits: Default::default(),
+            reads_to_head: ReadsToHead::default(),
         }
     }
 
@@ -94,13 +127,14 @@ impl DynamoStore {
     }
 
     /// The snapshot item of each stream this append takes past a snapshot point: the state
-    /// before the append (from the latest snapshot and its tail) with the new events
-    /// applied. A snapshot that cannot be built is left out (the append goes on; the next
+    /// before the append (from the latest snapshot and its tail: `read` when this attempt
+    /// read it up to the head, else read now) with the new events applied. A snapshot that cannot be built is left out (the append goes on; the next
     /// snapshot point tries again).
     async fn snapshot_items(
         &self,
         stored: &[EventEnvelope],
         first_heads: &HashMap<String, u64>,
+        mut read: HashMap<String, History>,
     ) -> Vec<Item> {
         let mut out = Vec::new();
         for (pk, old_head) in first_heads {
@@ -116,9 +150,16 @@ impl DynamoStore {
                 continue;
             }
             let new: Vec<EventEnvelope> = new.iter().map(|e| (*e).clone()).collect();
-            let mut before = self
-                .history_upto(last.stream(), Upto::Sequence(*old_head))
-                .await;
+            let known = read
+                .remove(pk)
+                .or_else(|| self.reads_to_head.take(pk, *old_head));
+            let mut before = match known {
+                Some(history) => Ok(history),
+                None => {
+                    self.history_upto(last.stream(), Upto::Sequence(*old_head))
+                        .await
+                }
+            };
             // The new events may reach a payment the snapshot read archived: fold the whole
             // history then.
             if let Ok(History {
@@ -188,8 +229,20 @@ impl DynamoStore {
         // One page usually reaches the latest snapshot: up to an interval of events after
         // it, the `ahead` events past `serve`, the snapshots among them, and it.
         let every = self.snapshots.every;
+        // From an open head, the stream may have moved past the caller's guess since it was
+        // made (under load it does, by a few events): half an interval more is cheaper than
+        // a second page.
+        let ahead = if hi == OPEN_END && serve < hi {
+            ahead + every / 2
+        } else {
+            ahead
+        };
         let page = (every + ahead + (every + ahead) / every.max(1) + 3).clamp(10, 1000) as i32;
         let mut start: Option<Item> = None;
+        // From an open head near a snapshot point, the events past `serve` are kept too
+        // (decided at the first item, the head): see [`ReadsToHead`].
+        let mut keep: Option<bool> = None;
+        let mut past_serve = Vec::new();
         'pages: loop {
             let out = self
                 .client
@@ -222,6 +275,12 @@ impl DynamoStore {
                 }
                 let sequence = sequence_of_sk(item).unwrap_or(0);
                 highest = highest.max(sequence);
+                let keep = *keep.get_or_insert_with(|| {
+                    hi == OPEN_END
+                        && known_at.is_none()
+                        && self.snapshots.applies_to(stream.aggregate_type)
+                        && (sequence + ReadsToHead::NEAR) / every > sequence / every
+                });
                 if layout::is_snapshot(item) {
                     // A snapshot at the event asked for or after it cannot serve it; another
                     // fold's snapshot is ignored (its state may not even decode).
@@ -243,6 +302,8 @@ impl DynamoStore {
                 }
                 if sequence <= serve {
                     history.tail.push(decode_event(item)?);
+                } else if keep && !layout::is_snapshot(item) {
+                    past_serve.push(decode_event(item)?);
                 }
             }
             match out.last_evaluated_key() {
@@ -265,6 +326,16 @@ impl DynamoStore {
                 upto
             };
             return Ok((super::whole_history(self, stream, upto).await?, highest));
+        }
+        if keep == Some(true) {
+            let mut tail = history.tail.clone();
+            tail.extend(past_serve.into_iter().rev());
+            let to_head = History {
+                snapshot: history.snapshot.clone(),
+                tail,
+            };
+            self.reads_to_head
+                .keep(stream_pk(&stream), highest, to_head);
         }
         Ok((history, highest))
     }
@@ -293,11 +364,22 @@ impl DynamoStore {
         let mut heads = known;
         // Each stream's head before this append: where its snapshot point is measured from.
         let mut first_heads: HashMap<String, u64> = HashMap::new();
+        // Histories up to a stream's head read by this attempt.
+        let mut read: HashMap<String, History> = HashMap::new();
         let mut stored = Vec::with_capacity(events.len());
         for e in events {
             let pk = stream_pk(&e.stream());
             let head = match heads.get(&pk) {
                 Some(h) => *h,
+                // A retry lost a race with another writer: it reads the stream back to its
+                // latest snapshot, not its head alone (one query either way), so a snapshot
+                // point it reaches is folded without another read. Snapshots then land at
+                // every point even on a busy stream, and readers' first pages reach them.
+                None if attempt > 1 && self.snapshots.applies_to(&e.aggregate_type) => {
+                    let (history, head) = self.read_back(e.stream(), Upto::Latest, None, 0).await?;
+                    read.insert(pk.clone(), history);
+                    head
+                }
                 None => self.head(&pk).await?,
             };
             first_heads.entry(pk.clone()).or_insert(head);
@@ -326,15 +408,7 @@ impl DynamoStore {
         // positions in the cancellation reasons. They need no condition: their events' puts
         // guard them.
         let conditioned = items.len();
-        // A retry (the first attempt lost a race) writes no snapshot: folding one reads the
-        // history, which would widen the window it lost in again. The next boundary writes
-        // one, so a read folds at most twice the interval.
-        let snapshots = if attempt == 1 {
-            self.snapshot_items(&stored, &first_heads).await
-        } else {
-            Vec::new()
-        };
-        for item in snapshots {
+        for item in self.snapshot_items(&stored, &first_heads, read).await {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -382,11 +456,29 @@ impl DynamoStore {
                         Ok(Err(Cancelled::EventId))
                     } else if seq_hit {
                         let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
-                        Ok(Err(Cancelled::Race { stream: first }))
+                        // Other writers took the places of the event puts that failed:
+                        // each stream's head is at least its old head plus those places
+                        // (likely exactly: an append is usually one event), which the next
+                        // attempt may take as the heads instead of reading them.
+                        let mut guess = first_heads;
+                        for (i, code) in reasons.iter().enumerate().take(event_items) {
+                            if i % 2 == 0 && *code == "ConditionalCheckFailed" {
+                                if let Some(head) =
+                                    guess.get_mut(&stream_pk(&stored[i / 2].stream()))
+                                {
+                                    *head += 1;
+                                }
+                            }
+                        }
+                        Ok(Err(Cancelled::Race {
+                            stream: first,
+                            guess,
+                        }))
                     } else {
                         // TransactionConflict and friends: another transaction on these items.
                         Ok(Err(Cancelled::Race {
                             stream: String::new(),
+                            guess: HashMap::new(),
                         }))
                     }
                 }
@@ -566,11 +658,16 @@ impl DynamoStore {
                         actual,
                     })
                 }
-                Err(Cancelled::Race { stream }) if attempt >= APPEND_ATTEMPTS => {
+                Err(Cancelled::Race { stream, .. }) if attempt >= APPEND_ATTEMPTS => {
                     return Err(AdapterError::StreamContended {
                         stream,
                         attempts: attempt,
                     });
+                }
+                // Follow-ons carry no expected sequence, so a guessed head is safe to try:
+                // a wrong one loses again, and the attempt after it reads.
+                Err(Cancelled::Race { guess, .. }) if attempt == 1 && !guess.is_empty() => {
+                    known = Some(guess);
                 }
                 Err(Cancelled::Race { .. }) => tokio::time::sleep(backoff(attempt)).await,
             }
@@ -586,6 +683,8 @@ enum Cancelled {
     },
     Race {
         stream: String,
+        /// The heads the attempt assumed, each plus the places other writers took.
+        guess: HashMap<String, u64>,
     },
     EventId,
     /// A condition of an item written with the events (a processing record's completion,
@@ -642,7 +741,7 @@ impl EventStore for DynamoStore {
                 }
                 // Another writer took the sequence: re-read the head and try again. With an
                 // expectedSequence the next attempt reports the conflict precisely.
-                Cancelled::Race { stream } if attempt >= APPEND_ATTEMPTS => {
+                Cancelled::Race { stream, .. } if attempt >= APPEND_ATTEMPTS => {
                     return Err(AdapterError::StreamContended {
                         stream,
                         attempts: attempt,

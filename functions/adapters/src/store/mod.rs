@@ -133,9 +133,12 @@ impl SnapshotPolicy {
     /// Whether an append taking a stream of `aggregate_type` from `old_head` to `new_head`
     /// writes a snapshot at `new_head`.
     pub fn due(&self, aggregate_type: &str, old_head: u64, new_head: u64) -> bool {
-        self.every > 0
-            && old_head / self.every < new_head / self.every
-            && Folded::is_snapshotted(aggregate_type)
+        self.applies_to(aggregate_type) && old_head / self.every < new_head / self.every
+    }
+
+    /// Whether streams of `aggregate_type` get snapshots under this policy.
+    pub fn applies_to(&self, aggregate_type: &str) -> bool {
+        self.every > 0 && Folded::is_snapshotted(aggregate_type)
     }
 }
 
