@@ -34,6 +34,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use chrono::Utc;
 use lending_events::envelope::StreamId;
 use lending_events::handlers::{BoxedHandler, DomainHandler, Effects, HandlerInput};
+use lending_events::state::{Folded, Snapshot, FOLD_VERSION};
 use lending_events::upcast::upcast;
 use lending_events::{CoreError, EventEnvelope, NewEvent};
 
@@ -62,6 +63,7 @@ pub struct BatchRunner<S, L, Q> {
     queue: Q,
     retry: RetryPolicy,
     heads_seen: HeadsSeen,
+    folds_seen: FoldsSeen,
     stats: PendingStats,
 }
 
@@ -106,6 +108,54 @@ impl HeadsSeen {
             seen.clear();
         }
         seen.insert(pk.to_string(), head);
+    }
+}
+
+/// The states this runner folded last, by stream, each at the sequence of the message it
+/// was folded for: the stream's next message (a queue delivers a stream's events in order)
+/// is handled from it and the event the message carries, instead of reading the history
+/// again. Events never change, so a state at a sequence never goes stale. Used only where the
+/// history is read from the message back: a handler that reads from the head reads anyway,
+/// for the head its commit needs.
+#[derive(Default)]
+struct FoldsSeen(std::sync::Mutex<HashMap<String, (u64, Folded)>>);
+
+impl FoldsSeen {
+    /// Forgotten wholesale past this many streams (each entry is a folded state).
+    const MAX_STREAMS: usize = 256;
+
+    /// The history of `event`'s stream up to it, when the state just before it is kept and
+    /// folding `event` onto it gives what the whole history gives.
+    fn history_to(&self, event: &EventEnvelope) -> Option<History> {
+        let pk = stream_pk(&event.stream());
+        let (at, state) = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pk)?;
+        if at + 1 != event.sequence || !state.folds_exactly(std::slice::from_ref(event)) {
+            return None;
+        }
+        Some(History {
+            snapshot: Some(Snapshot {
+                fold_version: FOLD_VERSION,
+                sequence: at,
+                state,
+            }),
+            tail: vec![event.clone()],
+        })
+    }
+
+    /// Keep the state `history` (read for `event`) folds to, for a snapshotted stream.
+    fn keep(&self, event: &EventEnvelope, history: History) {
+        let Some(state) = history.folded(&event.aggregate_type) else {
+            return;
+        };
+        let mut folds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if folds.len() >= Self::MAX_STREAMS {
+            folds.clear();
+        }
+        folds.insert(stream_pk(&event.stream()), (event.sequence, state));
     }
 }
 
@@ -197,6 +247,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             queue,
             retry,
             heads_seen: HeadsSeen::default(),
+            folds_seen: FoldsSeen::default(),
             stats: PendingStats::default(),
         }
     }
@@ -293,6 +344,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             ..Reads::default()
         };
         let mut paused = false;
+        let mut outcome = Outcome::Done;
         for h in subscribed {
             match self
                 .run_one(h.as_ref(), &event, &mut reads, lease, stats, delivery)
@@ -301,21 +353,29 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
                 Step::Done => {}
                 Step::Paused => paused = true,
                 Step::Failed(e) if e.is_transient() => {
-                    return Outcome::Retry {
+                    outcome = Outcome::Retry {
                         reason: format!("{}: {e}", h.name()),
                         delay: self.retry.delay(receives),
-                    }
+                    };
+                    break;
                 }
-                Step::Failed(e) => return self.give_up(msg, &format!("{}: {e}", h.name())).await,
+                Step::Failed(e) => {
+                    outcome = self.give_up(msg, &format!("{}: {e}", h.name())).await;
+                    break;
+                }
             }
         }
-        if paused {
-            return Outcome::Retry {
+        if paused && outcome == Outcome::Done {
+            outcome = Outcome::Retry {
                 reason: "a subscribed handler is switched off".into(),
                 delay: self.retry.paused,
             };
         }
-        Outcome::Done
+        // What was read holds whatever the handlers did with it.
+        if let (false, Some(history)) = (reads.with_head, reads.history.take()) {
+            self.folds_seen.keep(&event, history);
+        }
+        outcome
     }
 
     /// Run one handler with up to [`QUICK_ATTEMPTS`] attempts in this invocation (seed 000's
@@ -560,6 +620,9 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         event: &EventEnvelope,
         reads: &mut Reads,
     ) -> Result<Vec<NewEvent>, AdapterError> {
+        if reads.history.is_none() && !reads.with_head {
+            reads.history = self.folds_seen.history_to(event);
+        }
         if reads.history.is_none() {
             // One query. A handler that appends to the event's own stream reads from the
             // head (which saves its commit a head read) back to the latest snapshot before

@@ -834,3 +834,45 @@ async fn a_busy_runner_flushes_statistics_once_per_interval_failures_at_once_and
         "the failed batch's statistics were written with it"
     );
 }
+
+#[tokio::test]
+async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_again() {
+    let projection = || {
+        lending_events::handlers::for_domain(
+            lending_events::Domain::Projection,
+            &lending_events::handlers::HandlerConfig::default(),
+        )
+    };
+    let events: Vec<EventEnvelope> = [created("L-1"), funded("L-1", 2)]
+        .into_iter()
+        .chain((3..=10).map(|seq| payment("L-1", seq)))
+        .collect();
+    let kept = runner_of(projection(), MemoryQueue::new());
+    kept.store().seed(events.clone());
+    reset_calls(&kept);
+    // Messages 1-8 in order, then 10 (9 went to another instance).
+    for e in events.iter().take(8).chain(events.last()) {
+        enqueue(kept.queue(), e);
+        deliver(&kept).await;
+        // What it writes is what a runner that reads the history writes.
+        let reading = runner_of(projection(), MemoryQueue::new());
+        reading.store().seed(events.clone());
+        enqueue(reading.queue(), e);
+        deliver(&reading).await;
+        assert_eq!(
+            kept.store().loan_summaries(),
+            reading.store().loan_summaries(),
+            "the summary at {}",
+            e.sequence
+        );
+    }
+    assert!(kept.queue().messages().is_empty());
+    let queries = calls(&kept)
+        .into_iter()
+        .find(|(op, _)| *op == "Query")
+        .map_or(0, |(_, n)| n);
+    assert_eq!(
+        queries, 2,
+        "the first message and the one after the gap read"
+    );
+}
