@@ -97,6 +97,25 @@ async fn state(api: &Api, loan: &str, query: &str) -> (u16, Value) {
 }
 
 /// The loan's snapshot items, read straight from the table: (sort key text, item).
+/// A store on the runner's table with the runner's snapshot policy, its calls counted under
+/// `label` (`event_adapters::config::call_counts_for`).
+async fn counted_store(runner: &RunnerProcess, label: &'static str) -> DynamoStore {
+    let sdk = event_adapters::config::aws_config().await;
+    let counted = event_adapters::config::Clients::counting_as(&sdk, label);
+    DynamoStore::new(counted.dynamodb.clone(), runner.table()).with_snapshots(SnapshotPolicy {
+        every: EVERY.parse().expect("a number"),
+        fold_version: lending_events::state::FOLD_VERSION,
+    })
+}
+
+fn loan_stream<'a>(tenant: &'a str, loan: &'a str) -> StreamId<'a> {
+    StreamId {
+        tenant_id: tenant,
+        aggregate_type: "Loan",
+        aggregate_id: loan,
+    }
+}
+
 async fn snapshot_items(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -174,18 +193,8 @@ async fn a_long_loan_answers_state_from_snapshots_and_as_of_any_point() {
     // A handler's read of the message at k (the queue behind the stream): the history up
     // to k from the latest snapshot before it, and the head, in one query, whatever
     // snapshots lie between k and the head.
-    let sdk = event_adapters::config::aws_config().await;
-    let counted = event_adapters::config::Clients::counting_as(&sdk, "snapshots-history-at");
-    let store =
-        DynamoStore::new(counted.dynamodb.clone(), runner.table()).with_snapshots(SnapshotPolicy {
-            every: EVERY.parse().expect("a number"),
-            fold_version: lending_events::state::FOLD_VERSION,
-        });
-    let stream = StreamId {
-        tenant_id: &api.tenant,
-        aggregate_type: "Loan",
-        aggregate_id: &loan,
-    };
+    let store = counted_store(&runner, "snapshots-history-at").await;
+    let stream = loan_stream(&api.tenant, &loan);
     let head = history.len() as u64;
     for k in [1u64, 9, 10, 11, 25, 45, head] {
         let queries = || {
@@ -375,18 +384,8 @@ async fn a_commit_at_a_snapshot_point_writes_the_snapshot_after_a_read_and_after
     runner.stop();
 
     let label = "snapshots-commit";
-    let sdk = event_adapters::config::aws_config().await;
-    let counted = event_adapters::config::Clients::counting_as(&sdk, label);
-    let store =
-        DynamoStore::new(counted.dynamodb.clone(), runner.table()).with_snapshots(SnapshotPolicy {
-            every: EVERY.parse().expect("a number"),
-            fold_version: lending_events::state::FOLD_VERSION,
-        });
-    let stream = StreamId {
-        tenant_id: &api.tenant,
-        aggregate_type: "Loan",
-        aggregate_id: &loan,
-    };
+    let store = counted_store(&runner, label).await;
+    let stream = loan_stream(&api.tenant, &loan);
     let pk = layout::stream_pk(&stream);
     let calls = || event_adapters::config::call_counts_for(label);
     let count = |before: &std::collections::BTreeMap<String, u64>, op: &str| {
@@ -462,73 +461,60 @@ async fn a_commit_at_a_snapshot_point_writes_the_snapshot_after_a_read_and_after
     assert_eq!(count(&before, "DynamoDB.TransactWriteItems"), 1);
     assert_eq!(check_snapshot_at(20).await, whole_at(20).await);
 
-    // 2. Another writer appended one event since the commit's head was read (27, now 28):
-    //    the commit loses the race, takes the head as one more (its first event's place was
-    //    taken, not its second's), and lands at 29-30 with the
-    //    snapshot at 30 (folded from one read, as a commit that read nothing does).
-    store
-        .append(payments(&api.tenant, &loan, 2..10), chrono::Utc::now())
-        .await
-        .expect("an append");
-    let before = calls();
-    let stored = store
-        .append_completing(
-            &payments(&api.tenant, &loan, 10..12),
-            chrono::Utc::now(),
-            HashMap::from([(pk.clone(), 27)]),
-            &record(2),
-        )
-        .await
-        .expect("a commit");
-    let Completing::Stored(stored) = stored else {
-        panic!("not stored")
-    };
-    assert_eq!(
-        stored.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-        [29, 30]
-    );
-    assert_eq!(
-        count(&before, "DynamoDB.TransactWriteItems"),
-        2,
-        "lost once"
-    );
-    assert_eq!(count(&before, "DynamoDB.Query"), 1, "the snapshot's read");
-    assert_eq!(check_snapshot_at(30).await, whole_at(30).await);
-
-    // 3. Three events appended since (35, now 38): both places taken, the guess is 37 and
-    //    loses too, and the next attempt
-    //    reads the stream back to its snapshot instead of its head alone; the snapshot at
-    //    40 is folded from that read.
-    store
-        .append(payments(&api.tenant, &loan, 12..20), chrono::Utc::now())
-        .await
-        .expect("an append");
-    let before = calls();
-    let stored = store
-        .append_completing(
-            &payments(&api.tenant, &loan, 20..22),
-            chrono::Utc::now(),
-            HashMap::from([(pk.clone(), 35)]),
-            &record(3),
-        )
-        .await
-        .expect("a commit");
-    let Completing::Stored(stored) = stored else {
-        panic!("not stored")
-    };
-    assert_eq!(
-        stored.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-        [39, 40]
-    );
-    assert_eq!(
-        count(&before, "DynamoDB.TransactWriteItems"),
-        3,
-        "lost twice"
-    );
-    assert_eq!(
-        count(&before, "DynamoDB.Query"),
-        1,
-        "one read, serving the snapshot too"
-    );
-    assert_eq!(check_snapshot_at(40).await, whole_at(40).await);
+    // 2. Other writers appended since the commit's head was read; the commit loses the race
+    //    and retries at once with its head moved past the places they took, without a read.
+    //    - One event since (27, now 28): its first event's place was taken, not its
+    //      second's; the guess (28) lands at 29-30, with the snapshot at 30 folded from one
+    //      read, as a commit that read nothing does.
+    //    - Three since (35, now 38): both places taken, the guess (37) loses too, and the
+    //      next attempt reads the stream back to its snapshot instead of its head alone;
+    //      the snapshot at 40 is folded from that read.
+    for (others, known, commit, landed, transactions, why) in [
+        (
+            2..10,
+            27,
+            10..12,
+            [29, 30],
+            2,
+            "lost once; the snapshot's read",
+        ),
+        (
+            12..20,
+            35,
+            20..22,
+            [39, 40],
+            3,
+            "lost twice; one read, serving the snapshot too",
+        ),
+    ] {
+        store
+            .append(payments(&api.tenant, &loan, others), chrono::Utc::now())
+            .await
+            .expect("an append");
+        let before = calls();
+        let stored = store
+            .append_completing(
+                &payments(&api.tenant, &loan, commit),
+                chrono::Utc::now(),
+                HashMap::from([(pk.clone(), known)]),
+                &record(known as u32),
+            )
+            .await
+            .expect("a commit");
+        let Completing::Stored(stored) = stored else {
+            panic!("not stored")
+        };
+        let sequences: Vec<u64> = stored.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, landed);
+        assert_eq!(
+            count(&before, "DynamoDB.TransactWriteItems"),
+            transactions,
+            "{why}"
+        );
+        assert_eq!(count(&before, "DynamoDB.Query"), 1, "{why}");
+        assert_eq!(
+            check_snapshot_at(landed[1]).await,
+            whole_at(landed[1]).await
+        );
+    }
 }
