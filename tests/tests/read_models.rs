@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use event_adapters::store::layout::{self, Read};
 use event_adapters::topology;
-use integration_tests::{aws, prefix, queue_depth, queue_url, table, Api};
+use integration_tests::{aws, prefix, queue_depth, queue_url, table, Api, RunnerProcess};
 use lending_events::envelope::StreamId;
 use serde_json::{json, Value};
 
@@ -67,6 +67,16 @@ async fn stored_history(
     tenant: &str,
     loan: &str,
 ) -> Vec<lending_events::EventEnvelope> {
+    stored_history_in(ddb, &table(), tenant, loan).await
+}
+
+/// [`stored_history`] in `table`.
+async fn stored_history_in(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    loan: &str,
+) -> Vec<lending_events::EventEnvelope> {
     let pk = layout::stream_pk(&StreamId {
         tenant_id: tenant,
         aggregate_type: "Loan",
@@ -77,7 +87,7 @@ async fn stored_history(
     loop {
         let page = ddb
             .query()
-            .table_name(table())
+            .table_name(table)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", layout::attr::PK)
             .expression_attribute_values(":pk", layout::s(&pk))
@@ -100,7 +110,12 @@ async fn stored_history(
 
 /// What the summary of a loan must be: the fold of its stored history, computed here.
 async fn folded(ddb: &aws_sdk_dynamodb::Client, tenant: &str, loan: &str) -> Value {
-    let history = stored_history(ddb, tenant, loan).await;
+    folded_in(ddb, &table(), tenant, loan).await
+}
+
+/// [`folded`] from `table`.
+async fn folded_in(ddb: &aws_sdk_dynamodb::Client, table: &str, tenant: &str, loan: &str) -> Value {
+    let history = stored_history_in(ddb, table, tenant, loan).await;
     let summary = lending_events::projections::loan_summary(&history).expect("a created loan");
     serde_json::to_value(summary).expect("summary JSON")
 }
@@ -112,13 +127,23 @@ async fn stored_summaries(
     tenant: &str,
     loans: &[String],
 ) -> BTreeMap<String, Value> {
+    stored_summaries_in(ddb, &table(), tenant, loans).await
+}
+
+/// [`stored_summaries`] in `table`.
+async fn stored_summaries_in(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    loans: &[String],
+) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for chunk in loans.chunks(100) {
         let pks: Vec<String> = chunk
             .iter()
             .map(|l| layout::loan_summary_pk(tenant, l))
             .collect();
-        let items = layout::batch_get_pks(ddb, &table(), &pks, Read::Consistent)
+        let items = layout::batch_get_pks(ddb, table, &pks, Read::Consistent)
             .await
             .expect("BatchGetItem(summaries)");
         for item in items {
@@ -884,4 +909,99 @@ async fn an_async_rebuild_runs_page_by_page_during_live_traffic_and_equals_every
         .post("/projections/nope/rebuild", &json!({}))
         .await;
     assert_eq!(unknown_view.status, 404, "{}", unknown_view.body);
+}
+
+#[tokio::test]
+async fn a_synchronous_rebuild_past_its_budget_hands_the_rest_to_the_step_queue() {
+    // No inline budget and two loans a page: the route runs one step, sends the next to the
+    // step queue and answers 202 without having been asked to.
+    let runner = RunnerProcess::start(
+        "rbinline",
+        &[
+            ("PROJECTION_REBUILD_INLINE_SECS", "0"),
+            ("PROJECTION_REBUILD_PAGE_SIZE", "2"),
+        ],
+    )
+    .await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let api = runner.api(&format!("t-{}", &run[..8]));
+    let ddb = aws().await.dynamodb;
+    let fund = format!("F-{}", &run[..8]);
+    let loans: Vec<String> = (0..5).map(|i| format!("L-{run}-{i}")).collect();
+    for (i, loan) in loans.iter().enumerate() {
+        publish_funded_loan(&api, loan, "B-1", &fund, 100_000 * (i as u64 + 1)).await;
+    }
+    // Live summaries first, each at its stream's head; then dropped, so only the job can
+    // bring them back.
+    let start = Instant::now();
+    loop {
+        let summaries = stored_summaries_in(&ddb, &runner.table(), &api.tenant, &loans).await;
+        let mut at_heads = summaries.len() == loans.len();
+        for loan in &loans {
+            let history = stored_history_in(&ddb, &runner.table(), &api.tenant, loan).await;
+            let head = history.last().map(|e| e.sequence);
+            at_heads &= summaries.get(loan).and_then(|s| s["version"].as_u64()) == head;
+        }
+        if at_heads {
+            break;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "summaries not live: {summaries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for loan in &loans {
+        ddb.delete_item()
+            .table_name(runner.table())
+            .set_key(Some(layout::key(
+                layout::loan_summary_pk(&api.tenant, loan),
+                0,
+            )))
+            .send()
+            .await
+            .expect("DeleteItem(summary)");
+    }
+
+    let ops = api.clone().with_header("X-Scopes", "ops:replay");
+    let r = ops
+        .post("/projections/loan-summary/rebuild", &json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        r.headers.get("preference-applied").is_none(),
+        "none was asked"
+    );
+    assert_eq!(r.body["status"], json!("RUNNING"), "{}", r.body);
+    assert!(
+        r.body["pages"].as_u64() >= Some(1),
+        "a step ran inline: {}",
+        r.body
+    );
+    let location = r
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location")
+        .to_string();
+    let start = Instant::now();
+    let done = loop {
+        let r = ops.get(&location).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["status"] != json!("RUNNING") {
+            break r.body;
+        }
+        assert!(start.elapsed() < SETTLE, "still running: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], json!("COMPLETED"), "{done}");
+    assert_eq!(done["loans"], json!(loans.len()), "{done}");
+    assert_eq!(done["pages"], json!(loans.len() / 2 + 1), "{done}");
+    assert!(done["opsEventId"].is_string(), "{done}");
+    // The steps on the queue wrote the rest: every summary is back, the fold of its history.
+    let rebuilt = stored_summaries_in(&ddb, &runner.table(), &api.tenant, &loans).await;
+    for loan in &loans {
+        let expected = folded_in(&ddb, &runner.table(), &api.tenant, loan).await;
+        assert_eq!(rebuilt.get(loan), Some(&expected), "{loan}");
+    }
 }
