@@ -14,6 +14,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::canonical::HashWriter;
 use crate::catalog::{self, Catalog, EventSpec};
 use crate::error::{CoreError, ErrorCode};
 use crate::schema::{is_safe_id, normalize_object, MAX_ID_LEN, MAX_TYPE_LEN};
@@ -200,7 +201,7 @@ impl NewEvent {
             event_id,
             event_type: spec.event_type,
             event_version,
-            metadata: &client_meta,
+            metadata: FingerprintedMetadata::Client(&client_meta),
             occurred_at: occurred_text.as_ref().map(TimeText::as_str),
             payload: &payload,
         }
@@ -271,7 +272,7 @@ impl NewEvent {
             event_id,
             event_type: spec.event_type,
             event_version: 1,
-            metadata: &client_meta,
+            metadata: FingerprintedMetadata::FollowOn(&client_meta),
             occurred_at: Some(TimeText::new(&occurred_at, SecondsFormat::AutoSi).as_str()),
             payload: &payload,
         }
@@ -358,15 +359,11 @@ impl NewEvent {
 
 /// A follow-on's metadata as a client would send it: the source's correlation and user,
 /// the source event as the cause, the handler as the source. Borrowed from the source, not
-/// built as a JSON map: its fields are in the map's key order, so it serialises to the
-/// same bytes as [`follow_on_metadata`] (and so to the same fingerprint).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// built as a JSON map ([`follow_on_metadata`]), and fingerprinted as that map would be.
 struct FollowOnMetadata<'a> {
     causation_id: &'a str,
     correlation_id: &'a str,
     source: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
 }
 
@@ -394,6 +391,21 @@ impl<'a> FollowOnMetadata<'a> {
             check_metadata_text("userId", user)?;
         }
         Ok(())
+    }
+
+    /// The JSON of [`follow_on_metadata`]: its keys in the map's (alphabetical) order.
+    fn write_canonical(&self, w: &mut HashWriter) {
+        w.write(b"{\"causationId\":");
+        w.write_str(self.causation_id);
+        w.write(b",\"correlationId\":");
+        w.write_str(self.correlation_id);
+        w.write(b",\"source\":");
+        w.write_str(self.source);
+        if let Some(user) = self.user_id {
+            w.write(b",\"userId\":");
+            w.write_str(user);
+        }
+        w.write(b"}");
     }
 
     /// The stored metadata, as [`server_metadata`] makes it from the client's.
@@ -781,32 +793,58 @@ fn invalid_metadata_text(k: &str) -> CoreError {
     )
 }
 
-/// What the fingerprint covers: the client-supplied content after normalisation. Fields are
-/// in key order and `metadata`/`payload` are key-ordered (a map, or [`FollowOnMetadata`]
-/// with its fields in key order), so the JSON is canonical (the same bytes as serialising
-/// it as a `serde_json::Value`).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Fingerprinted<'a, M: Serialize> {
+/// What the fingerprint covers: the client-supplied content after normalisation, as
+/// canonical JSON: the bytes of serialising it as a `serde_json::Value` (an object with
+/// these keys, in this order, with `metadata` and `payload` key-ordered maps).
+struct Fingerprinted<'a> {
     aggregate_id: &'a str,
     aggregate_type: &'a str,
     event_id: Uuid,
     event_type: &'a str,
     event_version: u32,
-    metadata: &'a M,
+    metadata: FingerprintedMetadata<'a>,
     occurred_at: Option<&'a str>,
     payload: &'a Value,
 }
 
-impl<M: Serialize> Fingerprinted<'_, M> {
-    /// SHA-256 of the canonical JSON. Serialised into one buffer and hashed once: the
-    /// serialiser writes many tiny pieces (a quote, a key, a colon), and feeding those to
-    /// the hash one by one costs more than the copy.
+/// A client's metadata, or a follow-on's (the same JSON as the map a client would send).
+enum FingerprintedMetadata<'a> {
+    Client(&'a Map<String, Value>),
+    FollowOn(&'a FollowOnMetadata<'a>),
+}
+
+impl Fingerprinted<'_> {
+    /// SHA-256 of the canonical JSON, in lowercase hex.
     fn digest(&self) -> String {
-        let mut canonical = Vec::with_capacity(1024);
-        // Serialising borrowed strings and Values into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut canonical, self);
-        hex(&Sha256::digest(&canonical))
+        let mut w = HashWriter::new();
+        w.write(b"{\"aggregateId\":");
+        w.write_str(self.aggregate_id);
+        w.write(b",\"aggregateType\":");
+        w.write_str(self.aggregate_type);
+        w.write(b",\"eventId\":");
+        w.write_str(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]),
+        );
+        w.write(b",\"eventType\":");
+        w.write_str(self.event_type);
+        w.write(b",\"eventVersion\":");
+        w.write(itoa::Buffer::new().format(self.event_version).as_bytes());
+        w.write(b",\"metadata\":");
+        match self.metadata {
+            FingerprintedMetadata::Client(map) => w.write_object(map),
+            FingerprintedMetadata::FollowOn(meta) => meta.write_canonical(&mut w),
+        }
+        w.write(b",\"occurredAt\":");
+        match self.occurred_at {
+            Some(t) => w.write_str(t),
+            None => w.write(b"null"),
+        }
+        w.write(b",\"payload\":");
+        w.write_value(self.payload);
+        w.write(b"}");
+        hex(&w.finish())
     }
 }
 
@@ -1024,7 +1062,7 @@ mod tests {
                 event_id: id,
                 event_type: "Loan.Funded",
                 event_version: 1,
-                metadata: &meta,
+                metadata: FingerprintedMetadata::Client(&meta),
                 occurred_at: occurred.as_deref(),
                 payload: &payload,
             }
@@ -1033,10 +1071,65 @@ mod tests {
         }
     }
 
-    /// The follow-on's borrowed metadata writes the bytes of the map a client would send,
-    /// with and without a user, so its fingerprints are the client path's.
+    proptest! {
+        /// The hand-written canonical JSON is the `Value`'s, for any text in every field
+        /// (escapes included), and a follow-on's borrowed metadata is fingerprinted as the
+        /// map a client would send: both digests equal the digest of the `Value`.
+        #[test]
+        fn fingerprints_are_the_digest_of_the_canonical_value(
+            id in any::<u128>(),
+            [aggregate_id, aggregate_type, event_type, correlation, handler] in any::<[String; 5]>(),
+            event_version in any::<u32>(),
+            occurred in proptest::option::of(any::<String>()),
+            user in proptest::option::of(any::<String>()),
+            payload in proptest::collection::btree_map(any::<String>(), any::<String>(), 0..6),
+        ) {
+            let event_id = Uuid::from_u128(id);
+            let payload = Value::Object(payload.into_iter().map(|(k, v)| (k, v.into())).collect());
+            let causation = Uuid::from_u128(!id).to_string();
+            let follow_on = FollowOnMetadata {
+                causation_id: &causation,
+                correlation_id: &correlation,
+                source: &handler,
+                user_id: user.as_deref(),
+            };
+            let mut client = Map::new();
+            client.insert("correlationId".into(), correlation.clone().into());
+            client.insert("causationId".into(), causation.clone().into());
+            client.insert("source".into(), handler.clone().into());
+            if let Some(u) = &user {
+                client.insert("userId".into(), u.clone().into());
+            }
+            let canonical = json!({
+                "eventId": event_id, "eventType": event_type, "eventVersion": event_version,
+                "aggregateType": aggregate_type, "aggregateId": aggregate_id,
+                "occurredAt": occurred, "payload": payload, "metadata": client,
+            });
+            let expected = hex(&Sha256::digest(canonical.to_string().as_bytes()));
+            for metadata in [
+                FingerprintedMetadata::Client(&client),
+                FingerprintedMetadata::FollowOn(&follow_on),
+            ] {
+                let digest = Fingerprinted {
+                    aggregate_id: &aggregate_id,
+                    aggregate_type: &aggregate_type,
+                    event_id,
+                    event_type: &event_type,
+                    event_version,
+                    metadata,
+                    occurred_at: occurred.as_deref(),
+                    payload: &payload,
+                }
+                .digest();
+                prop_assert_eq!(&digest, &expected);
+            }
+        }
+    }
+
+    /// The follow-on's metadata is the map [`follow_on_metadata`] writes, with and without
+    /// a user (the map is what the client path validates and stores).
     #[test]
-    fn follow_on_metadata_serialises_as_the_clients_map() {
+    fn follow_on_metadata_is_the_clients_map() {
         let ctx = WriteContext::client("acme", "svc-1", Utc::now());
         for user in [None, Some("U-7")] {
             let mut raw = json!({"eventType": "Loan.Funded", "aggregateType": "Loan",
@@ -1051,10 +1144,13 @@ mod tests {
                 .into_envelope(1, Utc::now());
             let mut causation = [0; uuid::fmt::Hyphenated::LENGTH];
             let borrowed = FollowOnMetadata::new(&source, "compliance", &mut causation);
-            assert_eq!(
-                serde_json::to_string(&borrowed).unwrap(),
-                Value::Object(follow_on_metadata(&source, "compliance")).to_string()
-            );
+            let map = follow_on_metadata(&source, "compliance");
+            let text = |k: &str| map.get(k).and_then(Value::as_str);
+            assert_eq!(text("causationId"), Some(borrowed.causation_id));
+            assert_eq!(text("correlationId"), Some(borrowed.correlation_id));
+            assert_eq!(text("source"), Some(borrowed.source));
+            assert_eq!(text("userId"), borrowed.user_id);
+            assert_eq!(map.len(), 3 + usize::from(user.is_some()));
         }
     }
 
