@@ -28,31 +28,48 @@ impl HashWriter {
         }
     }
 
+    /// Inlined, so the many short literal pieces are copied without a call.
+    #[inline]
     pub(crate) fn write(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.sha.update(&self.buf[..self.len]);
-            self.len = 0;
-            if bytes.len() > self.buf.len() {
-                self.sha.update(bytes);
-                return;
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(free) => {
+                free.copy_from_slice(bytes);
+                self.len += bytes.len();
             }
+            None => self.flush_and_write(bytes),
         }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+    }
+
+    #[inline(never)]
+    fn flush_and_write(&mut self, bytes: &[u8]) {
+        self.sha.update(&self.buf[..self.len]);
+        self.len = 0;
+        if bytes.len() > self.buf.len() {
+            self.sha.update(bytes);
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
     }
 
     /// A JSON string of `s`, with its quotes.
+    #[inline]
     pub(crate) fn write_str(&mut self, s: &str) {
         if needs_escape(s.as_bytes()) {
-            // Rare: serde_json's own escapes. Writing into a Vec cannot fail.
-            let mut escaped = Vec::with_capacity(s.len() + 8);
-            let _ = serde_json::to_writer(&mut escaped, s);
-            self.write(&escaped);
+            self.write_escaped(s);
         } else {
             self.write(b"\"");
             self.write(s.as_bytes());
             self.write(b"\"");
         }
+    }
+
+    /// Rare: serde_json's own escapes. Writing into a Vec cannot fail.
+    #[inline(never)]
+    fn write_escaped(&mut self, s: &str) {
+        let mut escaped = Vec::with_capacity(s.len() + 8);
+        let _ = serde_json::to_writer(&mut escaped, s);
+        self.write(&escaped);
     }
 
     /// `v` as compact JSON.
