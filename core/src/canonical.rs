@@ -4,18 +4,19 @@
 //! the map's order): a property test holds the two equal. It is written by hand because
 //! every event's fingerprint goes through it: a string that needs no escape (nearly all:
 //! ids, amounts, times) is copied whole after one pass that the compiler vectorises, where
-//! `serde_json` inspects it byte by byte, and the bytes go to the hash in large blocks.
-//! Strings that do need escaping, numbers, booleans and null are written by `serde_json`
-//! itself.
+//! `serde_json` inspects it byte by byte, and the bytes go to the hash in blocks of a few
+//! hundred. Strings that do need escaping, numbers, booleans and null are written by
+//! `serde_json` itself.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of what is written to it, fed to the hash in blocks of the buffer's size: the
-/// writer sends many tiny pieces (a quote, a key, a colon).
+/// writer sends many tiny pieces (a quote, a key, a colon). The buffer is small because it
+/// is zeroed for every fingerprint.
 pub(crate) struct HashWriter {
     sha: Sha256,
-    buf: [u8; 1024],
+    buf: [u8; 256],
     len: usize,
 }
 
@@ -23,7 +24,7 @@ impl HashWriter {
     pub(crate) fn new() -> Self {
         HashWriter {
             sha: Sha256::new(),
-            buf: [0; 1024],
+            buf: [0; 256],
             len: 0,
         }
     }

@@ -146,7 +146,7 @@ impl<'a> WriteContext<'a> {
 
 /// The principal of a handler's follow-on events.
 pub fn handler_principal(handler: &str) -> String {
-    format!("handler:{handler}")
+    ["handler:", handler].concat()
 }
 
 impl NewEvent {
@@ -885,8 +885,10 @@ impl TimeText {
     /// `form` is `AutoSi` (as many fraction digits as needed) or `Millis` (always three);
     /// any other form takes chrono's path.
     fn new(t: &DateTime<Utc>, form: SecondsFormat) -> TimeText {
-        let year = t.year();
-        let nano = t.nanosecond();
+        // The UTC fields, read once (each accessor of a `DateTime` converts again).
+        let t_utc = t.naive_utc();
+        let year = t_utc.year();
+        let nano = t_utc.nanosecond();
         let digits = match form {
             SecondsFormat::Millis => 3,
             SecondsFormat::AutoSi if nano == 0 => 0,
@@ -906,11 +908,11 @@ impl TimeText {
             }
         };
         put(4, 4, year as u32);
-        put(7, 2, t.month());
-        put(10, 2, t.day());
-        put(13, 2, t.hour());
-        put(16, 2, t.minute());
-        put(19, 2, t.second());
+        put(7, 2, t_utc.month());
+        put(10, 2, t_utc.day());
+        put(13, 2, t_utc.hour());
+        put(16, 2, t_utc.minute());
+        put(19, 2, t_utc.second());
         // The fraction's leading digits: nanoseconds scaled down to `digits`.
         put(20 + digits, digits, nano / 10u32.pow(9 - digits as u32));
         let len = if digits == 0 { 19 } else { 20 + digits };
