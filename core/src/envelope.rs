@@ -7,12 +7,14 @@
 //! defaults correlationId to the eventId. Follow-on events of handlers are built through the
 //! same path ([`NewEvent::follow_on`]), so they are validated like anything a client sends.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::canonical::HashWriter;
 use crate::catalog::{self, Catalog, EventSpec};
 use crate::error::{CoreError, ErrorCode};
 use crate::schema::{is_safe_id, normalize_object, MAX_ID_LEN, MAX_TYPE_LEN};
@@ -144,7 +146,7 @@ impl<'a> WriteContext<'a> {
 
 /// The principal of a handler's follow-on events.
 pub fn handler_principal(handler: &str) -> String {
-    format!("handler:{handler}")
+    ["handler:", handler].concat()
 }
 
 impl NewEvent {
@@ -192,14 +194,15 @@ impl NewEvent {
         let client_meta = parse_metadata(obj.get("metadata"))?;
         let expected_sequence = parse_expected_sequence(&obj)?;
 
+        let occurred_text = occurred_at.map(|d| TimeText::new(&d, SecondsFormat::AutoSi));
         let fingerprint = Fingerprinted {
             aggregate_id,
             aggregate_type,
             event_id,
             event_type: spec.event_type,
             event_version,
-            metadata: &client_meta,
-            occurred_at: occurred_at.map(|d| format_time(&d)),
+            metadata: FingerprintedMetadata::Client(&client_meta),
+            occurred_at: occurred_text.as_ref().map(TimeText::as_str),
             payload: &payload,
         }
         .digest();
@@ -248,16 +251,15 @@ impl NewEvent {
             producer: handler,
         };
         let event_type = follow.event_type;
-        let client_meta = follow_on_metadata(source, handler);
+        let mut causation = [0; uuid::fmt::Hyphenated::LENGTH];
+        let client_meta = FollowOnMetadata::new(source, handler, &mut causation);
         let checked = (|| {
             let spec = publishable_spec_of(Catalog::builtin(), event_type, &ctx)?;
             check_aggregate_type(follow.aggregate_type)?;
             check_aggregate(follow.aggregate_type, &follow.aggregate_id, spec)?;
             // No eventVersion is given: version 1.
             let payload = parse_payload(Some(follow.payload), spec, 1, &follow.aggregate_id)?;
-            for (k, v) in &client_meta {
-                check_metadata_field(k, v)?;
-            }
+            client_meta.check()?;
             Ok((spec, payload))
         })();
         let (spec, payload) =
@@ -270,11 +272,12 @@ impl NewEvent {
             event_id,
             event_type: spec.event_type,
             event_version: 1,
-            metadata: &client_meta,
-            occurred_at: Some(format_time(&occurred_at)),
+            metadata: FingerprintedMetadata::FollowOn(&client_meta),
+            occurred_at: Some(TimeText::new(&occurred_at, SecondsFormat::AutoSi).as_str()),
             payload: &payload,
         }
         .digest();
+        let metadata = client_meta.into_stored(&source.metadata.tenant_id, principal);
         Ok(NewEvent {
             event_id,
             client_event_id: true,
@@ -282,7 +285,7 @@ impl NewEvent {
             event_version: 1,
             domain: spec.domain.to_string(),
             aggregate_type: follow.aggregate_type.to_string(),
-            metadata: server_metadata(&client_meta, event_id, &ctx),
+            metadata,
             aggregate_id: follow.aggregate_id,
             occurred_at,
             payload,
@@ -355,7 +358,71 @@ impl NewEvent {
 }
 
 /// A follow-on's metadata as a client would send it: the source's correlation and user,
-/// the source event as the cause, the handler as the source.
+/// the source event as the cause, the handler as the source. Borrowed from the source, not
+/// built as a JSON map ([`follow_on_metadata`]), and fingerprinted as that map would be.
+struct FollowOnMetadata<'a> {
+    causation_id: &'a str,
+    correlation_id: &'a str,
+    source: &'a str,
+    user_id: Option<&'a str>,
+}
+
+impl<'a> FollowOnMetadata<'a> {
+    /// `causation` holds the source's eventId as text.
+    fn new(
+        source: &'a EventEnvelope,
+        handler: &'a str,
+        causation: &'a mut [u8; uuid::fmt::Hyphenated::LENGTH],
+    ) -> Self {
+        FollowOnMetadata {
+            causation_id: source.event_id.hyphenated().encode_lower(causation),
+            correlation_id: &source.metadata.correlation_id,
+            source: handler,
+            user_id: source.metadata.user_id.as_deref(),
+        }
+    }
+
+    /// The checks a client's metadata gets ([`check_metadata_field`]), in the same order.
+    fn check(&self) -> Result<(), CoreError> {
+        check_metadata_text("causationId", self.causation_id)?;
+        check_metadata_text("correlationId", self.correlation_id)?;
+        check_metadata_text("source", self.source)?;
+        if let Some(user) = self.user_id {
+            check_metadata_text("userId", user)?;
+        }
+        Ok(())
+    }
+
+    /// The JSON of [`follow_on_metadata`]: its keys in the map's (alphabetical) order.
+    fn write_canonical(&self, w: &mut HashWriter) {
+        w.write(b"{\"causationId\":");
+        w.write_str(self.causation_id);
+        w.write(b",\"correlationId\":");
+        w.write_str(self.correlation_id);
+        w.write(b",\"source\":");
+        w.write_str(self.source);
+        if let Some(user) = self.user_id {
+            w.write(b",\"userId\":");
+            w.write_str(user);
+        }
+        w.write(b"}");
+    }
+
+    /// The stored metadata, as [`server_metadata`] makes it from the client's.
+    fn into_stored(self, tenant_id: &str, principal: String) -> Metadata {
+        Metadata {
+            user_id: self.user_id.map(str::to_string),
+            correlation_id: self.correlation_id.to_string(),
+            causation_id: Some(self.causation_id.to_string()),
+            source: Some(self.source.to_string()),
+            tenant_id: tenant_id.to_string(),
+            principal: Some(principal),
+        }
+    }
+}
+
+/// [`FollowOnMetadata`] as the JSON map a client would send.
+#[cfg(test)]
 fn follow_on_metadata(source: &EventEnvelope, handler: &str) -> Map<String, Value> {
     let mut meta = Map::new();
     meta.insert(
@@ -393,13 +460,48 @@ impl FollowOn {
 /// Namespace for name-based (v5) ids of follow-on events and derived entities.
 pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6e64_696e_676f_7320_6576_656e_7473);
 
-/// Deterministic id for the `index`-th follow-on of `handler` on `source`.
+/// Deterministic id for the `index`-th follow-on of `handler` on `source`: the v5 id of the
+/// name `{handler}/{source}/{index}`, hashed with the CPU's SHA instructions where it has
+/// them (every follow-on gets one; uuid's own SHA-1 is portable code).
 pub fn follow_on_id(handler: &str, source: Uuid, index: usize) -> Uuid {
-    Uuid::new_v5(
-        &ID_NAMESPACE,
-        format!("{handler}/{source}/{index}").as_bytes(),
-    )
+    // Namespace and name in one buffer on the stack, hashed in one call.
+    let mut input = [0; 16 + MAX_HANDLER_NAME + 1 + uuid::fmt::Hyphenated::LENGTH + 1 + 20];
+    let mut len = 0;
+    let mut push = |part: &[u8]| match input.get_mut(len..len + part.len()) {
+        Some(free) => {
+            free.copy_from_slice(part);
+            len += part.len();
+            true
+        }
+        None => false,
+    };
+    let fits = push(ID_NAMESPACE.as_bytes())
+        && push(handler.as_bytes())
+        && push(b"/")
+        && push(
+            source
+                .hyphenated()
+                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH])
+                .as_bytes(),
+        )
+        && push(b"/")
+        && push(itoa::Buffer::new().format(index).as_bytes());
+    if !fits {
+        // A handler name longer than any real one.
+        return Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("{handler}/{source}/{index}").as_bytes(),
+        );
+    }
+    let digest = Sha1::digest(&input[..len]);
+    // A v5 id is the first 16 bytes of the SHA-1 digest with the version and variant set.
+    let mut bytes = [0; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
+
+/// Longest handler name [`follow_on_id`] hashes without formatting its name.
+const MAX_HANDLER_NAME: usize = 64;
 
 /// Deterministic id for a derived entity (a schedule, a document) named by `parts`.
 pub fn derived_id(parts: &[&str]) -> Uuid {
@@ -671,87 +773,192 @@ fn parse_metadata(v: Option<&Value>) -> Result<Map<String, Value>, CoreError> {
 
 /// One field of the client's metadata: `Ok(true)` to keep it, `Ok(false)` for a null.
 fn check_metadata_field(k: &str, v: &Value) -> Result<bool, CoreError> {
+    match v {
+        Value::Null => check_metadata_name(k).map(|()| false),
+        Value::String(s) => check_metadata_text(k, s).map(|()| true),
+        _ => {
+            check_metadata_name(k)?;
+            Err(invalid_metadata_text(k))
+        }
+    }
+}
+
+/// A metadata field a client may set.
+fn check_metadata_name(k: &str) -> Result<(), CoreError> {
     const FIELDS: &[&str] = &["userId", "correlationId", "causationId", "source"];
-    // The error's field path, formatted only when there is an error.
-    let at = || format!("metadata.{k}");
     if k == "tenantId" || k == "principal" {
         return Err(CoreError::invalid(
-            at(),
+            format!("metadata.{k}"),
             "is set by the server from the caller's identity",
         ));
     }
     if !FIELDS.contains(&k) {
         return Err(CoreError::invalid(
-            at(),
+            format!("metadata.{k}"),
             format!("unknown field; allowed: {}", FIELDS.join(", ")),
         ));
     }
-    match v {
-        Value::Null => Ok(false),
-        Value::String(s) if is_safe_id(s, MAX_ID_LEN) => Ok(true),
-        _ => Err(CoreError::invalid(
-            at(),
-            "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
-        )),
-    }
+    Ok(())
 }
 
-/// What the fingerprint covers: the client-supplied content after normalisation. Fields are
-/// in key order and `metadata`/`payload` are key-ordered maps, so the JSON is canonical (the
-/// same bytes as serialising it as a `serde_json::Value`).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A metadata field a client may set, holding a safe id.
+fn check_metadata_text(k: &str, s: &str) -> Result<(), CoreError> {
+    check_metadata_name(k)?;
+    if !is_safe_id(s, MAX_ID_LEN) {
+        return Err(invalid_metadata_text(k));
+    }
+    Ok(())
+}
+
+fn invalid_metadata_text(k: &str) -> CoreError {
+    CoreError::invalid(
+        format!("metadata.{k}"),
+        "must be 1-128 characters from A-Z a-z 0-9 . _ : -",
+    )
+}
+
+/// What the fingerprint covers: the client-supplied content after normalisation, as
+/// canonical JSON: the bytes of serialising it as a `serde_json::Value` (an object with
+/// these keys, in this order, with `metadata` and `payload` key-ordered maps).
 struct Fingerprinted<'a> {
     aggregate_id: &'a str,
     aggregate_type: &'a str,
     event_id: Uuid,
     event_type: &'a str,
     event_version: u32,
-    metadata: &'a Map<String, Value>,
-    occurred_at: Option<String>,
+    metadata: FingerprintedMetadata<'a>,
+    occurred_at: Option<&'a str>,
     payload: &'a Value,
 }
 
+/// A client's metadata, or a follow-on's (the same JSON as the map a client would send).
+enum FingerprintedMetadata<'a> {
+    Client(&'a Map<String, Value>),
+    FollowOn(&'a FollowOnMetadata<'a>),
+}
+
 impl Fingerprinted<'_> {
-    /// SHA-256 of the canonical JSON. Serialised into one buffer and hashed once: the
-    /// serialiser writes many tiny pieces (a quote, a key, a colon), and feeding those to
-    /// the hash one by one costs more than the copy.
+    /// SHA-256 of the canonical JSON, in lowercase hex.
     fn digest(&self) -> String {
-        let mut canonical = Vec::with_capacity(1024);
-        // Serialising borrowed strings and Values into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut canonical, self);
-        hex(&Sha256::digest(&canonical))
+        let mut w = HashWriter::new();
+        w.write(b"{\"aggregateId\":");
+        w.write_str(self.aggregate_id);
+        w.write(b",\"aggregateType\":");
+        w.write_str(self.aggregate_type);
+        w.write(b",\"eventId\":");
+        w.write_str(
+            self.event_id
+                .hyphenated()
+                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]),
+        );
+        w.write(b",\"eventType\":");
+        w.write_str(self.event_type);
+        w.write(b",\"eventVersion\":");
+        w.write(itoa::Buffer::new().format(self.event_version).as_bytes());
+        w.write(b",\"metadata\":");
+        match self.metadata {
+            FingerprintedMetadata::Client(map) => w.write_object(map),
+            FingerprintedMetadata::FollowOn(meta) => meta.write_canonical(&mut w),
+        }
+        w.write(b",\"occurredAt\":");
+        match self.occurred_at {
+            Some(t) => w.write_str(t),
+            None => w.write(b"null"),
+        }
+        w.write(b",\"payload\":");
+        w.write_value(self.payload);
+        w.write(b"}");
+        hex(&w.finish())
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    let mut text = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
+        text.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
     }
-    s
+    // Hex digits are ASCII: always UTF-8 (bytes, not chars: no encoding per digit).
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// RFC 3339 in UTC with as many fraction digits as needed, so parse and print round-trip.
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    TimeText::new(t, SecondsFormat::AutoSi).as_str().to_string()
 }
 
 /// RFC 3339 in UTC with exactly three fraction digits: the form `recordedAt` is stored in.
 /// A fixed width makes text order time order, which the byType index's range reads rely on
 /// (with a variable fraction "...:05Z" would sort after "...:05.250Z").
 pub fn format_recorded_at(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    TimeText::new(t, SecondsFormat::Millis).as_str().to_string()
+}
+
+/// A time as chrono's `to_rfc3339_opts(form, true)` writes it, but for the four-digit years
+/// written on the stack: every stored envelope and fingerprint carries two or three times,
+/// and chrono's formatter allocates and goes through `fmt`. Held byte-identical to chrono's
+/// by a property test.
+enum TimeText {
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, at most 30 bytes.
+    Short { buf: [u8; 30], len: usize },
+    /// Other years and leap seconds, as chrono writes them.
+    Long(String),
+}
+
+impl TimeText {
+    /// `form` is `AutoSi` (as many fraction digits as needed) or `Millis` (always three);
+    /// any other form takes chrono's path.
+    fn new(t: &DateTime<Utc>, form: SecondsFormat) -> TimeText {
+        // The UTC fields, read once (each accessor of a `DateTime` converts again).
+        let t_utc = t.naive_utc();
+        let year = t_utc.year();
+        let nano = t_utc.nanosecond();
+        let digits = match form {
+            SecondsFormat::Millis => 3,
+            SecondsFormat::AutoSi if nano == 0 => 0,
+            SecondsFormat::AutoSi if nano.is_multiple_of(1_000_000) => 3,
+            SecondsFormat::AutoSi if nano.is_multiple_of(1_000) => 6,
+            SecondsFormat::AutoSi => 9,
+            _ => return TimeText::Long(t.to_rfc3339_opts(form, true)),
+        };
+        if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
+            return TimeText::Long(t.to_rfc3339_opts(form, true));
+        }
+        let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |end: usize, width: usize, mut n: u32| {
+            for b in buf[end - width..end].iter_mut().rev() {
+                *b = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(4, 4, year as u32);
+        put(7, 2, t_utc.month());
+        put(10, 2, t_utc.day());
+        put(13, 2, t_utc.hour());
+        put(16, 2, t_utc.minute());
+        put(19, 2, t_utc.second());
+        // The fraction's leading digits: nanoseconds scaled down to `digits`.
+        put(20 + digits, digits, nano / 10u32.pow(9 - digits as u32));
+        let len = if digits == 0 { 19 } else { 20 + digits };
+        buf[len] = b'Z';
+        TimeText::Short { buf, len: len + 1 }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // ASCII digits and separators: always UTF-8.
+            TimeText::Short { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
+            TimeText::Long(s) => s,
+        }
+    }
 }
 
 mod rfc3339_millis {
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_recorded_at(t))
+        s.serialize_str(super::TimeText::new(t, SecondsFormat::Millis).as_str())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -760,11 +967,11 @@ mod rfc3339_millis {
 }
 
 mod rfc3339 {
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_time(t))
+        s.serialize_str(super::TimeText::new(t, SecondsFormat::AutoSi).as_str())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -778,6 +985,7 @@ mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -880,12 +1088,137 @@ mod tests {
                 event_id: id,
                 event_type: "Loan.Funded",
                 event_version: 1,
-                metadata: &meta,
-                occurred_at: occurred.clone(),
+                metadata: FingerprintedMetadata::Client(&meta),
+                occurred_at: occurred.as_deref(),
                 payload: &payload,
             }
             .digest();
             assert_eq!(streamed, expected);
+        }
+    }
+
+    proptest! {
+        /// The hand-written canonical JSON is the `Value`'s, for any text in every field
+        /// (escapes included), and a follow-on's borrowed metadata is fingerprinted as the
+        /// map a client would send: both digests equal the digest of the `Value`.
+        #[test]
+        fn fingerprints_are_the_digest_of_the_canonical_value(
+            id in any::<u128>(),
+            [aggregate_id, aggregate_type, event_type, correlation, handler] in any::<[String; 5]>(),
+            event_version in any::<u32>(),
+            occurred in proptest::option::of(any::<String>()),
+            user in proptest::option::of(any::<String>()),
+            payload in proptest::collection::btree_map(any::<String>(), any::<String>(), 0..6),
+        ) {
+            let event_id = Uuid::from_u128(id);
+            let payload = Value::Object(payload.into_iter().map(|(k, v)| (k, v.into())).collect());
+            let causation = Uuid::from_u128(!id).to_string();
+            let follow_on = FollowOnMetadata {
+                causation_id: &causation,
+                correlation_id: &correlation,
+                source: &handler,
+                user_id: user.as_deref(),
+            };
+            let mut client = Map::new();
+            client.insert("correlationId".into(), correlation.clone().into());
+            client.insert("causationId".into(), causation.clone().into());
+            client.insert("source".into(), handler.clone().into());
+            if let Some(u) = &user {
+                client.insert("userId".into(), u.clone().into());
+            }
+            let canonical = json!({
+                "eventId": event_id, "eventType": event_type, "eventVersion": event_version,
+                "aggregateType": aggregate_type, "aggregateId": aggregate_id,
+                "occurredAt": occurred, "payload": payload, "metadata": client,
+            });
+            let expected = hex(&Sha256::digest(canonical.to_string().as_bytes()));
+            for metadata in [
+                FingerprintedMetadata::Client(&client),
+                FingerprintedMetadata::FollowOn(&follow_on),
+            ] {
+                let digest = Fingerprinted {
+                    aggregate_id: &aggregate_id,
+                    aggregate_type: &aggregate_type,
+                    event_id,
+                    event_type: &event_type,
+                    event_version,
+                    metadata,
+                    occurred_at: occurred.as_deref(),
+                    payload: &payload,
+                }
+                .digest();
+                prop_assert_eq!(&digest, &expected);
+            }
+        }
+    }
+
+    /// The follow-on's metadata is the map [`follow_on_metadata`] writes, with and without
+    /// a user (the map is what the client path validates and stores).
+    #[test]
+    fn follow_on_metadata_is_the_clients_map() {
+        let ctx = WriteContext::client("acme", "svc-1", Utc::now());
+        for user in [None, Some("U-7")] {
+            let mut raw = json!({"eventType": "Loan.Funded", "aggregateType": "Loan",
+                "aggregateId": "L-1", "metadata": {"correlationId": "c-1"},
+                "payload": {"loanId": "L-1", "fundedAmount": "10.00",
+                    "fundedAt": "2026-01-31T10:00:00Z"}});
+            if let Some(u) = user {
+                raw["metadata"]["userId"] = json!(u);
+            }
+            let source = NewEvent::from_json(&raw, &ctx, &mut Uuid::new_v4)
+                .unwrap()
+                .into_envelope(1, Utc::now());
+            let mut causation = [0; uuid::fmt::Hyphenated::LENGTH];
+            let borrowed = FollowOnMetadata::new(&source, "compliance", &mut causation);
+            let map = follow_on_metadata(&source, "compliance");
+            let text = |k: &str| map.get(k).and_then(Value::as_str);
+            assert_eq!(text("causationId"), Some(borrowed.causation_id));
+            assert_eq!(text("correlationId"), Some(borrowed.correlation_id));
+            assert_eq!(text("source"), Some(borrowed.source));
+            assert_eq!(text("userId"), borrowed.user_id);
+            assert_eq!(map.len(), 3 + usize::from(user.is_some()));
+        }
+    }
+
+    proptest! {
+        /// Times written on the stack are chrono's text, for any time chrono holds: every
+        /// fraction length, leap seconds, years outside 0..=9999.
+        #[test]
+        fn times_are_written_as_chrono_writes_them(
+            secs in prop_oneof![
+                0i64..4_000_000_000,
+                -62_167_219_200i64..253_402_300_800,
+                -8_000_000_000_000i64..8_000_000_000_000,
+            ],
+            nanos in prop_oneof![
+                Just(0u32),
+                (0u32..1000).prop_map(|n| n * 1_000_000),
+                (0u32..1_000_000).prop_map(|n| n * 1_000),
+                0u32..2_000_000_000,
+            ],
+        ) {
+            // Leap seconds exist only in the last second of a minute.
+            let secs = if nanos >= 1_000_000_000 { secs - secs.rem_euclid(60) + 59 } else { secs };
+            if let Some(t) = DateTime::from_timestamp(secs, nanos) {
+                prop_assert_eq!(format_time(&t), t.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+                prop_assert_eq!(format_recorded_at(&t), t.to_rfc3339_opts(SecondsFormat::Millis, true));
+            }
+        }
+    }
+
+    proptest! {
+        /// Follow-on ids are the v5 ids of their name, for handler names of any length.
+        #[test]
+        fn follow_on_ids_are_the_v5_ids_of_their_name(
+            handler in "[a-z-]{0,100}|.*",
+            source in any::<u128>(),
+            index in any::<usize>(),
+        ) {
+            let source = Uuid::from_u128(source);
+            prop_assert_eq!(
+                follow_on_id(&handler, source, index),
+                Uuid::new_v5(&ID_NAMESPACE, format!("{handler}/{source}/{index}").as_bytes())
+            );
         }
     }
 

@@ -25,11 +25,13 @@
 //! | [`domain`] | [`Domain`], the closed set of domains the handlers serve (one queue pair and one function each) |
 //! | [`upcast`] | reading a stored event in its latest payload version |
 //! | [`envelope`] | [`NewEvent`] (validated, not stored yet), [`EventEnvelope`] (stored), follow-ons with derived ids and times |
+//! | `canonical.rs` | the canonical JSON that event fingerprints hash (serde_json's text, written faster) |
 //! | [`catalog`] | every event type: its domain, aggregate, producers and payload schema per version. `catalog/builtin.rs` is the data, `types.rs` what an entry is, `custom.rs` a team's types from JSON, `export.rs` the JSON and Markdown forms |
 //! | [`schema`] | the field kinds and the one validator that checks and normalises payloads; the id length limits |
 //! | [`money`] | exact money and rates (decimal, never float) and the rounding rule |
 //! | [`error`] | [`CoreError`], the crate's one error type, with the stable [`ErrorCode`]s of the HTTP contract |
 
+mod canonical;
 pub mod catalog;
 pub mod domain;
 pub mod envelope;

@@ -92,12 +92,13 @@ pub fn produces_on(producer: &str, aggregate_type: &str) -> bool {
 
 /// True when `s` is `Domain.Action` with PascalCase segments.
 pub fn is_event_type_name(s: &str) -> bool {
-    let mut parts = s.split('.');
-    let pascal = |p: Option<&str>| {
+    // On bytes: every allowed character is ASCII (no byte of a wider character passes).
+    let mut parts = s.as_bytes().split(|b| *b == b'.');
+    let pascal = |p: Option<&[u8]>| {
         p.is_some_and(|p| {
             p.len() <= 64
-                && p.starts_with(|c: char| c.is_ascii_uppercase())
-                && p.chars().all(|c| c.is_ascii_alphanumeric())
+                && p.first().is_some_and(u8::is_ascii_uppercase)
+                && p.iter().all(u8::is_ascii_alphanumeric)
         })
     };
     pascal(parts.next()) && pascal(parts.next()) && parts.next().is_none()
@@ -160,5 +161,22 @@ mod tests {
         assert!(!is_event_type_name("Loan.Funded.Twice"));
         assert!(!is_event_type_name("LOAN_CREATED"));
         assert!(!is_event_type_name("Loan."));
+    }
+
+    proptest::proptest! {
+        /// The check on bytes decides as the same rule on characters.
+        #[test]
+        fn event_type_names_are_checked_as_characters(
+            s in proptest::prop_oneof!["[A-Za-z0-9.]{0,70}", "[A-Z][a-zé0-9_ ]{0,8}\\.[A-Zé][a-z0-9]{0,8}", ".*"],
+        ) {
+            let pascal = |p: &str| {
+                p.len() <= 64
+                    && p.starts_with(|c: char| c.is_ascii_uppercase())
+                    && p.chars().all(|c| c.is_ascii_alphanumeric())
+            };
+            let parts: Vec<&str> = s.split('.').collect();
+            let by_chars = parts.len() == 2 && parts.iter().all(|p| pascal(p));
+            proptest::prop_assert_eq!(is_event_type_name(&s), by_chars);
+        }
     }
 }

@@ -1,0 +1,181 @@
+//! The canonical JSON that fingerprints are taken over, written straight into SHA-256.
+//!
+//! The text is exactly what `serde_json` writes for the same value (compact, map keys in
+//! the map's order): a property test holds the two equal. It is written by hand because
+//! every event's fingerprint goes through it: a string that needs no escape (nearly all:
+//! ids, amounts, times) is copied whole after one pass that the compiler vectorises, where
+//! `serde_json` inspects it byte by byte, and the bytes go to the hash in blocks of a few
+//! hundred. Strings that do need escaping, numbers, booleans and null are written by
+//! `serde_json` itself.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of what is written to it, fed to the hash in blocks of the buffer's size: the
+/// writer sends many tiny pieces (a quote, a key, a colon). The buffer is small because it
+/// is zeroed for every fingerprint.
+pub(crate) struct HashWriter {
+    sha: Sha256,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl HashWriter {
+    pub(crate) fn new() -> Self {
+        HashWriter {
+            sha: Sha256::new(),
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Inlined, so the many short literal pieces are copied without a call.
+    #[inline]
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(free) => {
+                free.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.flush_and_write(bytes),
+        }
+    }
+
+    #[inline(never)]
+    fn flush_and_write(&mut self, bytes: &[u8]) {
+        self.sha.update(&self.buf[..self.len]);
+        self.len = 0;
+        if bytes.len() > self.buf.len() {
+            self.sha.update(bytes);
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
+    }
+
+    /// A JSON string of `s`, with its quotes.
+    #[inline]
+    pub(crate) fn write_str(&mut self, s: &str) {
+        if needs_escape(s.as_bytes()) {
+            self.write_escaped(s);
+        } else {
+            self.write(b"\"");
+            self.write(s.as_bytes());
+            self.write(b"\"");
+        }
+    }
+
+    /// Rare: serde_json's own escapes. Writing into a Vec cannot fail.
+    #[inline(never)]
+    fn write_escaped(&mut self, s: &str) {
+        let mut escaped = Vec::with_capacity(s.len() + 8);
+        let _ = serde_json::to_writer(&mut escaped, s);
+        self.write(&escaped);
+    }
+
+    /// `v` as compact JSON.
+    pub(crate) fn write_value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.write_str(s),
+            Value::Object(map) => self.write_object(map),
+            Value::Array(items) => {
+                self.write(b"[");
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.write(b",");
+                    }
+                    self.write_value(v);
+                }
+                self.write(b"]");
+            }
+            // null, booleans and numbers: serde_json's own text (short, never escaped).
+            scalar => {
+                let mut text = Vec::with_capacity(24);
+                let _ = serde_json::to_writer(&mut text, scalar);
+                self.write(&text);
+            }
+        }
+    }
+
+    /// `map` as a compact JSON object, keys in the map's order.
+    pub(crate) fn write_object(&mut self, map: &Map<String, Value>) {
+        self.write(b"{");
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                self.write(b",");
+            }
+            self.write_str(k);
+            self.write(b":");
+            self.write_value(v);
+        }
+        self.write(b"}");
+    }
+
+    pub(crate) fn finish(mut self) -> [u8; 32] {
+        self.sha.update(&self.buf[..self.len]);
+        self.sha.finalize().into()
+    }
+}
+
+/// Whether serde_json would escape any byte of `s`: a quote, a backslash or a control
+/// character. No early exit, so the loop is vectorised.
+fn needs_escape(s: &[u8]) -> bool {
+    s.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The digest of `v` through the writer (strings longer than its buffer included).
+    fn digest_of(v: &Value) -> Vec<u8> {
+        let mut w = HashWriter::new();
+        w.write_value(v);
+        w.finish().to_vec()
+    }
+
+    fn arbitrary_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[ -~]{0,40}".prop_map(Value::String),
+            "[\"\\\\\u{0}-\u{1f}a-z\u{7f}-\u{ff}]{0,12}".prop_map(Value::String),
+            "[a-z0-9]{1200,1500}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The hashed bytes are serde_json's compact text of the same value.
+        #[test]
+        fn the_canonical_text_is_serde_jsons(v in arbitrary_value()) {
+            let expected: [u8; 32] = Sha256::digest(serde_json::to_vec(&v).unwrap()).into();
+            prop_assert_eq!(digest_of(&v), expected.to_vec());
+        }
+    }
+
+    #[test]
+    fn escapes_are_found_anywhere_in_a_string() {
+        for bad in [b'"', b'\\', b'\n', 0, 0x1f] {
+            for at in [0, 1, 15, 16, 31, 32, 63, 99] {
+                let mut s = vec![b'a'; 100];
+                s[at] = bad;
+                assert!(needs_escape(&s), "{bad} at {at}");
+            }
+        }
+        assert!(!needs_escape("plain text, é and ~ included".as_bytes()));
+    }
+}
