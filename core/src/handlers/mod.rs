@@ -104,6 +104,11 @@ pub trait DomainHandler: Send + Sync {
     fn read_model(&self, _input: &HandlerInput<'_>) -> Option<LoanSummary> {
         None
     }
+    /// Whether [`DomainHandler::read_model`] gives items (a projection), each a fold of the
+    /// whole stream up to its event: a later one then covers an earlier one.
+    fn keeps_read_model(&self) -> bool {
+        false
+    }
 }
 
 /// Settings of the handlers that have any (read from the environment by the adapters).

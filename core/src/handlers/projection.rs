@@ -28,6 +28,10 @@ impl DomainHandler for LoanSummaryProjection {
         Ok(Vec::new())
     }
 
+    fn keeps_read_model(&self) -> bool {
+        true
+    }
+
     fn read_model(&self, input: &HandlerInput<'_>) -> Option<LoanSummary> {
         // From the snapshot (if any) and the tail: the whole loan, not only the tail.
         let mut state = loan_before(input);

@@ -272,7 +272,19 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
     /// processing records end there.
     pub async fn handle(&self, event: SqsEvent, lease: Duration) -> SqsBatchResponse {
         let stats = BatchStats::default();
-        let response = run_batch(&event, &self.queue, |msg| self.process(msg, lease, &stats)).await;
+        let superseded = if self.handlers.iter().any(|h| h.keeps_read_model()) {
+            summaries_superseded(&event.records)
+        } else {
+            Default::default()
+        };
+        let response = run_batch(&event, &self.queue, |msg| {
+            let summary_superseded = msg
+                .message_id
+                .as_deref()
+                .is_some_and(|id| superseded.contains(id));
+            self.process(msg, lease, &stats, summary_superseded)
+        })
+        .await;
         stats.emit_metrics();
         let failed = stats.any_failure();
         self.stats.pending.absorb(&stats);
@@ -308,7 +320,15 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
     }
 
     /// Process one message to an outcome; never panics, never loses the message.
-    pub async fn process(&self, msg: &SqsMessage, lease: Duration, stats: &BatchStats) -> Outcome {
+    /// `summary_superseded`: the batch holds the stream's next event, whose read model
+    /// summary (a fold of the whole stream) covers this one's: it is not written.
+    pub async fn process(
+        &self,
+        msg: &SqsMessage,
+        lease: Duration,
+        stats: &BatchStats,
+        summary_superseded: bool,
+    ) -> Outcome {
         let receives = delivery::receives(msg);
         let body = msg.body.as_deref().unwrap_or("");
         let event = match serde_json::from_str::<EventEnvelope>(body) {
@@ -341,6 +361,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             with_head: subscribed
                 .iter()
                 .any(|h| h.appends_to(&event.aggregate_type)),
+            summary_superseded,
             ..Reads::default()
         };
         let mut paused = false;
@@ -682,7 +703,7 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
         };
         input.related = &related;
         let follow_ons = h.handle(&input)?;
-        if let Some(summary) = h.read_model(&input) {
+        if let (Some(summary), false) = (h.read_model(&input), reads.summary_superseded) {
             // Version-guarded: a re-run, a replay or a rebuild never moves it backwards.
             self.store.put_loan_summary(&summary).await?;
         }
@@ -757,6 +778,52 @@ struct Reads {
     with_head: bool,
     history: Option<History>,
     heads: KnownHeads,
+    /// The read model summary this message would write is superseded by a later one in its
+    /// batch ([`summaries_superseded`]).
+    summary_superseded: bool,
+}
+
+/// The messages of a batch whose stream's next event is in the same batch, both plain
+/// deliveries (no replay marker): the later event's read model summary, a fold of the whole
+/// stream up to it, covers the earlier one's, so only the later is written (one write for a
+/// stream's run of events in a batch instead of one each). If the later message fails, it is
+/// retried and writes it then; until then the summary trails by that event.
+fn summaries_superseded(records: &[SqsMessage]) -> std::collections::HashSet<&str> {
+    #[derive(serde::Deserialize, PartialEq, Eq, Hash)]
+    #[serde(rename_all = "camelCase")]
+    struct Position {
+        metadata: Tenant,
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: u64,
+    }
+    #[derive(serde::Deserialize, PartialEq, Eq, Hash)]
+    #[serde(rename_all = "camelCase")]
+    struct Tenant {
+        tenant_id: String,
+    }
+    let positions: Vec<(&SqsMessage, Position)> = records
+        .iter()
+        .filter(|msg| ReplayMarker::of(msg).replay.is_none())
+        .filter_map(|msg| Some((msg, serde_json::from_str(msg.body.as_deref()?).ok()?)))
+        .collect();
+    let delivered: std::collections::HashSet<&Position> =
+        positions.iter().map(|(_, p)| p).collect();
+    positions
+        .iter()
+        .filter(|(_, p)| {
+            let next = Position {
+                metadata: Tenant {
+                    tenant_id: p.metadata.tenant_id.clone(),
+                },
+                aggregate_type: p.aggregate_type.clone(),
+                aggregate_id: p.aggregate_id.clone(),
+                sequence: p.sequence + 1,
+            };
+            delivered.contains(&next)
+        })
+        .filter_map(|(msg, _)| msg.message_id.as_deref())
+        .collect()
 }
 
 impl Reads {

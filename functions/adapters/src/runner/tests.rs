@@ -876,3 +876,71 @@ async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_aga
         "the first message and the one after the gap read"
     );
 }
+
+#[tokio::test]
+async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
+    let projection = || {
+        lending_events::handlers::for_domain(
+            lending_events::Domain::Projection,
+            &lending_events::handlers::HandlerConfig::default(),
+        )
+    };
+    let stream = |loan: &str, last: u64| -> Vec<EventEnvelope> {
+        [created(loan), funded(loan, 2)]
+            .into_iter()
+            .chain((3..=last).map(|seq| payment(loan, seq)))
+            .collect()
+    };
+    let (one, two) = (stream("L-1", 5), stream("L-2", 3));
+    let seeded = || one.iter().chain(&two).cloned().collect::<Vec<_>>();
+    // One batch, the two loans interleaved; L-2's 3 comes as a replay, so its 2 stands alone.
+    let batched = runner_of(projection(), MemoryQueue::new());
+    batched.store().seed(seeded());
+    for e in [&one[0], &two[0], &one[1], &one[2], &two[1], &one[3], &one[4]] {
+        enqueue(batched.queue(), e);
+    }
+    batched.queue().push_with(
+        serde_json::to_string(&two[2]).expect("an envelope serialises"),
+        two[2].stream().message_group(),
+        HashMap::from([("replay".to_string(), "R-1".to_string())]),
+    );
+    batched.store().calls.reset();
+    deliver(&batched).await;
+    assert!(batched.queue().messages().is_empty());
+    let summary_writes = batched
+        .store()
+        .calls
+        .snapshot()
+        .into_iter()
+        .find(|(op, _)| *op == "UpdateItem")
+        .map_or(0, |(_, n)| n);
+    assert_eq!(
+        summary_writes, 3,
+        "L-1 at 5, L-2 at 2 (its 3 is a replay) and at 3"
+    );
+    // Every message's record is completed, and the summaries are those of a runner that
+    // writes one for every message.
+    for e in one.iter().chain(&two) {
+        assert_eq!(
+            batched.ledger().status(work("loan-summary", e)),
+            Some("COMPLETED"),
+            "{} {}",
+            e.aggregate_id,
+            e.sequence
+        );
+    }
+    let each = runner_of(projection(), MemoryQueue::new());
+    each.store().seed(seeded());
+    for e in one.iter().chain(&two) {
+        enqueue(each.queue(), e);
+        deliver(&each).await;
+    }
+    let sorted = |mut s: Vec<lending_events::projections::LoanSummary>| {
+        s.sort_by(|a, b| a.loan_id.cmp(&b.loan_id));
+        s
+    };
+    assert_eq!(
+        sorted(batched.store().loan_summaries()),
+        sorted(each.store().loan_summaries())
+    );
+}
