@@ -896,7 +896,9 @@ async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
     // One batch, the two loans interleaved; L-2's 3 comes as a replay, so its 2 stands alone.
     let batched = runner_of(projection(), MemoryQueue::new());
     batched.store().seed(seeded());
-    for e in [&one[0], &two[0], &one[1], &one[2], &two[1], &one[3], &one[4]] {
+    for e in [
+        &one[0], &two[0], &one[1], &one[2], &two[1], &one[3], &one[4],
+    ] {
         enqueue(batched.queue(), e);
     }
     batched.queue().push_with(
