@@ -44,6 +44,13 @@ fn payment_handlers() -> Vec<BoxedHandler> {
     )
 }
 
+fn projection_handlers() -> Vec<BoxedHandler> {
+    lending_events::handlers::for_domain(
+        lending_events::Domain::Projection,
+        &lending_events::handlers::HandlerConfig::default(),
+    )
+}
+
 /// A runner of `handlers` over empty in-memory ports.
 fn runner_of(handlers: Vec<BoxedHandler>, queue: MemoryQueue) -> TestRunner {
     let store = MemoryStore::new();
@@ -837,17 +844,11 @@ async fn a_busy_runner_flushes_statistics_once_per_interval_failures_at_once_and
 
 #[tokio::test]
 async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_again() {
-    let projection = || {
-        lending_events::handlers::for_domain(
-            lending_events::Domain::Projection,
-            &lending_events::handlers::HandlerConfig::default(),
-        )
-    };
     let events: Vec<EventEnvelope> = [created("L-1"), funded("L-1", 2)]
         .into_iter()
         .chain((3..=10).map(|seq| payment("L-1", seq)))
         .collect();
-    let kept = runner_of(projection(), MemoryQueue::new());
+    let kept = runner_of(projection_handlers(), MemoryQueue::new());
     kept.store().seed(events.clone());
     reset_calls(&kept);
     // Messages 1-8 in order, then 10 (9 went to another instance).
@@ -855,7 +856,7 @@ async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_aga
         enqueue(kept.queue(), e);
         deliver(&kept).await;
         // What it writes is what a runner that reads the history writes.
-        let reading = runner_of(projection(), MemoryQueue::new());
+        let reading = runner_of(projection_handlers(), MemoryQueue::new());
         reading.store().seed(events.clone());
         enqueue(reading.queue(), e);
         deliver(&reading).await;
@@ -879,12 +880,6 @@ async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_aga
 
 #[tokio::test]
 async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
-    let projection = || {
-        lending_events::handlers::for_domain(
-            lending_events::Domain::Projection,
-            &lending_events::handlers::HandlerConfig::default(),
-        )
-    };
     let stream = |loan: &str, last: u64| -> Vec<EventEnvelope> {
         [created(loan), funded(loan, 2)]
             .into_iter()
@@ -894,7 +889,7 @@ async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
     let (one, two) = (stream("L-1", 5), stream("L-2", 3));
     let seeded = || one.iter().chain(&two).cloned().collect::<Vec<_>>();
     // One batch, the two loans interleaved; L-2's 3 comes as a replay, so its 2 stands alone.
-    let batched = runner_of(projection(), MemoryQueue::new());
+    let batched = runner_of(projection_handlers(), MemoryQueue::new());
     batched.store().seed(seeded());
     for e in [
         &one[0], &two[0], &one[1], &one[2], &two[1], &one[3], &one[4],
@@ -931,7 +926,7 @@ async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
             e.sequence
         );
     }
-    let each = runner_of(projection(), MemoryQueue::new());
+    let each = runner_of(projection_handlers(), MemoryQueue::new());
     each.store().seed(seeded());
     for e in one.iter().chain(&two) {
         enqueue(each.queue(), e);
