@@ -785,12 +785,14 @@ async fn the_projection_writes_each_loans_summary_and_never_moves_it_backwards()
 
 /// The statistics UpdateItems the ledger received (one per handler per flush).
 fn stats_flushes(runner: &TestRunner) -> u64 {
-    runner
-        .ledger()
-        .calls
-        .snapshot()
+    count_of(runner.ledger().calls.snapshot(), "UpdateItem")
+}
+
+/// How many calls of `op` a call count holds.
+fn count_of(calls: Vec<(&'static str, u64)>, op: &str) -> u64 {
+    calls
         .into_iter()
-        .find(|(op, _)| *op == "UpdateItem")
+        .find(|(name, _)| *name == op)
         .map_or(0, |(_, n)| n)
 }
 
@@ -868,10 +870,7 @@ async fn the_next_message_of_a_stream_is_folded_from_the_state_kept_not_read_aga
         );
     }
     assert!(kept.queue().messages().is_empty());
-    let queries = calls(&kept)
-        .into_iter()
-        .find(|(op, _)| *op == "Query")
-        .map_or(0, |(_, n)| n);
+    let queries = count_of(calls(&kept), "Query");
     assert_eq!(
         queries, 2,
         "the first message and the one after the gap read"
@@ -904,13 +903,7 @@ async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
     batched.store().calls.reset();
     deliver(&batched).await;
     assert!(batched.queue().messages().is_empty());
-    let summary_writes = batched
-        .store()
-        .calls
-        .snapshot()
-        .into_iter()
-        .find(|(op, _)| *op == "UpdateItem")
-        .map_or(0, |(_, n)| n);
+    let summary_writes = count_of(batched.store().calls.snapshot(), "UpdateItem");
     assert_eq!(
         summary_writes, 3,
         "L-1 at 5, L-2 at 2 (its 3 is a replay) and at 3"
@@ -940,4 +933,39 @@ async fn a_batch_writes_one_summary_per_stream_the_fold_of_its_last_event() {
         sorted(batched.store().loan_summaries()),
         sorted(each.store().loan_summaries())
     );
+}
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    /// Finding superseded summaries reads queue message bodies: any body (arbitrary text, or
+    /// an envelope with a field bent) is read or left out, never a panic.
+    #[test]
+    fn superseded_summaries_of_arbitrary_bodies_never_panic(
+        bodies in proptest::collection::vec(
+            proptest::prop_oneof![
+                ".*",
+                (0u64..u64::MAX, ".{0,12}").prop_map(|(seq, id)| {
+                    let mut e = serde_json::to_value(payment("L-1", 3)).expect("an envelope");
+                    e["sequence"] = json!(seq);
+                    e["aggregateId"] = json!(id);
+                    e.to_string()
+                }),
+            ],
+            0..12,
+        )
+    ) {
+        let records: Vec<SqsMessage> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m-{i}"));
+                m.body = Some(body);
+                m
+            })
+            .collect();
+        let superseded = summaries_superseded(&records);
+        proptest::prop_assert!(superseded.len() <= records.len());
+    }
 }
