@@ -69,6 +69,17 @@ impl EventEnvelope {
     pub fn payload_str(&self, field: &str) -> Option<&str> {
         self.payload.get(field).and_then(Value::as_str)
     }
+
+    /// The stored text: what the history table holds and queues and the API carry (the
+    /// same as `serde_json::to_string`). The buffer starts at a typical envelope's size,
+    /// so most are written without growing it.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        const TYPICAL_ENVELOPE: usize = 1024;
+        let mut text = Vec::with_capacity(TYPICAL_ENVELOPE);
+        serde_json::to_writer(&mut text, self)?;
+        // serde_json writes UTF-8 only.
+        String::from_utf8(text).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
+    }
 }
 
 /// Identifies one aggregate's stream within a tenant.
@@ -1177,6 +1188,26 @@ mod tests {
             assert_eq!(text("source"), Some(borrowed.source));
             assert_eq!(text("userId"), borrowed.user_id);
             assert_eq!(map.len(), 3 + usize::from(user.is_some()));
+        }
+    }
+
+    #[test]
+    fn the_stored_text_is_serde_jsons_and_reads_back() {
+        let ctx = WriteContext::client("acme", "svc-1", Utc::now());
+        let raw = json!({"eventType": "Loan.Funded", "aggregateType": "Loan",
+            "aggregateId": "L-1", "payload": {"loanId": "L-1", "fundedAmount": "10.00",
+                "fundedAt": "2026-01-31T10:00:00Z"}});
+        let small = NewEvent::from_json(&raw, &ctx, &mut Uuid::new_v4)
+            .unwrap()
+            // Stored times are written to the millisecond.
+            .into_envelope(3, "2026-03-01T10:15:31.456Z".parse().unwrap());
+        // And one larger than the starting buffer, with text that must be escaped.
+        let mut large = small.clone();
+        large.payload["note"] = json!("é\"\\\n\u{1}".repeat(400));
+        for e in [small, large] {
+            let text = e.to_json().unwrap();
+            assert_eq!(text, serde_json::to_string(&e).unwrap());
+            assert_eq!(serde_json::from_str::<EventEnvelope>(&text).unwrap(), e);
         }
     }
 

@@ -5,8 +5,8 @@
 //! - `peer/ingest, 1-event request` and `peer/ingest, 25-event request`: the peer's inputs
 //!   (full API Gateway HTTP API v2 events, a mix of Loan.Created / Loan.Approved /
 //!   Loan.Funded / Borrower.Created of ~610 B each, generated here the way the peer's
-//!   `samples.py` does), per event: decode the API Gateway event (`aws_lambda_events`), the
-//!   tenant header, decode and validate the body, fingerprint, assign the server fields,
+//!   `samples.py` does), per event: decode the API Gateway event into the router's request
+//!   as the ingest function does (`http::lambda::ApiGatewayRequest`), the tenant header, decode and validate the body, fingerprint, assign the server fields,
 //!   serialise each envelope once, build the DynamoDB items the store writes
 //!   (`store::layout`, event + eventId guard) and encode them as wire JSON, encode one SQS
 //!   `SendMessageBatch` entry per subscribed domain, and encode the 201 response as API
@@ -27,6 +27,7 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use event_adapters::http::lambda::ApiGatewayRequest;
 use event_adapters::ledger::memory::MemoryLedger;
 use event_adapters::queue::MemoryQueue;
 use event_adapters::runner::{BatchRunner, RetryPolicy};
@@ -249,7 +250,7 @@ fn write_item(item: &Item, out: &mut Vec<u8>) {
 /// What the DynamoDB store does per stored event before the SDK sends it: the envelope
 /// serialised once, the event and guard items, their wire JSON. Returns the envelope JSON.
 fn encode_stored(e: &EventEnvelope, fingerprint: &str, out: &mut Vec<u8>) -> String {
-    let body = serde_json::to_string(e).unwrap();
+    let body = e.to_json().unwrap();
     let item = layout::event_item(e, body);
     write_item(&item, out);
     write_item(&layout::guard_item(e, fingerprint), out);
@@ -270,13 +271,16 @@ struct SqsEntry<'a> {
 
 /// The whole ingest path of one API Gateway event; returns the response bytes' length.
 fn ingest(catalog: &Catalog, routing: &RoutingTable, raw: &[u8]) -> usize {
-    let request: ApiGatewayV2httpRequest = serde_json::from_slice(raw).expect("API event");
+    // Read as the ingest function reads it: the API Gateway event into the router's request.
+    let request = serde_json::from_slice::<ApiGatewayRequest>(raw)
+        .expect("API event")
+        .into_request();
     let tenant = request
-        .headers
+        .headers()
         .get("x-tenant-id")
         .and_then(|v| v.to_str().ok())
         .expect("tenant header");
-    let body = request.body.as_deref().unwrap_or("");
+    let body = std::str::from_utf8(request.body()).expect("a text body");
     let now = Utc::now();
     let ctx = WriteContext::client(tenant, "bench", now);
     let events = parse_body_in(

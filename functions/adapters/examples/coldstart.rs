@@ -92,6 +92,12 @@ fn serve(stream: TcpStream, event: String, tx: mpsc::Sender<Seen>) {
     let mut r = BufReader::new(stream);
     let mut served = false;
     while let Some(req) = read_request(&mut r) {
+        if req.path.contains("/extension/") {
+            // No Extensions API here, as in an emulator without one: the domain functions'
+            // shutdown hook is not registered and they run on.
+            let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+            continue;
+        }
         if req.method == "GET" && req.path.ends_with("/invocation/next") {
             let _ = tx.send(Seen::Next(Instant::now()));
             if served {

@@ -226,7 +226,7 @@ pub async fn run_ingest() -> Result<(), Error> {
     }
     let router = ingest_router(&config, &Clients::from_env().await, catalog);
     // Behind a named stage the path carries it (`/prod/events`): off before routing.
-    lambda_http::run(
+    crate::http::lambda::run(
         tower::ServiceBuilder::new()
             .map_request(crate::http::stage::strip)
             .service(router),

@@ -36,3 +36,10 @@ pub mod topology;
 pub mod webhooks;
 
 pub use error::AdapterError;
+
+/// Every function allocates through mimalloc: events are trees of small strings and maps,
+/// which it allocates and frees faster than the system allocator (BENCHMARKS.md, cold
+/// start and footprint). Without transparent huge pages its memory is touched page by
+/// page, so a fresh instance's peak RSS stays within half a megabyte of glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

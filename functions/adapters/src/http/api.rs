@@ -2,7 +2,7 @@
 //! file to the OpenAPI document), each answered by a handler of [`super::events`] or
 //! [`super::ops`], behind the scope middleware ([`super::auth::require_scope`]).
 //!
-//! On Lambda, `lambda_http::run(router)` serves it behind API Gateway (REST v1 or HTTP API
+//! On Lambda, [`super::lambda::run`] serves it behind API Gateway (REST v1 or HTTP API
 //! v2 payloads alike); locally, `axum::serve` serves the very same router.
 
 use std::sync::Arc;

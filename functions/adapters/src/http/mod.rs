@@ -16,6 +16,7 @@
 //! | [`openapi`] | the OpenAPI document served at `GET /openapi.json` |
 //! | [`request`] | path parameters, small JSON bodies, aggregate streams |
 //! | [`stage`] | the API Gateway stage taken off the path (and given back to the console) |
+//! | [`lambda`] | the router on Lambda: API Gateway events read once, answered in their shape |
 //! | [`error`] | the one error shape `{"error": {"code", "message", "field"}}` |
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod console;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod lambda;
 pub mod openapi;
 pub mod ops;
 pub mod payoff;

@@ -397,8 +397,9 @@ impl DynamoStore {
         }
         let mut items = Vec::with_capacity(events.len() * 2);
         for (e, new) in stored.iter().zip(events) {
-            let body =
-                serde_json::to_string(e).map_err(|err| AdapterError::Decode(err.to_string()))?;
+            let body = e
+                .to_json()
+                .map_err(|err| AdapterError::Decode(err.to_string()))?;
             items.push(self.put(layout::event_item(e, body))?);
             items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
         }
