@@ -316,7 +316,7 @@ impl Ledger for DynamoLedger {
         let record = TransactWriteItem::builder().update(update).build();
         match self
             .store
-            .append_completing(&follow_ons, now, known, &record)
+            .append_completing(follow_ons, now, known, &record)
             .await?
         {
             Completing::Stored(stored) => Ok(Committed::Now(stored)),

@@ -190,7 +190,7 @@ impl Ledger for MemoryLedger {
             CallCounts::bump(&self.store.calls.transact_write);
             None
         } else {
-            self.store.append_follow_ons(&follow_ons, now, &known)
+            self.store.append_follow_ons(follow_ons, now, &known)
         };
         match stored {
             Some(_) if completed && !rerun => Ok(Committed::AlreadyDone),

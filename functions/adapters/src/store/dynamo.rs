@@ -355,19 +355,17 @@ impl DynamoStore {
     /// item) after the events.
     async fn try_append(
         &self,
-        events: &[NewEvent],
-        now: DateTime<Utc>,
+        pending: &mut Pending,
         known: HashMap<String, u64>,
         extra: &[TransactWriteItem],
         attempt: u32,
-    ) -> Result<Result<Vec<EventEnvelope>, Cancelled>, AdapterError> {
+    ) -> Result<Result<(), Cancelled>, AdapterError> {
         let mut heads = known;
         // Each stream's head before this append: where its snapshot point is measured from.
         let mut first_heads: HashMap<String, u64> = HashMap::new();
         // Histories up to a stream's head read by this attempt.
         let mut read: HashMap<String, History> = HashMap::new();
-        let mut stored = Vec::with_capacity(events.len());
-        for e in events {
+        for (e, check) in pending.envelopes.iter_mut().zip(&pending.checks) {
             let pk = stream_pk(&e.stream());
             let head = match heads.get(&pk) {
                 Some(h) => *h,
@@ -383,7 +381,7 @@ impl DynamoStore {
                 None => self.head(&pk).await?,
             };
             first_heads.entry(pk.clone()).or_insert(head);
-            if let Some(expected) = e.expected_sequence {
+            if let Some(expected) = check.expected_sequence {
                 if expected != head {
                     return Ok(Err(Cancelled::Sequence {
                         stream: e.stream().key(),
@@ -393,15 +391,16 @@ impl DynamoStore {
                 }
             }
             heads.insert(pk, head + 1);
-            stored.push(e.clone().into_envelope(head + 1, now));
+            e.sequence = head + 1;
         }
-        let mut items = Vec::with_capacity(events.len() * 2);
-        for (e, new) in stored.iter().zip(events) {
+        let stored = &pending.envelopes;
+        let mut items = Vec::with_capacity(stored.len() * 2);
+        for (e, check) in stored.iter().zip(&pending.checks) {
             let body = e
                 .to_json()
                 .map_err(|err| AdapterError::Decode(err.to_string()))?;
             items.push(self.put(layout::event_item(e, body))?);
-            items.push(self.put(layout::guard_item(e, &new.fingerprint))?);
+            items.push(self.put(layout::guard_item(e, &check.fingerprint))?);
         }
         let event_items = items.len();
         items.extend(extra.iter().cloned());
@@ -409,7 +408,7 @@ impl DynamoStore {
         // positions in the cancellation reasons. They need no condition: their events' puts
         // guard them.
         let conditioned = items.len();
-        for item in self.snapshot_items(&stored, &first_heads, read).await {
+        for item in self.snapshot_items(stored, &first_heads, read).await {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -424,7 +423,7 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Ok(stored)),
+            Ok(_) => Ok(Ok(())),
             // A timeout or a dropped connection is transient, not an unknown service error.
             Err(
                 err @ (SdkError::TimeoutError(_)
@@ -456,7 +455,7 @@ impl DynamoStore {
                     } else if guard_hit {
                         Ok(Err(Cancelled::EventId))
                     } else if seq_hit {
-                        let first = events.first().map(|e| e.stream().key()).unwrap_or_default();
+                        let first = stored.first().map(|e| e.stream().key()).unwrap_or_default();
                         // Other writers took the places of the event puts that failed:
                         // each stream's head is at least its old head plus those places
                         // (likely exactly: an append is usually one event), which the next
@@ -491,11 +490,12 @@ impl DynamoStore {
     /// After a cancelled write: are all these events already stored with the same content?
     async fn resolve_duplicates(
         &self,
-        events: &[NewEvent],
+        pending: &Pending,
     ) -> Result<Option<Vec<EventEnvelope>>, AdapterError> {
-        if !events.iter().any(|e| e.client_event_id) {
+        if !pending.checks.iter().any(|c| c.client_event_id) {
             return Ok(None);
         }
+        let events = &pending.envelopes;
         let keys: Vec<Item> = events
             .iter()
             .map(|e| layout::key(guard_pk(&e.metadata.tenant_id, &e.event_id), 0))
@@ -503,14 +503,14 @@ impl DynamoStore {
         let guards = self.batch_get(keys).await?;
         let mut found = 0;
         let mut event_keys = Vec::new();
-        for e in events {
+        for (e, check) in events.iter().zip(&pending.checks) {
             let pk = guard_pk(&e.metadata.tenant_id, &e.event_id);
             if let Some(g) = guards
                 .iter()
                 .find(|g| str_of(g, attr::PK) == Some(pk.as_str()))
             {
                 found += 1;
-                if str_of(g, attr::FINGERPRINT) != Some(e.fingerprint.as_str()) {
+                if str_of(g, attr::FINGERPRINT) != Some(check.fingerprint.as_str()) {
                     return Err(AdapterError::EventIdConflict(format!(
                         "eventId {} was already used for an event with different content",
                         e.event_id
@@ -582,13 +582,13 @@ impl DynamoStore {
         extra: Vec<TransactWriteItem>,
         now: DateTime<Utc>,
     ) -> Result<Vec<EventEnvelope>, AdapterError> {
-        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let stream = events.first().map(|e| e.stream().key()).unwrap_or_default();
+        let mut pending = Pending::new(events, now);
         match self
-            .try_append(&events, now, HashMap::new(), &extra, 1)
+            .try_append(&mut pending, HashMap::new(), &extra, 1)
             .await?
         {
-            Ok(stored) => Ok(stored),
+            Ok(()) => Ok(pending.envelopes),
             Err(Cancelled::EventId) => Err(AdapterError::EventIdConflict(
                 "an eventId of this request is already stored".into(),
             )),
@@ -628,22 +628,22 @@ impl DynamoStore {
     /// their `Query(head)` is saved; a stale one loses the race and is re-read.
     pub async fn append_completing(
         &self,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
         now: DateTime<Utc>,
         known: HashMap<String, u64>,
         record: &TransactWriteItem,
     ) -> Result<Completing, AdapterError> {
-        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut pending = Pending::new(events, now);
         let mut known = Some(known);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let heads = known.take().unwrap_or_default();
             match self
-                .try_append(events, now, heads, std::slice::from_ref(record), attempt)
+                .try_append(&mut pending, heads, std::slice::from_ref(record), attempt)
                 .await?
             {
-                Ok(stored) => return Ok(Completing::Stored(stored)),
+                Ok(()) => return Ok(Completing::Stored(pending.envelopes)),
                 // Follow-on ids are name-based: a guard that exists means a run of the same
                 // message stored them; a record already completed, that another run won.
                 Err(Cancelled::EventId) => return Ok(Completing::FollowOnsStored),
@@ -676,6 +676,41 @@ impl DynamoStore {
     }
 }
 
+/// Events on their way into the table. They move into their envelopes once; each attempt
+/// only assigns their sequences (a deep copy of a large payload per attempt is not free).
+struct Pending {
+    envelopes: Vec<EventEnvelope>,
+    /// What the append checks of each event, in the same order.
+    checks: Vec<Check>,
+}
+
+struct Check {
+    fingerprint: String,
+    client_event_id: bool,
+    expected_sequence: Option<u64>,
+}
+
+impl Pending {
+    fn new(events: Vec<NewEvent>, now: DateTime<Utc>) -> Pending {
+        // Millisecond precision keeps recordedAt identical across JSON and sort keys.
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut checks = Vec::with_capacity(events.len());
+        let envelopes = events
+            .into_iter()
+            .map(|mut e| {
+                checks.push(Check {
+                    fingerprint: std::mem::take(&mut e.fingerprint),
+                    client_event_id: e.client_event_id,
+                    expected_sequence: e.expected_sequence,
+                });
+                // The sequence is the attempt's to assign.
+                e.into_envelope(0, now)
+            })
+            .collect();
+        Pending { envelopes, checks }
+    }
+}
+
 enum Cancelled {
     Sequence {
         stream: String,
@@ -702,20 +737,19 @@ impl EventStore for DynamoStore {
         if events.is_empty() {
             return Ok(Appended::Stored(Vec::new()));
         }
-        // Millisecond precision keeps recordedAt identical across JSON and sort keys.
-        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut pending = Pending::new(events, now);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = self
-                .try_append(&events, now, HashMap::new(), &[], attempt)
+                .try_append(&mut pending, HashMap::new(), &[], attempt)
                 .await?;
             let cancelled = match outcome {
-                Ok(stored) => return Ok(Appended::Stored(stored)),
+                Ok(()) => return Ok(Appended::Stored(pending.envelopes)),
                 Err(c) => c,
             };
             // A resend of stored events wins over any other conflict.
-            if let Some(existing) = self.resolve_duplicates(&events).await? {
+            if let Some(existing) = self.resolve_duplicates(&pending).await? {
                 return Ok(Appended::AlreadyStored(existing));
             }
             match cancelled {

@@ -92,6 +92,35 @@ struct Tables {
     loan_summaries: HashMap<(String, String), LoanSummary>,
 }
 
+impl Tables {
+    /// Store `events` at `sequences`: the events move into their envelopes, which are
+    /// returned; the table keeps a copy.
+    fn store(
+        &mut self,
+        events: Vec<NewEvent>,
+        sequences: Vec<u64>,
+        now: DateTime<Utc>,
+    ) -> Vec<EventEnvelope> {
+        let mut stored = Vec::with_capacity(events.len());
+        for (mut new, sequence) in events.into_iter().zip(sequences) {
+            let pk = stream_pk(&new.stream());
+            let fingerprint = std::mem::take(&mut new.fingerprint);
+            let env = new.into_envelope(sequence, now);
+            self.guards.insert(
+                guard_pk(&env.metadata.tenant_id, &env.event_id),
+                Guard {
+                    fingerprint,
+                    stream: pk.clone(),
+                    sequence,
+                },
+            );
+            self.streams.entry(pk).or_default().push(env.clone());
+            stored.push(env);
+        }
+        stored
+    }
+}
+
 /// An [`EventStore`] in memory. A clone is a handle on the same tables and counters (the
 /// [`MemoryLedger`](crate::ledger::memory::MemoryLedger) commits follow-ons through one).
 #[derive(Default, Clone)]
@@ -152,15 +181,15 @@ impl MemoryStore {
     /// one `Query` per stream whose head is not `known`.
     pub(crate) fn append_follow_ons(
         &self,
-        events: &[NewEvent],
+        events: Vec<NewEvent>,
         now: DateTime<Utc>,
         known: &HashMap<String, u64>,
     ) -> Option<Vec<EventEnvelope>> {
         let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let mut heads: HashMap<String, u64> = HashMap::new();
-        let mut stored = Vec::with_capacity(events.len());
-        for e in events {
+        let mut sequences = Vec::with_capacity(events.len());
+        for e in &events {
             let pk = stream_pk(&e.stream());
             let actual = t.streams.get(&pk).map_or(0, |s| s.len() as u64);
             let head = match heads.get(&pk) {
@@ -174,7 +203,7 @@ impl MemoryStore {
                 }
             };
             heads.insert(pk, head + 1);
-            stored.push(e.clone().into_envelope(head + 1, now));
+            sequences.push(head + 1);
         }
         CallCounts::bump(&self.calls.transact_write);
         let guard_hit = events.iter().any(|e| {
@@ -184,19 +213,7 @@ impl MemoryStore {
         if guard_hit {
             return None;
         }
-        for (env, new) in stored.iter().zip(events) {
-            let pk = stream_pk(&env.stream());
-            t.guards.insert(
-                guard_pk(&env.metadata.tenant_id, &env.event_id),
-                Guard {
-                    fingerprint: new.fingerprint.clone(),
-                    stream: pk.clone(),
-                    sequence: env.sequence,
-                },
-            );
-            t.streams.entry(pk).or_default().push(env.clone());
-        }
-        Some(stored)
+        Some(t.store(events, sequences, now))
     }
 }
 
@@ -251,24 +268,7 @@ impl EventStore for MemoryStore {
         });
         if sequence_conflict.is_none() && !guard_hit {
             CallCounts::bump(&self.calls.transact_write);
-            // Stored: the events move into their envelopes; the table keeps a copy.
-            let mut stored = Vec::with_capacity(events.len());
-            for (mut new, sequence) in events.into_iter().zip(sequences) {
-                let pk = stream_pk(&new.stream());
-                let fingerprint = std::mem::take(&mut new.fingerprint);
-                let env = new.into_envelope(sequence, now);
-                t.guards.insert(
-                    guard_pk(&env.metadata.tenant_id, &env.event_id),
-                    Guard {
-                        fingerprint,
-                        stream: pk.clone(),
-                        sequence,
-                    },
-                );
-                t.streams.entry(pk).or_default().push(env.clone());
-                stored.push(env);
-            }
-            return Ok(Appended::Stored(stored));
+            return Ok(Appended::Stored(t.store(events, sequences, now)));
         }
         if sequence_conflict.is_none() {
             // The transaction is tried, and cancelled by a guard.
