@@ -449,7 +449,7 @@ async fn a_commit_at_a_snapshot_point_writes_the_snapshot_after_a_read_and_after
     assert_eq!(read_head, Some(head));
     let stored = store
         .append_completing(
-            &payments(&api.tenant, &loan, 0..2),
+            payments(&api.tenant, &loan, 0..2),
             chrono::Utc::now(),
             HashMap::from([(pk.clone(), head)]),
             &record(1),
@@ -494,7 +494,7 @@ async fn a_commit_at_a_snapshot_point_writes_the_snapshot_after_a_read_and_after
         let before = calls();
         let stored = store
             .append_completing(
-                &payments(&api.tenant, &loan, commit),
+                payments(&api.tenant, &loan, commit),
                 chrono::Utc::now(),
                 HashMap::from([(pk.clone(), known)]),
                 &record(known as u32),
