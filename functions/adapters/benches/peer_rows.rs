@@ -6,8 +6,9 @@
 //!   (full API Gateway HTTP API v2 events, a mix of Loan.Created / Loan.Approved /
 //!   Loan.Funded / Borrower.Created of ~610 B each, generated here the way the peer's
 //!   `samples.py` does), per event: decode the API Gateway event into the router's request
-//!   as the ingest function does (`http::lambda::ApiGatewayRequest`), the tenant header, decode and validate the body, fingerprint, assign the server fields,
-//!   serialise each envelope once, build the DynamoDB items the store writes
+//!   as the ingest function does (`http::lambda::ApiGatewayRequest`), the tenant header,
+//!   decode and validate the body, fingerprint, assign the server fields, serialise each
+//!   envelope once, build the DynamoDB items the store writes
 //!   (`store::layout`, event + eventId guard) and encode them as wire JSON, encode one SQS
 //!   `SendMessageBatch` entry per subscribed domain, and encode the 201 response as API
 //!   Gateway expects it back. The peer does all of this except the fingerprint.
@@ -16,6 +17,8 @@
 //!   validated follow-ons, and their commit as the DynamoDB ledger makes it without the
 //!   network (`WireLedger`: sequences, the stored text, event and guard items in wire JSON;
 //!   the peer builds its item with boto3's `TypeSerializer`).
+//! - `decode/API Gateway v2 event, ...`: reading one such event (a 1-event request's) the
+//!   way `lambda_http::run` reads it and the way the ingest function does (`http::lambda`).
 
 #[path = "../../../core/benches/harness.rs"]
 mod harness;
@@ -38,6 +41,7 @@ use event_adapters::queue::MemoryQueue;
 use event_adapters::runner::{BatchRunner, RetryPolicy};
 use event_adapters::store::layout::{self, Item};
 use event_adapters::store::memory::MemoryStore;
+use lambda_http::request::LambdaRequest;
 use lending_events::catalog::Catalog;
 use lending_events::envelope::WriteContext;
 use lending_events::ingest::{parse_body_in, Limits};
@@ -511,6 +515,22 @@ fn main() {
             },
         );
     }
+
+    // Reading the API Gateway event: lambda_http's own way (the REST API shape tried first,
+    // failing at its end) against the ingest function's (`http::lambda`).
+    let raw = &ingest_requests(1, 1)[0];
+    b.run(
+        "decode/API Gateway v2 event, as lambda_http reads it",
+        1,
+        "events",
+        || serde_json::from_slice::<LambdaRequest>(raw).expect("API event"),
+    );
+    b.run(
+        "decode/API Gateway v2 event, as the ingest function reads it",
+        1,
+        "events",
+        || serde_json::from_slice::<ApiGatewayRequest>(raw).expect("API event"),
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -3,9 +3,10 @@
 //! `lambda_http::run` reads every event by trying the REST API (v1) shape first and the
 //! HTTP API (v2) shape after it, so an HTTP API request, the template's, is parsed twice
 //! (the first parse fails only at its end, on the missing `httpMethod`). [`ApiGatewayRequest`]
-//! looks at `version` first and parses a v2 event once; anything else is read exactly as
-//! `lambda_http` reads it. What the router receives is `lambda_http`'s own conversion.
+//! parses a v2 event once; anything else is read exactly as `lambda_http` reads it. What the
+//! router receives is `lambda_http`'s own conversion.
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{IntoResponse, Request};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent};
@@ -21,18 +22,11 @@ impl<'de> Deserialize<'de> for ApiGatewayRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = <Box<RawValue>>::deserialize(deserializer)?;
         let text = raw.get();
-        /// Only the payload version; every other field is skipped without being kept.
-        #[derive(Deserialize)]
-        struct Version<'a> {
-            #[serde(borrow, default)]
-            version: Option<&'a str>,
-        }
-        if let Ok(Version {
-            version: Some("2.0"),
-            ..
-        }) = serde_json::from_str::<Version>(text)
-        {
-            if let Ok(v2) = serde_json::from_str(text) {
+        // An event that reads as v2 and says so is one; only then is the first parse kept
+        // (a v1 event may read as v2 too, without the version). A REST API event pays one
+        // parse more than in lambda_http; the template's HTTP API events one parse less.
+        if let Ok(v2) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) {
+            if v2.version.as_deref() == Some("2.0") {
                 return Ok(Self(LambdaRequest::ApiGatewayV2(v2)));
             }
         }
@@ -127,6 +121,25 @@ mod tests {
             read += 1;
         }
         assert!(read >= 6, "the fixtures were found: {read}");
+    }
+
+    #[test]
+    fn a_payload_format_1_0_event_is_read_as_v1() {
+        // An HTTP API with payload format 1.0 sends the REST shape with "version": "1.0".
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/apigw-v1-get-state.json"
+        );
+        let mut event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        event["version"] = "1.0".into();
+        let text = event.to_string();
+        let ours = ours(&text).unwrap();
+        assert!(matches!(ours.0, LambdaRequest::ApiGatewayV1(_)));
+        assert_eq!(
+            seen(ours.into_request()),
+            seen(lambda_https(&text).unwrap().into())
+        );
     }
 
     #[test]
