@@ -52,7 +52,8 @@ where
     E: std::fmt::Debug + Into<Diagnostic>,
 {
     // The adapter `lambda_http::run` wraps the handler in (it answers in the shape of the
-    // event's origin), fed the events read above.
+    // event's origin), fed the events read above. It is public but hidden from lambda_http's
+    // docs: a release that changes it fails this build, not a request.
     lambda_runtime::run(
         tower::ServiceBuilder::new()
             .map_request(|e: LambdaEvent<ApiGatewayRequest>| {
