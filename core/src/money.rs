@@ -8,6 +8,10 @@
 //! More than two decimals (after dropping trailing zeros) is a validation error.
 //!
 //! Rounding rule everywhere: half away from zero, to the cent ([`round_cents`]).
+//!
+//! An amount has at most [`MONEY_INTEGER_DIGITS`] digits before the point (below a
+//! quadrillion). A loan's sums (payments, interest, fees, held excess) then stay far inside
+//! `Decimal`'s range, whatever the history holds: a fold never overflows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +23,14 @@ use serde_json::Value;
 /// The largest number of significant digits an f64 carries exactly through its shortest
 /// decimal representation.
 const F64_EXACT_DIGITS: usize = 15;
+
+/// Digits before the point an amount may have: 999,999,999,999,999.99 at most.
+pub const MONEY_INTEGER_DIGITS: u32 = 15;
+
+/// Whether an amount has at most [`MONEY_INTEGER_DIGITS`] digits before the point.
+pub fn within_money_range(d: Decimal) -> bool {
+    d.abs() < Decimal::from(10u64.pow(MONEY_INTEGER_DIGITS))
+}
 
 /// Round to the cent, half away from zero (2.345 -> 2.35, -2.345 -> -2.35).
 pub fn round_cents(d: Decimal) -> Decimal {

@@ -10,7 +10,9 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::{json, Map, Value};
 
 use crate::error::CoreError;
-use crate::money::{decimal_from_json, round_cents, Rate};
+use crate::money::{
+    decimal_from_json, round_cents, within_money_range, Rate, MONEY_INTEGER_DIGITS,
+};
 
 /// What a payload field may hold.
 #[derive(Debug, Clone, Copy)]
@@ -156,9 +158,9 @@ enum Checks {
     Reference,
 }
 
-/// Longest integer part the money fast path takes: far below `Decimal`'s 28 digits, so
-/// the general parse would accept every such string unchanged.
-const FAST_MONEY_INT_DIGITS: usize = 20;
+/// Longest integer part the money fast path takes: the longest an amount may have, so the
+/// general parse would accept every such string unchanged.
+const FAST_MONEY_INT_DIGITS: usize = crate::money::MONEY_INTEGER_DIGITS as usize;
 
 /// True when `s` is non-negative money in canonical form: no sign, no leading zero, two
 /// decimals (`"0.05"`, `"250000.00"`). For these the general path (parse, round to cents,
@@ -277,6 +279,11 @@ fn check_field(
             if d.is_sign_negative() && !d.is_zero() {
                 return Err(bad("must not be negative".into()));
             }
+            if !within_money_range(round_cents(d)) {
+                return Err(bad(format!(
+                    "must be below 10^{MONEY_INTEGER_DIGITS} ({MONEY_INTEGER_DIGITS} digits before the point)"
+                )));
+            }
             if positive && d.is_zero() {
                 return Err(bad("must be greater than zero".into()));
             }
@@ -377,7 +384,7 @@ fn kind_schema(kind: FieldKind) -> Value {
         FieldKind::Text { max } => json!({"type": "string", "minLength": 1, "maxLength": max}),
         FieldKind::Id => json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}),
         FieldKind::Money { .. } => {
-            json!({"type": ["string", "number"], "pattern": "^-?[0-9]+(\\.[0-9]{1,2})?$", "description": "exact decimal, stored as a string with two decimals"})
+            json!({"type": ["string", "number"], "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,2})?$", "description": "exact decimal below 10^15, stored as a string with two decimals"})
         }
         FieldKind::Rate => {
             json!({"type": ["string", "number"], "description": "annual percent, 0-100"})
@@ -459,6 +466,32 @@ mod tests {
         let out = validate_object(&v, FIELDS, "payload").unwrap();
         assert_eq!(out["amount"], json!("12.50"));
         assert!(!out.contains_key("note"));
+    }
+
+    #[test]
+    fn money_has_at_most_fifteen_digits_before_the_point() {
+        let amount = |a: Value| {
+            let v = json!({"loanId": "L-1", "amount": a, "items": [{"n": 1}]});
+            validate_object(&v, FIELDS, "payload")
+                .map(|out| out["amount"].clone())
+                .map_err(|e| e.to_string())
+        };
+        for largest in [json!("999999999999999.99"), json!("999999999999999.990")] {
+            assert_eq!(amount(largest).unwrap(), json!("999999999999999.99"));
+        }
+        // A number that large has 16 digits, refused already as more than an f64 carries.
+        assert_eq!(
+            amount(json!(999_999_999_999_999u64)).unwrap(),
+            json!("999999999999999.00")
+        );
+        for too_large in [
+            json!("1000000000000000.00"),
+            json!("1000000000000000"),
+            json!("79228162514264337593543950335"),
+        ] {
+            let refused = amount(too_large.clone()).unwrap_err();
+            assert!(refused.contains("below 10^15"), "{too_large}: {refused}");
+        }
     }
 
     #[test]
