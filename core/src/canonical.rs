@@ -1,15 +1,97 @@
-//! The canonical JSON that fingerprints are taken over, written straight into SHA-256.
+//! Compact JSON written by hand: the canonical text fingerprints are taken over, written
+//! straight into SHA-256, and the stored text of an envelope, written into a buffer.
 //!
 //! The text is exactly what `serde_json` writes for the same value (compact, map keys in
-//! the map's order): a property test holds the two equal. It is written by hand because
-//! every event's fingerprint goes through it: a string that needs no escape (nearly all:
-//! ids, amounts, times) is copied whole after one pass that the compiler vectorises, where
-//! `serde_json` inspects it byte by byte, and the bytes go to the hash in blocks of a few
-//! hundred. Strings that do need escaping, numbers, booleans and null are written by
-//! `serde_json` itself.
+//! the map's order): property tests hold the two equal. It is written by hand because
+//! every event goes through it twice: a string that needs no escape (nearly all: ids,
+//! amounts, times) is copied whole after one pass that the compiler vectorises, where
+//! `serde_json` inspects it byte by byte, and integers are written on the stack. Strings
+//! that do need escaping and floats are written by `serde_json` itself.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
+
+/// Where compact JSON goes: a hash ([`HashWriter`]) or a buffer (`Vec<u8>`). The sink
+/// takes bytes; the provided methods write JSON.
+pub(crate) trait JsonSink {
+    fn write(&mut self, bytes: &[u8]);
+
+    /// A JSON string of `s`, with its quotes.
+    #[inline]
+    fn write_str(&mut self, s: &str) {
+        if needs_escape(s.as_bytes()) {
+            self.write_escaped(s);
+        } else {
+            self.write(b"\"");
+            self.write(s.as_bytes());
+            self.write(b"\"");
+        }
+    }
+
+    /// Rare: serde_json's own escapes. Writing into a Vec cannot fail.
+    #[inline(never)]
+    fn write_escaped(&mut self, s: &str) {
+        let mut escaped = Vec::with_capacity(s.len() + 8);
+        let _ = serde_json::to_writer(&mut escaped, s);
+        self.write(&escaped);
+    }
+
+    /// `v` as compact JSON.
+    fn write_value(&mut self, v: &Value) {
+        match v {
+            Value::String(s) => self.write_str(s),
+            Value::Object(map) => self.write_object(map),
+            Value::Array(items) => {
+                self.write(b"[");
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.write(b",");
+                    }
+                    self.write_value(v);
+                }
+                self.write(b"]");
+            }
+            Value::Number(n) => self.write_number(n),
+            Value::Bool(true) => self.write(b"true"),
+            Value::Bool(false) => self.write(b"false"),
+            Value::Null => self.write(b"null"),
+        }
+    }
+
+    /// Integers on the stack; floats in serde_json's own text (ryu's shortest form).
+    fn write_number(&mut self, n: &Number) {
+        if let Some(u) = n.as_u64() {
+            self.write(itoa::Buffer::new().format(u).as_bytes());
+        } else if let Some(i) = n.as_i64() {
+            self.write(itoa::Buffer::new().format(i).as_bytes());
+        } else {
+            let mut text = Vec::with_capacity(24);
+            let _ = serde_json::to_writer(&mut text, n);
+            self.write(&text);
+        }
+    }
+
+    /// `map` as a compact JSON object, keys in the map's order.
+    fn write_object(&mut self, map: &Map<String, Value>) {
+        self.write(b"{");
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                self.write(b",");
+            }
+            self.write_str(k);
+            self.write(b":");
+            self.write_value(v);
+        }
+        self.write(b"}");
+    }
+}
+
+impl JsonSink for Vec<u8> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
 
 /// SHA-256 of what is written to it, fed to the hash in blocks of the buffer's size: the
 /// writer sends many tiny pieces (a quote, a key, a colon). The buffer is small because it
@@ -29,18 +111,6 @@ impl HashWriter {
         }
     }
 
-    /// Inlined, so the many short literal pieces are copied without a call.
-    #[inline]
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(free) => {
-                free.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            None => self.flush_and_write(bytes),
-        }
-    }
-
     #[inline(never)]
     fn flush_and_write(&mut self, bytes: &[u8]) {
         self.sha.update(&self.buf[..self.len]);
@@ -53,67 +123,23 @@ impl HashWriter {
         }
     }
 
-    /// A JSON string of `s`, with its quotes.
-    #[inline]
-    pub(crate) fn write_str(&mut self, s: &str) {
-        if needs_escape(s.as_bytes()) {
-            self.write_escaped(s);
-        } else {
-            self.write(b"\"");
-            self.write(s.as_bytes());
-            self.write(b"\"");
-        }
-    }
-
-    /// Rare: serde_json's own escapes. Writing into a Vec cannot fail.
-    #[inline(never)]
-    fn write_escaped(&mut self, s: &str) {
-        let mut escaped = Vec::with_capacity(s.len() + 8);
-        let _ = serde_json::to_writer(&mut escaped, s);
-        self.write(&escaped);
-    }
-
-    /// `v` as compact JSON.
-    pub(crate) fn write_value(&mut self, v: &Value) {
-        match v {
-            Value::String(s) => self.write_str(s),
-            Value::Object(map) => self.write_object(map),
-            Value::Array(items) => {
-                self.write(b"[");
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.write(b",");
-                    }
-                    self.write_value(v);
-                }
-                self.write(b"]");
-            }
-            // null, booleans and numbers: serde_json's own text (short, never escaped).
-            scalar => {
-                let mut text = Vec::with_capacity(24);
-                let _ = serde_json::to_writer(&mut text, scalar);
-                self.write(&text);
-            }
-        }
-    }
-
-    /// `map` as a compact JSON object, keys in the map's order.
-    pub(crate) fn write_object(&mut self, map: &Map<String, Value>) {
-        self.write(b"{");
-        for (i, (k, v)) in map.iter().enumerate() {
-            if i > 0 {
-                self.write(b",");
-            }
-            self.write_str(k);
-            self.write(b":");
-            self.write_value(v);
-        }
-        self.write(b"}");
-    }
-
     pub(crate) fn finish(mut self) -> [u8; 32] {
         self.sha.update(&self.buf[..self.len]);
         self.sha.finalize().into()
+    }
+}
+
+impl JsonSink for HashWriter {
+    /// Inlined, so the many short literal pieces are copied without a call.
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(free) => {
+                free.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.flush_and_write(bytes),
+        }
     }
 }
 
@@ -127,6 +153,7 @@ fn needs_escape(s: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::strategies::arbitrary_value;
     use super::*;
     use proptest::prelude::*;
 
@@ -135,27 +162,6 @@ mod tests {
         let mut w = HashWriter::new();
         w.write_value(v);
         w.finish().to_vec()
-    }
-
-    fn arbitrary_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            any::<String>().prop_map(Value::String),
-            "[ -~]{0,40}".prop_map(Value::String),
-            "[\"\\\\\u{0}-\u{1f}a-z\u{7f}-\u{ff}]{0,12}".prop_map(Value::String),
-            "[a-z0-9]{1200,1500}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::btree_map(any::<String>(), inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {
@@ -177,5 +183,35 @@ mod tests {
             }
         }
         assert!(!needs_escape("plain text, é and ~ included".as_bytes()));
+    }
+}
+
+/// Strategies the property tests of the writers share.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON value: every scalar kind, strings that need escaping, strings longer than
+    /// the hash's buffer, nesting.
+    pub(crate) fn arbitrary_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[ -~]{0,40}".prop_map(Value::String),
+            "[\"\\\\\u{0}-\u{1f}a-z\u{7f}-\u{ff}]{0,12}".prop_map(Value::String),
+            "[a-z0-9]{1200,1500}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 }
