@@ -97,6 +97,18 @@ impl Money {
         Money(Decimal::new(cents, 2))
     }
 
+    /// The amount in whole cents when it is not negative and holds no fraction of a cent:
+    /// every stored amount. Amounts are kept at two decimals (`round`, `from_cents`, and
+    /// sums of those), so the rescale is rarely needed.
+    fn plain_cents(self) -> Option<i128> {
+        let mut d = self.0;
+        if d.scale() != 2 {
+            d.rescale(2);
+        }
+        let cents = d.mantissa();
+        (d.scale() == 2 && cents >= 0 && !d.is_sign_negative()).then_some(cents)
+    }
+
     pub fn amount(self) -> Decimal {
         self.0
     }
@@ -169,14 +181,13 @@ impl std::iter::Sum for Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = self.0;
-        d.rescale(2);
         // The common case written from the integer of cents (a schedule writes thousands
         // of amounts): the same text as `Decimal`'s own formatting, which the rest uses.
-        let cents = d.mantissa();
-        if d.scale() == 2 && cents >= 0 && !d.is_sign_negative() {
+        if let Some(cents) = self.plain_cents() {
             return write!(f, "{}.{:02}", cents / 100, cents % 100);
         }
+        let mut d = self.0;
+        d.rescale(2);
         write!(f, "{d}")
     }
 }
@@ -190,10 +201,7 @@ impl FromStr for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut d = self.0;
-        d.rescale(2);
-        let cents = d.mantissa();
-        if d.scale() == 2 && cents >= 0 && !d.is_sign_negative() {
+        if let Some(cents) = self.plain_cents() {
             // The common case (a schedule serialises 1,440 amounts) assembled on the stack,
             // the same text as `Display`: `collect_str` would go through the formatting
             // machinery into a temporary `String`, and a `Value` copies that again.
@@ -323,6 +331,22 @@ mod tests {
     fn money_round_trips_through_json_as_a_string() {
         let m: Money = serde_json::from_value(json!(42.5)).unwrap();
         assert_eq!(serde_json::to_value(m).unwrap(), json!("42.50"));
+    }
+
+    proptest::proptest! {
+        /// An amount's text, through `Display` and through serde, is the decimal's own
+        /// rounded to cents, whatever scale and sign the decimal holds.
+        #[test]
+        fn amounts_are_written_as_their_decimal_at_two_places(
+            mantissa in proptest::prop_oneof![-100_000i64..100_000, proptest::num::i64::ANY],
+            scale in 0u32..=6,
+        ) {
+            let m = Money(Decimal::new(mantissa, scale));
+            let mut d = m.0;
+            d.rescale(2);
+            proptest::prop_assert_eq!(m.to_string(), d.to_string());
+            proptest::prop_assert_eq!(serde_json::to_value(m).unwrap(), json!(d.to_string()));
+        }
     }
 
     #[test]

@@ -582,6 +582,24 @@ proptest! {
         prop_assert!(s.windows(2).all(|w| w[0].due_date < w[1].due_date));
     }
 
+    /// The integer computation is the decimal formula's number, to the representation,
+    /// for any amount validation admits (15 digits before the point), any rate of up to
+    /// six decimals and any number of periods a year.
+    #[test]
+    fn period_interest_in_integers_is_the_decimal_formulas(
+        balance in prop_oneof![0i64..=100_000_000, 0i64..=99_999_999_999_999_999],
+        rate in (0i64..=1_000_000_000, 0u32..=6),
+        per_year in prop_oneof![Just(12u32), Just(4), Just(1), 1u32..=366],
+    ) {
+        let balance = Money::from_cents(balance);
+        let rate = Rate::from_percent(Decimal::new(rate.0, rate.1));
+        let got = period_interest(balance, rate, per_year);
+        let reference = super::period_interest_decimal(balance, rate, per_year);
+        prop_assert_eq!(got, reference);
+        prop_assert_eq!(got.to_string(), reference.to_string());
+        prop_assert_eq!(got.amount().scale(), reference.amount().scale());
+    }
+
     /// round(balance·i) against exact arithmetic for any balance and six-decimal rate.
     #[test]
     fn period_interest_is_exact(balance in 0i64..=10_000_000_000, loan in any_loan()) {
