@@ -208,9 +208,11 @@ pub fn generate_tail(
 /// rate already cut to 28 digits, 6.25/1200 = 0.0052083…, lands just under the half cent:
 /// 219,374.40 at 6.25 % gives 1142.57 instead of 1142.58.)
 ///
-/// In integers (a schedule computes hundreds): the same number as the decimal formula,
-/// whose quotient is exact to the cent's rounding digit for any amount validation admits
-/// (property-tested against it); the decimal formula takes what does not fit.
+/// In integers (a schedule computes hundreds), the same number as the decimal formula for
+/// what validation admits (amounts below 10^15, rates of 0-100 % with six decimals): the
+/// decimal quotient is within a unit of its 13th decimal, and an interest that is not
+/// exactly a half cent lies at least 1/(2·10^8·periods) of a cent away from one, so both
+/// round alike (property-tested). The decimal formula takes what does not fit.
 pub fn period_interest(balance: Money, rate: Rate, periods_per_year: u32) -> Money {
     interest_in_cents(balance, rate, periods_per_year)
         .and_then(|cents| i64::try_from(cents).ok())
