@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 /// Where compact JSON goes: a hash ([`HashWriter`]) or a buffer (`Vec<u8>`). The sink
 /// takes bytes; the provided methods write JSON.
@@ -58,10 +59,25 @@ pub(crate) trait JsonSink {
         }
     }
 
+    /// An unsigned integer, written on the stack.
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.write(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    /// A uuid as a JSON string, lowercase and hyphenated (serde's form of `Uuid`).
+    #[inline]
+    fn write_uuid(&mut self, id: Uuid) {
+        self.write_str(
+            id.hyphenated()
+                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]),
+        );
+    }
+
     /// Integers on the stack; floats in serde_json's own text (ryu's shortest form).
     fn write_number(&mut self, n: &Number) {
         if let Some(u) = n.as_u64() {
-            self.write(itoa::Buffer::new().format(u).as_bytes());
+            self.write_u64(u);
         } else if let Some(i) = n.as_i64() {
             self.write(itoa::Buffer::new().format(i).as_bytes());
         } else {

@@ -79,15 +79,11 @@ impl EventEnvelope {
         let mut out = Vec::with_capacity(TYPICAL_ENVELOPE);
         let w = &mut out;
         w.write(b"{\"eventId\":");
-        w.write_str(
-            self.event_id
-                .hyphenated()
-                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]),
-        );
+        w.write_uuid(self.event_id);
         w.write(b",\"eventType\":");
         w.write_str(&self.event_type);
         w.write(b",\"eventVersion\":");
-        w.write(itoa::Buffer::new().format(self.event_version).as_bytes());
+        w.write_u64(self.event_version.into());
         w.write(b",\"domain\":");
         w.write_str(&self.domain);
         w.write(b",\"aggregateType\":");
@@ -95,7 +91,7 @@ impl EventEnvelope {
         w.write(b",\"aggregateId\":");
         w.write_str(&self.aggregate_id);
         w.write(b",\"sequence\":");
-        w.write(itoa::Buffer::new().format(self.sequence).as_bytes());
+        w.write_u64(self.sequence);
         w.write(b",\"occurredAt\":");
         w.write_str(TimeText::new(&self.occurred_at, SecondsFormat::AutoSi).as_str());
         w.write(b",\"recordedAt\":");
@@ -911,15 +907,11 @@ impl Fingerprinted<'_> {
         w.write(b",\"aggregateType\":");
         w.write_str(self.aggregate_type);
         w.write(b",\"eventId\":");
-        w.write_str(
-            self.event_id
-                .hyphenated()
-                .encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]),
-        );
+        w.write_uuid(self.event_id);
         w.write(b",\"eventType\":");
         w.write_str(self.event_type);
         w.write(b",\"eventVersion\":");
-        w.write(itoa::Buffer::new().format(self.event_version).as_bytes());
+        w.write_u64(self.event_version.into());
         w.write(b",\"metadata\":");
         match self.metadata {
             FingerprintedMetadata::Client(map) => w.write_object(map),
