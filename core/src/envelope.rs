@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::canonical::{HashWriter, JsonSink};
 use crate::catalog::{self, Catalog, EventSpec};
 use crate::error::{CoreError, ErrorCode};
+use crate::payload::Payload;
 use crate::schema::{is_safe_id, normalize_object, MAX_ID_LEN, MAX_TYPE_LEN};
 
 /// A stored event, exactly as it is written to the history table and delivered to handlers.
@@ -34,7 +35,7 @@ pub struct EventEnvelope {
     pub occurred_at: DateTime<Utc>,
     #[serde(with = "rfc3339_millis")]
     pub recorded_at: DateTime<Utc>,
-    pub payload: Value,
+    pub payload: Payload,
     pub metadata: Metadata,
 }
 
@@ -97,7 +98,7 @@ impl EventEnvelope {
         w.write(b",\"recordedAt\":");
         w.write_str(TimeText::new(&self.recorded_at, SecondsFormat::Millis).as_str());
         w.write(b",\"payload\":");
-        w.write_value(&self.payload);
+        self.payload.write_json(w);
         w.write(b",\"metadata\":");
         self.metadata.write_json(w);
         w.write(b"}");
@@ -173,7 +174,7 @@ pub struct NewEvent {
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub occurred_at: DateTime<Utc>,
-    pub payload: Value,
+    pub payload: Payload,
     pub metadata: Metadata,
     /// The aggregate's last sequence the client expects before this event (0: new aggregate).
     pub expected_sequence: Option<u64>,
@@ -318,8 +319,18 @@ impl NewEvent {
             let spec = publishable_spec_of(Catalog::builtin(), event_type, &ctx)?;
             check_aggregate_type(follow.aggregate_type)?;
             check_aggregate(follow.aggregate_type, &follow.aggregate_id, spec)?;
-            // No eventVersion is given: version 1.
-            let payload = parse_payload(Some(follow.payload), spec, 1, &follow.aggregate_id)?;
+            // No eventVersion is given: version 1. A payload checked against this type's
+            // schema as the handler wrote it needs only its aggregate id compared.
+            let payload = match follow.payload.checked_key(spec) {
+                Some(key) if key == follow.aggregate_id => follow.payload,
+                Some(_) => return Err(aggregate_mismatch(spec)),
+                None => parse_payload(
+                    Some(follow.payload.into_value()),
+                    spec,
+                    1,
+                    &follow.aggregate_id,
+                )?,
+            };
             client_meta.check()?;
             Ok((spec, payload))
         })();
@@ -374,7 +385,7 @@ impl NewEvent {
         raw.insert("aggregateType".into(), follow.aggregate_type.into());
         raw.insert("aggregateId".into(), follow.aggregate_id.into());
         raw.insert("occurredAt".into(), format_time(&source.occurred_at).into());
-        raw.insert("payload".into(), follow.payload);
+        raw.insert("payload".into(), follow.payload.into_value());
         raw.insert(
             "metadata".into(),
             Value::Object(follow_on_metadata(source, handler)),
@@ -504,7 +515,7 @@ pub struct FollowOn {
     pub event_type: &'static str,
     pub aggregate_type: &'static str,
     pub aggregate_id: String,
-    pub payload: Value,
+    pub payload: Payload,
 }
 
 impl FollowOn {
@@ -755,7 +766,7 @@ fn parse_payload(
     spec: &EventSpec,
     event_version: u32,
     aggregate_id: &str,
-) -> Result<Value, CoreError> {
+) -> Result<Payload, CoreError> {
     let schema = spec.schema(event_version).unwrap_or(spec.fields);
     let payload = match raw {
         None | Some(Value::Null) => return Err(CoreError::invalid("payload", "is required")),
@@ -765,16 +776,20 @@ fn parse_payload(
         check(&payload)?;
     }
     if payload.get(spec.aggregate_id_field).and_then(Value::as_str) != Some(aggregate_id) {
-        return Err(CoreError::with_code(
-            ErrorCode::AggregateMismatch,
-            Some("aggregateId".into()),
-            format!(
-                "must equal payload.{} for {} events",
-                spec.aggregate_id_field, spec.event_type
-            ),
-        ));
+        return Err(aggregate_mismatch(spec));
     }
-    Ok(Value::Object(payload))
+    Ok(Value::Object(payload).into())
+}
+
+fn aggregate_mismatch(spec: &EventSpec) -> CoreError {
+    CoreError::with_code(
+        ErrorCode::AggregateMismatch,
+        Some("aggregateId".into()),
+        format!(
+            "must equal payload.{} for {} events",
+            spec.aggregate_id_field, spec.event_type
+        ),
+    )
 }
 
 fn parse_expected_sequence(obj: &Map<String, Value>) -> Result<Option<u64>, CoreError> {
@@ -889,7 +904,7 @@ struct Fingerprinted<'a> {
     event_version: u32,
     metadata: FingerprintedMetadata<'a>,
     occurred_at: Option<&'a str>,
-    payload: &'a Value,
+    payload: &'a Payload,
 }
 
 /// A client's metadata, or a follow-on's (the same JSON as the map a client would send).
@@ -923,7 +938,7 @@ impl Fingerprinted<'_> {
             None => w.write(b"null"),
         }
         w.write(b",\"payload\":");
-        w.write_value(self.payload);
+        self.payload.write_json(&mut w);
         w.write(b"}");
         hex(&w.finish())
     }
@@ -1051,7 +1066,7 @@ mod tests {
             event_type: "Notification.Sent",
             aggregate_type: "Notification",
             aggregate_id: id,
-            payload: json!({}),
+            payload: json!({}).into(),
         };
         assert!(on(derived_id(&["notifications", "e-1"]).to_string()).opens_stream());
         assert!(!on(Uuid::new_v4().to_string()).opens_stream());
@@ -1089,7 +1104,7 @@ mod tests {
             aggregate_type: "Loan",
             aggregate_id: "L-1".into(),
             payload: json!({"paymentId": "P-1", "loanId": "L-1",
-                "allocation": {"interest": "1.00", "principal": "4.00"}, "remainingPrincipal": "5.00"}),
+                "allocation": {"interest": "1.00", "principal": "4.00"}, "remainingPrincipal": "5.00"}).into(),
         };
         let own = NewEvent::follow_on(
             &source,
@@ -1147,7 +1162,7 @@ mod tests {
                 event_version: 1,
                 metadata: FingerprintedMetadata::Client(&meta),
                 occurred_at: occurred.as_deref(),
-                payload: &payload,
+                payload: &payload.clone().into(),
             }
             .digest();
             assert_eq!(streamed, expected);
@@ -1201,7 +1216,7 @@ mod tests {
                     event_version,
                     metadata,
                     occurred_at: occurred.as_deref(),
-                    payload: &payload,
+                    payload: &payload.clone().into(),
                 }
                 .digest();
                 prop_assert_eq!(&digest, &expected);
@@ -1313,7 +1328,7 @@ mod tests {
                 sequence: numbers.1,
                 occurred_at: time(times.0),
                 recorded_at: time(times.1),
-                payload,
+                payload: payload.into(),
                 metadata: Metadata { user_id, correlation_id, causation_id, source, tenant_id, principal },
             };
             prop_assert_eq!(e.to_json().unwrap(), serde_json::to_string(&e).unwrap());

@@ -25,6 +25,7 @@
 //! | [`domain`] | [`Domain`], the closed set of domains the handlers serve (one queue pair and one function each) |
 //! | [`upcast`] | reading a stored event in its latest payload version |
 //! | [`envelope`] | [`NewEvent`] (validated, not stored yet), [`EventEnvelope`] (stored), follow-ons with derived ids and times |
+//! | [`payload`] | [`Payload`]: an event's payload as a JSON value, or as canonical text a handler wrote from typed data, checked field by field against the schema as it was written |
 //! | `canonical.rs` | the canonical JSON that event fingerprints hash (serde_json's text, written faster) |
 //! | [`catalog`] | every event type: its domain, aggregate, producers and payload schema per version. `catalog/builtin.rs` is the data, `types.rs` what an entry is, `custom.rs` a team's types from JSON, `export.rs` the JSON and Markdown forms |
 //! | [`schema`] | the field kinds and the one validator that checks and normalises payloads; the id length limits |
@@ -40,6 +41,7 @@ pub mod handlers;
 pub mod ingest;
 pub mod late;
 pub mod money;
+pub mod payload;
 pub mod projections;
 pub mod routing;
 pub mod schedule;
@@ -52,3 +54,4 @@ pub use domain::Domain;
 pub use envelope::{EventEnvelope, Metadata, NewEvent};
 pub use error::{CoreError, ErrorCode};
 pub use money::{Money, Rate};
+pub use payload::Payload;

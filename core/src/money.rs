@@ -109,6 +109,31 @@ impl Money {
         (d.scale() == 2 && cents >= 0 && !d.is_sign_negative()).then_some(cents)
     }
 
+    /// Room for any amount [`Money::plain_text`] writes: the 39 digits of `i128::MAX`, the
+    /// point and two decimals.
+    pub(crate) const TEXT_LEN: usize = 44;
+
+    /// The text of a non-negative amount at two places (the common case: a schedule writes
+    /// 1,440 amounts), the same as `Display`, assembled in `buf` on the stack: `collect_str`
+    /// would go through the formatting machinery into a temporary `String`.
+    pub(crate) fn plain_text(self, buf: &mut [u8; Money::TEXT_LEN]) -> Option<&str> {
+        let cents = self.plain_cents()?;
+        let mut whole = itoa::Buffer::new();
+        // In 64 bits when it fits (every amount validation admits): dividing 128-bit
+        // integers is a call into the runtime.
+        let (whole, fraction) = match u64::try_from(cents) {
+            Ok(c) => (whole.format(c / 100).as_bytes(), (c % 100) as u8),
+            Err(_) => (whole.format(cents / 100).as_bytes(), (cents % 100) as u8),
+        };
+        buf[..whole.len()].copy_from_slice(whole);
+        buf[whole.len()..whole.len() + 3].copy_from_slice(&[
+            b'.',
+            b'0' + fraction / 10,
+            b'0' + fraction % 10,
+        ]);
+        std::str::from_utf8(&buf[..whole.len() + 3]).ok()
+    }
+
     pub fn amount(self) -> Decimal {
         self.0
     }
@@ -201,25 +226,10 @@ impl FromStr for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if let Some(cents) = self.plain_cents() {
-            // The common case (a schedule serialises 1,440 amounts) assembled on the stack,
-            // the same text as `Display`: `collect_str` would go through the formatting
-            // machinery into a temporary `String`, and a `Value` copies that again.
-            let mut whole = itoa::Buffer::new();
-            let whole = whole.format(cents / 100).as_bytes();
-            let mut text = [0u8; 44]; // the 39 digits of i128::MAX, the point, two decimals
-            text[..whole.len()].copy_from_slice(whole);
-            let fraction = (cents % 100) as u8;
-            text[whole.len()..whole.len() + 3].copy_from_slice(&[
-                b'.',
-                b'0' + fraction / 10,
-                b'0' + fraction % 10,
-            ]);
-            if let Ok(text) = std::str::from_utf8(&text[..whole.len() + 3]) {
-                return s.serialize_str(text);
-            }
+        match self.plain_text(&mut [0; Money::TEXT_LEN]) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
         }
-        s.collect_str(self)
     }
 }
 

@@ -63,28 +63,12 @@ pub struct Installment {
 /// for years 0-9999 (a schedule serialises hundreds of dates; chrono's own `Serialize` goes
 /// through the formatting machinery into a temporary `String`).
 pub fn date_text<S: serde::Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
-    use chrono::Datelike;
-    let (year, month, day) = (d.year(), d.month(), d.day());
-    if !(0..=9999).contains(&year) {
-        return s.collect_str(d);
-    }
-    let digit = |n: u32| b'0' + (n % 10) as u8;
-    let y = year as u32;
-    let text = [
-        digit(y / 1000),
-        digit(y / 100),
-        digit(y / 10),
-        digit(y),
-        b'-',
-        digit(month / 10),
-        digit(month),
-        b'-',
-        digit(day / 10),
-        digit(day),
-    ];
-    match std::str::from_utf8(&text) {
-        Ok(text) => s.serialize_str(text),
-        Err(_) => s.collect_str(d),
+    match crate::payload::iso_date(d)
+        .as_ref()
+        .map(|t| std::str::from_utf8(t))
+    {
+        Some(Ok(text)) => s.serialize_str(text),
+        _ => s.collect_str(d),
     }
 }
 

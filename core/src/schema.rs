@@ -165,7 +165,7 @@ const FAST_MONEY_INT_DIGITS: usize = crate::money::MONEY_INTEGER_DIGITS as usize
 /// True when `s` is non-negative money in canonical form: no sign, no leading zero, two
 /// decimals (`"0.05"`, `"250000.00"`). For these the general path (parse, round to cents,
 /// format) returns `s` itself, so it can be kept as it is.
-fn is_canonical_money(s: &str) -> bool {
+pub(crate) fn is_canonical_money(s: &str) -> bool {
     let b = s.as_bytes();
     let Some(int_len) = b.len().checked_sub(3) else {
         return false;
@@ -181,7 +181,7 @@ fn is_canonical_money(s: &str) -> bool {
 
 /// A date of exactly the shape `YYYY-MM-DD` (four-digit year): `Some(valid)` when it has
 /// that shape, `None` when only the general parser can tell.
-fn fast_date(s: &str) -> Option<bool> {
+pub(crate) fn fast_date(s: &str) -> Option<bool> {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     if b.len() != 10

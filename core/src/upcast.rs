@@ -40,7 +40,7 @@ pub fn upcast(mut event: EventEnvelope) -> EventEnvelope {
             // A missing step is a bug caught by the tests; never loop or guess.
             return event;
         };
-        event.payload = (step.apply)(std::mem::take(&mut event.payload));
+        event.payload = (step.apply)(std::mem::take(&mut event.payload).into_value()).into();
         event.event_version += 1;
     }
     event

@@ -118,7 +118,7 @@ async fn the_receiver_verifies_our_cloudevents_deliveries() {
         assert_eq!(ce["id"], event.event_id.to_string());
         assert_eq!(ce["type"], "Payment.Received");
         assert_eq!(ce["subject"], "Loan/L-77");
-        assert_eq!(ce["data"], event.payload);
+        assert_eq!(ce["data"], *event.payload);
         let sequence = ce["sequence"].as_str().and_then(|s| s.parse::<u64>().ok());
         assert_eq!(sequence, Some(event.sequence));
     }

@@ -108,7 +108,7 @@ impl ComplianceHandler {
                     event_type: "Document.Generated",
                     aggregate_type: "Document",
                     aggregate_id: id.to_string(),
-                    payload,
+                    payload: payload.into(),
                 }
             })
             .collect()
@@ -163,8 +163,10 @@ fn funding_gate(
         event_type: "Compliance.ReviewOpened",
         aggregate_type: "ComplianceReview",
         aggregate_id: id.to_string(),
-        payload: json!({"reviewId": id, "borrowerId": loan.borrower_id.as_deref().unwrap_or("unknown"),
-            "loanId": e.aggregate_id, "reason": reasons.join("; "), "trigger": e.event_type}),
+        payload:
+            json!({"reviewId": id, "borrowerId": loan.borrower_id.as_deref().unwrap_or("unknown"),
+            "loanId": e.aggregate_id, "reason": reasons.join("; "), "trigger": e.event_type})
+            .into(),
     })
 }
 
@@ -183,7 +185,8 @@ fn review(e: &EventEnvelope) -> FollowOn {
         aggregate_type: "ComplianceReview",
         aggregate_id: id.to_string(),
         payload: json!({"reviewId": id, "borrowerId": e.aggregate_id, "reason": reason,
-            "trigger": e.event_type}),
+            "trigger": e.event_type})
+        .into(),
     }
 }
 

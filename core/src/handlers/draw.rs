@@ -73,7 +73,7 @@ fn on_draw(draw_id: &str, event_type: &'static str, payload: serde_json::Value) 
         event_type,
         aggregate_type: "Draw",
         aggregate_id: draw_id.to_string(),
-        payload,
+        payload: payload.into(),
     }
 }
 
@@ -82,7 +82,7 @@ fn on_loan(loan_id: &str, event_type: &'static str, payload: serde_json::Value) 
         event_type,
         aggregate_type: "Loan",
         aggregate_id: loan_id.to_string(),
-        payload,
+        payload: payload.into(),
     }
 }
 

@@ -90,10 +90,11 @@ fn follow_ons_match_reference(
         let now = chrono::Utc::now();
         let fast = NewEvent::follow_on(source, h.name(), i, f.clone(), now).unwrap();
         let reference_payload = Value::Object(
-            normalize_object_reference(f.payload.clone(), spec.fields, "payload").unwrap(),
+            normalize_object_reference(f.payload.clone().into_value(), spec.fields, "payload")
+                .unwrap(),
         );
         let mut reference = fast.clone().into_envelope(7, now);
-        reference.payload = reference_payload;
+        reference.payload = reference_payload.into();
         let stored = fast.into_envelope(7, now);
         prop_assert_eq!(
             serde_json::to_vec(&stored).unwrap(),
@@ -170,7 +171,7 @@ proptest! {
         let spec = catalog::lookup(f.event_type).unwrap();
         same_as_reference(&f.payload, spec.fields)?;
         let fast = NewEvent::follow_on(loan.last(), PaymentHandler.name(), 0, f.clone(), chrono::Utc::now());
-        prop_assert_eq!(fast.is_ok(), normalize_object_reference(f.payload, spec.fields, "payload").is_ok());
+        prop_assert_eq!(fast.is_ok(), normalize_object_reference(f.payload.into_value(), spec.fields, "payload").is_ok());
     }
 }
 
@@ -285,4 +286,179 @@ proptest! {
             );
         }
     }
+}
+
+/// One installment as a test writes it: any number, date and amounts, in or out of what
+/// the schema admits.
+#[derive(Debug, Clone)]
+struct Row {
+    number: i64,
+    due: chrono::NaiveDate,
+    amounts: [crate::money::Money; 4],
+}
+
+fn money() -> impl Strategy<Value = crate::money::Money> {
+    use crate::money::Money;
+    use rust_decimal::Decimal;
+    prop_oneof![
+        8 => (0i64..100_000_000_000).prop_map(Money::from_cents),
+        1 => any::<i64>().prop_map(Money::from_cents),
+        1 => (any::<i64>(), 0u32..=6).prop_map(|(m, scale)| Money::round(Decimal::new(m, scale))),
+        1 => Just(Money::ZERO),
+    ]
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        prop_oneof![8 => 1i64..=600, 1 => any::<i64>(), 1 => -1i64..=1, 1 => 600i64..=601],
+        prop_oneof![
+            8 => 0i32..40_000,
+            1 => -800_000i32..3_000_000,
+        ],
+        [money(), money(), money(), money()],
+    )
+        .prop_map(|(number, days, amounts)| Row {
+            number,
+            due: chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+                .and_then(|d| d.checked_add_signed(chrono::Duration::days(days.into())))
+                .unwrap_or_default(),
+            amounts,
+        })
+}
+
+/// How the test writes the payload: as the schedule handler does, or with a key out of
+/// order, an unknown key, a required key left out, or the wrong kind for a field.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    AsTheHandler,
+    OutOfOrder,
+    Unknown,
+    Missing,
+    WrongKind,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A schedule payload written as text by `Payload::write` decides exactly as the same
+    /// payload built as a JSON value and validated by the client path: the same event
+    /// (fingerprint included) or the same error, and the same stored bytes. Whatever the
+    /// writer's checks accept is the general validator's unchanged value.
+    #[test]
+    fn a_payload_written_as_text_decides_as_its_value(
+        loan_id in prop_oneof![8 => Just("L1".to_string()), 1 => id_text()],
+        aggregate_id in prop_oneof![8 => Just("L1".to_string()), 1 => id_text()],
+        schedule_id in id_text(),
+        supersedes in prop::option::of(id_text()),
+        rows in prop_oneof![8 => prop::collection::vec(row(), 0..4), 1 => row().prop_map(|r| vec![r; 601])],
+        total in prop_oneof![8 => 1i64..=600, 1 => any::<i64>()],
+        shape in prop_oneof![
+            8 => Just(Shape::AsTheHandler),
+            1 => Just(Shape::OutOfOrder),
+            1 => Just(Shape::Unknown),
+            1 => Just(Shape::Missing),
+            1 => Just(Shape::WrongKind),
+        ],
+    ) {
+        use crate::payload::Payload;
+        let written = Payload::write("PaymentSchedule.Generated", 64, |p| {
+            if let Shape::OutOfOrder = shape {
+                p.integer("totalPayments", total);
+            }
+            p.id("loanId", &loan_id);
+            p.list("payments", &rows, |w, r: &Row| {
+                let [balance, interest, principal, amount] = r.amounts;
+                w.money("balance", balance);
+                w.date("dueDate", r.due);
+                w.money("interest", interest);
+                if !matches!(shape, Shape::Missing) {
+                    w.integer("number", r.number);
+                }
+                w.money("principal", principal);
+                w.money("total", amount);
+            });
+            if let Shape::WrongKind = shape {
+                p.integer("scheduleId", 7);
+            } else {
+                p.id("scheduleId", &schedule_id);
+            }
+            if let Some(s) = &supersedes {
+                p.id("supersedes", s);
+            }
+            if let Shape::Unknown = shape {
+                p.id("supersedesX", "S");
+            }
+            if !matches!(shape, Shape::OutOfOrder) {
+                p.integer("totalPayments", total);
+            }
+        });
+        // The same payload built as a value, the way a JSON client would send it.
+        let payments: Vec<Value> = rows.iter().map(|r| {
+            let [balance, interest, principal, amount] = r.amounts;
+            let mut row = json!({"balance": balance.to_string(), "dueDate": r.due.to_string(),
+                "interest": interest.to_string(), "principal": principal.to_string(),
+                "total": amount.to_string()});
+            if !matches!(shape, Shape::Missing) {
+                row["number"] = json!(r.number);
+            }
+            row
+        }).collect();
+        let mut value = json!({"loanId": loan_id, "payments": payments,
+            "scheduleId": schedule_id, "totalPayments": total});
+        if let Some(s) = &supersedes {
+            value["supersedes"] = json!(s);
+        }
+        if let Shape::WrongKind = shape {
+            value["scheduleId"] = json!(7);
+        }
+        if let Shape::Unknown = shape {
+            value["supersedesX"] = json!("S");
+        }
+        prop_assert_eq!(&*written, &value);
+
+        let loan = given([created("L1", "100000.00", "7.5", 12, "monthly")])
+            .and(funded("L1", "100000.00", "2026-01-31T09:00:00Z"));
+        let follow = |payload: Payload| crate::envelope::FollowOn {
+            event_type: "PaymentSchedule.Generated",
+            aggregate_type: "Loan",
+            aggregate_id: aggregate_id.clone(),
+            payload,
+        };
+        let now = chrono::Utc::now();
+        let checked = written.is_checked_text();
+        let fast = NewEvent::follow_on(loan.last(), PaymentHandler.name(), 0, follow(written), now);
+        let reference = NewEvent::follow_on_through_client_path(
+            loan.last(), PaymentHandler.name(), 0, follow(value.into()), now);
+        prop_assert_eq!(&fast, &reference);
+        if checked {
+            prop_assert!(reference.is_ok() || aggregate_id != loan_id, "checked but refused: {:?}", reference);
+        }
+        if let (Ok(fast), Ok(reference)) = (fast, reference) {
+            prop_assert_eq!(
+                fast.into_envelope(9, now).to_json().unwrap(),
+                reference.into_envelope(9, now).to_json().unwrap()
+            );
+        }
+    }
+}
+
+/// The schedule handler's payloads take the text path: what the property test above
+/// holds equal to the client path is what the handler stores.
+#[test]
+fn the_schedule_handler_writes_its_payload_as_checked_text() {
+    let loan = given([created("L1", "100000.00", "7.5", 360, "monthly")]).and(funded(
+        "L1",
+        "100000.00",
+        "2026-01-31T09:00:00Z",
+    ));
+    let out = raw_follow_ons(&PaymentHandler, &loan);
+    let schedule = out
+        .iter()
+        .find(|f| f.event_type == "PaymentSchedule.Generated")
+        .expect("a schedule");
+    assert!(schedule.payload.is_checked_text());
+    assert_eq!(
+        schedule.payload["payments"].as_array().map(Vec::len),
+        Some(360)
+    );
 }

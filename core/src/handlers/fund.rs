@@ -39,7 +39,8 @@ impl DomainHandler for FundHandler {
                 "loanId": e.aggregate_id,
                 "amount": e.payload["fundedAmount"],
                 "allocatedAt": e.payload["fundedAt"],
-            }),
+            })
+            .into(),
         }])
     }
 }

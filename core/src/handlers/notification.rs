@@ -70,7 +70,8 @@ impl DomainHandler for NotificationHandler {
             aggregate_type: "Notification",
             aggregate_id: id.to_string(),
             payload: json!({"notificationId": id, "channel": channel, "recipient": recipient,
-                "template": template, "subjectId": e.aggregate_id}),
+                "template": template, "subjectId": e.aggregate_id})
+            .into(),
         }])
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::Domain;
 use crate::envelope::{format_time, EventEnvelope, FollowOn};
 use crate::error::CoreError;
 use crate::money::Money;
+use crate::payload::Payload;
 use crate::state::loan::{PaymentIn, PaymentOutcome, Split, SCHEDULE_HANDLER};
 use crate::state::{LoanState, LoanStatus};
 
@@ -135,30 +136,44 @@ fn disbursed(
     )])
 }
 
+/// The schedule's payload written from its installments, checked against the type's
+/// schema as it is written (a 360-period schedule is ~40 KB of JSON).
 fn schedule(
     loan_id: &str,
     schedule_id: String,
     supersedes: Option<String>,
     payments: &[crate::schedule::Installment],
 ) -> FollowOn {
-    let mut payload = json!({
-        "loanId": loan_id,
-        "scheduleId": schedule_id,
-        "totalPayments": payments.len(),
-        "payments": payments,
-    });
-    if let Some(s) = supersedes {
-        payload["supersedes"] = json!(s);
-    }
+    const ROW: usize = 120;
+    let payload = Payload::write(
+        "PaymentSchedule.Generated",
+        200 + ROW * payments.len(),
+        |p| {
+            p.id("loanId", loan_id);
+            p.list("payments", payments, |row, i| {
+                row.money("balance", i.balance);
+                row.date("dueDate", i.due_date);
+                row.money("interest", i.interest);
+                row.integer("number", i.number.into());
+                row.money("principal", i.principal);
+                row.money("total", i.total);
+            });
+            p.id("scheduleId", &schedule_id);
+            if let Some(s) = &supersedes {
+                p.id("supersedes", s);
+            }
+            p.integer("totalPayments", payments.len() as i64);
+        },
+    );
     on_loan(loan_id, "PaymentSchedule.Generated", payload)
 }
 
-fn on_loan(loan_id: &str, event_type: &'static str, payload: Value) -> FollowOn {
+fn on_loan(loan_id: &str, event_type: &'static str, payload: impl Into<Payload>) -> FollowOn {
     FollowOn {
         event_type,
         aggregate_type: "Loan",
         aggregate_id: loan_id.to_string(),
-        payload,
+        payload: payload.into(),
     }
 }
 

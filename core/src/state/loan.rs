@@ -287,7 +287,7 @@ impl LoanState {
                 self.loan_id = e.aggregate_id.clone();
                 self.borrower_id = str_field(p, "borrowerId");
                 self.status = LoanStatus::Created;
-                self.terms = serde_json::from_value(p.clone()).ok();
+                self.terms = Deserialize::deserialize(&**p).ok();
             }
             "Loan.Approved" => {
                 self.approved = true;

@@ -44,7 +44,7 @@ fn envelope(
         sequence: seq,
         occurred_at: t0,
         recorded_at: t0,
-        payload,
+        payload: payload.into(),
         metadata: Metadata {
             user_id: Some("U-1".into()),
             correlation_id: format!("corr-{agg_id}"),

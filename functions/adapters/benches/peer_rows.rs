@@ -259,11 +259,12 @@ fn write_item(item: &Item, out: &mut Vec<u8>) {
 /// serialised once, the event and guard items, their wire JSON. Returns the envelope JSON.
 fn encode_stored(e: &EventEnvelope, fingerprint: &str, out: &mut Vec<u8>) -> String {
     let body = e.to_json().unwrap();
-    let item = layout::event_item(e, body);
+    let mut item = layout::event_item(e, body);
     write_item(&item, out);
     write_item(&layout::guard_item(e, fingerprint), out);
-    match item.get(layout::attr::ENVELOPE) {
-        Some(AttributeValue::S(s)) => s.clone(),
+    // Moved out, not copied: a handler's commit drops it, as the function does.
+    match item.remove(layout::attr::ENVELOPE) {
+        Some(AttributeValue::S(s)) => s,
         _ => unreachable!("the event item holds its envelope"),
     }
 }
@@ -352,7 +353,7 @@ fn stored_envelope(
         sequence: seq,
         occurred_at: t0,
         recorded_at: t0,
-        payload,
+        payload: payload.into(),
         metadata: Metadata {
             user_id: Some(format!("auth0:user-{:09}", rng.below(1_000_000_000))),
             correlation_id: rng.uuid(),

@@ -290,7 +290,7 @@ mod tests {
             sequence: seq,
             occurred_at: t,
             recorded_at: t,
-            payload: json!({"loanId": "L-1", "fundedAmount": "1000.00", "fundedAt": "2026-03-01T10:00:00Z"}),
+            payload: json!({"loanId": "L-1", "fundedAmount": "1000.00", "fundedAt": "2026-03-01T10:00:00Z"}).into(),
             metadata: Metadata {
                 user_id: Some("U-1".into()),
                 correlation_id: "c-1".into(),

@@ -154,7 +154,7 @@ fn envelope(loan: &str, seq: u64, event_type: &str, payload: Value) -> EventEnve
         sequence: seq,
         occurred_at: t0,
         recorded_at: t0,
-        payload,
+        payload: payload.into(),
         metadata: Metadata {
             user_id: Some("U-1".into()),
             correlation_id: format!("corr-{loan}"),

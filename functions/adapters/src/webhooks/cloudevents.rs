@@ -40,7 +40,7 @@ pub fn to_cloudevent(event: &EventEnvelope) -> Result<Event, AdapterError> {
         .ty(event.event_type.as_str())
         .subject(format!("{}/{}", event.aggregate_type, event.aggregate_id))
         .time(event.occurred_at)
-        .data("application/json", event.payload.clone())
+        .data("application/json", Value::clone(&event.payload))
         .extension("sequence", format!("{:020}", event.sequence))
         .extension("eventversion", i64::from(event.event_version))
         .extension("correlationid", meta.correlation_id.as_str())
