@@ -25,7 +25,9 @@ use serde_json::Value;
 use crate::canonical::JsonSink;
 use crate::catalog::{Catalog, EventSpec};
 use crate::money::Money;
-use crate::schema::{fast_date, is_canonical_money, is_safe_id, FieldKind, FieldSpec, MAX_ID_LEN};
+use crate::schema::{
+    fast_date, is_safe_id, is_valid_canonical_money, FieldKind, FieldSpec, MAX_ID_LEN,
+};
 
 /// A payload: a JSON value, or checked canonical text (see the module's documentation).
 /// It reads as a [`Value`]; changing it through `&mut` turns it into a value.
@@ -274,7 +276,11 @@ impl Fields<'_> {
         let mut buf = [0; Money::TEXT_LEN];
         match amount.plain_text(&mut buf) {
             Some(text) => {
-                self.check(matches!(kind, Some(FieldKind::Money { positive }) if is_canonical_money(text) && !(positive && text == "0.00")));
+                let valid = match kind {
+                    Some(FieldKind::Money { positive }) => is_valid_canonical_money(text, positive),
+                    _ => false,
+                };
+                self.check(valid);
                 push_quoted(&mut self.out.json, text.as_bytes());
             }
             // Negative, or more than two places: the general path decides.

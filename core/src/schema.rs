@@ -165,7 +165,7 @@ const FAST_MONEY_INT_DIGITS: usize = crate::money::MONEY_INTEGER_DIGITS as usize
 /// True when `s` is non-negative money in canonical form: no sign, no leading zero, two
 /// decimals (`"0.05"`, `"250000.00"`). For these the general path (parse, round to cents,
 /// format) returns `s` itself, so it can be kept as it is.
-pub(crate) fn is_canonical_money(s: &str) -> bool {
+fn is_canonical_money(s: &str) -> bool {
     let b = s.as_bytes();
     let Some(int_len) = b.len().checked_sub(3) else {
         return false;
@@ -177,6 +177,11 @@ pub(crate) fn is_canonical_money(s: &str) -> bool {
         && frac[0] == b'.'
         && frac[1].is_ascii_digit()
         && frac[2].is_ascii_digit()
+}
+
+/// Money already in canonical text that the general path accepts unchanged.
+pub(crate) fn is_valid_canonical_money(s: &str, positive: bool) -> bool {
+    is_canonical_money(s) && !(positive && s == "0.00")
 }
 
 /// A date of exactly the shape `YYYY-MM-DD` (four-digit year): `Some(valid)` when it has
@@ -270,7 +275,7 @@ fn check_field(
         FieldKind::Money { positive } => {
             if checks == Checks::Fast {
                 if let Value::String(s) = v {
-                    if is_canonical_money(s) && !(positive && s == "0.00") {
+                    if is_valid_canonical_money(s, positive) {
                         return Ok(());
                     }
                 }
