@@ -276,6 +276,37 @@ mod tests {
         event.to_string()
     }
 
+    /// `fixture` with `edit` applied and the body set: read or refused with an error, and
+    /// when read, converted into the router's request (a panic fails the test).
+    fn read_and_convert(
+        fixture: &str,
+        body: Option<String>,
+        base64: bool,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) {
+        let text = fixture_with(fixture, |e| {
+            edit(e);
+            e["body"] = body.into();
+            e["isBase64Encoded"] = base64.into();
+        });
+        if let Ok(read) = ours(&text) {
+            let _ = seen(read.into_request());
+        }
+    }
+
+    /// What both event shapes carry besides their path and query, holding anything: a
+    /// `Host` header, an `X-Forwarded-Proto`, a body and whether it is marked base64.
+    fn host_and_body(
+    ) -> impl proptest::strategy::Strategy<Value = (Option<String>, Option<String>, Option<String>, bool)>
+    {
+        (
+            proptest::option::of("[a-z0-9.:-]{0,12}|.*"),
+            proptest::option::of("https?|.*"),
+            proptest::option::of(proptest::prelude::any::<String>()),
+            proptest::prelude::any::<bool>(),
+        )
+    }
+
     proptest::proptest! {
         /// Any bytes as an event: refused with an error, never a panic, and refused exactly
         /// when lambda_http refuses them.
@@ -293,12 +324,9 @@ mod tests {
             query in proptest::prelude::any::<String>(),
             method in "[A-Z]{0,8}|.*",
             headers in proptest::collection::btree_map(".*", ".*", 0..4),
-            host in proptest::option::of("[a-z0-9.:-]{0,12}|.*"),
-            scheme in proptest::option::of("https?|.*"),
-            body in proptest::option::of(proptest::prelude::any::<String>()),
-            base64 in proptest::prelude::any::<bool>(),
+            (host, scheme, body, base64) in host_and_body(),
         ) {
-            let text = v2_event_with(|e| {
+            read_and_convert("apigw-v2-post-events.json", body, base64, |e| {
                 e["rawPath"] = raw_path.clone().into();
                 e["requestContext"]["http"]["path"] = raw_path.into();
                 e["rawQueryString"] = query.into();
@@ -311,12 +339,7 @@ mod tests {
                     headers["x-forwarded-proto"] = s.into();
                 }
                 e["headers"] = headers;
-                e["body"] = body.into();
-                e["isBase64Encoded"] = base64.into();
             });
-            if let Ok(read) = ours(&text) {
-                let _ = seen(read.into_request());
-            }
         }
 
         /// A REST API event whose path, query parameters, host and body hold anything: read
@@ -325,12 +348,9 @@ mod tests {
         fn any_rest_api_event_is_read_or_refused_never_panicked_on(
             path in proptest::prelude::any::<String>(),
             query in proptest::collection::hash_map(".*", ".*", 0..3),
-            host in proptest::option::of("[a-z0-9.:-]{0,12}|.*"),
-            scheme in proptest::option::of("https?|.*"),
-            body in proptest::option::of(proptest::prelude::any::<String>()),
-            base64 in proptest::prelude::any::<bool>(),
+            (host, scheme, body, base64) in host_and_body(),
         ) {
-            let text = fixture_with("apigw-v1-get-state.json", |e| {
+            read_and_convert("apigw-v1-get-state.json", body, base64, |e| {
                 e["path"] = path.into();
                 e["queryStringParameters"] = serde_json::to_value(&query).unwrap();
                 let multi: std::collections::HashMap<_, _> =
@@ -342,12 +362,7 @@ mod tests {
                         e["multiValueHeaders"][name] = vec![v].into();
                     }
                 }
-                e["body"] = body.into();
-                e["isBase64Encoded"] = base64.into();
             });
-            if let Ok(read) = ours(&text) {
-                let _ = seen(read.into_request());
-            }
         }
 
         /// An HTTP API event lambda_http converts (a path and query a URI holds as they are):
@@ -374,36 +389,10 @@ mod tests {
         #[test]
         fn uri_safe_text_decodes_to_the_same_text(text in proptest::prelude::any::<String>()) {
             let safe = uri_safe(&text);
-            let decode = |t: &str| percent_decode(t);
+            let decode = |t: &str| percent_encoding::percent_decode_str(t).collect::<Vec<u8>>();
             proptest::prop_assert_eq!(decode(&safe), decode(&text));
             proptest::prop_assert!(http::Uri::try_from(format!("https://h/?{safe}")).is_ok(), "{}", safe);
             proptest::prop_assert_eq!(uri_safe(&safe), safe.clone());
         }
-    }
-
-    /// `%XX` escapes decoded, other bytes as they are (an independent reading).
-    fn percent_decode(t: &str) -> Vec<u8> {
-        let b = t.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(v)
-                    if b[i] == b'%'
-                        && hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) =>
-                {
-                    out.push(v);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b[i]);
-                    i += 1;
-                }
-            }
-        }
-        out
     }
 }
