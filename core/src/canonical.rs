@@ -65,6 +65,12 @@ pub(crate) trait JsonSink {
         self.write(itoa::Buffer::new().format(n).as_bytes());
     }
 
+    /// A signed integer, written on the stack.
+    #[inline]
+    fn write_i64(&mut self, n: i64) {
+        self.write(itoa::Buffer::new().format(n).as_bytes());
+    }
+
     /// A uuid as a JSON string, lowercase and hyphenated (serde's form of `Uuid`).
     #[inline]
     fn write_uuid(&mut self, id: Uuid) {
@@ -79,7 +85,7 @@ pub(crate) trait JsonSink {
         if let Some(u) = n.as_u64() {
             self.write_u64(u);
         } else if let Some(i) = n.as_i64() {
-            self.write(itoa::Buffer::new().format(i).as_bytes());
+            self.write_i64(i);
         } else {
             let mut text = Vec::with_capacity(24);
             let _ = serde_json::to_writer(&mut text, n);

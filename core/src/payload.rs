@@ -265,9 +265,7 @@ impl Fields<'_> {
         self.check(
             matches!(kind, Some(FieldKind::Integer { min, max }) if (min..=max).contains(&n)),
         );
-        self.out
-            .json
-            .write(itoa::Buffer::new().format(n).as_bytes());
+        self.out.json.write_i64(n);
     }
 
     /// Money ([`FieldKind::Money`]), at two places.
