@@ -12,10 +12,11 @@ use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Where compact JSON goes: a hash ([`HashWriter`]) or a buffer (`Vec<u8>`). The sink
-/// takes bytes; the provided methods write JSON.
+/// Where compact JSON goes: a hash ([`HashWriter`]) or a buffer (`String`, `Vec<u8>`). The
+/// sink takes text, so a `String` of JSON needs no check that it is UTF-8; the provided
+/// methods write JSON.
 pub(crate) trait JsonSink {
-    fn write(&mut self, bytes: &[u8]);
+    fn write(&mut self, text: &str);
 
     /// A JSON string of `s`, with its quotes.
     #[inline]
@@ -23,18 +24,16 @@ pub(crate) trait JsonSink {
         if needs_escape(s.as_bytes()) {
             self.write_escaped(s);
         } else {
-            self.write(b"\"");
-            self.write(s.as_bytes());
-            self.write(b"\"");
+            self.write("\"");
+            self.write(s);
+            self.write("\"");
         }
     }
 
-    /// Rare: serde_json's own escapes. Writing into a Vec cannot fail.
+    /// Rare: serde_json's own escapes. Writing a `str` cannot fail.
     #[inline(never)]
     fn write_escaped(&mut self, s: &str) {
-        let mut escaped = Vec::with_capacity(s.len() + 8);
-        let _ = serde_json::to_writer(&mut escaped, s);
-        self.write(&escaped);
+        self.write(&serde_json::to_string(s).unwrap_or_default());
     }
 
     /// `v` as compact JSON.
@@ -43,32 +42,32 @@ pub(crate) trait JsonSink {
             Value::String(s) => self.write_str(s),
             Value::Object(map) => self.write_object(map),
             Value::Array(items) => {
-                self.write(b"[");
+                self.write("[");
                 for (i, v) in items.iter().enumerate() {
                     if i > 0 {
-                        self.write(b",");
+                        self.write(",");
                     }
                     self.write_value(v);
                 }
-                self.write(b"]");
+                self.write("]");
             }
             Value::Number(n) => self.write_number(n),
-            Value::Bool(true) => self.write(b"true"),
-            Value::Bool(false) => self.write(b"false"),
-            Value::Null => self.write(b"null"),
+            Value::Bool(true) => self.write("true"),
+            Value::Bool(false) => self.write("false"),
+            Value::Null => self.write("null"),
         }
     }
 
     /// An unsigned integer, written on the stack.
     #[inline]
     fn write_u64(&mut self, n: u64) {
-        self.write(itoa::Buffer::new().format(n).as_bytes());
+        self.write(itoa::Buffer::new().format(n));
     }
 
     /// A signed integer, written on the stack.
     #[inline]
     fn write_i64(&mut self, n: i64) {
-        self.write(itoa::Buffer::new().format(n).as_bytes());
+        self.write(itoa::Buffer::new().format(n));
     }
 
     /// A uuid as a JSON string, lowercase and hyphenated (serde's form of `Uuid`).
@@ -87,31 +86,36 @@ pub(crate) trait JsonSink {
         } else if let Some(i) = n.as_i64() {
             self.write_i64(i);
         } else {
-            let mut text = Vec::with_capacity(24);
-            let _ = serde_json::to_writer(&mut text, n);
-            self.write(&text);
+            self.write(&n.to_string());
         }
     }
 
     /// `map` as a compact JSON object, keys in the map's order.
     fn write_object(&mut self, map: &Map<String, Value>) {
-        self.write(b"{");
+        self.write("{");
         for (i, (k, v)) in map.iter().enumerate() {
             if i > 0 {
-                self.write(b",");
+                self.write(",");
             }
             self.write_str(k);
-            self.write(b":");
+            self.write(":");
             self.write_value(v);
         }
-        self.write(b"}");
+        self.write("}");
+    }
+}
+
+impl JsonSink for String {
+    #[inline]
+    fn write(&mut self, text: &str) {
+        self.push_str(text);
     }
 }
 
 impl JsonSink for Vec<u8> {
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
+    fn write(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -154,7 +158,8 @@ impl HashWriter {
 impl JsonSink for HashWriter {
     /// Inlined, so the many short literal pieces are copied without a call.
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
+    fn write(&mut self, text: &str) {
+        let bytes = text.as_bytes();
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(free) => {
                 free.copy_from_slice(bytes);

@@ -75,61 +75,60 @@ impl EventEnvelope {
     /// same bytes as `serde_json::to_string` (property-tested), written by hand because
     /// every event is written so at least once. The buffer starts at a typical envelope's
     /// size, so most are written without growing it.
-    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+    pub fn to_json(&self) -> String {
         const TYPICAL_ENVELOPE: usize = 1024;
-        let mut out = Vec::with_capacity(TYPICAL_ENVELOPE);
+        let mut out = String::with_capacity(TYPICAL_ENVELOPE);
         let w = &mut out;
-        w.write(b"{\"eventId\":");
+        w.write("{\"eventId\":");
         w.write_uuid(self.event_id);
-        w.write(b",\"eventType\":");
+        w.write(",\"eventType\":");
         w.write_str(&self.event_type);
-        w.write(b",\"eventVersion\":");
+        w.write(",\"eventVersion\":");
         w.write_u64(self.event_version.into());
-        w.write(b",\"domain\":");
+        w.write(",\"domain\":");
         w.write_str(&self.domain);
-        w.write(b",\"aggregateType\":");
+        w.write(",\"aggregateType\":");
         w.write_str(&self.aggregate_type);
-        w.write(b",\"aggregateId\":");
+        w.write(",\"aggregateId\":");
         w.write_str(&self.aggregate_id);
-        w.write(b",\"sequence\":");
+        w.write(",\"sequence\":");
         w.write_u64(self.sequence);
-        w.write(b",\"occurredAt\":");
+        w.write(",\"occurredAt\":");
         w.write_str(TimeText::new(&self.occurred_at, SecondsFormat::AutoSi).as_str());
-        w.write(b",\"recordedAt\":");
+        w.write(",\"recordedAt\":");
         w.write_str(TimeText::new(&self.recorded_at, SecondsFormat::Millis).as_str());
-        w.write(b",\"payload\":");
+        w.write(",\"payload\":");
         self.payload.write_json(w);
-        w.write(b",\"metadata\":");
+        w.write(",\"metadata\":");
         self.metadata.write_json(w);
-        w.write(b"}");
-        // Written from `str`s and ASCII only.
-        String::from_utf8(out).map_err(|e| serde::ser::Error::custom(e.utf8_error()))
+        w.write("}");
+        out
     }
 }
 
 impl Metadata {
     /// As serde writes it: fields in declaration order, absent options left out.
     fn write_json(&self, w: &mut impl JsonSink) {
-        w.write(b"{");
+        w.write("{");
         if let Some(user) = &self.user_id {
-            w.write(b"\"userId\":");
+            w.write("\"userId\":");
             w.write_str(user);
-            w.write(b",");
+            w.write(",");
         }
-        w.write(b"\"correlationId\":");
+        w.write("\"correlationId\":");
         w.write_str(&self.correlation_id);
         for (key, value) in [
-            (&b",\"causationId\":"[..], self.causation_id.as_deref()),
-            (b",\"source\":", self.source.as_deref()),
-            (b",\"tenantId\":", Some(&self.tenant_id)),
-            (b",\"principal\":", self.principal.as_deref()),
+            (",\"causationId\":", self.causation_id.as_deref()),
+            (",\"source\":", self.source.as_deref()),
+            (",\"tenantId\":", Some(&self.tenant_id)),
+            (",\"principal\":", self.principal.as_deref()),
         ] {
             if let Some(v) = value {
                 w.write(key);
                 w.write_str(v);
             }
         }
-        w.write(b"}");
+        w.write("}");
     }
 }
 
@@ -467,17 +466,17 @@ impl<'a> FollowOnMetadata<'a> {
 
     /// The JSON of [`follow_on_metadata`]: its keys in the map's (alphabetical) order.
     fn write_canonical(&self, w: &mut HashWriter) {
-        w.write(b"{\"causationId\":");
+        w.write("{\"causationId\":");
         w.write_str(self.causation_id);
-        w.write(b",\"correlationId\":");
+        w.write(",\"correlationId\":");
         w.write_str(self.correlation_id);
-        w.write(b",\"source\":");
+        w.write(",\"source\":");
         w.write_str(self.source);
         if let Some(user) = self.user_id {
-            w.write(b",\"userId\":");
+            w.write(",\"userId\":");
             w.write_str(user);
         }
-        w.write(b"}");
+        w.write("}");
     }
 
     /// The stored metadata, as [`server_metadata`] makes it from the client's.
@@ -917,29 +916,29 @@ impl Fingerprinted<'_> {
     /// SHA-256 of the canonical JSON, in lowercase hex.
     fn digest(&self) -> String {
         let mut w = HashWriter::new();
-        w.write(b"{\"aggregateId\":");
+        w.write("{\"aggregateId\":");
         w.write_str(self.aggregate_id);
-        w.write(b",\"aggregateType\":");
+        w.write(",\"aggregateType\":");
         w.write_str(self.aggregate_type);
-        w.write(b",\"eventId\":");
+        w.write(",\"eventId\":");
         w.write_uuid(self.event_id);
-        w.write(b",\"eventType\":");
+        w.write(",\"eventType\":");
         w.write_str(self.event_type);
-        w.write(b",\"eventVersion\":");
+        w.write(",\"eventVersion\":");
         w.write_u64(self.event_version.into());
-        w.write(b",\"metadata\":");
+        w.write(",\"metadata\":");
         match self.metadata {
             FingerprintedMetadata::Client(map) => w.write_object(map),
             FingerprintedMetadata::FollowOn(meta) => meta.write_canonical(&mut w),
         }
-        w.write(b",\"occurredAt\":");
+        w.write(",\"occurredAt\":");
         match self.occurred_at {
             Some(t) => w.write_str(t),
-            None => w.write(b"null"),
+            None => w.write("null"),
         }
-        w.write(b",\"payload\":");
+        w.write(",\"payload\":");
         self.payload.write_json(&mut w);
-        w.write(b"}");
+        w.write("}");
         hex(&w.finish())
     }
 }
@@ -1266,7 +1265,7 @@ mod tests {
         let mut large = small.clone();
         large.payload["note"] = json!("é\"\\\n\u{1}".repeat(400));
         for e in [small, large] {
-            let text = e.to_json().unwrap();
+            let text = e.to_json();
             assert_eq!(text, serde_json::to_string(&e).unwrap());
             assert_eq!(serde_json::from_str::<EventEnvelope>(&text).unwrap(), e);
         }
@@ -1331,7 +1330,7 @@ mod tests {
                 payload: payload.into(),
                 metadata: Metadata { user_id, correlation_id, causation_id, source, tenant_id, principal },
             };
-            prop_assert_eq!(e.to_json().unwrap(), serde_json::to_string(&e).unwrap());
+            prop_assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
         }
     }
 

@@ -59,7 +59,7 @@ impl Payload {
     ) -> Payload {
         let spec = Catalog::builtin().lookup(event_type);
         let mut out = PayloadText {
-            json: Vec::with_capacity(capacity),
+            json: String::with_capacity(capacity),
             // A type with cross-field rules is checked on the value.
             valid: spec.is_some_and(|s| s.check.is_none()),
             key_field: spec.map_or("", |s| s.aggregate_id_field),
@@ -67,11 +67,11 @@ impl Payload {
         };
         let fields = spec.map_or(&[][..], |s| s.fields);
         out.object(fields, true, fill);
-        match (out.valid, out.key, String::from_utf8(out.json)) {
-            (true, Some(key), Ok(json)) => Payload {
+        match (out.valid, out.key) {
+            (true, Some(key)) => Payload {
                 tree: Value::Null,
                 text: Some(CheckedText {
-                    json: json.into(),
+                    json: out.json.into(),
                     event_type,
                     key,
                 }),
@@ -79,10 +79,9 @@ impl Payload {
             },
             // What was written, as a value for the general validator. It is JSON written
             // from `str`s: the parse cannot fail.
-            (_, _, Ok(json)) => serde_json::from_str::<Value>(&json)
+            _ => serde_json::from_str::<Value>(&out.json)
                 .unwrap_or_default()
                 .into(),
-            (_, _, Err(_)) => Payload::default(),
         }
     }
 
@@ -116,7 +115,7 @@ impl Payload {
     /// Its compact JSON: the text itself, or the value written.
     pub(crate) fn write_json(&self, w: &mut impl JsonSink) {
         match &self.text {
-            Some(text) => w.write(text.json.as_bytes()),
+            Some(text) => w.write(&text.json),
             None => w.write_value(&self.tree),
         }
     }
@@ -187,7 +186,7 @@ impl<'de> Deserialize<'de> for Payload {
 
 /// The text being written, and whether every field so far passed its schema's check.
 struct PayloadText {
-    json: Vec<u8>,
+    json: String,
     valid: bool,
     key_field: &'static str,
     key: Option<Box<str>>,
@@ -206,7 +205,7 @@ pub struct Fields<'w> {
 impl PayloadText {
     fn object(&mut self, schema: &'static [FieldSpec], root: bool, fill: impl FnOnce(&mut Fields)) {
         self.valid &= schema.len() <= 64;
-        self.json.push(b'{');
+        self.json.push('{');
         let mut fields = Fields {
             out: self,
             schema,
@@ -222,7 +221,7 @@ impl PayloadText {
             .fold(0u64, |bits, (i, _)| bits | 1 << (i % 64));
         let written = fields.written;
         self.valid &= written & required == required;
-        self.json.push(b'}');
+        self.json.push('}');
     }
 }
 
@@ -231,10 +230,10 @@ impl Fields<'_> {
     /// the previous key; otherwise the payload is left to the general validator.
     fn key(&mut self, name: &'static str) -> Option<FieldKind> {
         if self.last.is_some() {
-            self.out.json.push(b',');
+            self.out.json.push(',');
         }
         self.out.json.write_str(name);
-        self.out.json.push(b':');
+        self.out.json.push(':');
         let in_order = self.last.is_none_or(|last| last < name);
         self.last = Some(name);
         let found = self.schema.iter().position(|f| f.name == name);
@@ -279,7 +278,7 @@ impl Fields<'_> {
                     _ => false,
                 };
                 self.check(valid);
-                push_quoted(&mut self.out.json, text.as_bytes());
+                push_quoted(&mut self.out.json, text);
             }
             // Negative, or more than two places: the general path decides.
             None => {
@@ -293,10 +292,11 @@ impl Fields<'_> {
     pub fn date(&mut self, name: &'static str, date: NaiveDate) {
         let kind = self.key(name);
         match iso_date(&date) {
-            Some(text) => {
-                let valid = std::str::from_utf8(&text).ok().and_then(fast_date);
-                self.check(matches!(kind, Some(FieldKind::Date)) && valid == Some(true));
-                push_quoted(&mut self.out.json, &text);
+            Some(digits) => {
+                // ASCII digits and hyphens: always UTF-8.
+                let text = std::str::from_utf8(&digits).unwrap_or_default();
+                self.check(matches!(kind, Some(FieldKind::Date)) && fast_date(text) == Some(true));
+                push_quoted(&mut self.out.json, text);
             }
             None => {
                 self.check(false);
@@ -320,23 +320,23 @@ impl Fields<'_> {
             }
         };
         self.check(items.len() <= max);
-        self.out.json.push(b'[');
+        self.out.json.push('[');
         for (i, it) in items.iter().enumerate() {
             if i > 0 {
-                self.out.json.push(b',');
+                self.out.json.push(',');
             }
             self.out.object(schema, false, |f| item(f, it));
         }
-        self.out.json.push(b']');
+        self.out.json.push(']');
     }
 }
 
 /// `text` as a JSON string: digits, points and hyphens, which JSON never escapes.
-fn push_quoted(json: &mut Vec<u8>, text: &[u8]) {
+fn push_quoted(json: &mut String, text: &str) {
     json.reserve(text.len() + 2);
-    json.push(b'"');
-    json.extend_from_slice(text);
-    json.push(b'"');
+    json.push('"');
+    json.push_str(text);
+    json.push('"');
 }
 
 /// `YYYY-MM-DD` for years 0-9999, the text chrono's `Display` writes, assembled on the

@@ -258,7 +258,7 @@ fn write_item(item: &Item, out: &mut Vec<u8>) {
 /// What the DynamoDB store does per stored event before the SDK sends it: the envelope
 /// serialised once, the event and guard items, their wire JSON. Returns the envelope JSON.
 fn encode_stored(e: &EventEnvelope, fingerprint: &str, out: &mut Vec<u8>) -> String {
-    let body = e.to_json().unwrap();
+    let body = e.to_json();
     let mut item = layout::event_item(e, body);
     write_item(&item, out);
     write_item(&layout::guard_item(e, fingerprint), out);

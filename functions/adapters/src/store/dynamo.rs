@@ -396,10 +396,7 @@ impl DynamoStore {
         let stored = &pending.envelopes;
         let mut items = Vec::with_capacity(stored.len() * 2);
         for (e, check) in stored.iter().zip(&pending.checks) {
-            let body = e
-                .to_json()
-                .map_err(|err| AdapterError::Decode(err.to_string()))?;
-            items.push(self.put(layout::event_item(e, body))?);
+            items.push(self.put(layout::event_item(e, e.to_json()))?);
             items.push(self.put(layout::guard_item(e, &check.fingerprint))?);
         }
         let event_items = items.len();
