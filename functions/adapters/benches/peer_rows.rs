@@ -35,7 +35,7 @@ use event_adapters::error::AdapterError;
 use event_adapters::http::lambda::ApiGatewayRequest;
 use event_adapters::ledger::memory::MemoryLedger;
 use event_adapters::ledger::{
-    Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work,
+    Attempt, BatchStats, Claim, Commit, Committed, FailureClass, Ledger, Work,
 };
 use event_adapters::queue::MemoryQueue;
 use event_adapters::runner::{BatchRunner, RetryPolicy};
@@ -46,7 +46,7 @@ use lending_events::catalog::Catalog;
 use lending_events::envelope::WriteContext;
 use lending_events::ingest::{parse_body_in, Limits};
 use lending_events::routing::RoutingTable;
-use lending_events::{handlers, Domain, EventEnvelope, Metadata, NewEvent};
+use lending_events::{handlers, Domain, EventEnvelope, Metadata};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -426,16 +426,13 @@ impl Ledger for WireLedger {
         self.inner.complete(work, attempt, duration, now).await
     }
 
-    async fn commit(
-        &self,
-        _work: Work<'_>,
-        follow_ons: Vec<NewEvent>,
-        mut known: KnownHeads,
-        _attempt: Attempt,
-        _rerun: bool,
-        _duration: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Committed, AdapterError> {
+    async fn commit(&self, _work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
+        let Commit {
+            follow_ons,
+            mut known,
+            now,
+            ..
+        } = commit;
         let mut wire = Vec::new();
         let mut stored = Vec::with_capacity(follow_ons.len());
         for mut e in follow_ons {

@@ -29,7 +29,7 @@ use event_adapters::config::{Clients, Config};
 use event_adapters::dispatch::Dispatcher;
 use event_adapters::functions;
 use event_adapters::ledger::{
-    Attempt, BatchStats, Claim, Committed, DynamoLedger, FailureClass, KnownHeads, Ledger, Work,
+    Attempt, BatchStats, Claim, Commit, Committed, DynamoLedger, FailureClass, Ledger, Work,
 };
 use event_adapters::queue::{OutgoingMessage, Publisher, QueuePublisher, SqsDomainQueue};
 use event_adapters::runner::{BatchRunner, RetryPolicy};
@@ -338,24 +338,14 @@ impl<L: Ledger> Ledger for FaultyLedger<L> {
         self.inner.complete(work, attempt, duration, now).await
     }
 
-    async fn commit(
-        &self,
-        work: Work<'_>,
-        follow_ons: Vec<NewEvent>,
-        known: KnownHeads,
-        attempt: Attempt,
-        rerun: bool,
-        duration: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Committed, AdapterError> {
+    async fn commit(&self, work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
         if let Some(reason) = self.injected(&work)? {
-            return Err(self.record_failure(work, attempt, now, reason).await);
+            return Err(self
+                .record_failure(work, commit.attempt, commit.now, reason)
+                .await);
         }
-        let appends = !follow_ons.is_empty();
-        let committed = self
-            .inner
-            .commit(work, follow_ons, known, attempt, rerun, duration, now)
-            .await;
+        let appends = !commit.follow_ons.is_empty();
+        let committed = self.inner.commit(work, commit).await;
         if appends && committed.is_ok() {
             self.faults.after_append();
         }

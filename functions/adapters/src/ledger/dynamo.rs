@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use lending_events::NewEvent;
 
 use super::{
-    Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work, RECORD_TTL,
+    Attempt, BatchStats, Claim, Commit, Committed, FailureClass, Ledger, Work, RECORD_TTL,
 };
 use crate::error::{classify, AdapterError};
 use crate::store::dynamo::Completing;
@@ -286,16 +285,15 @@ impl Ledger for DynamoLedger {
         Ok(())
     }
 
-    async fn commit(
-        &self,
-        work: Work<'_>,
-        follow_ons: Vec<NewEvent>,
-        known: KnownHeads,
-        attempt: Attempt,
-        rerun: bool,
-        duration: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Committed, AdapterError> {
+    async fn commit(&self, work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
+        let Commit {
+            follow_ons,
+            known,
+            attempt,
+            rerun,
+            duration,
+            now,
+        } = commit;
         let mut u = Self::completion(work, attempt, duration, now);
         if !rerun {
             // Another run's completion stands: its log entry is not written twice.

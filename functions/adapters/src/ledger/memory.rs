@@ -8,9 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lending_events::NewEvent;
 
-use super::{Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work};
+use super::{Attempt, BatchStats, Claim, Commit, Committed, FailureClass, Ledger, Work};
 use crate::error::AdapterError;
 use crate::store::memory::{CallCounts, MemoryStore};
 
@@ -167,16 +166,15 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    async fn commit(
-        &self,
-        work: Work<'_>,
-        follow_ons: Vec<NewEvent>,
-        known: KnownHeads,
-        attempt: Attempt,
-        rerun: bool,
-        _duration: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Committed, AdapterError> {
+    async fn commit(&self, work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
+        let Commit {
+            follow_ons,
+            known,
+            attempt,
+            rerun,
+            duration: _,
+            now,
+        } = commit;
         // The records stay locked over the whole commit: it is one transaction.
         let mut records = self.records();
         let completed = records

@@ -99,6 +99,20 @@ pub enum Committed {
 /// Stream heads a runner has just read: stream partition key -> last sequence.
 pub type KnownHeads = HashMap<String, u64>;
 
+/// What [`Ledger::commit`] writes for one handled message: its follow-ons, and how the run
+/// went for the record.
+#[derive(Debug)]
+pub struct Commit {
+    pub follow_ons: Vec<NewEvent>,
+    /// Heads of the streams the runner has read: their head reads are saved.
+    pub known: KnownHeads,
+    pub attempt: Attempt,
+    /// The message asks for another execution of a COMPLETED record.
+    pub rerun: bool,
+    pub duration: Duration,
+    pub now: DateTime<Utc>,
+}
+
 /// Failure classes, as recorded and reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,17 +165,11 @@ pub trait Ledger: Send + Sync {
     /// Append the follow-ons and set the record COMPLETED in one transaction (the
     /// protocol without a claim); with no follow-ons, the completion alone. The completion
     /// is conditional on the record not being COMPLETED yet, except on a `rerun`, which
-    /// logs another execution. `known` saves the head reads of streams the runner has read.
-    #[allow(clippy::too_many_arguments)]
+    /// logs another execution.
     fn commit(
         &self,
         work: Work<'_>,
-        follow_ons: Vec<NewEvent>,
-        known: KnownHeads,
-        attempt: Attempt,
-        rerun: bool,
-        duration: Duration,
-        now: DateTime<Utc>,
+        commit: Commit,
     ) -> impl Future<Output = Result<Committed, AdapterError>> + Send;
     fn fail(
         &self,

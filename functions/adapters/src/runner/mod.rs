@@ -40,7 +40,7 @@ use lending_events::{CoreError, EventEnvelope, NewEvent};
 
 use crate::error::AdapterError;
 use crate::ledger::{
-    Attempt, BatchStats, Claim, Committed, FailureClass, KnownHeads, Ledger, Work,
+    Attempt, BatchStats, Claim, Commit, Committed, FailureClass, KnownHeads, Ledger, Work,
     STATS_FLUSH_EVERY,
 };
 use crate::queue::{DomainQueue, VisibilityChange};
@@ -503,12 +503,14 @@ impl<S: EventStore, L: Ledger, Q: DomainQueue> BatchRunner<S, L, Q> {
             .ledger
             .commit(
                 work,
-                last_chunk,
-                reads.heads.clone(),
-                attempt,
-                delivery.rerun,
-                elapsed,
-                now,
+                Commit {
+                    follow_ons: last_chunk,
+                    known: reads.heads.clone(),
+                    attempt,
+                    rerun: delivery.rerun,
+                    duration: elapsed,
+                    now,
+                },
             )
             .await;
         match committed {

@@ -602,12 +602,14 @@ async fn a_commit_that_finds_the_follow_ons_stored_writes_nothing_and_acknowledg
     let commit = |follow_ons| {
         runner.ledger().commit(
             w,
-            follow_ons,
-            KnownHeads::new(),
-            unclaimed,
-            false,
-            Duration::from_millis(3),
-            Utc::now(),
+            Commit {
+                follow_ons,
+                known: KnownHeads::new(),
+                attempt: unclaimed,
+                rerun: false,
+                duration: Duration::from_millis(3),
+                now: Utc::now(),
+            },
         )
     };
     let (first, second) = (schedule(Utc::now()), schedule(Utc::now()));
