@@ -286,20 +286,12 @@ impl Ledger for DynamoLedger {
     }
 
     async fn commit(&self, work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
-        let Commit {
-            follow_ons,
-            known,
-            attempt,
-            rerun,
-            duration,
-            now,
-        } = commit;
-        let mut u = Self::completion(work, attempt, duration, now);
-        if !rerun {
+        let mut u = Self::completion(work, commit.attempt, commit.duration, commit.now);
+        if !commit.rerun {
             // Another run's completion stands: its log entry is not written twice.
             u.condition = Some(NOT_COMPLETED.into());
         }
-        if follow_ons.is_empty() {
+        if commit.follow_ons.is_empty() {
             return self.complete_alone(work, u).await;
         }
         let update = Update::builder()
@@ -314,7 +306,7 @@ impl Ledger for DynamoLedger {
         let record = TransactWriteItem::builder().update(update).build();
         match self
             .store
-            .append_completing(follow_ons, now, known, &record)
+            .append_completing(commit.follow_ons, commit.now, commit.known, &record)
             .await?
         {
             Completing::Stored(stored) => Ok(Committed::Now(stored)),

@@ -167,20 +167,13 @@ impl Ledger for MemoryLedger {
     }
 
     async fn commit(&self, work: Work<'_>, commit: Commit) -> Result<Committed, AdapterError> {
-        let Commit {
-            follow_ons,
-            known,
-            attempt,
-            rerun,
-            duration: _,
-            now,
-        } = commit;
         // The records stay locked over the whole commit: it is one transaction.
         let mut records = self.records();
         let completed = records
             .get(&work.pk())
             .is_some_and(|r| r.status == Status::Completed);
-        let stored = if follow_ons.is_empty() {
+        let (attempt, rerun) = (commit.attempt, commit.rerun);
+        let stored = if commit.follow_ons.is_empty() {
             CallCounts::bump(&self.calls.update);
             Some(Vec::new())
         } else if completed && !rerun {
@@ -188,7 +181,8 @@ impl Ledger for MemoryLedger {
             CallCounts::bump(&self.store.calls.transact_write);
             None
         } else {
-            self.store.append_follow_ons(follow_ons, now, &known)
+            self.store
+                .append_follow_ons(commit.follow_ons, commit.now, &commit.known)
         };
         match stored {
             Some(_) if completed && !rerun => Ok(Committed::AlreadyDone),
