@@ -291,10 +291,8 @@ impl Fields<'_> {
     /// A calendar date ([`FieldKind::Date`]).
     pub fn date(&mut self, name: &'static str, date: NaiveDate) {
         let kind = self.key(name);
-        match iso_date(&date) {
-            Some(digits) => {
-                // ASCII digits and hyphens: always UTF-8.
-                let text = std::str::from_utf8(&digits).unwrap_or_default();
+        match iso_date(&date, &mut [0; 10]) {
+            Some(text) => {
                 self.check(matches!(kind, Some(FieldKind::Date)) && fast_date(text) == Some(true));
                 push_quoted(&mut self.out.json, text);
             }
@@ -339,13 +337,13 @@ fn push_quoted(json: &mut String, text: &str) {
     json.push('"');
 }
 
-/// `YYYY-MM-DD` for years 0-9999, the text chrono's `Display` writes, assembled on the
-/// stack (a schedule writes hundreds of dates).
-pub(crate) fn iso_date(d: &NaiveDate) -> Option<[u8; 10]> {
+/// `YYYY-MM-DD` for years 0-9999, the text chrono's `Display` writes, assembled in `buf` on
+/// the stack (a schedule writes hundreds of dates).
+pub(crate) fn iso_date<'b>(d: &NaiveDate, buf: &'b mut [u8; 10]) -> Option<&'b str> {
     let (year, month, day) = (d.year(), d.month(), d.day());
     let y = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
     let digit = |n: u32| b'0' + (n % 10) as u8;
-    Some([
+    *buf = [
         digit(y / 1000),
         digit(y / 100),
         digit(y / 10),
@@ -356,5 +354,6 @@ pub(crate) fn iso_date(d: &NaiveDate) -> Option<[u8; 10]> {
         b'-',
         digit(day / 10),
         digit(day),
-    ])
+    ];
+    std::str::from_utf8(buf).ok()
 }

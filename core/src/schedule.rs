@@ -63,12 +63,9 @@ pub struct Installment {
 /// for years 0-9999 (a schedule serialises hundreds of dates; chrono's own `Serialize` goes
 /// through the formatting machinery into a temporary `String`).
 pub fn date_text<S: serde::Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
-    match crate::payload::iso_date(d)
-        .as_ref()
-        .map(|t| std::str::from_utf8(t))
-    {
-        Some(Ok(text)) => s.serialize_str(text),
-        _ => s.collect_str(d),
+    match crate::payload::iso_date(d, &mut [0; 10]) {
+        Some(text) => s.serialize_str(text),
+        None => s.collect_str(d),
     }
 }
 
